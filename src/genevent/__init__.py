@@ -1,0 +1,93 @@
+"""genevent: Erlang/OTP's ``gen_event`` for Python, on asyncio and on threads.
+
+An *event manager* owns an ordered list of *handlers*; you ``notify`` events to all of them,
+``call`` one of them, and add, delete and swap them while it runs. A handler that fails is
+removed, its ``terminate`` told why, and every other handler carries on.
+
+==========================  ==================================================
+manager API                 handler callback
+==========================  ==================================================
+add_handler, add_sup_...    ``init(args)``
+notify, sync_notify         ``handle_event(event)``
+call                        ``handle_call(request)``
+send (any other message)    ``handle_info(message)``
+delete_handler              ``terminate(Deleted(args))``
+swap_handler                old ``terminate(Swapped(...))``, new ``init(args2, handoff=...)``
+stop                        ``terminate(Stopped())`` for each handler
+==========================  ==================================================
+
+Runtimes: :mod:`genevent.aio` (asyncio) and :mod:`genevent.threads` (one thread per manager).
+"""
+
+from ._core import (
+    NO_HANDOFF,
+    BadReturn,
+    Crashed,
+    Deleted,
+    ExitReason,
+    HandlerExit,
+    NoHandoff,
+    OwnerExited,
+    Remove,
+    RemovedItself,
+    StartFailed,
+    Stopped,
+    Swap,
+    Swapped,
+)
+from ._errors import (
+    CallingSelf,
+    CallNotSupported,
+    CallTimeout,
+    GenEventError,
+    HandlerBadReturn,
+    HandlerCrashed,
+    HandlerExists,
+    HandlerInitFailed,
+    HandlerNotFound,
+    InvalidHandler,
+    InvalidOwner,
+    ManagerNotRunning,
+    NameTaken,
+    TerminateFailed,
+    WrongRuntime,
+)
+from ._handler import EventHandler, HandlerRef, Instruction
+from ._registry import whereis
+
+__all__ = (
+    "NO_HANDOFF",
+    "BadReturn",
+    "CallNotSupported",
+    "CallTimeout",
+    "CallingSelf",
+    "Crashed",
+    "Deleted",
+    "EventHandler",
+    "ExitReason",
+    "GenEventError",
+    "HandlerBadReturn",
+    "HandlerCrashed",
+    "HandlerExists",
+    "HandlerExit",
+    "HandlerInitFailed",
+    "HandlerNotFound",
+    "HandlerRef",
+    "Instruction",
+    "InvalidHandler",
+    "InvalidOwner",
+    "ManagerNotRunning",
+    "NameTaken",
+    "NoHandoff",
+    "OwnerExited",
+    "Remove",
+    "RemovedItself",
+    "StartFailed",
+    "Stopped",
+    "Swap",
+    "Swapped",
+    "TerminateFailed",
+    "WrongRuntime",
+    "whereis",
+)
+__version__ = "0.1.0.dev0"

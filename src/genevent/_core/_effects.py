@@ -1,0 +1,128 @@
+"""Effects the core asks its runtime to perform, and the outcomes the runtime sends back.
+
+The core's procedures are generators: each yields effects and, for :class:`Invoke`, receives a
+:class:`Returned` or :class:`Raised` in return. All other effects receive ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._reasons import HandlerExit
+
+__all__ = (
+    "Effect",
+    "Invoke",
+    "Outcome",
+    "Raised",
+    "Report",
+    "Returned",
+    "TellOwner",
+    "Unwatch",
+    "Watch",
+)
+
+
+class Invoke:
+    """Call user code: ``fn(*args, **kwargs)``; await the result when ``is_async``."""
+
+    __slots__ = ("args", "fn", "is_async", "kwargs")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        is_async: bool = False,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.is_async = is_async
+        self.kwargs = kwargs
+
+    def __repr__(self) -> str:
+        return f"Invoke({getattr(self.fn, '__qualname__', self.fn)!r}, {self.args!r})"
+
+
+class TellOwner:
+    """Deliver ``notice`` to a supervised handler's owner through its ``on_exit`` callback."""
+
+    __slots__ = ("notice", "on_exit")
+
+    def __init__(self, on_exit: Callable[[HandlerExit], object], notice: HandlerExit) -> None:
+        self.on_exit = on_exit
+        self.notice = notice
+
+    def __repr__(self) -> str:
+        return f"TellOwner({self.notice!r})"
+
+
+class Watch:
+    """Start watching ``owner`` so that its end is reported to the core (``owner_down``)."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: Any) -> None:
+        self.owner = owner
+
+    def __repr__(self) -> str:
+        return f"Watch({self.owner!r})"
+
+
+class Unwatch:
+    """``owner`` owns no handler any more: stop watching it."""
+
+    __slots__ = ("owner",)
+
+    def __init__(self, owner: Any) -> None:
+        self.owner = owner
+
+    def __repr__(self) -> str:
+        return f"Unwatch({self.owner!r})"
+
+
+class Report:
+    """Something to log. ``kind`` is ``"crash"`` (an error report: a callback raised or returned
+    a bad value, or a swap target failed to start), ``"terminate_raised"`` (error) or
+    ``"no_handle_info"`` (warning). ``instance`` is the handler object (for its state)."""
+
+    __slots__ = ("handler", "instance", "kind", "message", "reason")
+
+    def __init__(self, kind: str, handler: Any, instance: Any, message: Any, reason: Any) -> None:
+        self.kind = kind
+        self.handler = handler
+        self.instance = instance
+        self.message = message
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Report({self.kind!r}, {self.handler!r}, {self.reason!r})"
+
+
+class Returned:
+    """User code returned ``value``."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Returned({self.value!r})"
+
+
+class Raised:
+    """User code raised ``exception``."""
+
+    __slots__ = ("exception",)
+
+    def __init__(self, exception: BaseException) -> None:
+        self.exception = exception
+
+    def __repr__(self) -> str:
+        return f"Raised({self.exception!r})"
+
+
+Effect = Invoke | TellOwner | Watch | Unwatch | Report
+Outcome = Returned | Raised

@@ -1,0 +1,522 @@
+"""ManagerCore: gen_event's handler list as a pure, synchronous state machine.
+
+Theory of operation
+-------------------
+A runtime (asyncio, threads, later a network transport) owns a mailbox and takes one message at
+a time. For each message it runs one of the core's *procedures*: a generator that yields
+effects (:mod:`._effects`) and returns the reply for the caller, or raises the typed error the
+caller must get. The runtime performs each effect (calls user code, tells an owner, watches an
+owner, logs a report) and sends user code's outcome back into the generator. Because every
+procedure is a generator, the asyncio runtime can await coroutine callbacks and the thread
+runtime can run the very same procedure without an event loop.
+
+Rules of this file
+~~~~~~~~~~~~~~~~~~
+1. Everything that changes the handler table lives here; nothing here calls user code, blocks,
+   reads a clock, creates a task or thread, locks, logs or serialises. (The standard library's
+   ``inspect`` and ``weakref`` are used to read handler classes; they run no user code.)
+2. The table is consistent before every ``yield``: an effect may re-enter the runtime (an owner
+   callback may ``notify``), so a departing handler is unlinked before its ``terminate`` runs.
+
+Invariants (each pinned by tests)
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+1. Handlers are kept newest first; events, infos and stop visit them in that order.
+2. Every procedure returns or raises exactly once: each request gets exactly one answer.
+3. A handler that leaves gets exactly one ``terminate`` (none if its ``init`` failed); if it was
+   supervised, its owner then gets exactly one notice, after that ``terminate`` ran.
+4. A swap hands the old ``terminate`` result to the new ``init``; an API swap puts the new
+   handler first, a swap a handler asked for keeps its place; both keep the owner unless the
+   API call was ``swap_sup_handler``.
+5. After any failure the table is consistent and the manager goes on.
+
+The hot path
+~~~~~~~~~~~~
+``notify`` must cost little more than a method call per handler, so runtimes may dispatch a plain
+event themselves: iterate :attr:`ManagerCore.event_targets` (a tuple rebuilt only when the table
+changes), call each bound ``handle_event``, and enter the core (:meth:`ManagerCore.event_result`)
+only when a callback raised or returned something other than ``None``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from collections.abc import Callable, Generator, Hashable
+from typing import Any, TypeAlias
+
+from .._errors import (
+    CallNotSupported,
+    HandlerBadReturn,
+    HandlerCrashed,
+    HandlerExists,
+    HandlerInitFailed,
+    HandlerNotFound,
+    InvalidHandler,
+    TerminateFailed,
+)
+from ._effects import Effect, Invoke, Outcome, Raised, Report, Returned, TellOwner, Unwatch, Watch
+from ._instructions import NO_HANDOFF, Remove, Swap
+from ._reasons import (
+    BadReturn,
+    Crashed,
+    Deleted,
+    ExitReason,
+    HandlerExit,
+    OwnerExited,
+    RemovedItself,
+    StartFailed,
+    Stopped,
+    Swapped,
+)
+
+__all__ = ("Entry", "ManagerCore", "Procedure", "handler_key")
+
+Procedure: TypeAlias = Generator[Effect, Outcome | None, Any]
+"""A core procedure: yields effects, receives outcomes of :class:`Invoke`, returns the reply."""
+
+OnExit: TypeAlias = Callable[[HandlerExit], object]
+
+
+class _ClassInfo:
+    """What the core needs to know about a handler class, read once per class."""
+
+    __slots__ = ("async_methods", "has_call", "has_info", "has_terminate", "init_handoff")
+
+    def __init__(self, cls: type) -> None:
+        handle_event = getattr(cls, "handle_event", None)
+        if not callable(handle_event):
+            raise InvalidHandler(f"{cls.__qualname__} has no handle_event method")
+        self.has_call = callable(getattr(cls, "handle_call", None))
+        self.has_info = callable(getattr(cls, "handle_info", None))
+        self.has_terminate = callable(getattr(cls, "terminate", None))
+        self.async_methods = frozenset(
+            name
+            for name in ("init", "handle_event", "handle_call", "handle_info", "terminate")
+            if inspect.iscoroutinefunction(getattr(cls, name, None))
+        )
+        self.init_handoff = _accepts_handoff(getattr(cls, "init", None))
+
+
+def _accepts_handoff(init: Any) -> bool:
+    if init is None:
+        return False
+    try:
+        params = inspect.signature(init).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    return any(
+        p.kind is p.VAR_KEYWORD
+        or (p.name == "handoff" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+        for p in params
+    )
+
+
+_class_info: weakref.WeakKeyDictionary[type, _ClassInfo] = weakref.WeakKeyDictionary()
+
+
+def _info_of(cls: type) -> _ClassInfo:
+    info = _class_info.get(cls)
+    if info is None:
+        info = _class_info[cls] = _ClassInfo(cls)
+    return info
+
+
+def handler_key(ref: Any) -> type:
+    """Check that ``ref`` is a handler reference (a class, or a ``(class, id)`` pair with a
+    hashable id) and return its class. Raises :class:`InvalidHandler` otherwise."""
+    if isinstance(ref, type):
+        cls = ref
+    elif isinstance(ref, tuple) and len(ref) == 2 and isinstance(ref[0], type):
+        cls = ref[0]
+        if not isinstance(ref[1], Hashable):
+            raise InvalidHandler(f"handler id {ref[1]!r} is not hashable")
+        try:
+            hash(ref[1])
+        except TypeError as exc:
+            raise InvalidHandler(f"handler id {ref[1]!r} is not hashable") from exc
+    else:
+        raise InvalidHandler(
+            f"{ref!r} is not a handler reference: pass a handler class or (class, id)"
+        )
+    _info_of(cls)
+    return cls
+
+
+class Entry:
+    """One installed handler: its reference, instance, owner and bound callbacks."""
+
+    __slots__ = (
+        "alive",
+        "call_fn",
+        "call_is_async",
+        "event_fn",
+        "event_is_async",
+        "info_fn",
+        "info_is_async",
+        "instance",
+        "is_async",
+        "on_exit",
+        "owner",
+        "ref",
+        "terminate_fn",
+        "terminate_is_async",
+    )
+
+    def __init__(
+        self, ref: Any, instance: Any, info: _ClassInfo, owner: Any, on_exit: OnExit | None
+    ) -> None:
+        self.ref = ref
+        self.instance = instance
+        self.owner = owner
+        self.on_exit = on_exit
+        self.alive = True
+        am = info.async_methods
+        self.is_async = bool(am)
+        self.event_fn: Callable[[Any], Any] = instance.handle_event
+        self.event_is_async = "handle_event" in am
+        self.call_fn: Callable[[Any], Any] | None = instance.handle_call if info.has_call else None
+        self.call_is_async = "handle_call" in am
+        self.info_fn: Callable[[Any], Any] | None = instance.handle_info if info.has_info else None
+        self.info_is_async = "handle_info" in am
+        self.terminate_fn: Callable[[Any], Any] | None = (
+            instance.terminate if info.has_terminate else None
+        )
+        self.terminate_is_async = "terminate" in am
+
+    def __repr__(self) -> str:
+        return f"<Entry {self.ref!r} owner={self.owner!r}>"
+
+
+class ManagerCore:
+    """The handler list of one event manager, with gen_event's rules for every request.
+
+    ``manager`` is an opaque label put into owner notices; ``allow_async`` says whether handler
+    methods may be coroutine functions (the thread runtime refuses them)."""
+
+    def __init__(self, manager: Any = None, *, allow_async: bool = True) -> None:
+        self.manager = manager
+        self.allow_async = allow_async
+        self.entries: list[Entry] = []  # newest first
+        self._by_ref: dict[Any, Entry] = {}
+        self._owners: dict[Any, int] = {}
+        #: number of installed handlers with at least one coroutine method
+        self.async_count = 0
+        self._targets: tuple[tuple[Entry, Callable[[Any], Any]], ...] | None = ()
+        #: True once :meth:`stop` ran
+        self.stopped = False
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def which_handlers(self) -> list[Any]:
+        """The installed handler references, newest first (OTP's ``which_handlers``)."""
+        return [e.ref for e in self.entries]
+
+    def find(self, ref: Any) -> Entry | None:
+        """The entry installed under ``ref``, or None."""
+        try:
+            return self._by_ref.get(ref)
+        except TypeError:  # unhashable reference: never installed
+            return None
+
+    @property
+    def event_targets(self) -> tuple[tuple[Entry, Callable[[Any], Any]], ...]:
+        """``(entry, bound handle_event)`` for every handler, newest first; cached until the
+        table changes. The tuple is a snapshot: a handler swapped in during an event is not in
+        it, so it does not see that event (OTP addendum 17)."""
+        targets = self._targets
+        if targets is None:
+            targets = self._targets = tuple((e, e.event_fn) for e in self.entries)
+        return targets
+
+    def owners(self) -> list[Any]:
+        """The owners that currently own at least one handler."""
+        return list(self._owners)
+
+    # -- table edits (no user code) ----------------------------------------------------------
+
+    def _insert(self, index: int, entry: Entry) -> Generator[Effect, Any, None]:
+        self.entries.insert(index, entry)
+        self._by_ref[entry.ref] = entry
+        self._targets = None
+        if entry.is_async:
+            self.async_count += 1
+        if entry.owner is not None:
+            n = self._owners.get(entry.owner, 0)
+            self._owners[entry.owner] = n + 1
+            if n == 0:
+                yield Watch(entry.owner)
+
+    def _unlink(self, entry: Entry) -> int:
+        """Take ``entry`` out of the table; return the index it had."""
+        index = self.entries.index(entry)
+        del self.entries[index]
+        del self._by_ref[entry.ref]
+        entry.alive = False
+        self._targets = None
+        if entry.is_async:
+            self.async_count -= 1
+        return index
+
+    def _release_owner(self, owner: Any) -> Generator[Effect, Any, None]:
+        if owner is None:
+            return
+        n = self._owners[owner] - 1
+        if n:
+            self._owners[owner] = n
+        else:
+            del self._owners[owner]
+            yield Unwatch(owner)
+
+    # -- building blocks that run user code --------------------------------------------------
+
+    def _check_class(self, cls: type) -> _ClassInfo:
+        info = _info_of(cls)
+        if info.async_methods and not self.allow_async:
+            raise InvalidHandler(
+                f"{cls.__qualname__} has coroutine methods "
+                f"({', '.join(sorted(info.async_methods))}); this runtime runs handlers "
+                "synchronously (use the asyncio runtime for coroutine handlers)"
+            )
+        return info
+
+    def _start(
+        self, ref: Any, args: Any, handoff: Any, with_handoff: bool
+    ) -> Generator[Effect, Any, tuple[Any, _ClassInfo]]:
+        """Instantiate and ``init`` a handler; raise :class:`HandlerInitFailed` if it refuses."""
+        cls = handler_key(ref)
+        info = self._check_class(cls)
+        out = yield Invoke(cls, ())
+        if type(out) is Raised:
+            raise HandlerInitFailed(ref, out.exception) from out.exception
+        instance = out.value
+        init = getattr(instance, "init", None)
+        if init is not None:
+            kwargs = {"handoff": handoff} if with_handoff and info.init_handoff else None
+            out = yield Invoke(init, (args,), "init" in info.async_methods, kwargs)
+            if type(out) is Raised:
+                raise HandlerInitFailed(ref, out.exception) from out.exception
+            if out.value is not None:
+                raise HandlerInitFailed(ref, None, out.value)
+        return instance, info
+
+    def _terminate(
+        self, entry: Entry, reason: ExitReason
+    ) -> Generator[Effect, Any, tuple[bool, Any]]:
+        """Run ``terminate(reason)``; return ``(ok, result-or-exception)``. Never raises."""
+        if entry.terminate_fn is None:
+            return True, None
+        out = yield Invoke(entry.terminate_fn, (reason,), entry.terminate_is_async)
+        if type(out) is Raised:
+            yield Report("terminate_raised", entry.ref, entry.instance, reason, out.exception)
+            return False, out.exception
+        return True, out.value
+
+    def _tell(self, entry: Entry, reason: ExitReason, ref: Any = None) -> Generator[Effect]:
+        if entry.on_exit is not None:
+            yield TellOwner(
+                entry.on_exit, HandlerExit(entry.ref if ref is None else ref, reason, self.manager)
+            )
+
+    def _leave(
+        self, entry: Entry, reason: ExitReason, message: Any = None
+    ) -> Generator[Effect, Any, tuple[bool, Any]]:
+        """Remove ``entry`` for ``reason``: unlink, terminate, report a failure, tell the owner."""
+        self._unlink(entry)
+        result = yield from self._terminate(entry, reason)
+        if type(reason) is Crashed or type(reason) is BadReturn:
+            yield Report("crash", entry.ref, entry.instance, message, reason)
+        yield from self._tell(entry, reason)
+        yield from self._release_owner(entry.owner)
+        return result
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def add_handler(
+        self, ref: Any, args: Any = None, owner: Any = None, on_exit: OnExit | None = None
+    ) -> Procedure:
+        """``add_handler`` / ``add_sup_handler`` (when ``owner`` is given): init, install first."""
+        handler_key(ref)
+        if self.find(ref) is not None:
+            raise HandlerExists(ref)
+        instance, info = yield from self._start(ref, args, NO_HANDOFF, False)
+        # init may have re-entered (a notify is queued, never run inline), so re-check.
+        if self.find(ref) is not None:
+            raise HandlerExists(ref)
+        yield from self._insert(0, Entry(ref, instance, info, owner, on_exit))
+
+    def delete_handler(self, ref: Any, args: Any = None) -> Procedure:
+        """``delete_handler``: terminate with :class:`Deleted`, return terminate's result."""
+        entry = self.find(ref)
+        if entry is None:
+            raise HandlerNotFound(ref)
+        ok, result = yield from self._leave(entry, Deleted(args))
+        if not ok:
+            raise TerminateFailed(ref, result) from result
+        return result
+
+    def swap_handler(
+        self,
+        old: Any,
+        args1: Any,
+        new: Any,
+        args2: Any = None,
+        *,
+        sup: bool = False,
+        owner: Any = None,
+        on_exit: OnExit | None = None,
+    ) -> Procedure:
+        """``swap_handler`` / ``swap_sup_handler`` (``sup=True``; the caller's ``owner`` and
+        ``on_exit`` take over). The new handler goes first; it is installed even if ``old`` is
+        missing (its ``init`` gets ``handoff=NO_HANDOFF``); ``old`` is gone even if the new
+        ``init`` fails."""
+        handler_key(new)
+        existing = self.find(new)
+        old_entry = self.find(old)
+        if existing is not None and existing is not old_entry:
+            raise HandlerExists(new)
+        if not sup:
+            owner = old_entry.owner if old_entry is not None else None
+            on_exit = old_entry.on_exit if old_entry is not None else None
+        handoff: Any = NO_HANDOFF
+        if old_entry is not None:
+            reason = Swapped(args1, new, owner)
+            self._unlink(old_entry)
+            _, handoff = yield from self._terminate(old_entry, reason)
+            yield from self._tell(old_entry, reason)
+        # the old owner is released only after the new entry is in, so that an owner that stays
+        # is not unwatched and watched again in between
+        old_owner = old_entry.owner if old_entry is not None else None
+        try:
+            instance, info = yield from self._start(new, args2, handoff, True)
+            if self.find(new) is not None:  # installed meanwhile by re-entrant code
+                raise HandlerExists(new)
+        except (HandlerInitFailed, HandlerExists):
+            yield from self._release_owner(old_owner)
+            raise
+        yield from self._insert(0, Entry(new, instance, info, owner, on_exit))
+        yield from self._release_owner(old_owner)
+
+    def call(self, ref: Any, request: Any) -> Procedure:
+        """``call``: the handler's reply; removal or swap it asked for happens first."""
+        entry = self.find(ref)
+        if entry is None:
+            raise HandlerNotFound(ref)
+        if entry.call_fn is None:
+            raise CallNotSupported(ref)
+        out = yield Invoke(entry.call_fn, (request,), entry.call_is_async)
+        return (yield from self.call_result(entry, out, request))
+
+    def call_result(self, entry: Entry, out: Outcome | None, request: Any) -> Procedure:
+        """Act on ``handle_call``'s outcome; return the reply or raise the caller's error."""
+        if type(out) is Raised:
+            exc = out.exception
+            yield from self._leave(entry, Crashed(exc), request)
+            raise HandlerCrashed(entry.ref, exc) from exc
+        assert type(out) is Returned
+        value = out.value
+        cls = type(value)
+        if cls is Remove:
+            yield from self._leave(entry, RemovedItself())
+            return value.reply
+        if cls is Swap:
+            if (yield from self._swap_in_place(entry, value, request)):
+                return value.reply
+            raise HandlerBadReturn(entry.ref, value)
+        return value
+
+    def notify(self, event: Any) -> Procedure:
+        """``notify``/``sync_notify``: every handler, newest first, sees ``event``.
+        (Runtimes usually run the hot path themselves; this is the general form.)"""
+        for entry, fn in self.event_targets:
+            if not entry.alive:
+                continue
+            out = yield Invoke(fn, (event,), entry.event_is_async)
+            if type(out) is not Returned or out.value is not None:
+                yield from self.event_result(entry, out, event)
+
+    def info(self, message: Any) -> Procedure:
+        """An info message: every handler's ``handle_info``, newest first. A handler without
+        ``handle_info`` keeps running; a warning is reported."""
+        for entry in list(self.entries):
+            if not entry.alive:
+                continue
+            if entry.info_fn is None:
+                yield Report("no_handle_info", entry.ref, entry.instance, message, None)
+                continue
+            out = yield Invoke(entry.info_fn, (message,), entry.info_is_async)
+            if type(out) is not Returned or out.value is not None:
+                yield from self.event_result(entry, out, message)
+
+    def event_result(self, entry: Entry, out: Outcome | None, message: Any) -> Procedure:
+        """Act on what ``handle_event``/``handle_info`` produced (anything but ``None``)."""
+        if not entry.alive:
+            return
+        if type(out) is Raised:
+            yield from self._leave(entry, Crashed(out.exception), message)
+            return
+        assert type(out) is Returned
+        value = out.value
+        if value is None:
+            return
+        cls = type(value)
+        if cls is Remove:
+            yield from self._leave(entry, RemovedItself())
+        elif cls is Swap:
+            if not (yield from self._swap_in_place(entry, value, message)):
+                yield from self._leave(entry, BadReturn(value), message)
+        else:
+            yield from self._leave(entry, BadReturn(value), message)
+
+    def _swap_in_place(self, entry: Entry, swap: Swap[Any], message: Any) -> Procedure:
+        """A swap a handler asked for. Returns False (nothing done) when ``swap`` is malformed;
+        True otherwise, even if the new handler failed to start (then it is reported, and the
+        owner gets :class:`Swapped` for the old id and :class:`StartFailed` for the new one)."""
+        new = swap.handler
+        try:
+            cls = handler_key(new)
+            self._check_class(cls)
+        except InvalidHandler:
+            return False
+        existing = self.find(new)
+        if existing is not None and existing is not entry:
+            return False
+        reason = Swapped(swap.args1, new, entry.owner)
+        index = self._unlink(entry)
+        _, handoff = yield from self._terminate(entry, reason)
+        yield from self._tell(entry, reason)
+        try:
+            instance, info = yield from self._start(new, swap.args2, handoff, True)
+        except HandlerInitFailed as failed:
+            cause = failed.cause if failed.cause is not None else BadReturn(failed.returned)
+            yield Report("crash", new, None, message, StartFailed(cause))
+            yield from self._tell(entry, StartFailed(cause), ref=new)
+            yield from self._release_owner(entry.owner)
+            return True
+        if self.find(new) is None:  # else installed meanwhile by re-entrant code: keep that one
+            new_entry = Entry(new, instance, info, entry.owner, entry.on_exit)
+            yield from self._insert(min(index, len(self.entries)), new_entry)
+        yield from self._release_owner(entry.owner)
+        return True
+
+    def owner_down(self, owner: Any, reason: BaseException | None) -> Procedure:
+        """``owner`` ended: terminate each handler it owns, newest first, with
+        :class:`OwnerExited`; nobody is told and nothing is logged."""
+        if owner not in self._owners:
+            return
+        why = OwnerExited(reason)
+        for entry in [e for e in self.entries if e.owner == owner]:
+            if entry.alive:
+                self._unlink(entry)
+                yield from self._terminate(entry, why)
+                yield from self._release_owner(owner)
+
+    def stop(self) -> Procedure:
+        """``stop``: terminate every handler, newest first, with :class:`Stopped`; tell owners."""
+        self.stopped = True
+        while self.entries:
+            entry = self.entries[0]
+            self._unlink(entry)
+            reason = Stopped()
+            yield from self._terminate(entry, reason)
+            yield from self._tell(entry, reason)
+            yield from self._release_owner(entry.owner)

@@ -1,0 +1,36 @@
+"""Process-wide names for managers (Erlang's local registration), shared by every runtime."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ._errors import NameTaken
+
+__all__ = ("register", "unregister", "whereis")
+
+_lock = threading.Lock()
+_names: dict[str, Any] = {}
+
+
+def register(name: str, manager: Any) -> None:
+    """Claim ``name`` for ``manager`` atomically; raise :class:`NameTaken` if it is held."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"a manager name must be a non-empty str, not {name!r}")
+    with _lock:
+        holder = _names.get(name)
+        if holder is not None:
+            raise NameTaken(name, holder)
+        _names[name] = manager
+
+
+def unregister(name: str, manager: Any) -> None:
+    """Free ``name`` if ``manager`` holds it."""
+    with _lock:
+        if _names.get(name) is manager:
+            del _names[name]
+
+
+def whereis(name: str) -> Any | None:
+    """The running manager registered under ``name`` (either runtime), or None."""
+    return _names.get(name)

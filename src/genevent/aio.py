@@ -1,0 +1,622 @@
+"""The asyncio runtime: an event manager is one task with one mailbox.
+
+Which calls are safe from where:
+
+* ``notify`` and ``send`` are plain methods that never block or wait; they are safe from the
+  manager's loop, from any other thread, from a handler of this manager (the message is queued)
+  and from plain synchronous code.
+* Every other request is a coroutine that must be awaited *in the manager's own event loop*.
+  From another thread use ``asyncio.run_coroutine_threadsafe(mgr.call(...), mgr.loop)``;
+  awaiting from a foreign loop raises :class:`~genevent.WrongRuntime`.
+* A handler callback that awaits a request on its own manager gets
+  :class:`~genevent.CallingSelf` at once instead of a deadlock.
+
+Messages are handled one at a time in arrival order. When the manager is idle (its mailbox is
+empty and its task is parked) and every handler is a plain (non-coroutine) handler, ``call``,
+``sync_notify`` and ``which_handlers`` run inline in the caller, without a context switch: the
+result and every ordering guarantee are those of the queued path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import Callable, Hashable
+from types import TracebackType
+from typing import Any, Final, Generic, TypeVar
+
+from . import _registry
+from ._core import (
+    HandlerExit,
+    Invoke,
+    ManagerCore,
+    Procedure,
+    Raised,
+    Remove,
+    Report,
+    Returned,
+    Swap,
+    TellOwner,
+    Unwatch,
+    Watch,
+)
+from ._driver import log, report, tell_owner
+from ._errors import (
+    CallingSelf,
+    CallTimeout,
+    GenEventError,
+    InvalidOwner,
+    ManagerNotRunning,
+    WrongRuntime,
+)
+from ._handler import HandlerRef
+
+__all__ = ("EventManager", "start")
+
+E = TypeVar("E")
+Req = TypeVar("Req")
+Rep = TypeVar("Rep")
+
+_INLINE: Final = object()  # _dispatch_task while a request runs inline in its caller
+_STOP: Final = object()
+
+
+class _Request:
+    """A control message in the mailbox. Events from ``notify`` go in as themselves."""
+
+    __slots__ = ("args", "fut", "proc", "what")
+
+    def __init__(
+        self,
+        proc: Callable[..., Procedure] | object,
+        args: tuple[Any, ...],
+        fut: asyncio.Future[Any] | None,
+        what: str,
+    ) -> None:
+        self.proc = proc
+        self.args = args
+        self.fut = fut
+        self.what = what
+
+
+def _resolve(fut: asyncio.Future[Any] | None, value: Any) -> None:
+    if fut is not None and not fut.done():
+        fut.set_result(value)
+
+
+def _fail(fut: asyncio.Future[Any] | None, exc: BaseException) -> None:
+    if fut is not None and not fut.done():
+        fut.set_exception(exc)
+
+
+def _expire(fut: asyncio.Future[Any], what: str, timeout: float) -> None:
+    if not fut.done():
+        fut.set_exception(CallTimeout(what, timeout))
+
+
+class EventManager(Generic[E]):
+    """An asyncio event manager (OTP's ``gen_event`` process). Create it with :func:`start`.
+
+    ``EventManager[Event]`` accepts only handlers of ``Event``; ``notify`` only ``Event``.
+    Use it as ``async with aio.start() as mgr:`` to stop it (every handler terminated) when the
+    block exits, normally or by an exception.
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        """Internal: use :func:`start`."""
+        self._loop = asyncio.get_running_loop()
+        self._thread_id = threading.get_ident()
+        #: the name it is registered under, or None
+        self.name = name
+        self._core = ManagerCore(self)
+        self._mailbox: deque[Any] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._wake_pending = False
+        self._closed = False
+        self._dispatch_task: object = None
+        self._inline_done: asyncio.Future[None] | None = None
+        self._watched: set[Any] = set()
+        self._stopped = self._loop.create_future()
+        if name is not None:
+            _registry.register(name, self)
+        try:
+            self._task = self._loop.create_task(self._run(), name=f"genevent:{name or id(self)}")
+        except BaseException:
+            if name is not None:
+                _registry.unregister(name, self)
+            raise
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._closed else "running"
+        label = f" {self.name!r}" if self.name else f" at {id(self):#x}"
+        return (
+            f"<aio.EventManager{label} {state} handlers={len(self._core.entries)} "
+            f"queued={len(self._mailbox)}>"
+        )
+
+    # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the manager runs in."""
+        return self._loop
+
+    @property
+    def is_running(self) -> bool:
+        """False once the manager has stopped (or is stopping)."""
+        return not self._closed
+
+    async def wait_stopped(self) -> None:
+        """Wait until the manager has stopped and every handler was terminated."""
+        await asyncio.shield(self._stopped)
+
+    # -- the mailbox --------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        self._wake_pending = False
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _post(self, item: Any) -> None:
+        self._mailbox.append(item)
+        if self._waiter is not None:
+            if threading.get_ident() == self._thread_id:
+                self._wake()
+            elif not self._wake_pending:
+                self._wake_pending = True
+                try:
+                    self._loop.call_soon_threadsafe(self._wake)
+                except RuntimeError:  # the loop is closed: nobody will ever run this manager
+                    self._wake_pending = False
+
+    def notify(self, event: E) -> None:
+        """Queue ``event`` for every handler's ``handle_event`` and return at once (OTP's
+        ``notify``). Safe from any thread. Raises :class:`ManagerNotRunning` once stopped."""
+        if self._closed:
+            raise ManagerNotRunning(self)
+        self._mailbox.append(event)
+        if self._waiter is not None:
+            if threading.get_ident() == self._thread_id:
+                self._wake()
+            elif not self._wake_pending:
+                self._wake_pending = True
+                self._loop.call_soon_threadsafe(self._wake)
+
+    def send(self, message: Any) -> None:
+        """Queue an info ``message`` for every handler's ``handle_info`` (OTP: any other message
+        sent to the manager). Safe from any thread."""
+        if self._closed:
+            raise ManagerNotRunning(self)
+        self._post(_Request(self._core.info, (message,), None, "info"))
+
+    def _check_caller(self, what: str) -> None:
+        if self._closed:
+            raise ManagerNotRunning(self)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not self._loop:
+            raise WrongRuntime(
+                f"{what} on {self!r} must be awaited in the manager's own event loop; from "
+                "another thread use asyncio.run_coroutine_threadsafe(..., manager.loop) "
+                "or the thread-safe notify()"
+            )
+        dispatching = self._dispatch_task
+        if dispatching is not None and (
+            dispatching is _INLINE or dispatching is asyncio.current_task()
+        ):
+            raise CallingSelf(self, what)
+
+    def _can_inline(self) -> bool:
+        return (
+            self._waiter is not None
+            and not self._mailbox
+            and not self._core.async_count
+            and self._dispatch_task is None
+        )
+
+    async def _request(
+        self, proc: Callable[..., Procedure], args: tuple[Any, ...], what: str, timeout: float | None
+    ) -> Any:
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        self._post(_Request(proc, args, fut, what))
+        if timeout is None:
+            return await fut
+        handle = self._loop.call_later(timeout, _expire, fut, what, timeout)
+        try:
+            return await fut
+        finally:
+            handle.cancel()
+
+    # -- requests -----------------------------------------------------------------------------
+
+    async def sync_notify(self, event: E, *, timeout: float | None = None) -> None:
+        """Deliver ``event`` to every handler and return once all have handled it (OTP's
+        ``sync_notify``). A handler crashing on it does not change the result."""
+        self._check_caller("sync_notify")
+        if self._can_inline():
+            core = self._core
+            self._dispatch_task = _INLINE
+            try:
+                for entry, fn in core.event_targets:
+                    try:
+                        result = fn(event)
+                    except Exception as exc:
+                        await self._drive_inline(core.event_result(entry, Raised(exc), event))
+                    else:
+                        if result is not None:
+                            await self._drive_inline(
+                                core.event_result(entry, Returned(result), event)
+                            )
+            finally:
+                self._end_inline()
+            return
+        await self._request(self._core.notify, (event,), "sync_notify", timeout)
+
+    async def call(
+        self, handler: HandlerRef[Any, Req, Rep], request: Req, timeout: float | None = 5.0
+    ) -> Rep:
+        """Ask one handler: its ``handle_call(request)`` reply (OTP's ``call``, default timeout
+        5 s). Raises :class:`HandlerNotFound`, :class:`HandlerCrashed`,
+        :class:`HandlerBadReturn`, :class:`CallNotSupported`, :class:`CallTimeout` or
+        :class:`ManagerNotRunning`. A timed-out request is still handled; its reply dropped."""
+        self._check_caller("call")
+        if self._can_inline():
+            entry = self._core.find(handler)
+            if entry is not None and entry.call_fn is not None:
+                self._dispatch_task = _INLINE
+                try:
+                    try:
+                        reply = entry.call_fn(request)
+                    except Exception as exc:
+                        return await self._drive_inline(  # type: ignore[no-any-return]
+                            self._core.call_result(entry, Raised(exc), request)
+                        )
+                    cls = reply.__class__
+                    if cls is Remove or cls is Swap:
+                        return await self._drive_inline(  # type: ignore[no-any-return]
+                            self._core.call_result(entry, Returned(reply), request)
+                        )
+                    return reply  # type: ignore[no-any-return]
+                finally:
+                    self._end_inline()
+        return await self._request(self._core.call, (handler, request), "call", timeout)  # type: ignore[no-any-return]
+
+    async def add_handler(
+        self, handler: HandlerRef[E, Any, Any], args: Any = None, *, timeout: float | None = None
+    ) -> None:
+        """Create the handler, ``init(args)`` it and install it first (OTP's ``add_handler``).
+        Raises :class:`HandlerExists`, :class:`HandlerInitFailed` or :class:`InvalidHandler`."""
+        self._check_caller("add_handler")
+        await self._request(
+            self._core.add_handler, (handler, args, None, None), "add_handler", timeout
+        )
+
+    async def add_sup_handler(
+        self,
+        handler: HandlerRef[E, Any, Any],
+        args: Any = None,
+        *,
+        on_exit: Callable[[HandlerExit], object],
+        owner: Any = None,
+        timeout: float | None = None,
+    ) -> None:
+        """As :meth:`add_handler`, and tie the handler to ``owner`` (default: the current task).
+
+        When the handler leaves, ``on_exit(HandlerExit(handler, reason, manager))`` is called (in
+        the manager's loop, after ``terminate`` ran; ``asyncio.Queue.put_nowait`` fits). When
+        the owner ends, the handler is terminated with :class:`~genevent.OwnerExited`.
+        ``owner`` may be any task or future (anything with ``add_done_callback``)."""
+        self._check_caller("add_sup_handler")
+        owner = self._owner(owner)
+        await self._request(
+            self._core.add_handler, (handler, args, owner, on_exit), "add_sup_handler", timeout
+        )
+
+    async def delete_handler(
+        self, handler: HandlerRef[E, Any, Any], args: Any = None, *, timeout: float | None = None
+    ) -> Any:
+        """Terminate the handler with :class:`~genevent.Deleted` ``(args)``, remove it, and
+        return what its ``terminate`` returned (OTP's ``delete_handler``). Raises
+        :class:`HandlerNotFound`, or :class:`TerminateFailed` if terminate raised."""
+        self._check_caller("delete_handler")
+        return await self._request(
+            self._core.delete_handler, (handler, args), "delete_handler", timeout
+        )
+
+    async def swap_handler(
+        self,
+        old: HandlerRef[E, Any, Any],
+        args1: Any,
+        new: HandlerRef[E, Any, Any],
+        args2: Any = None,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Terminate ``old`` with :class:`~genevent.Swapped` ``(args1, ...)`` and install
+        ``new`` first with ``init(args2, handoff=<old terminate result>)``; the owner carries
+        over (OTP's ``swap_handler``). If ``old`` is not installed ``new`` is installed anyway
+        with ``handoff=NO_HANDOFF``; if ``new``'s init fails, ``old`` is gone all the same and
+        :class:`HandlerInitFailed` is raised."""
+        self._check_caller("swap_handler")
+        await self._request(
+            self._swap_proc, (old, args1, new, args2, False, None, None), "swap_handler", timeout
+        )
+
+    async def swap_sup_handler(
+        self,
+        old: HandlerRef[E, Any, Any],
+        args1: Any,
+        new: HandlerRef[E, Any, Any],
+        args2: Any = None,
+        *,
+        on_exit: Callable[[HandlerExit], object],
+        owner: Any = None,
+        timeout: float | None = None,
+    ) -> None:
+        """As :meth:`swap_handler`, but the caller (or ``owner``) becomes the new handler's
+        owner, told through ``on_exit`` (OTP's ``swap_sup_handler``)."""
+        self._check_caller("swap_sup_handler")
+        owner = self._owner(owner)
+        await self._request(
+            self._swap_proc,
+            (old, args1, new, args2, True, owner, on_exit),
+            "swap_sup_handler",
+            timeout,
+        )
+
+    def _swap_proc(
+        self,
+        old: Any,
+        args1: Any,
+        new: Any,
+        args2: Any,
+        sup: bool,
+        owner: Any,
+        on_exit: Callable[[HandlerExit], object] | None,
+    ) -> Procedure:
+        return self._core.swap_handler(
+            old, args1, new, args2, sup=sup, owner=owner, on_exit=on_exit
+        )
+
+    async def which_handlers(self, *, timeout: float | None = None) -> list[Any]:
+        """The installed handlers, newest first (OTP's ``which_handlers``)."""
+        self._check_caller("which_handlers")
+        if self._can_inline():
+            return self._core.which_handlers()
+        return await self._request(self._which_proc, (), "which_handlers", timeout)  # type: ignore[no-any-return]
+
+    def _which_proc(self) -> Procedure:
+        return self._core.which_handlers()
+        yield  # pragma: no cover - makes this a generator
+
+    async def stop(self, *, timeout: float | None = None) -> None:
+        """Terminate every handler, newest first, with :class:`~genevent.Stopped`, tell their
+        owners, then stop (OTP's ``stop``). Requests still queued behind it are answered with
+        :class:`ManagerNotRunning`; the name is free once this returns."""
+        self._check_caller("stop")
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        self._post(_Request(_STOP, (), fut, "stop"))
+        if timeout is None:
+            await fut
+            return
+        handle = self._loop.call_later(timeout, _expire, fut, "stop", timeout)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+
+    async def __aenter__(self) -> EventManager[E]:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._closed:
+            await self.stop()
+        else:
+            await self.wait_stopped()
+
+    # -- owners -------------------------------------------------------------------------------
+
+    def _owner(self, owner: Any) -> Any:
+        if owner is None:
+            owner = asyncio.current_task()
+            if owner is None:  # pragma: no cover - _check_caller ran inside a task
+                raise InvalidOwner("add_sup_handler needs a current task (or owner=)")
+        elif not callable(getattr(owner, "add_done_callback", None)):
+            raise InvalidOwner(
+                f"owner {owner!r} cannot be watched: pass an asyncio task or future "
+                "(anything with add_done_callback)"
+            )
+        if not isinstance(owner, Hashable):
+            raise InvalidOwner(f"owner {owner!r} is not hashable")
+        return owner
+
+    def _watch(self, eff: Any) -> None:
+        owner = eff.owner
+        if eff.__class__ is Watch:
+            if owner not in self._watched:
+                self._watched.add(owner)
+                owner.add_done_callback(self._owner_done)
+        elif eff.__class__ is Unwatch and owner in self._watched:
+            self._watched.discard(owner)
+            owner.remove_done_callback(self._owner_done)
+
+    def _owner_done(self, owner: Any) -> None:
+        reason: BaseException | None
+        if owner.cancelled():
+            reason = asyncio.CancelledError()
+        else:
+            reason = owner.exception()
+        if not self._closed:
+            self._post(_Request(self._core.owner_down, (owner, reason), None, "owner_down"))
+
+    # -- the manager task ---------------------------------------------------------------------
+
+    async def _drive_inline(self, proc: Procedure) -> Any:
+        """Finish an inline request that needs the core. It may await (a swap to a coroutine
+        handler), so the caller's task becomes the dispatching task: the manager task waits for
+        it (see ``_run``) and a handler calling back into the manager is still caught."""
+        self._dispatch_task = asyncio.current_task()
+        return await self._drive(proc)
+
+    def _end_inline(self) -> None:
+        self._dispatch_task = None
+        done = self._inline_done
+        if done is not None:
+            self._inline_done = None
+            if not done.done():
+                done.set_result(None)
+
+    def _spawn(self, awaitable: Any) -> None:
+        asyncio.ensure_future(awaitable)
+
+    async def _drive(self, proc: Procedure) -> Any:
+        """Run a core procedure, awaiting coroutine callbacks."""
+        send: Any = None
+        while True:
+            try:
+                eff = proc.send(send)
+            except StopIteration as stop:
+                return stop.value
+            send = None
+            cls = eff.__class__
+            if cls is Invoke:
+                try:
+                    value = eff.fn(*eff.args, **eff.kwargs) if eff.kwargs else eff.fn(*eff.args)
+                    if eff.is_async:
+                        value = await value
+                except asyncio.CancelledError as exc:
+                    if self._task.cancelling():
+                        raise
+                    send = Raised(exc)
+                except Exception as exc:
+                    send = Raised(exc)
+                else:
+                    send = Returned(value)
+            elif cls is TellOwner:
+                tell_owner(eff, self._spawn)
+            elif cls is Report:
+                report(self, eff)
+            else:
+                self._watch(eff)
+
+    async def _run(self) -> None:
+        mailbox = self._mailbox
+        popleft = mailbox.popleft
+        core = self._core
+        task = self._task
+        try:
+            while True:
+                if not mailbox:
+                    waiter = self._waiter = self._loop.create_future()
+                    if mailbox:  # re-check: a thread may have posted before seeing the waiter
+                        self._waiter = None
+                    else:
+                        await waiter
+                    continue
+                if self._dispatch_task is not None:
+                    # an inline request is awaiting a coroutine (rare): let it finish first
+                    done = self._inline_done = self._loop.create_future()
+                    await done
+                    continue
+                self._dispatch_task = task
+                try:
+                    while mailbox:
+                        msg = popleft()
+                        if msg.__class__ is _Request:
+                            if msg.proc is _STOP:
+                                await self._stop(msg)
+                                return
+                            await self._handle(msg)
+                        elif core.async_count:
+                            await self._drive(core.notify(msg))
+                        else:
+                            for entry, fn in core.event_targets:
+                                try:
+                                    result = fn(msg)
+                                except Exception as exc:
+                                    await self._drive(core.event_result(entry, Raised(exc), msg))
+                                else:
+                                    if result is not None:
+                                        await self._drive(
+                                            core.event_result(entry, Returned(result), msg)
+                                        )
+                finally:
+                    self._dispatch_task = None
+        except asyncio.CancelledError:
+            # the loop is shutting down or the task was cancelled: like a parent's exit in OTP,
+            # every handler is terminated with Stopped before the manager goes
+            await self._terminate_all()
+            raise
+        except BaseException:
+            log.exception("genevent manager %r failed; terminating its handlers", self)
+            await self._terminate_all()
+            raise
+        finally:
+            self._shutdown()
+
+    async def _handle(self, req: _Request) -> None:
+        fut = req.fut
+        try:
+            proc = req.proc(*req.args)  # type: ignore[operator]
+            result = await self._drive(proc)
+        except GenEventError as exc:
+            _fail(fut, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in genevent: answer, log, carry on
+            log.exception("genevent: internal error handling %s", req.what)
+            _fail(fut, exc)
+        else:
+            _resolve(fut, result)
+
+    async def _terminate_all(self) -> None:
+        if self._core.stopped:
+            return
+        self._closed = True
+        try:
+            await self._drive(self._core.stop())
+        except BaseException:
+            log.exception("genevent: error while terminating the handlers of %r", self)
+
+    async def _stop(self, req: _Request) -> None:
+        self._closed = True
+        try:
+            await self._drive(self._core.stop())
+        finally:
+            self._shutdown()
+            _resolve(req.fut, None)
+
+    def _shutdown(self) -> None:
+        self._closed = True
+        if self.name is not None:
+            _registry.unregister(self.name, self)
+        for owner in list(self._watched):
+            owner.remove_done_callback(self._owner_done)
+        self._watched.clear()
+        while self._mailbox:
+            msg = self._mailbox.popleft()
+            if msg.__class__ is _Request and msg.fut is not None:
+                _fail(msg.fut, ManagerNotRunning(self, f" (it stopped before answering {msg.what})"))
+        if not self._stopped.done():
+            self._stopped.set_result(None)
+
+
+def start(name: str | None = None) -> EventManager[Any]:
+    """Start an event manager in the running event loop (OTP's ``start``/``start_link``).
+
+    With ``name``, it is registered so that :func:`genevent.whereis` finds it; a second manager
+    under a taken name raises :class:`~genevent.NameTaken`. ``async with start() as mgr:``
+    links it to the block: it stops when the block exits, normally or by an exception.
+    Annotate to type the events: ``mgr: EventManager[MyEvent] = start()``."""
+    return EventManager(name)
