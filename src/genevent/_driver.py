@@ -112,8 +112,7 @@ def drive_sync(proc: Procedure, manager: Any, watch: Callable[[Any], None]) -> A
         except StopIteration as stop:
             return stop.value
         send = None
-        cls = eff.__class__
-        if cls is Invoke:
+        if type(eff) is Invoke:
             if eff.is_async:
                 send = Raised(WrongRuntime(f"{eff!r} is a coroutine and cannot run here"))
                 continue
@@ -123,9 +122,9 @@ def drive_sync(proc: Procedure, manager: Any, watch: Callable[[Any], None]) -> A
                 send = Raised(exc)
             else:
                 send = Returned(value)
-        elif cls is TellOwner:
+        elif type(eff) is TellOwner:
             tell_owner(eff)
-        elif cls is Report:
+        elif type(eff) is Report:
             report(manager, eff)
         else:
             watch(eff)

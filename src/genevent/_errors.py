@@ -9,7 +9,7 @@
      +-- HandlerInitFailed                 init raised or returned something other than None
      +-- HandlerCrashed                    the called handler's handle_call raised (cause chained)
      +-- HandlerBadReturn                  the called handler returned a malformed instruction
-     +-- CallNotSupported (TypeError)      the called handler has no handle_call (it stays installed)
+     +-- CallNotSupported (TypeError)      no handle_call (the handler stays installed)
      +-- TerminateFailed                   delete_handler: terminate raised (the handler is gone)
      +-- ManagerNotRunning (RuntimeError)  the manager is stopped (or stopped before answering)
      +-- NameTaken (ValueError)            a second manager under a registered name

@@ -117,6 +117,7 @@ class EventManager(Generic[E]):
         self._dispatch_task: object = None
         self._inline_done: asyncio.Future[None] | None = None
         self._watched: set[Any] = set()
+        self._spawned: set[asyncio.Future[Any]] = set()
         self._stopped = self._loop.create_future()
         if name is not None:
             _registry.register(name, self)
@@ -221,7 +222,11 @@ class EventManager(Generic[E]):
         )
 
     async def _request(
-        self, proc: Callable[..., Procedure], args: tuple[Any, ...], what: str, timeout: float | None
+        self,
+        proc: Callable[..., Procedure],
+        args: tuple[Any, ...],
+        what: str,
+        timeout: float | None,
     ) -> Any:
         fut: asyncio.Future[Any] = self._loop.create_future()
         self._post(_Request(proc, args, fut, what))
@@ -452,11 +457,9 @@ class EventManager(Generic[E]):
             owner.remove_done_callback(self._owner_done)
 
     def _owner_done(self, owner: Any) -> None:
-        reason: BaseException | None
-        if owner.cancelled():
-            reason = asyncio.CancelledError()
-        else:
-            reason = owner.exception()
+        reason: BaseException | None = (
+            asyncio.CancelledError() if owner.cancelled() else owner.exception()
+        )
         if not self._closed:
             self._post(_Request(self._core.owner_down, (owner, reason), None, "owner_down"))
 
@@ -478,7 +481,9 @@ class EventManager(Generic[E]):
                 done.set_result(None)
 
     def _spawn(self, awaitable: Any) -> None:
-        asyncio.ensure_future(awaitable)
+        task = asyncio.ensure_future(awaitable)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
 
     async def _drive(self, proc: Procedure) -> Any:
         """Run a core procedure, awaiting coroutine callbacks."""
@@ -489,8 +494,7 @@ class EventManager(Generic[E]):
             except StopIteration as stop:
                 return stop.value
             send = None
-            cls = eff.__class__
-            if cls is Invoke:
+            if type(eff) is Invoke:
                 try:
                     value = eff.fn(*eff.args, **eff.kwargs) if eff.kwargs else eff.fn(*eff.args)
                     if eff.is_async:
@@ -503,9 +507,9 @@ class EventManager(Generic[E]):
                     send = Raised(exc)
                 else:
                     send = Returned(value)
-            elif cls is TellOwner:
+            elif type(eff) is TellOwner:
                 tell_owner(eff, self._spawn)
-            elif cls is Report:
+            elif type(eff) is Report:
                 report(self, eff)
             else:
                 self._watch(eff)
@@ -607,7 +611,9 @@ class EventManager(Generic[E]):
         while self._mailbox:
             msg = self._mailbox.popleft()
             if msg.__class__ is _Request and msg.fut is not None:
-                _fail(msg.fut, ManagerNotRunning(self, f" (it stopped before answering {msg.what})"))
+                _fail(
+                    msg.fut, ManagerNotRunning(self, f" (it stopped before answering {msg.what})")
+                )
         if not self._stopped.done():
             self._stopped.set_result(None)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from ._handler import EventHandler
 
-__all__ = ("BroadcastEventHandler", "Broadcast")
+__all__ = ("Broadcast", "BroadcastEventHandler")
 
 Broadcast = tuple[str, str]
 """The seed's event: ``("broadcast", text)``."""

@@ -86,14 +86,7 @@ class StartFailed:
 
 
 ExitReason = (
-    Deleted
-    | RemovedItself
-    | Swapped
-    | Stopped
-    | OwnerExited
-    | Crashed
-    | BadReturn
-    | StartFailed
+    Deleted | RemovedItself | Swapped | Stopped | OwnerExited | Crashed | BadReturn | StartFailed
 )
 """Every reason a handler can leave for."""
 
