@@ -421,6 +421,7 @@ class ManagerCore:
         if cls is Swap:
             if (yield from self._swap_in_place(entry, value, request)):
                 return value.reply
+            yield from self._leave(entry, BadReturn(value), request)
             raise HandlerBadReturn(entry.ref, value)
         return value
 

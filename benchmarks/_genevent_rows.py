@@ -1,0 +1,382 @@
+"""genevent's rows: the asyncio and thread runtimes in every scenario.
+
+This module imports genevent at the top: ``__main__`` imports it lazily, so that the rest of the
+suite still runs (and says why these rows are missing) when genevent cannot be imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from genevent import EventHandler, aio, threads
+
+from . import _harness as h
+from . import _memory
+from ._workloads import produce, produce_tasks, produce_threads
+
+QUEUED = "genevent asyncio, queued path"
+QUEUED_NOTE = "each call queued behind one notify (includes that notify)"
+INLINE_NOTE = "idle manager: runs inline in the caller"
+
+
+class Counter(EventHandler[object, object, int]):
+    """The trivial handler: counts events, answers calls with the count."""
+
+    def init(self, args: object) -> None:
+        """Start at zero."""
+        self.n = 0
+
+    def handle_event(self, event: object) -> None:
+        """Count one event."""
+        self.n += 1
+
+    def handle_call(self, request: object) -> int:
+        """Reply with the count."""
+        return self.n
+
+
+def _ref(k: int, i: int) -> Any:
+    return Counter if k == 1 else (Counter, i)
+
+
+def _check(counts: list[int], expected: int) -> None:
+    if sum(counts) != expected:
+        raise AssertionError(f"handled {sum(counts)} invocations, expected {expected}")
+
+
+# ---------------------------------------------------------------- asyncio runtime
+
+
+async def aio_notify(k: int, n: int, producers: int = 1, *, from_threads: bool = False) -> int:
+    """Elapsed ns for ``n`` notifies then one sync_notify, ``k`` handlers, asyncio runtime."""
+    mgr = aio.start()
+    try:
+        for i in range(k):
+            await mgr.add_handler(_ref(k, i))
+        notify = mgr.notify
+        t0 = h.now()
+        if from_threads:
+            await asyncio.to_thread(produce_threads, notify, n // producers, producers)
+        elif producers == 1:
+            produce(notify, n)
+        else:
+            await produce_tasks(notify, n // producers, producers)
+        await mgr.sync_notify(None)
+        elapsed = h.now() - t0
+        counts = [await mgr.call(_ref(k, i), "get") for i in range(k)]
+    finally:
+        await mgr.stop()
+    _check(counts, (n + 1) * k)
+    return elapsed
+
+
+async def aio_xthread(n: int) -> int:
+    """Elapsed ns for ``n`` notifies from one other thread, then a sync_notify from the loop."""
+    mgr = aio.start()
+    try:
+        await mgr.add_handler(Counter)
+        t0 = h.now()
+        await asyncio.to_thread(produce, mgr.notify, n)
+        await mgr.sync_notify(None)
+        elapsed = h.now() - t0
+        count = await mgr.call(Counter, "get")
+    finally:
+        await mgr.stop()
+    _check([count], n + 1)
+    return elapsed
+
+
+async def aio_roundtrips(n: int, what: str, *, latency: bool) -> list[int]:
+    """``n`` back-to-back sync_notify / call / queued call: per-op ns or [total ns]."""
+    mgr = aio.start()
+    try:
+        await mgr.add_handler(Counter)
+        now, call, sync, notify = h.now, mgr.call, mgr.sync_notify, mgr.notify
+        samples: list[int] = []
+        t0 = now()
+        if what == "sync":
+            for i in range(n):
+                await sync(i)
+        elif what == "call" and not latency:
+            for i in range(n):
+                await call(Counter, i)
+        elif what == "call":
+            for i in range(n):
+                s = now()
+                await call(Counter, i)
+                samples.append(now() - s)
+        else:  # queued: a notify in the mailbox keeps the call off the inline path
+            for i in range(n):
+                s = now()
+                notify(i)
+                await call(Counter, i)
+                samples.append(now() - s)
+        elapsed = now() - t0
+    finally:
+        await mgr.stop()
+    return samples if latency else [elapsed]
+
+
+# ---------------------------------------------------------------- thread runtime
+
+
+def thread_notify(k: int, n: int, producers: int = 1) -> int:
+    """Elapsed ns for ``n`` notifies then one sync_notify, ``k`` handlers, thread runtime."""
+    mgr = threads.start()
+    try:
+        for i in range(k):
+            mgr.add_handler(_ref(k, i))
+        t0 = h.now()
+        if producers == 1:
+            produce(mgr.notify, n)
+        else:
+            produce_threads(mgr.notify, n // producers, producers)
+        mgr.sync_notify(None)
+        elapsed = h.now() - t0
+        counts = [mgr.call(_ref(k, i), "get") for i in range(k)]
+    finally:
+        mgr.stop()
+    _check(counts, (n + 1) * k)
+    return elapsed
+
+
+def thread_roundtrips(n: int, what: str, *, latency: bool) -> list[int]:
+    """``n`` back-to-back sync_notify / call on the thread runtime: per-op ns or [total ns]."""
+    mgr = threads.start()
+    try:
+        mgr.add_handler(Counter)
+        now, call, sync = h.now, mgr.call, mgr.sync_notify
+        samples: list[int] = []
+        t0 = now()
+        if what == "sync":
+            for i in range(n):
+                sync(i)
+        elif not latency:
+            for i in range(n):
+                call(Counter, i)
+        else:
+            for i in range(n):
+                s = now()
+                call(Counter, i)
+                samples.append(now() - s)
+        elapsed = now() - t0
+    finally:
+        mgr.stop()
+    return samples if latency else [elapsed]
+
+
+# ---------------------------------------------------------------- memory
+
+
+async def aio_per_manager(k: int) -> float:
+    """tracemalloc bytes per idle asyncio manager with one handler."""
+
+    async def make() -> object:
+        mgr = aio.start()
+        await mgr.add_handler(Counter)
+        return mgr
+
+    per, items = await _memory.traced_per_item(k, make)
+    for mgr in items:
+        assert isinstance(mgr, aio.EventManager)
+        await mgr.stop()
+    return per
+
+
+def thread_per_manager(k: int) -> float:
+    """tracemalloc bytes per idle thread-runtime manager with one handler."""
+
+    def make() -> object:
+        mgr = threads.start()
+        mgr.add_handler(Counter)
+        return mgr
+
+    per, items = _memory.traced_per_item_sync(k, make)
+    for mgr in items:
+        assert isinstance(mgr, threads.EventManager)
+        mgr.stop()
+    return per
+
+
+async def aio_per_handler(k: int) -> float:
+    """tracemalloc bytes per extra handler in one asyncio manager."""
+    mgr = aio.start()
+    ids = iter(range(k + 1))
+    try:
+
+        async def make() -> object:
+            await mgr.add_handler((Counter, next(ids)))
+            return None
+
+        return (await _memory.traced_per_item(k, make))[0]
+    finally:
+        await mgr.stop()
+
+
+def thread_per_handler(k: int) -> float:
+    """tracemalloc bytes per extra handler in one thread-runtime manager."""
+    mgr = threads.start()
+    ids = iter(range(k + 1))
+    try:
+
+        def make() -> object:
+            mgr.add_handler((Counter, next(ids)))
+            return None
+
+        return _memory.traced_per_item_sync(k, make)[0]
+    finally:
+        mgr.stop()
+
+
+async def many_managers(k: int) -> tuple[float, float]:
+    """Start ``k`` asyncio managers with one handler each, notify and check each, stop them.
+
+    Returns (resident bytes per manager, seconds for the whole exercise)."""
+    await _memory.settle()
+    rss0 = _memory.rss_bytes()
+    t0 = h.now()
+    mgrs: list[aio.EventManager[Any]] = []
+    for _ in range(k):
+        mgr = aio.start()
+        await mgr.add_handler(Counter)
+        mgrs.append(mgr)
+    await _memory.settle()
+    rss1 = _memory.rss_bytes()
+    for mgr in mgrs:
+        mgr.notify("ping")
+    bad = 0
+    for mgr in mgrs:
+        if await mgr.call(Counter, "get") != 1:
+            bad += 1
+    await asyncio.gather(*(mgr.stop() for mgr in mgrs))
+    seconds = (h.now() - t0) / 1e9
+    if bad or any(mgr.is_running for mgr in mgrs):
+        raise AssertionError(f"{bad} of {k} managers did not count their event")
+    return (rss1 - rss0) / k, seconds
+
+
+# ---------------------------------------------------------------- rows
+
+
+def _notify_rows(cfg: h.Config, sc: h.Scenario, k: int) -> list[h.Row]:
+    n, reps = cfg.events_for(k), cfg.reps
+    return [
+        h.guarded(sc, h.GE_AIO, lambda: h.per_second(n * k, h.abest_ns(reps, lambda: aio_notify(k, n)))),
+        h.guarded(sc, h.GE_THREADS, lambda: h.per_second(n * k, h.best_ns(reps, lambda: thread_notify(k, n)))),
+    ]
+
+
+def _producer_rows(cfg: h.Config) -> list[h.Row]:
+    sc, n, reps = h.NOTIFY_4P, cfg.notify_events // 4 * 4, cfg.reps
+    return [
+        h.guarded(
+            sc,
+            "genevent asyncio, 4 producer tasks",
+            lambda: h.per_second(n, h.abest_ns(reps, lambda: aio_notify(1, n, 4))),
+        ),
+        h.guarded(
+            sc,
+            "genevent asyncio, 4 producer threads",
+            lambda: h.per_second(n, h.abest_ns(reps, lambda: aio_notify(1, n, 4, from_threads=True))),
+        ),
+        h.guarded(
+            sc,
+            "genevent threads, 4 producer threads",
+            lambda: h.per_second(n, h.best_ns(reps, lambda: thread_notify(1, n, 4))),
+        ),
+    ]
+
+
+def _roundtrip_rows(cfg: h.Config, sc: h.Scenario, what: str) -> list[h.Row]:
+    n, reps = cfg.roundtrips, cfg.rt_reps
+
+    async def aio_once() -> int:
+        return (await aio_roundtrips(n, what, latency=False))[0]
+
+    aio_row = h.guarded(sc, h.GE_AIO, lambda: h.per_second(n, h.abest_ns(reps, aio_once)))
+    if not aio_row.error:
+        aio_row.note = INLINE_NOTE
+    return [
+        aio_row,
+        h.guarded(
+            sc,
+            h.GE_THREADS,
+            lambda: h.per_second(n, h.best_ns(reps, lambda: thread_roundtrips(n, what, latency=False)[0])),
+        ),
+    ]
+
+
+def _latency_rows(cfg: h.Config) -> list[h.Row]:
+    lat = cfg.latency_samples
+    out: list[h.Row] = []
+    for impl, note, measure in (
+        (h.GE_AIO, INLINE_NOTE, lambda: asyncio.run(aio_roundtrips(lat, "call", latency=True))),
+        (QUEUED, QUEUED_NOTE, lambda: asyncio.run(aio_roundtrips(lat, "queued", latency=True))),
+        (h.GE_THREADS, "", lambda: thread_roundtrips(lat, "call", latency=True)),
+    ):
+        try:
+            got = h.latency_rows(impl, measure())
+        except Exception as exc:
+            got = [h.failed(h.CALL_MED, impl, exc), h.failed(h.CALL_P99, impl, exc)]
+        for r in got:
+            if not r.error:
+                r.note = note
+        out += got
+    return out
+
+
+def _memory_rows(cfg: h.Config) -> list[h.Row]:
+    out: list[h.Row] = []
+    thread_k = min(cfg.mem_managers, 200)
+    if cfg.wants(h.MEM_MANAGER) or cfg.wants(h.FIT_1GB):
+        h.progress(f"genevent: {h.MEM_MANAGER.name}")
+        out.append(h.guarded(h.MEM_MANAGER, h.GE_AIO, lambda: asyncio.run(aio_per_manager(cfg.mem_managers))))
+        r = h.guarded(h.MEM_MANAGER, h.GE_THREADS, lambda: thread_per_manager(thread_k))
+        if not r.error:
+            r.note = _memory.THREAD_NOTE
+        out.append(r)
+    if cfg.wants(h.MEM_HANDLER):
+        h.progress(f"genevent: {h.MEM_HANDLER.name}")
+        k = cfg.mem_handlers
+        out.append(h.guarded(h.MEM_HANDLER, h.GE_AIO, lambda: asyncio.run(aio_per_handler(k))))
+        out.append(h.guarded(h.MEM_HANDLER, h.GE_THREADS, lambda: thread_per_handler(k)))
+    if cfg.wants(h.MANY):
+        k = cfg.many_managers
+        h.progress(f"genevent: {k:,} asyncio managers")
+        try:
+            per, seconds = asyncio.run(many_managers(k))
+        except Exception as exc:
+            out.append(h.failed(h.MANY, h.GE_AIO, exc))
+        else:
+            note = f"{k:,} created, notified, checked, stopped in {seconds:.1f} s (RSS growth)"
+            if cfg.quick:
+                note += "; quick run: the full run makes 100,000"
+            out.append(h.row(h.MANY, h.GE_AIO, per, note))
+    return out
+
+
+def rows(cfg: h.Config) -> list[h.Row]:
+    """Measure genevent in the scenarios that ``cfg`` selects."""
+    out: list[h.Row] = []
+    for sc, k in ((h.NOTIFY_1, 1), (h.NOTIFY_10, 10), (h.NOTIFY_100, 100)):
+        if cfg.wants(sc):
+            h.progress(f"genevent: {sc.name}")
+            out += _notify_rows(cfg, sc, k)
+    if cfg.wants(h.NOTIFY_4P):
+        h.progress(f"genevent: {h.NOTIFY_4P.name}")
+        out += _producer_rows(cfg)
+    if cfg.wants(h.XTHREAD):
+        h.progress(f"genevent: {h.XTHREAD.name}")
+        n = cfg.notify_events
+        out.append(h.guarded(h.XTHREAD, h.GE_AIO, lambda: h.per_second(n, h.abest_ns(cfg.reps, lambda: aio_xthread(n)))))
+    if cfg.wants(h.SYNC):
+        h.progress(f"genevent: {h.SYNC.name}")
+        out += _roundtrip_rows(cfg, h.SYNC, "sync")
+    if cfg.wants(h.CALL_MED) or cfg.wants(h.CALL_P99):
+        h.progress("genevent: call latency")
+        out += _latency_rows(cfg)
+    if cfg.wants(h.CALL_TPUT):
+        h.progress(f"genevent: {h.CALL_TPUT.name}")
+        out += _roundtrip_rows(cfg, h.CALL_TPUT, "call")
+    return out + _memory_rows(cfg)

@@ -1,0 +1,290 @@
+"""Timing helpers, the Row record, the scenario list, and table / JSON output.
+
+Every measurement is a :class:`Row`: one implementation's figure in one scenario. Each scenario
+names its baseline implementation; rows print their ratio to the baseline row of the same run,
+oriented so that a ratio above 1 always means "better than the baseline" (faster, or smaller).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import math
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Better = Literal["higher", "lower"]
+
+# Implementation names shared by several modules (rows are matched by these strings).
+PLAIN_LOOP = "plain loop"
+DEQUE = "deque mailbox + wake-up future"
+DEQUE_4 = "deque mailbox, 4 producer tasks"
+AQUEUE = "asyncio.Queue"
+SIMPLEQ = "queue.SimpleQueue + consumer thread"
+AQ_FUTURE = "asyncio.Queue + Future"
+SQ_ROUNDTRIP = "queue.SimpleQueue round trip"
+XT_DEQUE = "deque + call_soon_threadsafe wake-up"
+GE_AIO = "genevent asyncio"
+GE_THREADS = "genevent threads"
+PYKKA_TELL = "pykka tell"
+PYKKA_ASK = "pykka ask"
+PYEE = "pyee emit"
+BLINKER = "blinker send"
+OTP = "OTP gen_event"
+PLAIN_OBJECT = "plain object + bound method in a list"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A scenario: what is measured, in which unit, and which implementation is the baseline."""
+
+    name: str
+    unit: str
+    better: Better
+    baseline: str | None
+
+
+NOTIFY_1 = Scenario("notify, 1 handler, one producer", "events/s", "higher", DEQUE)
+NOTIFY_10 = Scenario("notify fan-out, 10 handlers", "invocations/s", "higher", PLAIN_LOOP)
+NOTIFY_100 = Scenario("notify fan-out, 100 handlers", "invocations/s", "higher", PLAIN_LOOP)
+NOTIFY_4P = Scenario("notify, 1 handler, 4 producers", "events/s", "higher", DEQUE_4)
+XTHREAD = Scenario("cross-thread notify into asyncio", "events/s", "higher", XT_DEQUE)
+SYNC = Scenario("sync_notify, 1 handler, back to back", "ops/s", "higher", AQ_FUTURE)
+CALL_MED = Scenario("call round trip, median", "µs", "lower", AQ_FUTURE)
+CALL_P99 = Scenario("call round trip, p99", "µs", "lower", AQ_FUTURE)
+CALL_TPUT = Scenario("call throughput, back to back", "calls/s", "higher", AQ_FUTURE)
+MEM_MANAGER = Scenario("memory per idle manager with 1 handler", "bytes", "lower", DEQUE)
+MEM_HANDLER = Scenario("memory per handler", "bytes", "lower", PLAIN_OBJECT)
+FIT_1GB = Scenario("managers that fit in 1 GB", "managers", "higher", DEQUE)
+MANY = Scenario("100,000 asyncio managers", "bytes", "lower", None)
+
+SCENARIOS: tuple[Scenario, ...] = (
+    NOTIFY_1,
+    NOTIFY_10,
+    NOTIFY_100,
+    NOTIFY_4P,
+    XTHREAD,
+    SYNC,
+    CALL_MED,
+    CALL_P99,
+    CALL_TPUT,
+    MEM_MANAGER,
+    MEM_HANDLER,
+    FIT_1GB,
+    MANY,
+)
+
+
+@dataclass
+class Row:
+    """One implementation's figure in one scenario (``value`` is None when not measured)."""
+
+    scenario: str
+    impl: str
+    value: float | None
+    unit: str
+    note: str = ""
+    error: bool = False
+
+
+@dataclass
+class Config:
+    """Counts for one run; ``--quick`` uses tiny ones so the smoke run takes seconds."""
+
+    quick: bool = False
+    only: str | None = None
+    notify_events: int = 300_000
+    fanout_invocations: int = 2_000_000
+    roundtrips: int = 40_000
+    latency_samples: int = 20_000
+    reps: int = 5
+    rt_reps: int = 3
+    mem_managers: int = 2_000
+    mem_handlers: int = 5_000
+    many_managers: int = 100_000
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def make(cls, *, quick: bool, only: str | None) -> Config:
+        """The full-run counts, or the smoke-run ones when ``quick``."""
+        if not quick:
+            return cls(quick=False, only=only)
+        return cls(
+            quick=True,
+            only=only,
+            notify_events=2_000,
+            fanout_invocations=20_000,
+            roundtrips=500,
+            latency_samples=500,
+            reps=1,
+            rt_reps=1,
+            mem_managers=50,
+            mem_handlers=100,
+            many_managers=1_000,
+        )
+
+    def wants(self, scenario: Scenario) -> bool:
+        """Whether ``--only`` selects this scenario (case-insensitive substring)."""
+        return self.only is None or self.only.lower() in scenario.name.lower()
+
+    def events_for(self, handlers: int) -> int:
+        """Events to send in a fan-out scenario with ``handlers`` handlers."""
+        if handlers == 1:
+            return self.notify_events
+        return max(self.fanout_invocations // handlers, 10)
+
+
+def row(scenario: Scenario, impl: str, value: float | None, note: str = "") -> Row:
+    """A row in ``scenario``'s unit."""
+    return Row(scenario.name, impl, value, scenario.unit, note)
+
+
+def skipped(scenario: Scenario, impl: str, why: str) -> Row:
+    """A row that was not measured, with the reason (not an error)."""
+    return Row(scenario.name, impl, None, scenario.unit, why)
+
+
+def failed(scenario: Scenario, impl: str, exc: BaseException) -> Row:
+    """A row whose measurement raised: printed, and the run exits non-zero."""
+    return Row(scenario.name, impl, None, scenario.unit, f"error: {type(exc).__name__}: {exc}", True)
+
+
+def guarded(scenario: Scenario, impl: str, measure: Callable[[], float]) -> Row:
+    """Run ``measure`` and wrap its figure in a row; an exception becomes an error row."""
+    try:
+        return row(scenario, impl, measure())
+    except Exception as exc:
+        return failed(scenario, impl, exc)
+
+
+def progress(text: str) -> None:
+    """A progress line on stderr (the table goes to stdout)."""
+    print(f"  .. {text}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- timing
+
+
+def best_ns(reps: int, once: Callable[[], int]) -> int:
+    """The smallest of ``reps`` elapsed-time measurements (``once`` returns nanoseconds)."""
+    best = math.inf
+    for _ in range(max(reps, 1)):
+        gc.collect()
+        best = min(best, once())
+    return int(best)
+
+
+def abest_ns(reps: int, once: Callable[[], Awaitable[int]]) -> int:
+    """Like :func:`best_ns` for a coroutine function; each repetition gets a fresh event loop."""
+
+    async def main() -> int:
+        return await once()
+
+    best = math.inf
+    for _ in range(max(reps, 1)):
+        gc.collect()
+        best = min(best, asyncio.run(main()))
+    return int(best)
+
+
+def per_second(count: int, ns: int) -> float:
+    """``count`` operations in ``ns`` nanoseconds, as operations per second."""
+    return count * 1e9 / max(ns, 1)
+
+
+def percentile(samples: Sequence[int], q: float) -> float:
+    """The ``q``-quantile (0..1) of ``samples`` (nearest rank), in the samples' unit."""
+    ordered = sorted(samples)
+    if not ordered:
+        return math.nan
+    rank = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
+    return float(ordered[rank])
+
+
+def latency_rows(impl: str, samples_ns: Sequence[int]) -> list[Row]:
+    """Median and p99 rows (in µs) from per-operation timings in nanoseconds."""
+    return [
+        row(CALL_MED, impl, percentile(samples_ns, 0.5) / 1000),
+        row(CALL_P99, impl, percentile(samples_ns, 0.99) / 1000),
+    ]
+
+
+now = time.perf_counter_ns
+
+
+# ---------------------------------------------------------------- output
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    """A figure with its unit: M/s or k/s for rates, µs, bytes, plain counts."""
+    if value is None or math.isnan(value):
+        return "-"
+    if unit.endswith("/s"):
+        if value >= 100_000:
+            return f"{value / 1e6:.2f} M/s"
+        return f"{value / 1e3:.1f} k/s"
+    if unit == "µs":
+        return f"{value:.2f} µs"
+    if unit == "bytes":
+        return f"{value:,.0f} bytes"
+    return f"{value:,.0f}"
+
+
+def ratio(scenario: Scenario, value: float | None, base: float | None) -> float | None:
+    """How many times better than the baseline (above 1: faster, or smaller)."""
+    if value is None or base is None or value <= 0 or base <= 0:
+        return None
+    return value / base if scenario.better == "higher" else base / value
+
+
+def find(rows: Iterable[Row], scenario: Scenario, impl: str) -> Row | None:
+    """The measured row of ``impl`` in ``scenario``, if any."""
+    for r in rows:
+        if r.scenario == scenario.name and r.impl == impl and r.value is not None:
+            return r
+    return None
+
+
+def print_table(rows: Sequence[Row]) -> None:
+    """Print the rows grouped by scenario, baseline first, each with its ratio."""
+    width = max([len(r.impl) for r in rows] + [20]) + 2
+    for sc in SCENARIOS:
+        mine = [r for r in rows if r.scenario == sc.name]
+        if not mine:
+            continue
+        direction = "higher is better" if sc.better == "higher" else "lower is better"
+        against = f"ratio = x better than {sc.baseline}" if sc.baseline else "no baseline"
+        print(f"\n{sc.name}  [{sc.unit}, {direction}; {against}]")
+        base_row = find(mine, sc, sc.baseline) if sc.baseline else None
+        base = base_row.value if base_row else None
+        mine.sort(key=lambda r: r.impl != sc.baseline)
+        for r in mine:
+            rt = ratio(sc, r.value, base)
+            if r.impl == sc.baseline and r.value is not None:
+                rtxt = "baseline"
+            else:
+                rtxt = f"{rt:.2f}x" if rt is not None else "-"
+            note = f"  {r.note}" if r.note else ""
+            print(f"  {r.impl:<{width}}{fmt_value(r.value, r.unit):>18}  {rtxt:>9}{note}")
+
+
+def write_json(path: str, rows: Sequence[Row], targets: Sequence[Any], meta: dict[str, Any]) -> None:
+    """Write the rows (with their ratios), the targets and the run's metadata as JSON."""
+    by_name = {sc.name: sc for sc in SCENARIOS}
+    out_rows = []
+    for r in rows:
+        sc = by_name[r.scenario]
+        base_row = find(rows, sc, sc.baseline) if sc.baseline else None
+        d = asdict(r)
+        d["baseline"] = sc.baseline
+        d["better"] = sc.better
+        d["ratio"] = ratio(sc, r.value, base_row.value if base_row else None)
+        out_rows.append(d)
+    doc = {"meta": meta, "rows": out_rows, "targets": [asdict(t) for t in targets]}
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(doc, f, indent=2, ensure_ascii=False)
+        f.write("\n")

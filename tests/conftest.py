@@ -1,0 +1,53 @@
+"""Fixtures: ``rt`` runs each conformance test once per runtime; ``rec`` records."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.handlers import Recorder
+from tests.runtimes import RUNTIMES, Runtime
+
+AVAILABLE = [
+    name
+    for name in RUNTIMES
+    if name != "threads" or importlib.util.find_spec("genevent.threads") is not None
+]
+
+
+@pytest.fixture(params=AVAILABLE)
+def rt(request: pytest.FixtureRequest) -> Iterator[Runtime]:
+    runtime = RUNTIMES[request.param]()
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+@pytest.fixture
+def rec() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def reports(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """Captures what genevent logs."""
+    caplog.set_level(logging.DEBUG, logger="genevent")
+    return caplog
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run ``async def`` tests in a fresh event loop (no plugin needed)."""
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        names = pyfuncitem._fixtureinfo.argnames
+        kwargs: dict[str, Any] = {n: pyfuncitem.funcargs[n] for n in names}
+        asyncio.run(pyfuncitem.obj(**kwargs))
+        return True
+    return None
