@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import inspect
 import logging
 from collections.abc import Iterator
@@ -12,13 +11,7 @@ from typing import Any
 import pytest
 
 from tests.handlers import Recorder
-from tests.runtimes import RUNTIMES, Runtime
-
-AVAILABLE = [
-    name
-    for name in RUNTIMES
-    if name != "threads" or importlib.util.find_spec("genevent.threads") is not None
-]
+from tests.runtimes import AVAILABLE, RUNTIMES, Runtime
 
 
 @pytest.fixture(params=AVAILABLE)

@@ -128,6 +128,7 @@ def raise_(exc: BaseException) -> Behaviour:
 
 def returns(result: Any) -> Behaviour:
     """A behaviour that returns ``result``."""
+
     def behave(handler: Any, value: Any = None) -> Any:
         return result
 

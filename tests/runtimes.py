@@ -393,3 +393,4 @@ class ThreadsRuntime(Runtime):
 
 
 RUNTIMES: dict[str, type[Runtime]] = {"aio": AioRuntime, "threads": ThreadsRuntime}
+AVAILABLE = [name for name in RUNTIMES if name != "threads" or threads is not None]
