@@ -47,8 +47,9 @@ class EventHandler(Generic[E_contra, Req_contra, Rep_co]):
         Optional: what crash reports show as the state (for redaction). Default: ``vars(self)``.
     """
 
-    def init(self, args: Any, /) -> None:
+    def init(self, args: Any, /) -> None | Awaitable[None]:
         """Called once when the handler is added; the default accepts anything."""
+        return None
 
     if TYPE_CHECKING:
         # Declared for type checkers only: at run time a missing method means "not supported"
