@@ -248,7 +248,7 @@ class EventManager(Generic[E]):
             core = self._core
             self._dispatch_task = _INLINE
             try:
-                for entry, fn in core.event_targets:
+                for entry, fn in core.cached_targets or core.event_targets:
                     try:
                         result = fn(event)
                     except Exception as exc:
@@ -545,7 +545,7 @@ class EventManager(Generic[E]):
                         elif core.async_count:
                             await self._drive(core.notify(msg))
                         else:
-                            for entry, fn in core.event_targets:
+                            for entry, fn in core.cached_targets or core.event_targets:
                                 try:
                                     result = fn(msg)
                                 except Exception as exc:

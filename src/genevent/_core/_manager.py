@@ -201,7 +201,9 @@ class ManagerCore:
         self._owners: dict[Any, int] = {}
         #: number of installed handlers with at least one coroutine method
         self.async_count = 0
-        self._targets: tuple[tuple[Entry, Callable[[Any], Any]], ...] | None = ()
+        #: :attr:`event_targets` when fresh, None when the table changed since (hot loops read
+        #: ``core.cached_targets or core.event_targets`` to skip the property call)
+        self.cached_targets: tuple[tuple[Entry, Callable[[Any], Any]], ...] | None = ()
         #: True once :meth:`stop` ran
         self.stopped = False
 
@@ -223,9 +225,9 @@ class ManagerCore:
         """``(entry, bound handle_event)`` for every handler, newest first; cached until the
         table changes. The tuple is a snapshot: a handler swapped in during an event is not in
         it, so it does not see that event (OTP addendum 17)."""
-        targets = self._targets
+        targets = self.cached_targets
         if targets is None:
-            targets = self._targets = tuple((e, e.event_fn) for e in self.entries)
+            targets = self.cached_targets = tuple((e, e.event_fn) for e in self.entries)
         return targets
 
     def owners(self) -> list[Any]:
@@ -237,7 +239,7 @@ class ManagerCore:
     def _insert(self, index: int, entry: Entry) -> Generator[Effect, Any, None]:
         self.entries.insert(index, entry)
         self._by_ref[entry.ref] = entry
-        self._targets = None
+        self.cached_targets = None
         if entry.is_async:
             self.async_count += 1
         if entry.owner is not None:
@@ -252,7 +254,7 @@ class ManagerCore:
         del self.entries[index]
         del self._by_ref[entry.ref]
         entry.alive = False
-        self._targets = None
+        self.cached_targets = None
         if entry.is_async:
             self.async_count -= 1
         return index
