@@ -4,7 +4,9 @@ threads and loops, owners that are futures, the inline fast path's corner cases.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 from typing import Any
 
 import pytest
@@ -282,3 +284,15 @@ async def test_stop_inside_async_with_and_repr(rec: Recorder) -> None:
 def test_start_needs_a_running_loop() -> None:
     with pytest.raises(RuntimeError):
         aio.start()
+
+
+async def test_unreferenced_running_manager_keeps_running(rec: Recorder) -> None:
+    mgr = aio.start()
+    await mgr.add_handler(H, Spec(rec))
+    ref = weakref.ref(mgr)
+    del mgr
+    gc.collect()
+    found = ref()
+    assert found is not None
+    assert found.is_running
+    await found.stop()

@@ -58,6 +58,8 @@ E = TypeVar("E")
 Req = TypeVar("Req")
 Rep = TypeVar("Rep")
 
+_LIVE: set[EventManager[Any]] = set()  # running managers stay alive until they stop, like
+# Erlang processes: a manager nobody references is still a running manager, not garbage
 _INLINE: Final = object()  # _dispatch_task while a request runs inline in its caller
 _STOP: Final = object()
 
@@ -121,9 +123,11 @@ class EventManager(Generic[E]):
         self._stopped = self._loop.create_future()
         if name is not None:
             _registry.register(name, self)
+        _LIVE.add(self)
         try:
             self._task = self._loop.create_task(self._run(), name=f"genevent:{name or id(self)}")
         except BaseException:
+            _LIVE.discard(self)
             if name is not None:
                 _registry.unregister(name, self)
             raise
@@ -603,6 +607,7 @@ class EventManager(Generic[E]):
 
     def _shutdown(self) -> None:
         self._closed = True
+        _LIVE.discard(self)
         if self.name is not None:
             _registry.unregister(self.name, self)
         for owner in list(self._watched):
