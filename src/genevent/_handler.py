@@ -47,7 +47,7 @@ class EventHandler(Generic[E_contra, Req_contra, Rep_co]):
         Optional: what crash reports show as the state (for redaction). Default: ``vars(self)``.
     """
 
-    def init(self, args: Any, /) -> None | Awaitable[None]:
+    def init(self, args: Any, /) -> Awaitable[None] | None:
         """Called once when the handler is added; the default accepts anything."""
         return None
 
