@@ -14,6 +14,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 
 from . import _harness as h
 from ._workloads import Tally, produce, produce_tasks, produce_threads
@@ -375,100 +376,85 @@ def sq_roundtrip(n: int, *, call: bool, latency: bool) -> list[int]:
     return samples if latency else [elapsed]
 
 
-# ---------------------------------------------------------------- rows
+# ---------------------------------------------------------------- benches
+
+FANOUT = ((h.NOTIFY_1, 1), (h.NOTIFY_10, 10), (h.NOTIFY_100, 100))
 
 
-def fanout(events: int, handlers: int, ns: int) -> float:
-    """Invocations per second (events per second when there is one handler)."""
-    return h.per_second(events * handlers, ns)
-
-
-def _notify_rows(cfg: h.Config, sc: h.Scenario, k: int) -> list[h.Row]:
+def _notify(cfg: h.Config, sc: h.Scenario, k: int) -> list[h.Bench]:
     n, reps = cfg.events_for(k), cfg.reps
     return [
-        h.guarded(sc, h.PLAIN_LOOP, lambda: fanout(n, k, h.best_ns(reps, lambda: plain_loop(k, n)))),
-        h.guarded(sc, h.DEQUE, lambda: fanout(n, k, h.abest_ns(reps, lambda: deque_mailbox(k, n)))),
-        h.guarded(sc, h.AQUEUE, lambda: fanout(n, k, h.abest_ns(reps, lambda: aqueue(k, n)))),
-        h.guarded(sc, h.SIMPLEQ, lambda: fanout(n, k, h.best_ns(reps, lambda: simplequeue(k, n)))),
+        h.rate(sc, h.PLAIN_LOOP, n * k, partial(plain_loop, k, n), reps),
+        h.rate(sc, h.DEQUE, n * k, h.in_loop(partial(deque_mailbox, k, n)), reps),
+        h.rate(sc, h.AQUEUE, n * k, h.in_loop(partial(aqueue, k, n)), reps),
+        h.rate(sc, h.SIMPLEQ, n * k, partial(simplequeue, k, n), reps),
     ]
 
 
-def _producers_rows(cfg: h.Config) -> list[h.Row]:
+def _producers(cfg: h.Config) -> list[h.Bench]:
     sc, n, reps = h.NOTIFY_4P, cfg.notify_events // 4 * 4, cfg.reps
     return [
-        h.guarded(sc, h.DEQUE_4, lambda: h.per_second(n, h.abest_ns(reps, lambda: deque_mailbox(1, n, 4)))),
-        h.guarded(
-            sc,
-            "asyncio.Queue, 4 producer tasks",
-            lambda: h.per_second(n, h.abest_ns(reps, lambda: aqueue(1, n, 4))),
-        ),
-        h.guarded(
-            sc,
-            "queue.SimpleQueue, 4 producer threads",
-            lambda: h.per_second(n, h.best_ns(reps, lambda: simplequeue(1, n, 4))),
-        ),
+        h.rate(sc, h.DEQUE_4, n, h.in_loop(partial(deque_mailbox, 1, n, 4)), reps),
+        h.rate(sc, "asyncio.Queue, 4 producer tasks", n, h.in_loop(partial(aqueue, 1, n, 4)), reps),
+        h.rate(sc, "queue.SimpleQueue, 4 producer threads", n, partial(simplequeue, 1, n, 4), reps),
     ]
 
 
-def _xthread_rows(cfg: h.Config) -> list[h.Row]:
+def _xthread(cfg: h.Config) -> list[h.Bench]:
     sc, n, reps = h.XTHREAD, cfg.notify_events, cfg.reps
     return [
-        h.guarded(sc, h.XT_DEQUE, lambda: h.per_second(n, h.abest_ns(reps, lambda: xthread_deque(n)))),
-        h.guarded(
+        h.rate(sc, h.XT_DEQUE, n, h.in_loop(partial(xthread_deque, n)), reps),
+        h.rate(
             sc,
             "asyncio.Queue via call_soon_threadsafe",
-            lambda: h.per_second(n, h.abest_ns(reps, lambda: xthread_aqueue(n))),
+            n,
+            h.in_loop(partial(xthread_aqueue, n)),
+            reps,
         ),
     ]
 
 
-def _roundtrip_rows(cfg: h.Config, sc: h.Scenario, *, call: bool) -> list[h.Row]:
+def _first(samples: list[int]) -> int:
+    return samples[0]
+
+
+def _roundtrips(cfg: h.Config, sc: h.Scenario, *, call: bool) -> list[h.Bench]:
     n, reps = cfg.roundtrips, cfg.rt_reps
 
     async def aq_once() -> int:
-        return (await aq_future(n, call=call, latency=False))[0]
+        return _first(await aq_future(n, call=call, latency=False))
+
+    def sq_once() -> int:
+        return _first(sq_roundtrip(n, call=call, latency=False))
 
     return [
-        h.guarded(sc, h.AQ_FUTURE, lambda: h.per_second(n, h.abest_ns(reps, aq_once))),
-        h.guarded(
-            sc,
-            h.SQ_ROUNDTRIP,
-            lambda: h.per_second(
-                n, h.best_ns(reps, lambda: sq_roundtrip(n, call=call, latency=False)[0])
-            ),
-        ),
+        h.rate(sc, h.AQ_FUTURE, n, h.in_loop(aq_once), reps),
+        h.rate(sc, h.SQ_ROUNDTRIP, n, sq_once, reps),
     ]
 
 
-def _latency(impl: str, measure: Callable[[], list[int]]) -> list[h.Row]:
-    try:
-        return h.latency_rows(impl, measure())
-    except Exception as exc:
-        return [h.failed(h.CALL_MED, impl, exc), h.failed(h.CALL_P99, impl, exc)]
+def _latencies(cfg: h.Config) -> list[h.Bench]:
+    per, rounds = cfg.latency_samples // cfg.latency_rounds, cfg.latency_rounds
+    return [
+        h.latency(h.AQ_FUTURE, h.in_loop(partial(aq_future, per, call=True, latency=True)), rounds),
+        h.latency(h.SQ_ROUNDTRIP, partial(sq_roundtrip, per, call=True, latency=True), rounds),
+    ]
 
 
-def rows(cfg: h.Config) -> list[h.Row]:
-    """Measure every baseline in the scenarios that ``cfg`` selects."""
-    out: list[h.Row] = []
-    for sc, k in ((h.NOTIFY_1, 1), (h.NOTIFY_10, 10), (h.NOTIFY_100, 100)):
+def benches(cfg: h.Config) -> list[h.Bench]:
+    """Every baseline in the scenarios that ``cfg`` selects."""
+    out: list[h.Bench] = []
+    for sc, k in FANOUT:
         if cfg.wants(sc):
-            h.progress(f"baselines: {sc.name}")
-            out += _notify_rows(cfg, sc, k)
+            out += _notify(cfg, sc, k)
     if cfg.wants(h.NOTIFY_4P):
-        h.progress(f"baselines: {h.NOTIFY_4P.name}")
-        out += _producers_rows(cfg)
+        out += _producers(cfg)
     if cfg.wants(h.XTHREAD):
-        h.progress(f"baselines: {h.XTHREAD.name}")
-        out += _xthread_rows(cfg)
+        out += _xthread(cfg)
     if cfg.wants(h.SYNC):
-        h.progress(f"baselines: {h.SYNC.name}")
-        out += _roundtrip_rows(cfg, h.SYNC, call=False)
-    if cfg.wants(h.CALL_MED) or cfg.wants(h.CALL_P99):
-        h.progress("baselines: call latency")
-        lat = cfg.latency_samples
-        out += _latency(h.AQ_FUTURE, lambda: asyncio.run(aq_future(lat, call=True, latency=True)))
-        out += _latency(h.SQ_ROUNDTRIP, lambda: sq_roundtrip(lat, call=True, latency=True))
+        out += _roundtrips(cfg, h.SYNC, call=False)
+    if cfg.wants_latency():
+        out += _latencies(cfg)
     if cfg.wants(h.CALL_TPUT):
-        h.progress(f"baselines: {h.CALL_TPUT.name}")
-        out += _roundtrip_rows(cfg, h.CALL_TPUT, call=True)
+        out += _roundtrips(cfg, h.CALL_TPUT, call=True)
     return out

@@ -7,6 +7,7 @@ suite still runs (and says why these rows are missing) when genevent cannot be i
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 from genevent import EventHandler, aio, threads
@@ -16,6 +17,7 @@ from . import _memory
 from ._workloads import produce, produce_tasks, produce_threads
 
 QUEUED = "genevent asyncio, queued path"
+GE_THREADS_INLINE = h.GE_THREADS_INLINE
 QUEUED_NOTE = "each call queued behind one notify (includes that notify)"
 INLINE_NOTE = "idle manager: runs inline in the caller"
 
@@ -141,9 +143,12 @@ def thread_notify(k: int, n: int, producers: int = 1) -> int:
     return elapsed
 
 
-def thread_roundtrips(n: int, what: str, *, latency: bool) -> list[int]:
-    """``n`` back-to-back sync_notify / call on the thread runtime: per-op ns or [total ns]."""
-    mgr = threads.start()
+def thread_roundtrips(n: int, what: str, *, latency: bool, inline: bool = False) -> list[int]:
+    """``n`` back-to-back sync_notify / call on the thread runtime: per-op ns or [total ns].
+
+    ``inline``: start the manager with ``inline=True`` (requests from an idle manager's
+    callers run in the caller's thread)."""
+    mgr = threads.start(inline=True) if inline else threads.start()
     try:
         mgr.add_handler(Counter)
         now, call, sync = h.now, mgr.call, mgr.sync_notify
@@ -259,70 +264,98 @@ async def many_managers(k: int) -> tuple[float, float]:
 # ---------------------------------------------------------------- rows
 
 
-def _notify_rows(cfg: h.Config, sc: h.Scenario, k: int) -> list[h.Row]:
+def _notify(cfg: h.Config, sc: h.Scenario, k: int) -> list[h.Bench]:
     n, reps = cfg.events_for(k), cfg.reps
     return [
-        h.guarded(sc, h.GE_AIO, lambda: h.per_second(n * k, h.abest_ns(reps, lambda: aio_notify(k, n)))),
-        h.guarded(sc, h.GE_THREADS, lambda: h.per_second(n * k, h.best_ns(reps, lambda: thread_notify(k, n)))),
+        h.rate(sc, h.GE_AIO, n * k, h.in_loop(partial(aio_notify, k, n)), reps),
+        h.rate(sc, h.GE_THREADS, n * k, partial(thread_notify, k, n), reps),
     ]
 
 
-def _producer_rows(cfg: h.Config) -> list[h.Row]:
+def _producers(cfg: h.Config) -> list[h.Bench]:
     sc, n, reps = h.NOTIFY_4P, cfg.notify_events // 4 * 4, cfg.reps
     return [
-        h.guarded(
+        h.rate(
             sc,
             "genevent asyncio, 4 producer tasks",
-            lambda: h.per_second(n, h.abest_ns(reps, lambda: aio_notify(1, n, 4))),
+            n,
+            h.in_loop(partial(aio_notify, 1, n, 4)),
+            reps,
         ),
-        h.guarded(
+        h.rate(
             sc,
             "genevent asyncio, 4 producer threads",
-            lambda: h.per_second(n, h.abest_ns(reps, lambda: aio_notify(1, n, 4, from_threads=True))),
+            n,
+            h.in_loop(partial(aio_notify, 1, n, 4, from_threads=True)),
+            reps,
         ),
-        h.guarded(
-            sc,
-            "genevent threads, 4 producer threads",
-            lambda: h.per_second(n, h.best_ns(reps, lambda: thread_notify(1, n, 4))),
+        h.rate(
+            sc, "genevent threads, 4 producer threads", n, partial(thread_notify, 1, n, 4), reps
         ),
     ]
 
 
-def _roundtrip_rows(cfg: h.Config, sc: h.Scenario, what: str) -> list[h.Row]:
+def _roundtrips(cfg: h.Config, sc: h.Scenario, what: str) -> list[h.Bench]:
     n, reps = cfg.roundtrips, cfg.rt_reps
 
     async def aio_once() -> int:
         return (await aio_roundtrips(n, what, latency=False))[0]
 
-    aio_row = h.guarded(sc, h.GE_AIO, lambda: h.per_second(n, h.abest_ns(reps, aio_once)))
-    if not aio_row.error:
-        aio_row.note = INLINE_NOTE
+    def thread_once() -> int:
+        return thread_roundtrips(n, what, latency=False)[0]
+
+    def inline_once() -> int:
+        return thread_roundtrips(n, what, latency=False, inline=True)[0]
+
     return [
-        aio_row,
-        h.guarded(
-            sc,
-            h.GE_THREADS,
-            lambda: h.per_second(n, h.best_ns(reps, lambda: thread_roundtrips(n, what, latency=False)[0])),
+        h.rate(sc, h.GE_AIO, n, h.in_loop(aio_once), reps, INLINE_NOTE),
+        h.rate(sc, h.GE_THREADS, n, thread_once, reps),
+        h.rate(sc, GE_THREADS_INLINE, n, inline_once, reps, INLINE_NOTE),
+    ]
+
+
+def _latencies(cfg: h.Config) -> list[h.Bench]:
+    per, rounds = cfg.latency_samples // cfg.latency_rounds, cfg.latency_rounds
+    return [
+        h.latency(
+            h.GE_AIO,
+            h.in_loop(partial(aio_roundtrips, per, "call", latency=True)),
+            rounds,
+            INLINE_NOTE,
+        ),
+        h.latency(
+            QUEUED,
+            h.in_loop(partial(aio_roundtrips, per, "queued", latency=True)),
+            rounds,
+            QUEUED_NOTE,
+        ),
+        h.latency(h.GE_THREADS, partial(thread_roundtrips, per, "call", latency=True), rounds),
+        h.latency(
+            GE_THREADS_INLINE,
+            partial(thread_roundtrips, per, "call", latency=True, inline=True),
+            rounds,
+            INLINE_NOTE,
         ),
     ]
 
 
-def _latency_rows(cfg: h.Config) -> list[h.Row]:
-    lat = cfg.latency_samples
-    out: list[h.Row] = []
-    for impl, note, measure in (
-        (h.GE_AIO, INLINE_NOTE, lambda: asyncio.run(aio_roundtrips(lat, "call", latency=True))),
-        (QUEUED, QUEUED_NOTE, lambda: asyncio.run(aio_roundtrips(lat, "queued", latency=True))),
-        (h.GE_THREADS, "", lambda: thread_roundtrips(lat, "call", latency=True)),
-    ):
-        try:
-            got = h.latency_rows(impl, measure())
-        except Exception as exc:
-            got = [h.failed(h.CALL_MED, impl, exc), h.failed(h.CALL_P99, impl, exc)]
-        for r in got:
-            if not r.error:
-                r.note = note
-        out += got
+def benches(cfg: h.Config) -> list[h.Bench]:
+    """genevent's timing benches in the scenarios that ``cfg`` selects."""
+    out: list[h.Bench] = []
+    for sc, k in ((h.NOTIFY_1, 1), (h.NOTIFY_10, 10), (h.NOTIFY_100, 100)):
+        if cfg.wants(sc):
+            out += _notify(cfg, sc, k)
+    if cfg.wants(h.NOTIFY_4P):
+        out += _producers(cfg)
+    if cfg.wants(h.XTHREAD):
+        n = cfg.notify_events
+        out.append(h.rate(h.XTHREAD, h.GE_AIO, n, h.in_loop(partial(aio_xthread, n)), cfg.reps))
+    if cfg.wants(h.SYNC):
+        out += _roundtrips(cfg, h.SYNC, "sync")
+    if cfg.wants_latency():
+        out += _latencies(cfg)
+    if cfg.wants(h.CALL_TPUT):
+        out += _roundtrips(cfg, h.CALL_TPUT, "call")
     return out
 
 
@@ -331,7 +364,11 @@ def _memory_rows(cfg: h.Config) -> list[h.Row]:
     thread_k = min(cfg.mem_managers, 200)
     if cfg.wants(h.MEM_MANAGER) or cfg.wants(h.FIT_1GB):
         h.progress(f"genevent: {h.MEM_MANAGER.name}")
-        out.append(h.guarded(h.MEM_MANAGER, h.GE_AIO, lambda: asyncio.run(aio_per_manager(cfg.mem_managers))))
+        out.append(
+            h.guarded(
+                h.MEM_MANAGER, h.GE_AIO, lambda: asyncio.run(aio_per_manager(cfg.mem_managers))
+            )
+        )
         r = h.guarded(h.MEM_MANAGER, h.GE_THREADS, lambda: thread_per_manager(thread_k))
         if not r.error:
             r.note = _memory.THREAD_NOTE
@@ -356,27 +393,6 @@ def _memory_rows(cfg: h.Config) -> list[h.Row]:
     return out
 
 
-def rows(cfg: h.Config) -> list[h.Row]:
-    """Measure genevent in the scenarios that ``cfg`` selects."""
-    out: list[h.Row] = []
-    for sc, k in ((h.NOTIFY_1, 1), (h.NOTIFY_10, 10), (h.NOTIFY_100, 100)):
-        if cfg.wants(sc):
-            h.progress(f"genevent: {sc.name}")
-            out += _notify_rows(cfg, sc, k)
-    if cfg.wants(h.NOTIFY_4P):
-        h.progress(f"genevent: {h.NOTIFY_4P.name}")
-        out += _producer_rows(cfg)
-    if cfg.wants(h.XTHREAD):
-        h.progress(f"genevent: {h.XTHREAD.name}")
-        n = cfg.notify_events
-        out.append(h.guarded(h.XTHREAD, h.GE_AIO, lambda: h.per_second(n, h.abest_ns(cfg.reps, lambda: aio_xthread(n)))))
-    if cfg.wants(h.SYNC):
-        h.progress(f"genevent: {h.SYNC.name}")
-        out += _roundtrip_rows(cfg, h.SYNC, "sync")
-    if cfg.wants(h.CALL_MED) or cfg.wants(h.CALL_P99):
-        h.progress("genevent: call latency")
-        out += _latency_rows(cfg)
-    if cfg.wants(h.CALL_TPUT):
-        h.progress(f"genevent: {h.CALL_TPUT.name}")
-        out += _roundtrip_rows(cfg, h.CALL_TPUT, "call")
-    return out + _memory_rows(cfg)
+def memory_rows(cfg: h.Config) -> list[h.Row]:
+    """genevent's memory rows, and the 100,000-manager check."""
+    return _memory_rows(cfg)

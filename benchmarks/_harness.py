@@ -13,9 +13,11 @@ import json
 import math
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
 
 Better = Literal["higher", "lower"]
 
@@ -30,6 +32,7 @@ SQ_ROUNDTRIP = "queue.SimpleQueue round trip"
 XT_DEQUE = "deque + call_soon_threadsafe wake-up"
 GE_AIO = "genevent asyncio"
 GE_THREADS = "genevent threads"
+GE_THREADS_INLINE = "genevent threads, inline=True"
 PYKKA_TELL = "pykka tell"
 PYKKA_ASK = "pykka ask"
 PYEE = "pyee emit"
@@ -101,6 +104,7 @@ class Config:
     fanout_invocations: int = 2_000_000
     roundtrips: int = 40_000
     latency_samples: int = 20_000
+    latency_rounds: int = 4
     reps: int = 5
     rt_reps: int = 3
     mem_managers: int = 2_000
@@ -120,6 +124,7 @@ class Config:
             fanout_invocations=20_000,
             roundtrips=500,
             latency_samples=500,
+            latency_rounds=1,
             reps=1,
             rt_reps=1,
             mem_managers=50,
@@ -130,6 +135,10 @@ class Config:
     def wants(self, scenario: Scenario) -> bool:
         """Whether ``--only`` selects this scenario (case-insensitive substring)."""
         return self.only is None or self.only.lower() in scenario.name.lower()
+
+    def wants_latency(self) -> bool:
+        """Whether ``--only`` selects the call-latency scenarios (median or p99)."""
+        return self.wants(CALL_MED) or self.wants(CALL_P99)
 
     def events_for(self, handlers: int) -> int:
         """Events to send in a fan-out scenario with ``handlers`` handlers."""
@@ -150,7 +159,9 @@ def skipped(scenario: Scenario, impl: str, why: str) -> Row:
 
 def failed(scenario: Scenario, impl: str, exc: BaseException) -> Row:
     """A row whose measurement raised: printed, and the run exits non-zero."""
-    return Row(scenario.name, impl, None, scenario.unit, f"error: {type(exc).__name__}: {exc}", True)
+    return Row(
+        scenario.name, impl, None, scenario.unit, f"error: {type(exc).__name__}: {exc}", True
+    )
 
 
 def guarded(scenario: Scenario, impl: str, measure: Callable[[], float]) -> Row:
@@ -168,30 +179,54 @@ def progress(text: str) -> None:
 
 # ---------------------------------------------------------------- timing
 
-
-def best_ns(reps: int, once: Callable[[], int]) -> int:
-    """The smallest of ``reps`` elapsed-time measurements (``once`` returns nanoseconds)."""
-    best = math.inf
-    for _ in range(max(reps, 1)):
-        gc.collect()
-        best = min(best, once())
-    return int(best)
+now = time.perf_counter_ns
 
 
-def abest_ns(reps: int, once: Callable[[], Awaitable[int]]) -> int:
-    """Like :func:`best_ns` for a coroutine function; each repetition gets a fresh event loop."""
+@dataclass(eq=False)
+class Bench:
+    """One implementation in one scenario, measured by :func:`run`.
 
-    async def main() -> int:
-        return await once()
+    ``rate`` returns the elapsed ns of one repetition of ``count`` operations (the best of
+    ``reps`` counts); ``latency`` returns per-operation ns of one round (all rounds pooled, then
+    median and p99 rows). ``skip`` gives a row that says why it was not measured."""
 
-    best = math.inf
-    for _ in range(max(reps, 1)):
-        gc.collect()
-        best = min(best, asyncio.run(main()))
-    return int(best)
+    scenario: Scenario
+    impl: str
+    count: int = 0
+    rate: Callable[[], int] | None = None
+    latency: Callable[[], list[int]] | None = None
+    reps: int = 1
+    note: str = ""
+    skip: str = ""
 
 
-def per_second(count: int, ns: int) -> float:
+def rate(
+    scenario: Scenario, impl: str, count: int, once: Callable[[], int], reps: int, note: str = ""
+) -> Bench:
+    """A throughput bench: ``once()`` does ``count`` operations and returns the elapsed ns."""
+    return Bench(scenario, impl, count=count, rate=once, reps=reps, note=note)
+
+
+def latency(impl: str, round_: Callable[[], list[int]], rounds: int, note: str = "") -> Bench:
+    """A call-latency bench: ``round_()`` returns per-call ns; rounds are pooled."""
+    return Bench(CALL_MED, impl, latency=round_, reps=rounds, note=note)
+
+
+def skip(scenario: Scenario, impl: str, why: str) -> Bench:
+    """A bench that is not run: its row says why."""
+    return Bench(scenario, impl, skip=why)
+
+
+def in_loop(make: Callable[[], Coroutine[Any, Any, T]]) -> Callable[[], T]:
+    """A plain callable that runs the coroutine ``make()`` in a fresh event loop."""
+
+    def run_it() -> T:
+        return asyncio.run(make())
+
+    return run_it
+
+
+def per_second(count: int, ns: float) -> float:
     """``count`` operations in ``ns`` nanoseconds, as operations per second."""
     return count * 1e9 / max(ns, 1)
 
@@ -205,15 +240,51 @@ def percentile(samples: Sequence[int], q: float) -> float:
     return float(ordered[rank])
 
 
-def latency_rows(impl: str, samples_ns: Sequence[int]) -> list[Row]:
-    """Median and p99 rows (in µs) from per-operation timings in nanoseconds."""
-    return [
-        row(CALL_MED, impl, percentile(samples_ns, 0.5) / 1000),
-        row(CALL_P99, impl, percentile(samples_ns, 0.99) / 1000),
-    ]
+def run(benches: Sequence[Bench]) -> list[Row]:
+    """Measure the benches scenario by scenario. Within a scenario, repetitions are interleaved
+    (rep 1 of every implementation, then rep 2, ...) so that a noisy machine's slow spells hit
+    every implementation alike and the ratios stay meaningful."""
+    out: list[Row] = []
+    for sc in SCENARIOS:
+        group = [b for b in benches if b.scenario is sc]
+        if not group:
+            continue
+        progress(sc.name)
+        best: dict[Bench, float] = {}
+        pooled: dict[Bench, list[int]] = {b: [] for b in group}
+        errors: dict[Bench, BaseException] = {}
+        for rep in range(max(b.reps for b in group)):
+            shift = rep % len(group)
+            for b in group[shift:] + group[:shift]:
+                if b.skip or b in errors or rep >= b.reps:
+                    continue
+                gc.collect()
+                try:
+                    if b.rate is not None:
+                        best[b] = min(best.get(b, math.inf), b.rate())
+                    elif b.latency is not None:
+                        pooled[b] += b.latency()
+                except Exception as exc:
+                    errors[b] = exc
+        for b in group:
+            out += _rows_of(b, best.get(b), pooled[b], errors.get(b))
+    return out
 
 
-now = time.perf_counter_ns
+def _rows_of(
+    b: Bench, ns: float | None, samples: list[int], exc: BaseException | None
+) -> list[Row]:
+    scenarios = [CALL_MED, CALL_P99] if b.latency is not None else [b.scenario]
+    if b.skip:
+        return [skipped(sc, b.impl, b.skip) for sc in scenarios]
+    if exc is not None:
+        return [failed(sc, b.impl, exc) for sc in scenarios]
+    if b.latency is not None:
+        return [
+            row(CALL_MED, b.impl, percentile(samples, 0.5) / 1000, b.note),
+            row(CALL_P99, b.impl, percentile(samples, 0.99) / 1000, b.note),
+        ]
+    return [row(b.scenario, b.impl, per_second(b.count, ns) if ns else None, b.note)]
 
 
 # ---------------------------------------------------------------- output
@@ -272,7 +343,9 @@ def print_table(rows: Sequence[Row]) -> None:
             print(f"  {r.impl:<{width}}{fmt_value(r.value, r.unit):>18}  {rtxt:>9}{note}")
 
 
-def write_json(path: str, rows: Sequence[Row], targets: Sequence[Any], meta: dict[str, Any]) -> None:
+def write_json(
+    path: str, rows: Sequence[Row], targets: Sequence[Any], meta: dict[str, Any]
+) -> None:
     """Write the rows (with their ratios), the targets and the run's metadata as JSON."""
     by_name = {sc.name: sc for sc in SCENARIOS}
     out_rows = []

@@ -28,12 +28,15 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def traced_per_item(k: int, make: Callable[[], Awaitable[object]]) -> tuple[float, list[object]]:
+async def traced_per_item(
+    k: int, make: Callable[[], Awaitable[object]]
+) -> tuple[float, list[object]]:
     """Bytes traced per object when ``k`` objects are made by ``make`` (in a running loop).
 
-    Returns the figure and the objects (still alive: the caller disposes of them)."""
-    items: list[object] = [None] * k
-    await make()  # warm up: first-use caches are not per-object cost
+    Returns the figure and the objects, plus one made before to warm up (still alive: the
+    caller disposes of them)."""
+    items: list[object] = [None] * (k + 1)
+    items[k] = await make()  # warm up: first-use caches are not per-object cost
     gc.collect()
     tracemalloc.start()
     try:
@@ -51,8 +54,8 @@ async def traced_per_item(k: int, make: Callable[[], Awaitable[object]]) -> tupl
 
 def traced_per_item_sync(k: int, make: Callable[[], object]) -> tuple[float, list[object]]:
     """Like :func:`traced_per_item` for plain (blocking) constructors."""
-    items: list[object] = [None] * k
-    make()
+    items: list[object] = [None] * (k + 1)
+    items[k] = make()
     gc.collect()
     tracemalloc.start()
     try:
@@ -130,11 +133,15 @@ def rows(cfg: h.Config) -> list[h.Row]:
     if cfg.wants(h.MEM_MANAGER) or cfg.wants(h.FIT_1GB):
         h.progress(f"memory: {h.MEM_MANAGER.name}")
         out.append(
-            h.guarded(h.MEM_MANAGER, h.DEQUE, lambda: asyncio.run(_deque_per_manager(cfg.mem_managers)))
+            h.guarded(
+                h.MEM_MANAGER, h.DEQUE, lambda: asyncio.run(_deque_per_manager(cfg.mem_managers))
+            )
         )
     if cfg.wants(h.MEM_HANDLER):
         h.progress(f"memory: {h.MEM_HANDLER.name}")
-        out.append(h.guarded(h.MEM_HANDLER, h.PLAIN_OBJECT, lambda: _plain_per_handler(cfg.mem_handlers)))
+        out.append(
+            h.guarded(h.MEM_HANDLER, h.PLAIN_OBJECT, lambda: _plain_per_handler(cfg.mem_handlers))
+        )
         out.append(_emitter_row(cfg, "pyee", "pyee listener"))
         out.append(_emitter_row(cfg, "blinker", "blinker receiver"))
     return out

@@ -10,6 +10,7 @@ A peer that is not installed gives rows that say "skipped (not installed)".
 from __future__ import annotations
 
 import importlib
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -81,46 +82,37 @@ def pykka_ask(pykka: ModuleType, n: int, *, latency: bool) -> list[int]:
     return samples if latency else [elapsed]
 
 
-def _pykka_rows(cfg: h.Config) -> list[h.Row]:
+def _pykka(cfg: h.Config) -> list[h.Bench]:
     pykka = _module("pykka")
-    wanted = [
-        sc
-        for sc in (h.NOTIFY_1, h.NOTIFY_4P, h.CALL_MED, h.CALL_P99, h.CALL_TPUT)
-        if cfg.wants(sc)
-    ]
-    if pykka is None:
-        return [h.skipped(sc, h.PYKKA_ASK if "call" in sc.name else h.PYKKA_TELL, NOT_INSTALLED) for sc in wanted]
-    h.progress("peers: pykka")
-    # pykka is ~10x slower than the rest: a quarter of the count keeps the run short.
-    n, reps = max(cfg.notify_events // 4 // 4 * 4, 4), cfg.rt_reps
+    out: list[h.Bench] = []
+    # pykka is ~10x slower than the rest: a quarter of the counts keeps the run short.
+    n, reps = max(cfg.notify_events // 16 * 4, 4), cfg.reps
     rt = max(cfg.roundtrips // 4, 10)
-    lat = max(cfg.latency_samples // 4, 10)
-    out: list[h.Row] = []
-    if h.NOTIFY_1 in wanted:
-        out.append(
-            h.guarded(h.NOTIFY_1, h.PYKKA_TELL, lambda: h.per_second(n, h.best_ns(reps, lambda: pykka_tell(pykka, n, 1))))
-        )
-    if h.NOTIFY_4P in wanted:
-        out.append(
-            h.guarded(
-                h.NOTIFY_4P,
-                "pykka tell, 4 producer threads",
-                lambda: h.per_second(n, h.best_ns(reps, lambda: pykka_tell(pykka, n, 4))),
-            )
-        )
-    if h.CALL_MED in wanted or h.CALL_P99 in wanted:
-        try:
-            out += h.latency_rows(h.PYKKA_ASK, pykka_ask(pykka, lat, latency=True))
-        except Exception as exc:
-            out += [h.failed(h.CALL_MED, h.PYKKA_ASK, exc), h.failed(h.CALL_P99, h.PYKKA_ASK, exc)]
-    if h.CALL_TPUT in wanted:
-        out.append(
-            h.guarded(
-                h.CALL_TPUT,
-                h.PYKKA_ASK,
-                lambda: h.per_second(rt, h.best_ns(reps, lambda: pykka_ask(pykka, rt, latency=False)[0])),
-            )
-        )
+    per, rounds = max(cfg.latency_samples // 4 // cfg.latency_rounds, 10), cfg.latency_rounds
+    tell_4 = "pykka tell, 4 producer threads"
+    if pykka is None:
+        for sc, impl in (
+            (h.NOTIFY_1, h.PYKKA_TELL),
+            (h.NOTIFY_4P, tell_4),
+            (h.CALL_TPUT, h.PYKKA_ASK),
+        ):
+            if cfg.wants(sc):
+                out.append(h.skip(sc, impl, NOT_INSTALLED))
+        if cfg.wants_latency():
+            out.append(h.Bench(h.CALL_MED, h.PYKKA_ASK, latency=list, skip=NOT_INSTALLED))
+        return out
+
+    def ask_once() -> int:
+        return pykka_ask(pykka, rt, latency=False)[0]
+
+    if cfg.wants(h.NOTIFY_1):
+        out.append(h.rate(h.NOTIFY_1, h.PYKKA_TELL, n, partial(pykka_tell, pykka, n, 1), reps))
+    if cfg.wants(h.NOTIFY_4P):
+        out.append(h.rate(h.NOTIFY_4P, tell_4, n, partial(pykka_tell, pykka, n, 4), reps))
+    if cfg.wants_latency():
+        out.append(h.latency(h.PYKKA_ASK, partial(pykka_ask, pykka, per, latency=True), rounds))
+    if cfg.wants(h.CALL_TPUT):
+        out.append(h.rate(h.CALL_TPUT, h.PYKKA_ASK, rt, ask_once, cfg.rt_reps))
     return out
 
 
@@ -159,27 +151,21 @@ def blinker_send(blinker: ModuleType, k: int, n: int) -> int:
     return int(elapsed)
 
 
-def _emitter_rows(cfg: h.Config) -> list[h.Row]:
+def _emitters(cfg: h.Config) -> list[h.Bench]:
     pyee, blinker = _module("pyee"), _module("blinker")
-    out: list[h.Row] = []
+    out: list[h.Bench] = []
     for sc, k in ((h.NOTIFY_1, 1), (h.NOTIFY_10, 10), (h.NOTIFY_100, 100)):
         if not cfg.wants(sc):
             continue
-        h.progress(f"peers: pyee, blinker: {sc.name}")
-        out.append(_emitter_row(cfg, sc, k, h.PYEE, pyee, pyee_emit))
-        out.append(_emitter_row(cfg, sc, k, h.BLINKER, blinker, blinker_send))
+        n = cfg.events_for(k)
+        for impl, mod, fn in ((h.PYEE, pyee, pyee_emit), (h.BLINKER, blinker, blinker_send)):
+            if mod is None:
+                out.append(h.skip(sc, impl, NOT_INSTALLED))
+            else:
+                out.append(h.rate(sc, impl, n * k, partial(fn, mod, k, n), cfg.reps))
     return out
 
 
-def _emitter_row(
-    cfg: h.Config, sc: h.Scenario, k: int, impl: str, mod: ModuleType | None, fn: Any
-) -> h.Row:
-    if mod is None:
-        return h.skipped(sc, impl, NOT_INSTALLED)
-    n = cfg.events_for(k)
-    return h.guarded(sc, impl, lambda: h.per_second(n * k, h.best_ns(cfg.reps, lambda: fn(mod, k, n))))
-
-
-def rows(cfg: h.Config) -> list[h.Row]:
-    """Measure the peers (or say they are skipped) in the scenarios that ``cfg`` selects."""
-    return _emitter_rows(cfg) + _pykka_rows(cfg)
+def benches(cfg: h.Config) -> list[h.Bench]:
+    """The peers (or benches saying they are skipped) in the scenarios that ``cfg`` selects."""
+    return _emitters(cfg) + _pykka(cfg)

@@ -1,0 +1,159 @@
+"""The project's performance targets, judged on the ratios of one run (never asserted)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from . import _harness as h
+from ._otp import NOT_FOUND
+
+NA_OTP = "n/a (escript not on PATH)"
+NA = "n/a (not measured)"
+
+
+@dataclass
+class Target:
+    """One target: what it asks, what this run measured, and met / missed / n/a."""
+
+    name: str
+    measured: str
+    status: str
+
+
+def _value(rows: Sequence[h.Row], sc: h.Scenario, impl: str) -> float | None:
+    r = h.find(rows, sc, impl)
+    return r.value if r else None
+
+
+def _why_missing(rows: Sequence[h.Row], sc: h.Scenario, impls: Sequence[str]) -> str:
+    """ "n/a (...)" with the reason a row was skipped, e.g. "n/a (escript not on PATH)"."""
+    for r in rows:
+        if r.scenario == sc.name and r.impl in impls and r.value is None:
+            if r.note == NOT_FOUND:
+                return NA_OTP
+            if r.note.startswith("skipped ("):
+                return f"n/a ({r.impl}: {r.note.removeprefix('skipped (')}"
+            if r.error:
+                return f"missed ({r.impl} failed)"
+    return NA
+
+
+def _ratio_target(
+    rows: Sequence[h.Row],
+    name: str,
+    sc: h.Scenario,
+    impl: str,
+    other: str,
+    ok: Callable[[float], bool],
+    words: str,
+) -> Target:
+    """A target on ``value(impl) / value(other)`` in scenario ``sc``."""
+    mine, theirs = _value(rows, sc, impl), _value(rows, sc, other)
+    if mine is None or theirs is None or theirs == 0:
+        return Target(name, "-", _why_missing(rows, sc, (impl, other)))
+    r = mine / theirs
+    return Target(name, f"{r:.2f}x {words}", "met" if ok(r) else "missed")
+
+
+def evaluate(rows: Sequence[h.Row], cfg: h.Config) -> list[Target]:
+    """Judge every target on this run's rows."""
+    t = [
+        _ratio_target(
+            rows,
+            "asyncio notify, 1 handler >= 1.5x OTP gen_event",
+            h.NOTIFY_1,
+            h.GE_AIO,
+            h.OTP,
+            lambda r: r >= 1.5,
+            "OTP's events/s",
+        ),
+        _ratio_target(
+            rows,
+            "asyncio notify, 1 handler >= 0.5x deque mailbox",
+            h.NOTIFY_1,
+            h.GE_AIO,
+            h.DEQUE,
+            lambda r: r >= 0.5,
+            "the deque mailbox's events/s",
+        ),
+        _ratio_target(
+            rows,
+            "asyncio fan-out to 100 handlers >= 0.5x plain loop",
+            h.NOTIFY_100,
+            h.GE_AIO,
+            h.PLAIN_LOOP,
+            lambda r: r >= 0.5,
+            "the plain loop's invocations/s",
+        ),
+        _ratio_target(
+            rows,
+            "asyncio sync_notify >= OTP gen_event per second",
+            h.SYNC,
+            h.GE_AIO,
+            h.OTP,
+            lambda r: r >= 1.0,
+            "OTP's sync_notify/s",
+        ),
+        _ratio_target(
+            rows,
+            "asyncio call round trip median <= 2x OTP",
+            h.CALL_MED,
+            h.GE_AIO,
+            h.OTP,
+            lambda r: r <= 2.0,
+            "OTP's median",
+        ),
+        _ratio_target(
+            rows,
+            "threads (default) call median >= 5x faster than pykka ask",
+            h.CALL_MED,
+            h.PYKKA_ASK,
+            h.GE_THREADS,
+            lambda r: r >= 5.0,
+            "faster than pykka's median",
+        ),
+        _ratio_target(
+            rows,
+            "threads (inline=True) call median >= 5x faster than pykka ask",
+            h.CALL_MED,
+            h.PYKKA_ASK,
+            h.GE_THREADS_INLINE,
+            lambda r: r >= 5.0,
+            "faster than pykka's median",
+        ),
+        _ratio_target(
+            rows,
+            "thread runtime notify >= 10x pykka tell",
+            h.NOTIFY_1,
+            h.GE_THREADS,
+            h.PYKKA_TELL,
+            lambda r: r >= 10.0,
+            "pykka tell's events/s",
+        ),
+    ]
+    mem = _value(rows, h.MEM_MANAGER, h.GE_AIO)
+    name = "idle asyncio manager with one handler <= 4 KB"
+    if mem is None:
+        t.append(Target(name, "-", NA))
+    else:
+        t.append(Target(name, f"{mem:,.0f} bytes", "met" if mem <= 4096 else "missed"))
+    name = "100,000 asyncio managers in one process work"
+    many = next((r for r in rows if r.scenario == h.MANY.name and r.impl == h.GE_AIO), None)
+    if cfg.quick:
+        t.append(Target(name, "-", "n/a (full run only)"))
+    elif many is None:
+        t.append(Target(name, "-", NA))
+    elif many.error or many.value is None:
+        t.append(Target(name, many.note, "missed"))
+    else:
+        t.append(Target(name, f"{many.value:,.0f} bytes each (RSS)", "met"))
+    return t
+
+
+def print_targets(targets: Sequence[Target]) -> None:
+    """Print the targets section."""
+    print("\ntargets")
+    width = max(len(x.name) for x in targets) + 2
+    for x in targets:
+        print(f"  {x.name:<{width}}{x.measured:<42}{x.status}")

@@ -1,0 +1,160 @@
+#!/usr/bin/env escript
+%% -*- erlang -*-
+%%
+%% OTP's own gen_event on the scenarios of genevent's benchmark suite (benchmarks/_otp.py runs
+%% it and parses its output). This module is its own trivial handler: -mode(compile) makes it a
+%% real, loaded module, so gen_event can call back into it; many copies are {?MODULE, Id}.
+%%
+%% usage: escript otp_gen_event.escript NotifyEvents FanoutInvocations RoundTrips
+%%                                      LatencySamples Reps MemManagers MemHandlers
+%% prints one line per figure: "<name> <value> <unit>".
+-module(otp_gen_event).
+-mode(compile).
+-behaviour(gen_event).
+
+-export([main/1]).
+-export([init/1, handle_event/2, handle_call/2, handle_info/2, terminate/2, code_change/3]).
+
+%% ------------------------------------------------------------------ the handler
+
+init(_Args) -> {ok, 0}.
+handle_event(_Event, N) -> {ok, N + 1}.
+handle_call(_Request, N) -> {ok, N, N}.
+handle_info(_Info, N) -> {ok, N}.
+terminate(_Reason, _N) -> ok.
+code_change(_OldVsn, N, _Extra) -> {ok, N}.
+
+%% ------------------------------------------------------------------ main
+
+main([NotifyS, FanoutS, RoundTripsS, LatencyS, RepsS, MemMgrS, MemHandlersS]) ->
+    [Notify, Fanout, RoundTrips, Latency, Reps, MemMgr, MemHandlers] =
+        [list_to_integer(A)
+         || A <- [NotifyS, FanoutS, RoundTripsS, LatencyS, RepsS, MemMgrS, MemHandlersS]],
+    out(otp_release, list_to_integer(erlang:system_info(otp_release)), release),
+    out(schedulers, erlang:system_info(schedulers_online), count),
+    lists:foreach(
+      fun(K) ->
+              N = case K of 1 -> Notify; _ -> max(Fanout div K, 10) end,
+              Ns = best(Reps, fun() -> notify_once(K, N, 1) end),
+              out(list_to_atom("notify_" ++ integer_to_list(K)), rate(N * K, Ns), per_s)
+      end, [1, 10, 100]),
+    N4 = (Notify div 4) * 4,
+    out(notify_4p, rate(N4, best(Reps, fun() -> notify_once(1, N4, 4) end)), per_s),
+    RtReps = max(1, min(Reps, 3)),
+    out(sync_notify, rate(RoundTrips, best(RtReps, fun() -> sync_once(RoundTrips) end)), per_s),
+    Samples = lists:sort(call_latency(Latency)),
+    out(call_median, percentile(Samples, 0.5) / 1000, us),
+    out(call_p99, percentile(Samples, 0.99) / 1000, us),
+    out(call_tput, rate(RoundTrips, best(RtReps, fun() -> call_once(RoundTrips) end)), per_s),
+    out(mem_manager, mem_per_manager(MemMgr), bytes),
+    out(mem_handler, mem_per_handler(MemHandlers), bytes),
+    halt(0);
+main(_) ->
+    io:format(standard_error, "usage: escript otp_gen_event.escript NotifyEvents "
+              "FanoutInvocations RoundTrips LatencySamples Reps MemManagers MemHandlers~n", []),
+    halt(2).
+
+%% ------------------------------------------------------------------ scenarios
+
+start_manager(K) ->
+    {ok, M} = gen_event:start(),
+    [ok = gen_event:add_handler(M, {?MODULE, I}, []) || I <- lists:seq(1, K)],
+    M.
+
+check(M, K, Expected) ->
+    [Expected = gen_event:call(M, {?MODULE, I}, get) || I <- lists:seq(1, K)],
+    ok = gen_event:stop(M).
+
+notify_loop(_M, 0) -> ok;
+notify_loop(M, N) -> ok = gen_event:notify(M, N), notify_loop(M, N - 1).
+
+%% N notifies from Producers processes, then one sync_notify: nanoseconds.
+notify_once(K, N, Producers) ->
+    M = start_manager(K),
+    Self = self(),
+    T0 = now_ns(),
+    case Producers of
+        1 -> notify_loop(M, N);
+        _ ->
+            Per = N div Producers,
+            Pids = [spawn_link(fun() -> notify_loop(M, Per), Self ! {done, self()} end)
+                    || _ <- lists:seq(1, Producers)],
+            [receive {done, P} -> ok end || P <- Pids]
+    end,
+    ok = gen_event:sync_notify(M, last),
+    T1 = now_ns(),
+    check(M, K, N + 1),
+    T1 - T0.
+
+sync_loop(_M, 0) -> ok;
+sync_loop(M, N) -> ok = gen_event:sync_notify(M, N), sync_loop(M, N - 1).
+
+sync_once(N) ->
+    M = start_manager(1),
+    T0 = now_ns(),
+    sync_loop(M, N),
+    T1 = now_ns(),
+    check(M, 1, N),
+    T1 - T0.
+
+call_loop(_M, 0) -> ok;
+call_loop(M, N) -> _ = gen_event:call(M, {?MODULE, 1}, N), call_loop(M, N - 1).
+
+call_once(N) ->
+    M = start_manager(1),
+    T0 = now_ns(),
+    call_loop(M, N),
+    T1 = now_ns(),
+    check(M, 1, 0),
+    T1 - T0.
+
+latency_loop(_M, 0, Acc) -> Acc;
+latency_loop(M, N, Acc) ->
+    T0 = now_ns(),
+    _ = gen_event:call(M, {?MODULE, 1}, N),
+    latency_loop(M, N - 1, [now_ns() - T0 | Acc]).
+
+call_latency(N) ->
+    M = start_manager(1),
+    Samples = latency_loop(M, N, []),
+    check(M, 1, 0),
+    Samples.
+
+%% erlang:memory(processes) growth per idle manager with one handler.
+mem_per_manager(K) ->
+    erlang:garbage_collect(),
+    Before = erlang:memory(processes),
+    Ms = [start_manager(1) || _ <- lists:seq(1, K)],
+    After = erlang:memory(processes),
+    [ok = gen_event:stop(M) || M <- Ms],
+    (After - Before) / K.
+
+%% Growth of one manager process (after garbage collection) per added handler.
+mem_per_handler(K) ->
+    M = start_manager(1),
+    Before = process_memory(M),
+    [ok = gen_event:add_handler(M, {?MODULE, I}, []) || I <- lists:seq(2, K + 1)],
+    After = process_memory(M),
+    ok = gen_event:stop(M),
+    (After - Before) / K.
+
+process_memory(Pid) ->
+    true = erlang:garbage_collect(Pid),
+    {memory, Bytes} = erlang:process_info(Pid, memory),
+    Bytes.
+
+%% ------------------------------------------------------------------ helpers
+
+now_ns() -> erlang:monotonic_time(nanosecond).
+
+best(Reps, F) -> lists:min([F() || _ <- lists:seq(1, Reps)]).
+
+rate(Count, Ns) -> Count * 1.0e9 / max(Ns, 1).
+
+percentile(Sorted, Q) ->
+    Len = length(Sorted),
+    Rank = min(Len, max(1, ceil(Q * Len))),
+    float(lists:nth(Rank, Sorted)).
+
+out(Name, Value, Unit) when is_integer(Value) -> io:format("~s ~b ~s~n", [Name, Value, Unit]);
+out(Name, Value, Unit) -> io:format("~s ~.4f ~s~n", [Name, float(Value), Unit]).
