@@ -118,14 +118,14 @@ class EventManager(Generic[E]):
         self._closed = False
         self._dispatch_task: object = None
         self._inline_done: asyncio.Future[None] | None = None
-        self._watched: set[Any] = set()
-        self._spawned: set[asyncio.Future[Any]] = set()
-        self._stopped = self._loop.create_future()
+        # created on first use: an idle manager must stay small (benchmarks: <= 4 KB)
+        self._watched: set[Any] | None = None
+        self._spawned: set[asyncio.Future[Any]] | None = None
         if name is not None:
             _registry.register(name, self)
         _LIVE.add(self)
         try:
-            self._task = self._loop.create_task(self._run(), name=f"genevent:{name or id(self)}")
+            self._task = self._loop.create_task(self._run())
         except BaseException:
             _LIVE.discard(self)
             if name is not None:
@@ -154,7 +154,8 @@ class EventManager(Generic[E]):
 
     async def wait_stopped(self) -> None:
         """Wait until the manager has stopped and every handler was terminated."""
-        await asyncio.shield(self._stopped)
+        if not self._task.done():
+            await asyncio.wait((self._task,))
 
     # -- the mailbox --------------------------------------------------------------------------
 
@@ -452,12 +453,15 @@ class EventManager(Generic[E]):
 
     def _watch(self, eff: Any) -> None:
         owner = eff.owner
+        watched = self._watched
+        if watched is None:
+            watched = self._watched = set()
         if eff.__class__ is Watch:
-            if owner not in self._watched:
-                self._watched.add(owner)
+            if owner not in watched:
+                watched.add(owner)
                 owner.add_done_callback(self._owner_done)
-        elif eff.__class__ is Unwatch and owner in self._watched:
-            self._watched.discard(owner)
+        elif eff.__class__ is Unwatch and owner in watched:
+            watched.discard(owner)
             owner.remove_done_callback(self._owner_done)
 
     def _owner_done(self, owner: Any) -> None:
@@ -486,6 +490,8 @@ class EventManager(Generic[E]):
 
     def _spawn(self, awaitable: Any) -> None:
         task = asyncio.ensure_future(awaitable)
+        if self._spawned is None:
+            self._spawned = set()
         self._spawned.add(task)
         task.add_done_callback(self._spawned.discard)
 
@@ -539,6 +545,9 @@ class EventManager(Generic[E]):
                     continue
                 self._dispatch_task = task
                 try:
+                    # the dispatch tuple is read once per batch and again after anything that
+                    # may change the table (a control request, a non-None outcome)
+                    targets = None
                     while mailbox:
                         msg = popleft()
                         if msg.__class__ is _Request:
@@ -546,19 +555,25 @@ class EventManager(Generic[E]):
                                 await self._stop(msg)
                                 return
                             await self._handle(msg)
-                        elif core.async_count:
-                            await self._drive(core.notify(msg))
-                        else:
-                            for entry, fn in core.cached_targets or core.event_targets:
-                                try:
-                                    result = fn(msg)
-                                except Exception as exc:
-                                    await self._drive(core.event_result(entry, Raised(exc), msg))
-                                else:
-                                    if result is not None:
-                                        await self._drive(
-                                            core.event_result(entry, Returned(result), msg)
-                                        )
+                            targets = None
+                            continue
+                        if targets is None:
+                            if core.async_count:
+                                await self._drive(core.notify(msg))
+                                continue
+                            targets = core.cached_targets or core.event_targets
+                        for entry, fn in targets:
+                            try:
+                                result = fn(msg)
+                            except Exception as exc:
+                                await self._drive(core.event_result(entry, Raised(exc), msg))
+                                targets = None
+                            else:
+                                if result is not None:
+                                    await self._drive(
+                                        core.event_result(entry, Returned(result), msg)
+                                    )
+                                    targets = None
                 finally:
                     self._dispatch_task = None
         except asyncio.CancelledError:
@@ -610,17 +625,15 @@ class EventManager(Generic[E]):
         _LIVE.discard(self)
         if self.name is not None:
             _registry.unregister(self.name, self)
-        for owner in list(self._watched):
+        for owner in self._watched or ():
             owner.remove_done_callback(self._owner_done)
-        self._watched.clear()
+        self._watched = None
         while self._mailbox:
             msg = self._mailbox.popleft()
             if msg.__class__ is _Request and msg.fut is not None:
                 _fail(
                     msg.fut, ManagerNotRunning(self, f" (it stopped before answering {msg.what})")
                 )
-        if not self._stopped.done():
-            self._stopped.set_result(None)
 
 
 def start(name: str | None = None) -> EventManager[Any]:
