@@ -18,13 +18,8 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from genevent import aio
+from genevent import aio, threads
 from tests.handlers import WAIT, H
-
-try:
-    from genevent import threads
-except ImportError:  # pragma: no cover - until the thread runtime lands
-    threads = None  # type: ignore[assignment,unused-ignore]
 
 _END = object()
 
@@ -392,5 +387,20 @@ class ThreadsRuntime(Runtime):
         return exc  # type: ignore[no-any-return,unused-ignore]
 
 
-RUNTIMES: dict[str, type[Runtime]] = {"aio": AioRuntime, "threads": ThreadsRuntime}
-AVAILABLE = [name for name in RUNTIMES if name != "threads" or threads is not None]
+class InlineThreadsRuntime(ThreadsRuntime):
+    """The thread runtime with ``inline=True``: idle managers run requests in the caller."""
+
+    name = "threads-inline"
+
+    def start(self, name: str | None = None) -> Facade:
+        mgr = threads.start(name, inline=True)
+        self.managers.append(mgr)
+        return Facade(self, mgr, self.main)
+
+
+RUNTIMES: dict[str, type[Runtime]] = {
+    "aio": AioRuntime,
+    "threads": ThreadsRuntime,
+    "threads-inline": InlineThreadsRuntime,
+}
+AVAILABLE = list(RUNTIMES)
