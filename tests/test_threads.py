@@ -69,11 +69,16 @@ def test_garbage_running_manager_is_stopped_and_reported(rec: Recorder) -> None:
 def test_interpreter_exit_with_running_managers_does_not_hang() -> None:
     script = textwrap.dedent(
         """
+        import threading
         from genevent import EventHandler, threads
+
+        LOCK = threading.Lock()
 
         class Bye(EventHandler):
             def handle_event(self, event): pass
-            def terminate(self, reason): print("terminated", type(reason).__name__, flush=True)
+            def terminate(self, reason):
+                with LOCK:
+                    print("terminated", type(reason).__name__, flush=True)
 
         keep = [threads.start() for _ in range(3)]
         for m in keep:
