@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import genevent
 from genevent import (
     NO_HANDOFF,
     CallingSelf,
@@ -296,3 +297,18 @@ async def test_unreferenced_running_manager_keeps_running(rec: Recorder) -> None
     assert found is not None
     assert found.is_running
     await found.stop()
+
+
+async def test_many_calls_in_flight(rec: Recorder) -> None:
+    """DECISIONS 1: OTP's send_request/receive_response is concurrent calls in asyncio."""
+    async with aio.start() as mgr:
+        await mgr.add_handler((H, "a"), Spec(rec, "a"))
+        await mgr.add_handler((AsyncH, "b"), Spec(rec, "b"))
+        mgr.notify("e")
+        replies = await asyncio.gather(
+            *(mgr.call((H, "a") if i % 2 else (AsyncH, "b"), i) for i in range(20)),
+            mgr.call((H, "missing"), 0),
+            return_exceptions=True,
+        )
+        assert replies[:4] == [("async", 0), ("a", 1, ["e"]), ("async", 2), ("a", 3, ["e"])]
+        assert isinstance(replies[-1], genevent.HandlerNotFound)

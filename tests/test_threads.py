@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import genevent
 from genevent import (
     CallingSelf,
     HandlerExit,
@@ -230,3 +231,13 @@ def test_repr_and_thread_name(rec: Recorder) -> None:
         assert mgr.thread.name.startswith("genevent:")
         assert mgr.thread.daemon
     assert "stopped" in repr(mgr)
+
+
+def test_many_calls_in_flight_with_futures(rec: Recorder) -> None:
+    """DECISIONS 1: OTP's send_request/receive_response is call_future in threads."""
+    with threads.start() as mgr:
+        mgr.add_handler(H, Spec(rec))
+        futures = [mgr.call_future(H, i) for i in range(50)]
+        missing = mgr.call_future((H, "missing"), 0)
+        assert [f.result(WAIT)[1] for f in futures] == list(range(50))
+        assert isinstance(missing.exception(WAIT), genevent.HandlerNotFound)

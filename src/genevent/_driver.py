@@ -8,7 +8,7 @@ import reprlib
 from collections.abc import Callable
 from typing import Any
 
-from ._core import Invoke, Procedure, Raised, Report, Returned, TellOwner
+from ._core import Invoke, Procedure, Raised, Report, Returned, TellOwner, Unwatch, Watch
 from ._errors import WrongRuntime, _name
 
 __all__ = ("drive_sync", "log", "report", "state_of", "tell_owner")
@@ -102,9 +102,15 @@ def tell_owner(eff: TellOwner, spawn: Callable[[Any], object] | None = None) -> 
             log.error("owner callback %r returned an awaitable; use a plain function", eff.on_exit)
 
 
-def drive_sync(proc: Procedure, manager: Any, watch: Callable[[Any], None]) -> Any:
+def drive_sync(
+    proc: Procedure,
+    manager: Any,
+    watch: Callable[[Watch | Unwatch], None],
+    tell: Callable[[TellOwner], None] = tell_owner,
+) -> Any:
     """Run a core procedure to its end without an event loop; return its reply (or raise the
-    typed error it raises). ``watch`` performs :class:`Watch`/:class:`Unwatch` effects."""
+    typed error it raises). ``manager`` labels reports; ``watch`` performs
+    :class:`Watch`/:class:`Unwatch` effects; ``tell`` delivers owner notices."""
     send: Any = None
     while True:
         try:
@@ -123,8 +129,8 @@ def drive_sync(proc: Procedure, manager: Any, watch: Callable[[Any], None]) -> A
             else:
                 send = Returned(value)
         elif type(eff) is TellOwner:
-            tell_owner(eff)
+            tell(eff)
         elif type(eff) is Report:
             report(manager, eff)
-        else:
+        elif isinstance(eff, (Watch, Unwatch)):
             watch(eff)

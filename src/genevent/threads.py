@@ -70,19 +70,17 @@ from typing import Any, Final, Generic, TypeVar
 from . import _registry
 from ._core import (
     HandlerExit,
-    Invoke,
     ManagerCore,
     Procedure,
     Raised,
     Remove,
-    Report,
     Returned,
     Swap,
     TellOwner,
     Unwatch,
     Watch,
 )
-from ._driver import log, report, tell_owner
+from ._driver import drive_sync, log, tell_owner
 from ._errors import (
     CallingSelf,
     CallTimeout,
@@ -350,31 +348,20 @@ class _Server:
 
     def drive(self, proc: Procedure) -> Any:
         """Run a core procedure to its end on this thread; return its reply."""
-        send: Any = None
-        while True:
-            try:
-                eff = proc.send(send)
-            except StopIteration as stop:
-                return stop.value
-            send = None
-            if type(eff) is Invoke:
-                try:
-                    value = eff.fn(*eff.args, **eff.kwargs) if eff.kwargs else eff.fn(*eff.args)
-                except Exception as exc:
-                    send = Raised(exc)
-                else:
-                    send = Returned(value)
-            elif type(eff) is TellOwner:
-                notice = eff.notice
-                if notice.manager is self:
-                    notice = HandlerExit(notice.handler, notice.reason, self.label())
-                tell_owner(TellOwner(eff.on_exit, notice))
-            elif type(eff) is Report:
-                report(self.label(), eff)
-            elif type(eff) is Watch:
-                self.watch(eff.owner)
-            elif type(eff) is Unwatch:
-                self.unwatch(eff.owner)
+        return drive_sync(proc, self.label(), self.watch_effect, self.tell)
+
+    def tell(self, eff: TellOwner) -> None:
+        """Deliver an owner notice naming the public manager (the core knows this server)."""
+        notice = eff.notice
+        if notice.manager is self:
+            eff = TellOwner(eff.on_exit, HandlerExit(notice.handler, notice.reason, self.label()))
+        tell_owner(eff)
+
+    def watch_effect(self, eff: Watch | Unwatch) -> None:
+        if type(eff) is Watch:
+            self.watch(eff.owner)
+        else:
+            self.unwatch(eff.owner)
 
     def watch(self, owner: Any) -> None:
         if owner in self.watched:

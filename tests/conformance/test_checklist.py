@@ -810,3 +810,11 @@ def test_c59_seed_session(rt: Runtime) -> None:
     assert m.call(BroadcastEventHandler, "broadcasts") == []
     m.notify(("broadcast", "Assemble in class"))
     assert m.call(BroadcastEventHandler, "broadcasts") == ["Assemble in class"]
+
+
+def test_delete_handler_without_terminate_returns_none(rt: Runtime, rec: Recorder) -> None:
+    """Reference items 54 and 83: a missing terminate is a no-op whose result is None."""
+    m = rt.start()
+    m.add_handler(NoInfo, spec(rec))
+    assert m.delete_handler(NoInfo, "args") is None
+    assert m.which_handlers() == []
