@@ -312,3 +312,29 @@ async def test_many_calls_in_flight(rec: Recorder) -> None:
         )
         assert replies[:4] == [("async", 0), ("a", 1, ["e"]), ("async", 2), ("a", 3, ["e"])]
         assert isinstance(replies[-1], genevent.HandlerNotFound)
+
+
+def test_notify_after_the_loop_closed_is_a_typed_error(rec: Recorder) -> None:
+    loop = asyncio.new_event_loop()
+
+    async def make() -> aio.EventManager[Any]:
+        mgr = aio.start()
+        await mgr.add_handler(H, Spec(rec))
+        await mgr.which_handlers()
+        return mgr
+
+    mgr = loop.run_until_complete(make())
+    loop.close()  # closed under a running manager (its task never finished)
+
+    def from_thread() -> BaseException | None:
+        try:
+            mgr.notify("late")
+        except ManagerNotRunning as exc:
+            return exc
+        return None
+
+    box: list[BaseException | None] = []
+    t = threading.Thread(target=lambda: box.append(from_thread()))
+    t.start()
+    t.join(WAIT)
+    assert isinstance(box[0], ManagerNotRunning)

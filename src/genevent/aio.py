@@ -154,6 +154,8 @@ class EventManager(Generic[E]):
 
     async def wait_stopped(self) -> None:
         """Wait until the manager has stopped and every handler was terminated."""
+        if asyncio.current_task() is self._task:
+            raise CallingSelf(self, "wait_stopped")
         if not self._task.done():
             await asyncio.wait((self._task,))
 
@@ -167,17 +169,22 @@ class EventManager(Generic[E]):
             if not waiter.done():
                 waiter.set_result(None)
 
+    def _wake_from_thread(self) -> None:
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._loop.call_soon_threadsafe(self._wake)
+            except RuntimeError as exc:  # the loop is closed: nobody will run this manager again
+                self._wake_pending = False
+                raise ManagerNotRunning(self, " (its event loop is closed)") from exc
+
     def _post(self, item: Any) -> None:
         self._mailbox.append(item)
         if self._waiter is not None:
             if threading.get_ident() == self._thread_id:
                 self._wake()
-            elif not self._wake_pending:
-                self._wake_pending = True
-                try:
-                    self._loop.call_soon_threadsafe(self._wake)
-                except RuntimeError:  # the loop is closed: nobody will ever run this manager
-                    self._wake_pending = False
+            else:
+                self._wake_from_thread()
 
     def notify(self, event: E) -> None:
         """Queue ``event`` for every handler's ``handle_event`` and return at once (OTP's
@@ -188,9 +195,8 @@ class EventManager(Generic[E]):
         if self._waiter is not None:
             if threading.get_ident() == self._thread_id:
                 self._wake()
-            elif not self._wake_pending:
-                self._wake_pending = True
-                self._loop.call_soon_threadsafe(self._wake)
+            else:
+                self._wake_from_thread()
 
     def send(self, message: Any) -> None:
         """Queue an info ``message`` for every handler's ``handle_info`` (OTP: any other message
