@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from genevent import EventHandler, aio, threads
-from genevent.__main__ import main, seed_session
+from genevent.__main__ import main, seed_session, seed_session_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_MODULES = ["genevent", "genevent.aio", "genevent.threads", "genevent.examples"]
@@ -66,8 +66,9 @@ def test_readme_examples_run(index: int, capsys: pytest.CaptureFixture[str]) -> 
         assert "['Assemble in class']" in out
 
 
-def test_demo_prints_the_seed_session(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo"]) == 0
+@pytest.mark.parametrize("runtime", ["aio", "threads"])
+def test_demo_prints_the_seed_session(capsys: pytest.CaptureFixture[str], runtime: str) -> None:
+    assert main(["demo", "--runtime", runtime]) == 0
     lines = capsys.readouterr().out.splitlines()
     calls = [line for line in lines if line.startswith("call(")]
     assert calls == [
@@ -90,6 +91,7 @@ def test_seed_session_answers() -> None:
     out: list[str] = []
     answers = asyncio.run(seed_session(out))
     assert answers == [["Meetup at 10 o'clock", "I dare you!"], [], ["Assemble in class"]]
+    assert seed_session_threads([]) == answers
 
 
 class Ints(EventHandler[int, str, float]):

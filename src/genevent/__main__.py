@@ -6,32 +6,57 @@ import argparse
 import asyncio
 import sys
 
-from . import aio
+from . import aio, threads
 from .examples import BroadcastEventHandler
 
-__all__ = ("main", "seed_session")
+__all__ = ("SEED_STEPS", "main", "seed_session", "seed_session_threads")
+
+SEED_STEPS: tuple[tuple[str, ...], ...] = (
+    ("notify", "I dare you!"),
+    ("notify", "Meetup at 10 o'clock"),
+    ("call",),
+    ("call",),
+    ("notify", "Assemble in class"),
+    ("call",),
+)
+"""The seed session after ``add_handler(BroadcastEventHandler)``: notifies and calls."""
+
+_CALL = "call(BroadcastEventHandler, 'broadcasts') -> {!r}"
 
 
 async def seed_session(out: list[str]) -> list[list[str]]:
     """Run the seed session on an asyncio manager; append a line per step to ``out`` and
-    return the three answers."""
+    return the answers of its calls."""
     answers: list[list[str]] = []
     async with aio.start(name="seed") as mgr:
         out.append(f"started {mgr!r}")
         await mgr.add_handler(BroadcastEventHandler)
         out.append("add_handler(BroadcastEventHandler)")
-        for text in ("I dare you!", "Meetup at 10 o'clock"):
-            mgr.notify(("broadcast", text))
-            out.append(f"notify(('broadcast', {text!r}))")
-        for _ in range(2):
-            answer = await mgr.call(BroadcastEventHandler, "broadcasts")
-            answers.append(answer)
-            out.append(f"call(BroadcastEventHandler, 'broadcasts') -> {answer!r}")
-        mgr.notify(("broadcast", "Assemble in class"))
-        out.append("notify(('broadcast', 'Assemble in class'))")
-        answer = await mgr.call(BroadcastEventHandler, "broadcasts")
-        answers.append(answer)
-        out.append(f"call(BroadcastEventHandler, 'broadcasts') -> {answer!r}")
+        for step in SEED_STEPS:
+            if step[0] == "notify":
+                mgr.notify(("broadcast", step[1]))
+                out.append(f"notify(('broadcast', {step[1]!r}))")
+            else:
+                answers.append(await mgr.call(BroadcastEventHandler, "broadcasts"))
+                out.append(_CALL.format(answers[-1]))
+    out.append("stopped")
+    return answers
+
+
+def seed_session_threads(out: list[str]) -> list[list[str]]:
+    """The same session on the thread runtime."""
+    answers: list[list[str]] = []
+    with threads.start(name="seed") as mgr:
+        out.append(f"started {mgr!r}")
+        mgr.add_handler(BroadcastEventHandler)
+        out.append("add_handler(BroadcastEventHandler)")
+        for step in SEED_STEPS:
+            if step[0] == "notify":
+                mgr.notify(("broadcast", step[1]))
+                out.append(f"notify(('broadcast', {step[1]!r}))")
+            else:
+                answers.append(mgr.call(BroadcastEventHandler, "broadcasts"))
+                out.append(_CALL.format(answers[-1]))
     out.append("stopped")
     return answers
 
@@ -40,15 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     """The ``genevent`` console command."""
     parser = argparse.ArgumentParser(prog="genevent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="replay the seed session (BroadcastEventHandler)")
+    demo = sub.add_parser("demo", help="replay the seed session (BroadcastEventHandler)")
+    demo.add_argument(
+        "--runtime", choices=("aio", "threads"), default="aio", help="default: aio (asyncio)"
+    )
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        lines: list[str] = []
+    lines: list[str] = []
+    if args.runtime == "threads":
+        seed_session_threads(lines)
+    else:
         asyncio.run(seed_session(lines))
-        for line in lines:
-            print(line)
-        return 0
-    return 2  # pragma: no cover - argparse rejects other commands
+    for line in lines:
+        print(line)
+    return 0
 
 
 if __name__ == "__main__":
