@@ -535,7 +535,6 @@ class EventManager(Generic[E]):
         popleft = mailbox.popleft
         core = self._core
         task = self._task
-        request_cls = _Request
         try:
             while True:
                 if not mailbox:
@@ -552,33 +551,35 @@ class EventManager(Generic[E]):
                     continue
                 self._dispatch_task = task
                 try:
-                    # the handlers' bound handle_event methods are read once per batch and again
-                    # after anything that may change the table (a request, a non-None outcome)
-                    fns = None
+                    # the dispatch tuple is read once per batch and again after anything that
+                    # may change the table (a control request, a non-None outcome)
+                    targets = None
                     while mailbox:
                         msg = popleft()
-                        if msg.__class__ is request_cls:
+                        if msg.__class__ is _Request:
                             if msg.proc is _STOP:
                                 await self._stop(msg)
                                 return
                             await self._handle(msg)
-                            fns = None
+                            targets = None
                             continue
-                        if fns is None:
+                        if targets is None:
                             if core.async_count:
                                 await self._drive(core.notify(msg))
                                 continue
-                            fns = core.cached_fns or core.event_fns
-                        for fn in fns:
+                            targets = core.cached_targets or core.event_targets
+                        for entry, fn in targets:
                             try:
                                 result = fn(msg)
                             except Exception as exc:
-                                await self._event_outcome(fn, Raised(exc), msg)
-                                fns = None
+                                await self._drive(core.event_result(entry, Raised(exc), msg))
+                                targets = None
                             else:
                                 if result is not None:
-                                    await self._event_outcome(fn, Returned(result), msg)
-                                    fns = None
+                                    await self._drive(
+                                        core.event_result(entry, Returned(result), msg)
+                                    )
+                                    targets = None
                 finally:
                     self._dispatch_task = None
         except asyncio.CancelledError:
@@ -592,11 +593,6 @@ class EventManager(Generic[E]):
             raise
         finally:
             self._shutdown()
-
-    async def _event_outcome(self, fn: Callable[[Any], Any], outcome: Any, msg: Any) -> None:
-        entry = self._core.entry_of(fn)
-        if entry is not None:
-            await self._drive(self._core.event_result(entry, outcome, msg))
 
     async def _handle(self, req: _Request) -> None:
         fut = req.fut

@@ -204,9 +204,6 @@ class ManagerCore:
         #: :attr:`event_targets` when fresh, None when the table changed since (hot loops read
         #: ``core.cached_targets or core.event_targets`` to skip the property call)
         self.cached_targets: tuple[tuple[Entry, Callable[[Any], Any]], ...] | None = ()
-        #: the bound ``handle_event`` methods alone, newest first, or None when stale: the
-        #: leanest hot loop (find the entry of one with :meth:`entry_of` on the rare path)
-        self.cached_fns: tuple[Callable[[Any], Any], ...] | None = ()
         #: True once :meth:`stop` ran
         self.stopped = False
 
@@ -233,22 +230,6 @@ class ManagerCore:
             targets = self.cached_targets = tuple((e, e.event_fn) for e in self.entries)
         return targets
 
-    @property
-    def event_fns(self) -> tuple[Callable[[Any], Any], ...]:
-        """The bound ``handle_event`` of every handler, newest first (see :attr:`cached_fns`)."""
-        fns = self.cached_fns
-        if fns is None:
-            fns = self.cached_fns = tuple(fn for _, fn in self.event_targets)
-        return fns
-
-    def entry_of(self, fn: Callable[[Any], Any]) -> Entry | None:
-        """The installed entry whose ``handle_event`` is ``fn`` (a member of
-        :attr:`event_fns`), or None if it left meanwhile."""
-        for entry in self.entries:
-            if entry.event_fn is fn:
-                return entry
-        return None
-
     def owners(self) -> list[Any]:
         """The owners that currently own at least one handler."""
         return list(self._owners)
@@ -258,7 +239,7 @@ class ManagerCore:
     def _insert(self, index: int, entry: Entry) -> Generator[Effect, Any, None]:
         self.entries.insert(index, entry)
         self._by_ref[entry.ref] = entry
-        self.cached_targets = self.cached_fns = None
+        self.cached_targets = None
         if entry.is_async:
             self.async_count += 1
         if entry.owner is not None:
@@ -273,7 +254,7 @@ class ManagerCore:
         del self.entries[index]
         del self._by_ref[entry.ref]
         entry.alive = False
-        self.cached_targets = self.cached_fns = None
+        self.cached_targets = None
         if entry.is_async:
             self.async_count -= 1
         return index
