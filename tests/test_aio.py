@@ -4,6 +4,7 @@ threads and loops, owners that are futures, the inline fast path's corner cases.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import threading
 import weakref
@@ -29,7 +30,7 @@ from genevent import (
     WrongRuntime,
     aio,
 )
-from tests.handlers import WAIT, H, Recorder, Spec
+from tests.handlers import H2, WAIT, H, Recorder, Spec
 
 
 class AsyncH(EventHandler[Any, Any, Any]):
@@ -338,3 +339,63 @@ def test_notify_after_the_loop_closed_is_a_typed_error(rec: Recorder) -> None:
     t.start()
     t.join(WAIT)
     assert isinstance(box[0], ManagerNotRunning)
+
+
+class SlowStart(EventHandler[Any, Any, Any]):
+    """A handler whose coroutine init waits for ``spec.extra["gate"]`` (an asyncio.Event)."""
+
+    async def init(self, spec: Spec, /, *, handoff: Any = NO_HANDOFF) -> None:
+        spec.rec.add(spec.name, "init-start", handoff)
+        await spec.extra["gate"].wait()
+        spec.rec.add(spec.name, "init", handoff)
+
+    def handle_event(self, event: Any, /) -> None:
+        return None
+
+
+async def test_inline_call_that_must_await_honours_timeout_and_cancel(rec: Recorder) -> None:
+    """Review finding: an inline call whose handler swaps to a coroutine handler must not run
+    that coroutine in the caller's task; the caller's timeout and cancellation hold, and the
+    swap completes all the same."""
+    gate = asyncio.Event()
+    async with aio.start() as mgr:
+        new = Spec(rec, "new", extra={"gate": gate})
+        await mgr.add_handler(H, Spec(rec, "old", call=lambda h, r: Swap("a1", SlowStart, new)))
+        with pytest.raises(CallTimeout):
+            await mgr.call(H, "swap", timeout=0.01)
+        assert rec.of("new", "init-start") == [("terminated", "old")]
+        gate.set()
+        assert await mgr.which_handlers() == [SlowStart]  # queued behind the swap's end
+        assert rec.of("new", "init") == [("terminated", "old")]
+
+        gate2 = asyncio.Event()
+        newer = Spec(rec, "newer", extra={"gate": gate2})
+        await mgr.add_handler(
+            H2, Spec(rec, "old2", call=lambda h, r: Swap(None, (SlowStart, 2), newer))
+        )
+        caller = asyncio.create_task(mgr.call(H2, "swap", timeout=None))
+        while not rec.of("newer", "init-start"):
+            await asyncio.sleep(0)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        gate2.set()
+        assert await mgr.which_handlers() == [(SlowStart, 2), SlowStart]
+
+
+async def test_concurrent_futures_are_not_owners(rec: Recorder) -> None:
+    async with aio.start() as mgr:
+        with pytest.raises(InvalidOwner):
+            await mgr.add_sup_handler(
+                H, Spec(rec), owner=concurrent.futures.Future(), on_exit=rec.notice
+            )
+
+
+async def test_async_with_exit_when_another_task_stops_it(rec: Recorder) -> None:
+    """Review finding: __aexit__ must not fail when a stop is already queued."""
+    async with aio.start() as mgr:
+        await mgr.add_handler(H, Spec(rec))
+        stopper = asyncio.create_task(mgr.stop())
+        await asyncio.sleep(0)  # the stop is queued; the block now exits
+    await stopper
+    assert rec.terminations() == [("h", Stopped())]

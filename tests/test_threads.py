@@ -241,3 +241,18 @@ def test_many_calls_in_flight_with_futures(rec: Recorder) -> None:
         missing = mgr.call_future((H, "missing"), 0)
         assert [f.result(WAIT)[1] for f in futures] == list(range(50))
         assert isinstance(missing.exception(WAIT), genevent.HandlerNotFound)
+
+
+def test_failed_supervised_adds_leave_no_owner_watch(rec: Recorder) -> None:
+    """Review finding: a refused add_sup_handler for another thread must not register a
+    watch that nothing will ever release."""
+    ended = threading.Thread(target=lambda: None)
+    ended.start()
+    ended.join(WAIT)
+    with threads.start() as mgr:
+        for _ in range(5):
+            with pytest.raises(genevent.HandlerInitFailed):
+                mgr.add_sup_handler(
+                    H, Spec(rec, init=lambda h: 1 / 0), owner=ended, on_exit=rec.notice
+                )
+    assert ended not in threads._watches

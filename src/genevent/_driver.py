@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import reprlib
@@ -9,9 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 from ._core import Invoke, Procedure, Raised, Report, Returned, TellOwner, Unwatch, Watch
-from ._errors import WrongRuntime, _name
+from ._errors import GenEventError, WrongRuntime, _name
 
-__all__ = ("drive_sync", "log", "report", "state_of", "tell_owner")
+__all__ = ("CRASHES", "drive_sync", "log", "report", "state_of", "tell_owner")
+
+CRASHES = (Exception, asyncio.CancelledError)
+"""What a callback may raise and be removed for. ``asyncio.CancelledError`` is a
+``BaseException``, but a plain callback that raises it (say, by reading a cancelled future's
+result) has crashed: it was not cancelled. Other ``BaseException``s (``KeyboardInterrupt``,
+``SystemExit``) stop the manager, as they stop the program."""
 
 log = logging.getLogger("genevent")
 """genevent's logger: crash reports (ERROR), missing ``handle_info`` (WARNING)."""
@@ -109,14 +116,22 @@ def drive_sync(
     tell: Callable[[TellOwner], None] = tell_owner,
 ) -> Any:
     """Run a core procedure to its end without an event loop; return its reply (or raise the
-    typed error it raises). ``manager`` labels reports; ``watch`` performs
-    :class:`Watch`/:class:`Unwatch` effects; ``tell`` delivers owner notices."""
+    typed error it raises). A ``KeyboardInterrupt`` (or another non-crash ``BaseException``)
+    from user code is re-raised once the procedure has finished. ``manager`` labels reports;
+    ``watch`` performs :class:`Watch`/:class:`Unwatch` effects; ``tell`` delivers notices."""
     send: Any = None
+    interrupted: BaseException | None = None
     while True:
         try:
             eff = proc.send(send)
         except StopIteration as stop:
+            if interrupted is not None:
+                raise interrupted from None
             return stop.value
+        except GenEventError:
+            if interrupted is not None:
+                raise interrupted from None
+            raise
         send = None
         if type(eff) is Invoke:
             if eff.is_async:
@@ -124,7 +139,12 @@ def drive_sync(
                 continue
             try:
                 value = eff.fn(*eff.args, **eff.kwargs) if eff.kwargs else eff.fn(*eff.args)
-            except Exception as exc:
+            except CRASHES as exc:
+                send = Raised(exc)
+            except BaseException as exc:
+                # KeyboardInterrupt and the like: finish the procedure, so that the table, the
+                # terminates and the owner notices stay consistent, then let it go on
+                interrupted = exc
                 send = Raised(exc)
             else:
                 send = Returned(value)

@@ -20,14 +20,16 @@ result and every ordering guarantee are those of the queued path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from types import TracebackType
 from typing import Any, Final, Generic, TypeVar
 
 from . import _registry
 from ._core import (
+    Entry,
     HandlerExit,
     Invoke,
     ManagerCore,
@@ -41,7 +43,7 @@ from ._core import (
     Unwatch,
     Watch,
 )
-from ._driver import log, report, tell_owner
+from ._driver import CRASHES, log, report, tell_owner
 from ._errors import (
     CallingSelf,
     CallTimeout,
@@ -256,21 +258,26 @@ class EventManager(Generic[E]):
         ``sync_notify``). A handler crashing on it does not change the result."""
         self._check_caller("sync_notify")
         if self._can_inline():
-            core = self._core
+            targets = self._core.cached_targets or self._core.event_targets
             self._dispatch_task = _INLINE
             try:
-                for entry, fn in core.cached_targets or core.event_targets:
+                for entry, fn in targets:
                     try:
                         result = fn(event)
-                    except Exception as exc:
-                        await self._drive_inline(core.event_result(entry, Raised(exc), event))
+                    except CRASHES as exc:
+                        outcome: Raised | Returned = Raised(exc)
                     else:
-                        if result is not None:
-                            await self._drive_inline(
-                                core.event_result(entry, Returned(result), event)
-                            )
+                        if result is None:
+                            continue
+                        outcome = Returned(result)
+                    rest = targets[targets.index((entry, fn)) + 1 :]
+                    await self._finish_inline(
+                        self._finish_dispatch(entry, outcome, event, rest), "sync_notify", timeout
+                    )
+                    return
             finally:
-                self._end_inline()
+                if self._dispatch_task is _INLINE:
+                    self._dispatch_task = None
             return
         await self._request(self._core.notify, (event,), "sync_notify", timeout)
 
@@ -283,24 +290,26 @@ class EventManager(Generic[E]):
         :class:`ManagerNotRunning`. A timed-out request is still handled; its reply dropped."""
         self._check_caller("call")
         if self._can_inline():
-            entry = self._core.find(handler)
+            core = self._core
+            entry = core.find(handler)
             if entry is not None and entry.call_fn is not None:
                 self._dispatch_task = _INLINE
                 try:
                     try:
                         reply = entry.call_fn(request)
-                    except Exception as exc:
-                        return await self._drive_inline(  # type: ignore[no-any-return]
-                            self._core.call_result(entry, Raised(exc), request)
-                        )
-                    cls = reply.__class__
-                    if cls is Remove or cls is Swap:
-                        return await self._drive_inline(  # type: ignore[no-any-return]
-                            self._core.call_result(entry, Returned(reply), request)
-                        )
-                    return reply  # type: ignore[no-any-return]
+                    except CRASHES as exc:
+                        outcome: Raised | Returned = Raised(exc)
+                    else:
+                        cls = reply.__class__
+                        if cls is not Remove and cls is not Swap:
+                            return reply  # type: ignore[no-any-return]
+                        outcome = Returned(reply)
+                    return await self._finish_inline(  # type: ignore[no-any-return]
+                        self._drive(core.call_result(entry, outcome, request)), "call", timeout
+                    )
                 finally:
-                    self._end_inline()
+                    if self._dispatch_task is _INLINE:
+                        self._dispatch_task = None
         return await self._request(self._core.call, (handler, request), "call", timeout)  # type: ignore[no-any-return]
 
     async def add_handler(
@@ -327,7 +336,7 @@ class EventManager(Generic[E]):
         When the handler leaves, ``on_exit(HandlerExit(handler, reason, manager))`` is called (in
         the manager's loop, after ``terminate`` ran; ``asyncio.Queue.put_nowait`` fits). When
         the owner ends, the handler is terminated with :class:`~genevent.OwnerExited`.
-        ``owner`` may be any task or future (anything with ``add_done_callback``)."""
+        ``owner`` may be any asyncio task or future."""
         self._check_caller("add_sup_handler")
         owner = self._owner(owner)
         await self._request(
@@ -437,9 +446,9 @@ class EventManager(Generic[E]):
         tb: TracebackType | None,
     ) -> None:
         if not self._closed:
-            await self.stop()
-        else:
-            await self.wait_stopped()
+            with contextlib.suppress(ManagerNotRunning):  # someone else stopped it meanwhile
+                await self.stop()
+        await self.wait_stopped()
 
     # -- owners -------------------------------------------------------------------------------
 
@@ -448,11 +457,8 @@ class EventManager(Generic[E]):
             owner = asyncio.current_task()
             if owner is None:  # pragma: no cover - _check_caller ran inside a task
                 raise InvalidOwner("add_sup_handler needs a current task (or owner=)")
-        elif not callable(getattr(owner, "add_done_callback", None)):
-            raise InvalidOwner(
-                f"owner {owner!r} cannot be watched: pass an asyncio task or future "
-                "(anything with add_done_callback)"
-            )
+        elif not asyncio.isfuture(owner):
+            raise InvalidOwner(f"owner {owner!r} cannot be watched: pass an asyncio task or future")
         if not isinstance(owner, Hashable):
             raise InvalidOwner(f"owner {owner!r} is not hashable")
         return owner
@@ -479,20 +485,52 @@ class EventManager(Generic[E]):
 
     # -- the manager task ---------------------------------------------------------------------
 
-    async def _drive_inline(self, proc: Procedure) -> Any:
-        """Finish an inline request that needs the core. It may await (a swap to a coroutine
-        handler), so the caller's task becomes the dispatching task: the manager task waits for
-        it (see ``_run``) and a handler calling back into the manager is still caught."""
-        self._dispatch_task = asyncio.current_task()
-        return await self._drive(proc)
+    async def _finish_inline(
+        self, work: Coroutine[Any, Any, Any], what: str, timeout: float | None
+    ) -> Any:
+        """Finish an inline request whose handler did more than return (it raised, or asked
+        to be removed or swapped): that work may await (a swap to a coroutine handler), so it
+        runs in a task of its own, which becomes the dispatching task (the manager task waits
+        for it, and a handler calling back into the manager still gets CallingSelf). The
+        caller waits for it as for a queued request: its cancellation or timeout does not
+        interrupt the work, whose result is then dropped."""
+        task = self._loop.create_task(work)
+        self._dispatch_task = task
+        task.add_done_callback(self._inline_finished)
+        if timeout is None:
+            return await asyncio.shield(task)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            raise CallTimeout(what, timeout) from None
 
-    def _end_inline(self) -> None:
+    def _inline_finished(self, task: asyncio.Task[Any]) -> None:
         self._dispatch_task = None
         done = self._inline_done
         if done is not None:
             self._inline_done = None
             if not done.done():
                 done.set_result(None)
+
+    async def _finish_dispatch(
+        self,
+        entry: Entry,
+        outcome: Raised | Returned,
+        event: Any,
+        rest: tuple[tuple[Entry, Callable[[Any], Any]], ...],
+    ) -> None:
+        """The rest of an inline sync_notify, from the first handler that did more than
+        return None."""
+        core = self._core
+        await self._drive(core.event_result(entry, outcome, event))
+        for later, fn in rest:
+            try:
+                result = fn(event)
+            except CRASHES as exc:
+                await self._drive(core.event_result(later, Raised(exc), event))
+            else:
+                if result is not None:
+                    await self._drive(core.event_result(later, Returned(result), event))
 
     def _spawn(self, awaitable: Any) -> None:
         task = asyncio.ensure_future(awaitable)
@@ -516,8 +554,9 @@ class EventManager(Generic[E]):
                     if eff.is_async:
                         value = await value
                 except asyncio.CancelledError as exc:
-                    if self._task.cancelling():
-                        raise
+                    running = asyncio.current_task()
+                    if running is not None and running.cancelling():
+                        raise  # the task running this procedure is being cancelled
                     send = Raised(exc)
                 except Exception as exc:
                     send = Raised(exc)
@@ -571,7 +610,7 @@ class EventManager(Generic[E]):
                         for entry, fn in targets:
                             try:
                                 result = fn(msg)
-                            except Exception as exc:
+                            except CRASHES as exc:
                                 await self._drive(core.event_result(entry, Raised(exc), msg))
                                 targets = None
                             else:
@@ -602,6 +641,7 @@ class EventManager(Generic[E]):
         except GenEventError as exc:
             _fail(fut, exc)
         except asyncio.CancelledError:
+            _fail(fut, ManagerNotRunning(self, f" (it was cancelled handling {req.what})"))
             raise
         except Exception as exc:  # a bug in genevent: answer, log, carry on
             log.exception("genevent: internal error handling %s", req.what)

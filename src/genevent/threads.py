@@ -80,7 +80,7 @@ from ._core import (
     Unwatch,
     Watch,
 )
-from ._driver import drive_sync, log, tell_owner
+from ._driver import CRASHES, drive_sync, log, tell_owner
 from ._errors import (
     CallingSelf,
     CallTimeout,
@@ -104,6 +104,7 @@ _JOINER_RELEASE: Final = 1.0  # how often an idle owner-watching thread checks i
 
 _STOP: Final = object()
 _SYNC_NOTIFY: Final = object()
+_CALL: Final = object()  # a call, answered through _Server.call's fast path
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
 _allocate_lock = threading.Lock
@@ -255,7 +256,7 @@ class _Server:
                         for entry, fn in targets:
                             try:
                                 result = fn(msg)
-                            except Exception as exc:
+                            except CRASHES as exc:
                                 drive(core.event_result(entry, Raised(exc), msg))
                                 targets = core.event_targets
                             else:
@@ -280,7 +281,7 @@ class _Server:
 
     def handle(self, req: _Request) -> None:
         try:
-            if req.proc is self.core.call:
+            if req.proc is _CALL:
                 result = self.call(*req.args)
             elif req.proc is _SYNC_NOTIFY:
                 self.dispatch(req.args[0])
@@ -312,7 +313,7 @@ class _Server:
             return self.drive(core.call(handler, request))  # raises the typed error
         try:
             reply = entry.call_fn(request)
-        except Exception as exc:
+        except CRASHES as exc:
             return self.drive(core.call_result(entry, Raised(exc), request))
         cls = reply.__class__
         if cls is Remove or cls is Swap:
@@ -340,7 +341,7 @@ class _Server:
         for entry, fn in core.event_targets:
             try:
                 result = fn(event)
-            except Exception as exc:
+            except CRASHES as exc:
                 self.drive(core.event_result(entry, Raised(exc), event))
             else:
                 if result is not None:
@@ -544,7 +545,9 @@ def _prepare_owner(owner: Any, *, from_owner: bool) -> _OwnerWatch | None:
             threading.excepthook = _excepthook
         reg = _watches.get(owner)
         if reg is None:
-            reg = _watches[owner] = _OwnerWatch(owner)
+            reg = _OwnerWatch(owner)
+            if from_owner:  # another thread's watch is registered by subscribe(), if ever
+                _watches[owner] = reg
         if from_owner and not reg.local:
             sentinel = getattr(_local, "sentinel", None)
             if sentinel is None:
@@ -755,7 +758,7 @@ class EventManager(Generic[E]):
                 if timeout is not None and _monotonic() - t0 > timeout:
                     raise CallTimeout("call", timeout)
                 return reply  # type: ignore[no-any-return]
-        return self._request(srv.core.call, (handler, request), "call", timeout)  # type: ignore[no-any-return]
+        return self._request(_CALL, (handler, request), "call", timeout)  # type: ignore[no-any-return]
 
     def call_future(
         self, handler: HandlerRef[Any, Req, Rep], request: Req
@@ -763,14 +766,14 @@ class EventManager(Generic[E]):
         """As :meth:`call`, without blocking (OTP's ``send_request``): many calls may be in
         flight. The future holds the reply or the error :meth:`call` would raise. Wait with
         ``f.result(timeout)`` or ``await asyncio.wrap_future(f)``."""
-        return self._submit(self._srv.core.call, (handler, request), "call")
+        return self._submit(_CALL, (handler, request), "call")
 
     async def acall(
         self, handler: HandlerRef[Any, Req, Rep], request: Req, timeout: float | None = 5.0
     ) -> Rep:
         """Coroutine form of :meth:`call` for asyncio code: awaits the reply without blocking
         the event loop. Raises :class:`CallTimeout` after ``timeout`` seconds."""
-        fut = self._submit(self._srv.core.call, (handler, request), "call")
+        fut = self._submit(_CALL, (handler, request), "call")
         return await _await(fut, "call", timeout)  # type: ignore[no-any-return]
 
     def add_handler(

@@ -7,6 +7,7 @@ is in ``tests/test_threads.py``.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import threading
@@ -818,3 +819,44 @@ def test_delete_handler_without_terminate_returns_none(rt: Runtime, rec: Recorde
     m.add_handler(NoInfo, spec(rec))
     assert m.delete_handler(NoInfo, "args") is None
     assert m.which_handlers() == []
+
+
+def test_cancelled_error_from_a_plain_callback_is_a_crash(rt: Runtime, rec: Recorder) -> None:
+    """asyncio.CancelledError is a BaseException, but a plain callback raising it crashed: it
+    is removed like any other, on every path, and the manager goes on (review finding)."""
+    m = rt.start()
+    m.add_handler((H, "after"), spec(rec, "after"))
+    m.add_handler((H, "ev"), spec(rec, "ev", event=raise_(asyncio.CancelledError())))
+    m.add_handler((H, "call"), spec(rec, "call", call=raise_(asyncio.CancelledError())))
+    m.notify("via notify")
+    m.sync_notify("barrier")
+    with pytest.raises(HandlerCrashed):
+        m.call((H, "call"), "q")
+    assert m.which_handlers() == [(H, "after")]
+    assert rec.of("after", "event") == ["via notify", "barrier"]
+    assert {name for name, reason in rec.terminations() if isinstance(reason, Crashed)} == {
+        "ev",
+        "call",
+    }
+    assert m.is_running
+
+
+def test_handlers_sharing_one_handle_event_object(rt: Runtime, rec: Recorder) -> None:
+    """Two handlers whose handle_event is the same object (a staticmethod): the one that
+    raised is the one removed (review finding)."""
+    seen: list[Any] = []
+
+    def handle(event: Any) -> None:
+        seen.append(event)
+        if len(seen) == 2:  # the second visited, i.e. the older handler, fails
+            raise RuntimeError("boom")
+
+    class Shared(H):
+        handle_event = staticmethod(handle)
+
+    m = rt.start()
+    m.add_handler((Shared, "old"), spec(rec, "old"))
+    m.add_handler((Shared, "new"), spec(rec, "new"))
+    m.sync_notify("e")
+    assert m.which_handlers() == [(Shared, "new")]
+    assert [name for name, _ in rec.terminations()] == ["old"]

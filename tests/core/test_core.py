@@ -26,6 +26,7 @@ from genevent._core import (
     Unwatch,
     Watch,
 )
+from genevent._driver import drive_sync
 
 
 class Plain:
@@ -185,3 +186,23 @@ def test_swap_hands_off_and_stop_tells_owners() -> None:
     assert [t.notice.reason for t in tells] == [Stopped()]
     assert isinstance(effects[-1], Unwatch)
     assert core.stopped
+
+
+def test_drive_sync_finishes_the_procedure_before_an_interrupt() -> None:
+    """Review finding: a KeyboardInterrupt from user code (inline thread requests run in the
+    caller's thread) must not leave a procedure half done."""
+
+    class Interrupted(Plain):
+        def init(self, args: Any, *, handoff: Any = NO_HANDOFF) -> None:
+            raise KeyboardInterrupt
+
+    core = ManagerCore("m")
+    owner: object = object()
+    notices: list[HandlerExit] = []
+    run(core.add_handler(Plain, None, owner, notices.append))
+    watched: list[Any] = []
+    with pytest.raises(KeyboardInterrupt):
+        drive_sync(core.swap_handler(Plain, "a1", Interrupted, "a2"), "m", watched.append)
+    assert core.which_handlers() == []
+    assert core.owners() == []
+    assert [type(w).__name__ for w in watched] == ["Unwatch"]
