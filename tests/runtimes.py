@@ -176,6 +176,9 @@ class Facade:
     def stop(self, **kw: Any) -> None:
         self._run("stop", **kw)
 
+    def get_state(self, **kw: Any) -> list[tuple[Any, Any]]:
+        return self._run("get_state", **kw)  # type: ignore[no-any-return]
+
     @property
     def is_running(self) -> bool:
         return bool(self.mgr.is_running)

@@ -416,6 +416,13 @@ class EventManager(Generic[E]):
             return self._core.which_handlers()
         return await self._request(self._which_proc, (), "which_handlers", timeout)  # type: ignore[no-any-return]
 
+    async def get_state(self, *, timeout: float | None = None) -> list[tuple[Any, Any]]:
+        """``[(handler, state)]``, newest first (OTP's ``sys:get_state``): each handler's
+        ``format_status()`` if it has one, else a copy of its attributes, taken in order with
+        the other messages."""
+        self._check_caller("get_state")
+        return await self._request(self._core.get_state, (), "get_state", timeout)  # type: ignore[no-any-return]
+
     def _which_proc(self) -> Procedure:
         return self._core.which_handlers()
         yield  # pragma: no cover - makes this a generator

@@ -878,6 +878,12 @@ class EventManager(Generic[E]):
                 srv.leave_inline()
         return self._request(_which_proc, (self._srv.core,), "which_handlers", timeout)  # type: ignore[no-any-return]
 
+    def get_state(self, *, timeout: float | None = None) -> list[tuple[Any, Any]]:
+        """``[(handler, state)]``, newest first (OTP's ``sys:get_state``): each handler's
+        ``format_status()`` if it has one, else a copy of its attributes, taken in order with
+        the other messages."""
+        return self._request(self._srv.core.get_state, (), "get_state", timeout)  # type: ignore[no-any-return]
+
     def stop(self, *, timeout: float | None = None) -> None:
         """Terminate every handler, newest first, with :class:`~genevent.Stopped`, tell their
         owners, then stop and join the manager's thread (OTP's ``stop``). Requests still queued

@@ -860,3 +860,19 @@ def test_handlers_sharing_one_handle_event_object(rt: Runtime, rec: Recorder) ->
     m.sync_notify("e")
     assert m.which_handlers() == [(Shared, "new")]
     assert [name for name, _ in rec.terminations()] == ["old"]
+
+
+def test_get_state_snapshots_and_redacts(rt: Runtime, rec: Recorder) -> None:
+    """Reference items 80 and 81: sys:get_state, with format_status redaction."""
+    m = rt.start()
+    m.add_handler(H, spec(rec))
+    m.add_handler(Secretive, spec(rec, "s"))
+    m.add_handler(BrokenStatus, spec(rec, "b"))
+    m.sync_notify("e")
+    states = m.get_state()
+    assert [ref for ref, _ in states] == [BrokenStatus, Secretive, H]
+    assert "format_status raised RuntimeError" in states[0][1]
+    assert states[1][1] == "<redacted>"
+    plain = states[2][1]
+    assert plain["state"] == ["e"]
+    assert plain["handoff"] is NO_HANDOFF

@@ -142,6 +142,23 @@ def handler_key(ref: Any) -> type:
     return cls
 
 
+def _snapshot(instance: Any) -> Any:
+    """A handler's state for :meth:`ManagerCore.get_state` (run by the runtime: it may call
+    the handler's ``format_status``)."""
+    fmt = getattr(instance, "format_status", None)
+    if fmt is not None:
+        return fmt()
+    try:
+        return dict(vars(instance))
+    except TypeError:  # __slots__ and no __dict__
+        return {
+            name: getattr(instance, name)
+            for klass in type(instance).__mro__
+            for name in getattr(klass, "__slots__", ())
+            if hasattr(instance, name)
+        }
+
+
 class Entry:
     """One installed handler: its reference, instance, owner and bound callbacks."""
 
@@ -500,6 +517,21 @@ class ManagerCore:
             yield from self._insert(min(index, len(self.entries)), new_entry)
         yield from self._release_owner(entry.owner)
         return True
+
+    def get_state(self) -> Procedure:
+        """OTP's ``sys:get_state``: ``[(handler, state)]``, newest first. The state is what the
+        handler's ``format_status()`` returns if it has one (redaction), else a shallow copy of
+        its attributes, taken inside the manager (a consistent snapshot)."""
+        states: list[tuple[Any, Any]] = []
+        for entry in list(self.entries):
+            out = yield Invoke(_snapshot, (entry.instance,))
+            state: Any = None
+            if type(out) is Raised:
+                state = f"<format_status raised {type(out.exception).__name__}; state hidden>"
+            elif type(out) is Returned:
+                state = out.value
+            states.append((entry.ref, state))
+        return states
 
     def owner_down(self, owner: Any, reason: BaseException | None) -> Procedure:
         """``owner`` ended: terminate each handler it owns, newest first, with
