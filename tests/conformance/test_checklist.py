@@ -876,3 +876,23 @@ def test_get_state_snapshots_and_redacts(rt: Runtime, rec: Recorder) -> None:
     plain = states[2][1]
     assert plain["state"] == ["e"]
     assert plain["handoff"] is NO_HANDOFF
+
+
+def test_addenda_15_16_swap_owners_when_old_missing_or_new_fails(
+    rt: Runtime, rec: Recorder
+) -> None:
+    """SPEC addendum 15: swapping in for a missing handler installs the new one unsupervised
+    (swap_handler) or owned by the caller (swap_sup_handler). Addendum 16: through the API, a
+    swap whose new init fails raises, and the old owner still hears ``Swapped``."""
+    m = rt.start()
+    m.swap_handler(H, None, (H, "unsupervised"), spec(rec, 1))
+    m.swap_sup_handler(H, None, (H, "owned"), spec(rec, 2), on_exit=rec.notice)
+    m.delete_handler((H, "unsupervised"))
+    m.delete_handler((H, "owned"))
+    assert rec.notices() == [((H, "owned"), Deleted(None))]
+
+    m.add_sup_handler(H2, spec(rec, "old"), on_exit=rec.notice)
+    with pytest.raises(HandlerInitFailed):
+        m.swap_handler(H2, "a1", (H2, 2), spec(rec, "new", init=raise_(ValueError())))
+    assert rec.notices()[-1] == (H2, Swapped("a1", (H2, 2), rt.main.owner))
+    assert m.which_handlers() == []
