@@ -399,3 +399,24 @@ async def test_async_with_exit_when_another_task_stops_it(rec: Recorder) -> None
         await asyncio.sleep(0)  # the stop is queued; the block now exits
     await stopper
     assert rec.terminations() == [("h", Stopped())]
+
+
+async def test_manager_cancelled_while_inline_work_awaits(rec: Recorder) -> None:
+    """The manager task is cancelled (loop shutdown) while an inline call's swap awaits a
+    coroutine init: that work is cancelled too, the caller hears ManagerNotRunning, and every
+    installed handler is terminated."""
+    gate = asyncio.Event()
+    mgr = aio.start()
+    await mgr.add_handler((H, "other"), Spec(rec, "other"))
+    new = Spec(rec, "new", extra={"gate": gate})
+    await mgr.add_handler(H, Spec(rec, "old", call=lambda h, r: Swap("a1", SlowStart, new)))
+    caller = asyncio.create_task(mgr.call(H, "swap"))
+    while not rec.of("new", "init-start"):
+        await asyncio.sleep(0)
+    mgr._task.cancel()
+    await mgr.wait_stopped()
+    with pytest.raises(ManagerNotRunning):
+        await caller
+    assert rec.of("other", "terminate") == [Stopped()]
+    assert rec.of("new", "init") == []
+    assert not mgr.is_running

@@ -504,12 +504,25 @@ class EventManager(Generic[E]):
         task = self._loop.create_task(work)
         self._dispatch_task = task
         task.add_done_callback(self._inline_finished)
-        if timeout is None:
-            return await asyncio.shield(task)
         try:
+            if timeout is None:
+                return await asyncio.shield(task)
             return await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
+            assert timeout is not None
             raise CallTimeout(what, timeout) from None
+        except asyncio.CancelledError:
+            if task.cancelled():  # the manager was cancelled under it, not the caller
+                caller = asyncio.current_task()
+                if caller is None or not caller.cancelling():
+                    raise ManagerNotRunning(self, f" (it stopped while answering {what})") from None
+            raise
+
+    async def _cancel_inline(self) -> None:
+        work = self._dispatch_task
+        if isinstance(work, asyncio.Task) and work is not self._task and not work.done():
+            work.cancel()
+            await asyncio.wait((work,))
 
     def _inline_finished(self, task: asyncio.Task[Any]) -> None:
         self._dispatch_task = None
@@ -630,7 +643,9 @@ class EventManager(Generic[E]):
                     self._dispatch_task = None
         except asyncio.CancelledError:
             # the loop is shutting down or the task was cancelled: like a parent's exit in OTP,
-            # every handler is terminated with Stopped before the manager goes
+            # every handler is terminated with Stopped before the manager goes (after an inline
+            # request's pending work, if any, is cancelled too)
+            await self._cancel_inline()
             await self._terminate_all()
             raise
         except BaseException:
