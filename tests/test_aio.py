@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import gc
+import sys
 import threading
 import weakref
 from typing import Any
@@ -420,3 +421,63 @@ async def test_manager_cancelled_while_inline_work_awaits(rec: Recorder) -> None
     assert rec.of("other", "terminate") == [Stopped()]
     assert rec.of("new", "init") == []
     assert not mgr.is_running
+
+
+async def test_wait_stopped_from_inline_work_is_calling_self(rec: Recorder) -> None:
+    """Second review: a coroutine init run by an inline call's swap waits for the manager to
+    stop: CallingSelf, not a deadlock."""
+    got: list[BaseException] = []
+
+    class Waits(EventHandler[Any, Any, Any]):
+        async def init(self, args: Any, /, *, handoff: Any = NO_HANDOFF) -> None:
+            try:
+                await mgr.wait_stopped()
+            except CallingSelf as exc:
+                got.append(exc)
+
+        def handle_event(self, event: Any, /) -> None:
+            return None
+
+    async with aio.start() as mgr:
+        await mgr.add_handler(H, Spec(rec, call=lambda h, r: Swap(None, Waits, None, reply="r")))
+        assert await mgr.call(H, "swap") == "r"
+        assert len(got) == 1
+        assert await mgr.which_handlers() == [Waits]
+
+
+async def test_manager_ignores_the_loop_task_factory(rec: Recorder) -> None:
+    """Second review: the manager's own tasks are created directly, so a task factory (for
+    example eager_task_factory on 3.12+) cannot start it before it is set up."""
+    loop = asyncio.get_running_loop()
+
+    def refuse(loop: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
+        coro.close()
+        raise AssertionError("genevent must not use the loop's task factory")
+
+    loop.set_task_factory(refuse)
+    try:
+        mgr = aio.start()
+        await mgr.add_handler(H, Spec(rec, call=lambda h, r: Swap(None, AsyncH, Spec(rec, 2))))
+        await mgr.call(H, "swap")  # inline work that awaits runs in a task of its own
+        assert await mgr.which_handlers() == [AsyncH]
+        await mgr.stop()
+    finally:
+        loop.set_task_factory(None)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager_task_factory is Python 3.12+")
+async def test_eager_task_factory(rec: Recorder) -> None:
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+    try:
+        async with aio.start() as mgr:
+            replies: list[Any] = []
+
+            def spawn(h: Any, e: Any) -> None:
+                replies.append(asyncio.ensure_future(mgr.call(H, "q")))
+
+            await mgr.add_handler(H, Spec(rec, event=spawn))
+            await mgr.sync_notify("e")  # inline; the task it spawns is another caller
+            assert (await replies[0])[1] == "q"
+    finally:
+        loop.set_task_factory(None)

@@ -256,3 +256,23 @@ def test_failed_supervised_adds_leave_no_owner_watch(rec: Recorder) -> None:
                     H, Spec(rec, init=lambda h: 1 / 0), owner=ended, on_exit=rec.notice
                 )
     assert ended not in threads._watches
+
+
+def test_stopped_manager_forgets_its_thread_id(rec: Recorder) -> None:
+    """Second review: a new thread may reuse a stopped manager's thread id; it must get
+    ManagerNotRunning, not CallingSelf."""
+    mgr = threads.start()
+    mgr.stop()
+    assert mgr._srv.ident is None
+    box: list[BaseException] = []
+
+    def later() -> None:
+        try:
+            mgr.which_handlers()
+        except genevent.GenEventError as exc:
+            box.append(exc)
+
+    t = threading.Thread(target=later)
+    t.start()
+    t.join(WAIT)
+    assert isinstance(box[0], genevent.ManagerNotRunning)

@@ -62,7 +62,6 @@ Rep = TypeVar("Rep")
 
 _LIVE: set[EventManager[Any]] = set()  # running managers stay alive until they stop, like
 # Erlang processes: a manager nobody references is still a running manager, not garbage
-_INLINE: Final = object()  # _dispatch_task while a request runs inline in its caller
 _STOP: Final = object()
 
 
@@ -127,7 +126,9 @@ class EventManager(Generic[E]):
             _registry.register(name, self)
         _LIVE.add(self)
         try:
-            self._task = self._loop.create_task(self._run())
+            # asyncio.Task, not create_task: a task factory (say eager_task_factory on 3.12+)
+            # must not start the manager before self._task exists
+            self._task: asyncio.Task[None] = asyncio.Task(self._run(), loop=self._loop)
         except BaseException:
             _LIVE.discard(self)
             if name is not None:
@@ -156,7 +157,8 @@ class EventManager(Generic[E]):
 
     async def wait_stopped(self) -> None:
         """Wait until the manager has stopped and every handler was terminated."""
-        if asyncio.current_task() is self._task:
+        current = asyncio.current_task()
+        if current is self._task or (current is not None and current is self._dispatch_task):
             raise CallingSelf(self, "wait_stopped")
         if not self._task.done():
             await asyncio.wait((self._task,))
@@ -221,9 +223,7 @@ class EventManager(Generic[E]):
                 "or the thread-safe notify()"
             )
         dispatching = self._dispatch_task
-        if dispatching is not None and (
-            dispatching is _INLINE or dispatching is asyncio.current_task()
-        ):
+        if dispatching is not None and dispatching is asyncio.current_task():
             raise CallingSelf(self, what)
 
     def _can_inline(self) -> bool:
@@ -259,7 +259,7 @@ class EventManager(Generic[E]):
         self._check_caller("sync_notify")
         if self._can_inline():
             targets = self._core.cached_targets or self._core.event_targets
-            self._dispatch_task = _INLINE
+            caller = self._dispatch_task = asyncio.current_task()
             try:
                 for entry, fn in targets:
                     try:
@@ -276,8 +276,8 @@ class EventManager(Generic[E]):
                     )
                     return
             finally:
-                if self._dispatch_task is _INLINE:
-                    self._dispatch_task = None
+                if self._dispatch_task is caller:
+                    self._inline_finished(None)
             return
         await self._request(self._core.notify, (event,), "sync_notify", timeout)
 
@@ -293,7 +293,7 @@ class EventManager(Generic[E]):
             core = self._core
             entry = core.find(handler)
             if entry is not None and entry.call_fn is not None:
-                self._dispatch_task = _INLINE
+                caller = self._dispatch_task = asyncio.current_task()
                 try:
                     try:
                         reply = entry.call_fn(request)
@@ -308,8 +308,8 @@ class EventManager(Generic[E]):
                         self._drive(core.call_result(entry, outcome, request)), "call", timeout
                     )
                 finally:
-                    if self._dispatch_task is _INLINE:
-                        self._dispatch_task = None
+                    if self._dispatch_task is caller:
+                        self._inline_finished(None)
         return await self._request(self._core.call, (handler, request), "call", timeout)  # type: ignore[no-any-return]
 
     async def add_handler(
@@ -501,7 +501,7 @@ class EventManager(Generic[E]):
         for it, and a handler calling back into the manager still gets CallingSelf). The
         caller waits for it as for a queued request: its cancellation or timeout does not
         interrupt the work, whose result is then dropped."""
-        task = self._loop.create_task(work)
+        task = asyncio.Task(work, loop=self._loop)  # never started eagerly: see __init__
         self._dispatch_task = task
         task.add_done_callback(self._inline_finished)
         try:
@@ -524,7 +524,7 @@ class EventManager(Generic[E]):
             work.cancel()
             await asyncio.wait((work,))
 
-    def _inline_finished(self, task: asyncio.Task[Any]) -> None:
+    def _inline_finished(self, task: asyncio.Task[Any] | None) -> None:
         self._dispatch_task = None
         done = self._inline_done
         if done is not None:
@@ -593,7 +593,7 @@ class EventManager(Generic[E]):
         mailbox = self._mailbox
         popleft = mailbox.popleft
         core = self._core
-        task = self._task
+        task = asyncio.current_task()
         try:
             while True:
                 if not mailbox:

@@ -277,6 +277,8 @@ class _Server:
         finally:
             if not self.stopped.is_set():
                 self.shutdown()
+            # a later thread may get this id: it must not pass for the manager's own thread
+            self.ident = None
             run_lock.release()
 
     def handle(self, req: _Request) -> None:

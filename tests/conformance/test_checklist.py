@@ -896,3 +896,14 @@ def test_addenda_15_16_swap_owners_when_old_missing_or_new_fails(
         m.swap_handler(H2, "a1", (H2, 2), spec(rec, "new", init=raise_(ValueError())))
     assert rec.notices()[-1] == (H2, Swapped("a1", (H2, 2), rt.main.owner))
     assert m.which_handlers() == []
+
+
+class AsyncStatus(H):
+    async def format_status(self) -> str:
+        return "never awaited"
+
+
+def test_get_state_refuses_a_coroutine_format_status(rt: Runtime, rec: Recorder) -> None:
+    m = rt.start()
+    m.add_handler(AsyncStatus, spec(rec))
+    assert m.get_state() == [(AsyncStatus, "<format_status must be a plain method; state hidden>")]

@@ -147,7 +147,12 @@ def _snapshot(instance: Any) -> Any:
     the handler's ``format_status``)."""
     fmt = getattr(instance, "format_status", None)
     if fmt is not None:
-        return fmt()
+        status = fmt()
+        if inspect.isawaitable(status):
+            if inspect.iscoroutine(status):
+                status.close()
+            return "<format_status must be a plain method; state hidden>"
+        return status
     try:
         return dict(vars(instance))
     except TypeError:  # __slots__ and no __dict__
