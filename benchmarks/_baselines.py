@@ -73,7 +73,6 @@ class DequeMailbox:
         q = self.queue
         popleft = q.popleft
         handlers = self.handlers
-        create_future = self.loop.create_future
         while True:
             while q:
                 event = popleft()
@@ -84,21 +83,21 @@ class DequeMailbox:
                     continue
                 for handler in handlers:
                     handler(event)
-            waiter = self.waiter = create_future()
-            await waiter
+            await self._park()
+
+    async def _park(self) -> None:
+        """Sleep until the next ``notify`` (once per drained batch, not per event)."""
+        waiter = self.waiter = self.loop.create_future()
+        await waiter
 
 
-class ThreadsafeDequeMailbox:
+class ThreadsafeDequeMailbox(DequeMailbox):
     """Like :class:`DequeMailbox`, but ``notify`` may be called from any thread: the consumer
     announces that it sleeps, and only then does a producer pay for ``call_soon_threadsafe``."""
 
     def __init__(self, handlers: list[Handler]) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.queue: deque[object] = deque()
-        self.waiter: asyncio.Future[None] | None = None
         self.sleeping = False
-        self.handlers = handlers
-        self.task = self.loop.create_task(self._run())
+        super().__init__(handlers)
 
     def notify(self, event: object) -> None:
         """Post an event from any thread; never blocks."""
@@ -112,37 +111,13 @@ class ThreadsafeDequeMailbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def sync(self) -> None:
-        """Return once every event posted before has been handled (event-loop thread)."""
-        done = self.loop.create_future()
-        self.notify(_Sync(done))
-        await done
-
-    async def stop(self) -> None:
-        """Stop the consumer task."""
-        self.notify(_Sync(None))
-        await self.task
-
-    async def _run(self) -> None:
-        q = self.queue
-        popleft = q.popleft
-        handlers = self.handlers
-        while True:
-            while q:
-                event = popleft()
-                if isinstance(event, _Sync):
-                    if event.done is None:
-                        return
-                    event.done.set_result(None)
-                    continue
-                for handler in handlers:
-                    handler(event)
-            self.waiter = waiter = self.loop.create_future()
-            self.sleeping = True
-            if q:  # raced with a producer that saw sleeping == False
-                self.sleeping = False
-                continue
-            await waiter
+    async def _park(self) -> None:
+        self.waiter = waiter = self.loop.create_future()
+        self.sleeping = True
+        if self.queue:  # raced with a producer that saw sleeping == False
+            self.sleeping = False
+            return
+        await waiter
 
 
 async def _aqueue_consumer(q: asyncio.Queue[object], handlers: list[Handler]) -> None:
