@@ -1,5 +1,6 @@
-"""asyncio-only behaviour: coroutine handlers (item 58), cancelled callers (item 60), crossing
-threads and loops, owners that are futures, the inline fast path's corner cases."""
+"""asyncio-only behaviour: coroutine handlers (docs/semantics.md item 58), cancelled callers
+(item 60), crossing threads and loops, owners that are futures, the inline fast path's corner
+cases."""
 
 from __future__ import annotations
 
@@ -302,7 +303,7 @@ async def test_unreferenced_running_manager_keeps_running(rec: Recorder) -> None
 
 
 async def test_many_calls_in_flight(rec: Recorder) -> None:
-    """DECISIONS 1: OTP's send_request/receive_response is concurrent calls in asyncio."""
+    """docs/semantics.md P12: OTP's send_request/receive_response is concurrent calls."""
     async with aio.start() as mgr:
         await mgr.add_handler((H, "a"), Spec(rec, "a"))
         await mgr.add_handler((AsyncH, "b"), Spec(rec, "b"))

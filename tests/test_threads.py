@@ -234,7 +234,7 @@ def test_repr_and_thread_name(rec: Recorder) -> None:
 
 
 def test_many_calls_in_flight_with_futures(rec: Recorder) -> None:
-    """DECISIONS 1: OTP's send_request/receive_response is call_future in threads."""
+    """docs/semantics.md P12: OTP's send_request/receive_response is call_future in threads."""
     with threads.start() as mgr:
         mgr.add_handler(H, Spec(rec))
         futures = [mgr.call_future(H, i) for i in range(50)]

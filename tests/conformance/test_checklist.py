@@ -1,8 +1,8 @@
-"""SPEC.md's conformance checklist, one test (or more) per item, on every runtime.
+"""The conformance list of ``docs/semantics.md``, one test (or more) per item, on every runtime.
 
-Each test names its checklist item (``c07`` = item 7). Items that apply only to asyncio
-(coroutine handlers, cancelling a caller) are in ``tests/test_aio.py``; thread-only behaviour
-is in ``tests/test_threads.py``.
+Each test names its item (``c07`` = item 7; ``addenda_15_16`` = items A15 and A16). Items
+that apply only to asyncio (coroutine handlers, cancelling a caller) are in
+``tests/test_aio.py``; thread-only behaviour is in ``tests/test_threads.py``.
 """
 
 from __future__ import annotations
@@ -651,7 +651,7 @@ def test_c50_swap_by_return_keeps_owner(rt: Runtime, rec: Recorder) -> None:
 
 
 def test_swap_by_return_whose_target_fails(rt: Runtime, rec: Recorder, reports: Any) -> None:
-    """SPEC addendum 16 / DECISIONS 5: swapped, then a distinct notice for the new id."""
+    """docs/semantics.md A16: swapped, then a distinct notice for the new id."""
     m = rt.start()
     boom = KeyError("no")
     target = spec(rec, 2, init=raise_(boom))
@@ -814,7 +814,7 @@ def test_c59_seed_session(rt: Runtime) -> None:
 
 
 def test_delete_handler_without_terminate_returns_none(rt: Runtime, rec: Recorder) -> None:
-    """Reference items 54 and 83: a missing terminate is a no-op whose result is None."""
+    """docs/semantics.md P14: a missing terminate is a no-op whose result is None."""
     m = rt.start()
     m.add_handler(NoInfo, spec(rec))
     assert m.delete_handler(NoInfo, "args") is None
@@ -823,7 +823,7 @@ def test_delete_handler_without_terminate_returns_none(rt: Runtime, rec: Recorde
 
 def test_cancelled_error_from_a_plain_callback_is_a_crash(rt: Runtime, rec: Recorder) -> None:
     """asyncio.CancelledError is a BaseException, but a plain callback raising it crashed: it
-    is removed like any other, on every path, and the manager goes on (review finding)."""
+    is removed like any other, on every path, and the manager goes on (docs/semantics.md P4)."""
     m = rt.start()
     m.add_handler((H, "after"), spec(rec, "after"))
     m.add_handler((H, "ev"), spec(rec, "ev", event=raise_(asyncio.CancelledError())))
@@ -863,7 +863,7 @@ def test_handlers_sharing_one_handle_event_object(rt: Runtime, rec: Recorder) ->
 
 
 def test_get_state_snapshots_and_redacts(rt: Runtime, rec: Recorder) -> None:
-    """Reference items 80 and 81: sys:get_state, with format_status redaction."""
+    """docs/semantics.md P15: sys:get_state, with format_status redaction."""
     m = rt.start()
     m.add_handler(H, spec(rec))
     m.add_handler(Secretive, spec(rec, "s"))
@@ -881,8 +881,8 @@ def test_get_state_snapshots_and_redacts(rt: Runtime, rec: Recorder) -> None:
 def test_addenda_15_16_swap_owners_when_old_missing_or_new_fails(
     rt: Runtime, rec: Recorder
 ) -> None:
-    """SPEC addendum 15: swapping in for a missing handler installs the new one unsupervised
-    (swap_handler) or owned by the caller (swap_sup_handler). Addendum 16: through the API, a
+    """docs/semantics.md A15: swapping in for a missing handler installs the new one
+    unsupervised (swap_handler) or owned by the caller (swap_sup_handler). A16: through the API, a
     swap whose new init fails raises, and the old owner still hears ``Swapped``."""
     m = rt.start()
     m.swap_handler(H, None, (H, "unsupervised"), spec(rec, 1))

@@ -1,5 +1,5 @@
-"""Checklist items 62 and 63: random add/delete/swap/notify/call/crash/owner-exit sequences,
-checked against a plain list model after every step, on every runtime.
+"""docs/semantics.md items 62 and 63: random add/delete/swap/notify/call/crash/owner-exit
+sequences, checked against a plain list model after every step, on every runtime.
 
 After each step ``which_handlers`` must equal the model; the sequence of terminate reasons
 and the sequence of owner notices must equal the model's, so every handler that left got

@@ -246,7 +246,7 @@ class ManagerCore:
     def event_targets(self) -> tuple[tuple[Entry, Callable[[Any], Any]], ...]:
         """``(entry, bound handle_event)`` for every handler, newest first; cached until the
         table changes. The tuple is a snapshot: a handler swapped in during an event is not in
-        it, so it does not see that event (OTP addendum 17)."""
+        it, so it does not see that event (docs/semantics.md A17)."""
         targets = self.cached_targets
         if targets is None:
             targets = self.cached_targets = tuple((e, e.event_fn) for e in self.entries)
