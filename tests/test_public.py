@@ -50,20 +50,128 @@ def test_public_methods_documented() -> None:
 
 
 def _python_blocks() -> list[str]:
+    """Every ```python block of the README: each is a whole program (its own imports)."""
     text = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    return [b for b in blocks if b.startswith(("import", "from"))]
+    return re.findall(r"```python\n(.*?)```", text, re.S)
 
 
 @pytest.mark.parametrize("index", range(len(_python_blocks())))
 def test_readme_examples_run(index: int, capsys: pytest.CaptureFixture[str]) -> None:
     code = _python_blocks()[index]
+    assert code.startswith(("import", "from")), "a README example starts with its imports"
     exec(compile(code, f"README.md block {index}", "exec"), {"__name__": "readme"})
     out = capsys.readouterr().out
     if "I dare you" in code:
         assert "[\"Meetup at 10 o'clock\", 'I dare you!']" in out
     if "Assemble in class" in code:
         assert "['Assemble in class']" in out
+    if "class Audit" in code:
+        assert out.splitlines() == ["['ada']", "['ada']"]
+    if "OwnerExited" in code:
+        assert out.splitlines() == [
+            "Deleted(args='done')",
+            "Deleted(args='done')",
+            "OwnerExited(reason=None)",
+        ]
+
+
+def test_readme_examples_pass_mypy_strict(tmp_path: Path) -> None:
+    """Every README python block type-checks with ``mypy --strict`` as written, each on its
+    own (one mypy run for all of them: starting mypy is the slow part)."""
+    blocks = _python_blocks()
+    assert blocks
+    files = []
+    for index, code in enumerate(blocks):
+        path = tmp_path / f"readme_block_{index}.py"
+        path.write_text(code)
+        files.append(path.name)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"), *files],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,  # no project config: the README is checked as a user's file would be
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# Written in pieces so that this file does not match itself.
+_OUTSIDE_CITATIONS = re.compile(
+    "|".join(
+        [
+            r"\b" + "DECI" + r"SIONS\b",
+            "SP" + r"EC\.md",
+            r"\b" + "SP" + r"EC\b",
+            "GEN_EVENT_" + "REFERENCE",
+            "DISTRI" + r"BUTION\.md",
+            "STY" + r"LE\.md",
+            r"\.\./" + "shared",
+            "/work/" + "shared",
+            r"\b[Ii]ssue #?\d+",
+            r"(?<![\w/&])#\d{3,}\b",
+            r"\b[Aa]dden" + r"dum\b",
+            r"reference's \d+ items",
+            r"\b[Rr]eference items? \d+",
+        ]
+    )
+)
+
+
+def _repository_files() -> list[Path]:
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    return [ROOT / name for name in listed if (ROOT / name).is_file()]
+
+
+def test_repository_cites_nothing_outside_it() -> None:
+    """Code, tests, docs, README and CHANGELOG cite no document outside the repository and no
+    work item by number: the behaviour contract is docs/semantics.md; OTP is cited by URL."""
+    found = []
+    for path in _repository_files():
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        for number, line in enumerate(text.splitlines(), 1):
+            if _OUTSIDE_CITATIONS.search(line):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert found == []
+
+
+def _semantics_items() -> set[str]:
+    text = (ROOT / "docs" / "semantics.md").read_text()
+    numbered = re.findall(r"^(\d+)\. ", text, re.M)
+    lettered = re.findall(r"^- \*\*([AP]\d+)\. ", text, re.M)
+    return set(numbered) | set(lettered)
+
+
+def test_semantics_items_cited_by_the_tests_exist() -> None:
+    """Every item a test names (``test_c07_...``, ``addenda_15_16``, "docs/semantics.md P4")
+    is in docs/semantics.md, and the conformance list is complete."""
+    items = _semantics_items()
+    assert {str(n) for n in range(1, 64)} <= items
+    assert {f"A{n}" for n in range(1, 18)} <= items
+    cited: set[str] = set()
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        text = path.read_text()
+        for name in re.findall(r"def (test_\w+)", text):
+            cited.update(str(int(n)) for n in re.findall(r"_c(\d{2})(?=_|$)", name))
+            for pair in re.findall(r"_addenda((?:_\d+)+)", name):
+                cited.update(f"A{n}" for n in pair.strip("_").split("_"))
+        for refs in re.findall(
+            r"docs/semantics\.md:? (?:items? )?([AP]?\d+(?:(?:,| and) [AP]?\d+)*)", text
+        ):
+            cited.update(re.findall(r"[AP]?\d+", refs))
+    assert cited
+    assert cited - items == set()
 
 
 @pytest.mark.parametrize("runtime", ["aio", "threads"])
