@@ -5,14 +5,35 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import reprlib
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
+from types import CodeType
 from typing import Any
 
-from ._core import Invoke, Procedure, Raised, Report, Returned, TellOwner, Unwatch, Watch
-from ._errors import GenEventError, WrongRuntime, _name
+from ._core import (
+    BadReturn,
+    Invoke,
+    Procedure,
+    Raised,
+    Report,
+    Returned,
+    StartFailed,
+    TellOwner,
+    Unwatch,
+    Watch,
+)
+from ._errors import GenEventError, WrongRuntime, _name, _returns_hint
+from ._text import MAX_TEXT, cut, short
 
-__all__ = ("CRASHES", "drive_sync", "log", "report", "state_of", "tell_owner")
+__all__ = (
+    "CRASHES",
+    "callback_in",
+    "drive_sync",
+    "log",
+    "report",
+    "state_of",
+    "tell_owner",
+)
 
 CRASHES = (Exception, asyncio.CancelledError)
 """What a callback may raise and be removed for. ``asyncio.CancelledError`` is a
@@ -22,11 +43,6 @@ result) has crashed: it was not cancelled. Other ``BaseException``s (``KeyboardI
 
 log = logging.getLogger("genevent")
 """genevent's logger: crash reports (ERROR), missing ``handle_info`` (WARNING)."""
-
-_repr = reprlib.Repr()
-_repr.maxstring = 80
-_repr.maxother = 80
-_repr.maxlevel = 3
 
 
 def state_of(instance: Any) -> str:
@@ -44,16 +60,18 @@ def state_of(instance: Any) -> str:
             if inspect.iscoroutine(status):
                 status.close()
             return "<format_status must be a plain method; state hidden>"
-        return status if isinstance(status, str) else _repr.repr(status)
+        return cut(status, 4 * MAX_TEXT) if isinstance(status, str) else short(status)
     try:
-        return _repr.repr(vars(instance))
+        return short(vars(instance))
     except TypeError:
-        return _repr.repr(instance)
+        return short(instance)
 
 
 def report(manager: Any, eff: Report) -> None:
-    """Log a :class:`Report` on the ``genevent`` logger, in OTP's words."""
-    name = getattr(manager, "name", None) or repr(manager)
+    """Log a :class:`Report` on the ``genevent`` logger, in OTP's words. Every piece of user
+    data in the text is shortened (``extra`` carries the objects themselves); the traceback of
+    the exception behind the report, if any, goes in ``exc_info``."""
+    name = getattr(manager, "name", None) or short(manager)
     extra = {
         "genevent": {
             "kind": eff.kind,
@@ -67,26 +85,39 @@ def report(manager: Any, eff: Report) -> None:
         log.warning(
             "** Undefined handle_info in %s\n** Unhandled message: %s",
             _name(eff.handler),
-            _repr.repr(eff.message),
+            short(eff.message),
             extra=extra,
         )
         return
     state = state_of(eff.instance)
     extra["genevent"]["state"] = state
     reason = eff.reason
-    exc = getattr(reason, "exception", None)
+    # the exception behind the report: a crash's, or the one a swap target's init raised
+    exc = reason.cause if type(reason) is StartFailed else getattr(reason, "exception", None)
     if exc is None and eff.kind == "terminate_raised":
         exc = reason
-    what = "terminate raised" if eff.kind == "terminate_raised" else "crashed"
+    callback = eff.callback
+    if eff.kind == "terminate_raised":
+        what = "terminate raised"
+    elif type(reason) is BadReturn:
+        what = f"returned a bad value from {callback or 'a callback'}"
+    elif type(reason) is StartFailed:
+        what = "failed to start in a swap (its init failed)"
+    else:
+        what = f"crashed in {callback}" if callback else "crashed"
+    hint = ""
+    if type(reason) is BadReturn and callback is not None:
+        hint = f"\n** {_returns_hint(callback, reason.value)}"
     log.error(
         "** genevent handler %s %s.\n** Was installed in %s\n** Last message was: %s\n"
-        "** When handler state == %s\n** Reason == %r",
+        "** When handler state == %s\n** Reason == %s%s",
         _name(eff.handler),
         what,
         name,
-        _repr.repr(eff.message),
+        short(eff.message),
         state,
-        reason,
+        short(reason),
+        hint,
         exc_info=exc if isinstance(exc, BaseException) else None,
         extra=extra,
     )
@@ -98,7 +129,7 @@ def tell_owner(eff: TellOwner, spawn: Callable[[Any], object] | None = None) -> 
     try:
         result = eff.on_exit(eff.notice)
     except Exception:
-        log.exception("owner callback %r raised on %r", eff.on_exit, eff.notice)
+        log.exception("owner callback %s raised on %s", short(eff.on_exit), short(eff.notice))
         return
     if inspect.isawaitable(result):
         if spawn is not None:
@@ -106,7 +137,10 @@ def tell_owner(eff: TellOwner, spawn: Callable[[Any], object] | None = None) -> 
         else:
             if inspect.iscoroutine(result):
                 result.close()
-            log.error("owner callback %r returned an awaitable; use a plain function", eff.on_exit)
+            log.error(
+                "owner callback %s returned an awaitable; use a plain function",
+                short(eff.on_exit),
+            )
 
 
 def drive_sync(
@@ -135,7 +169,8 @@ def drive_sync(
         send = None
         if type(eff) is Invoke:
             if eff.is_async:
-                send = Raised(WrongRuntime(f"{eff!r} is a coroutine and cannot run here"))
+                fn_name = getattr(eff.fn, "__qualname__", None) or short(eff.fn)
+                send = Raised(WrongRuntime(f"{fn_name} is a coroutine and cannot run here"))
                 continue
             try:
                 value = eff.fn(*eff.args, **eff.kwargs) if eff.kwargs else eff.fn(*eff.args)
@@ -154,3 +189,30 @@ def drive_sync(
             report(manager, eff)
         elif isinstance(eff, (Watch, Unwatch)):
             watch(eff)
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_OWN_FILES = ("aio.py", "threads.py")
+
+
+def _is_runtime_code(code: CodeType) -> bool:
+    """True for code of genevent's runtimes and core (not its examples or demo)."""
+    path = code.co_filename
+    folder, base = os.path.split(path)
+    if folder == _HERE:
+        return base in _OWN_FILES or (base.startswith("_") and base != "__main__.py")
+    return os.path.dirname(folder) == _HERE and os.path.basename(folder) == "_core"
+
+
+def callback_in(codes: Iterable[CodeType]) -> str | None:
+    """The handler callback running in a stack, as ``"Class.method"``: the outermost code that
+    genevent's own code called (``codes`` run from the outermost frame inwards). None when
+    no user code called by genevent is on the stack."""
+    caller_is_runtime = False
+    for code in codes:
+        is_runtime = _is_runtime_code(code)
+        if caller_is_runtime and not is_runtime:
+            # a class defined in a function: "make.<locals>.Slow.handle_event" -> "Slow...."
+            return code.co_qualname.rpartition("<locals>.")[2]
+        caller_is_runtime = is_runtime
+    return None

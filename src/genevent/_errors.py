@@ -13,6 +13,7 @@
      +-- TerminateFailed                   delete_handler: terminate raised (the handler is gone)
      +-- ManagerNotRunning (RuntimeError)  the manager is stopped (or stopped before answering)
      +-- NameTaken (ValueError)            a second manager under a registered name
+     +-- InvalidName (TypeError)           a manager name that is not a non-empty str
      +-- CallTimeout (TimeoutError)        a synchronous request was not answered in time
      +-- CallingSelf (RuntimeError)        a handler made a synchronous request to its own manager
      +-- InvalidOwner (TypeError)          an owner= the runtime cannot watch
@@ -21,11 +22,21 @@
 
 Each error subclasses the builtin that fits, so ``except LookupError`` or
 ``except TimeoutError`` keep working.
+
+Messages stay short whatever the data: user values (a handler id, a bad return value, the
+exception a callback raised) are shortened with ``reprlib``-style limits, and an error caused by
+another exception chains it as ``__cause__`` (and keeps it as ``cause``) instead of embedding its
+full text, so an error passed up through many managers does not grow with each of them.
+
+A bad ``timeout`` (not None or a real number, negative, or NaN) raises the builtin
+:class:`TypeError` / :class:`ValueError` at the call, before anything is queued or run.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from ._text import short
 
 __all__ = (
     "CallNotSupported",
@@ -38,6 +49,7 @@ __all__ = (
     "HandlerInitFailed",
     "HandlerNotFound",
     "InvalidHandler",
+    "InvalidName",
     "InvalidOwner",
     "ManagerNotRunning",
     "NameTaken",
@@ -83,10 +95,10 @@ class HandlerInitFailed(_HandlerError):
 
     def __init__(self, handler: Any, cause: BaseException | None, returned: Any = None) -> None:
         if cause is not None:
-            msg = f"init of {_name(handler)} raised {cause!r}; handler not installed"
+            msg = f"init of {_name(handler)} raised {short(cause)}; handler not installed"
         else:
             msg = (
-                f"init of {_name(handler)} returned {returned!r}; it must return None "
+                f"init of {_name(handler)} returned {short(returned)}; it must return None "
                 "(raise to refuse); handler not installed"
             )
         super().__init__(handler, msg)
@@ -100,18 +112,28 @@ class HandlerCrashed(_HandlerError):
     """The called handler raised in ``handle_call``; it was removed before this was raised."""
 
     def __init__(self, handler: Any, cause: BaseException) -> None:
-        super().__init__(handler, f"handler {_name(handler)} crashed in handle_call: {cause!r}")
+        super().__init__(
+            handler, f"handler {_name(handler)} crashed in handle_call: {short(cause)}"
+        )
         #: the exception handle_call raised
         self.cause = cause
 
 
 class HandlerBadReturn(_HandlerError):
-    """The called handler returned a malformed instruction; it was removed."""
+    """The called handler returned something it may not (a malformed instruction, or the class
+    :class:`~genevent.Remove` or :class:`~genevent.Swap` itself); it was removed. The message
+    names the callback and what it may return."""
 
-    def __init__(self, handler: Any, value: Any) -> None:
-        super().__init__(handler, f"handler {_name(handler)} returned a bad value: {value!r}")
+    def __init__(self, handler: Any, value: Any, callback: str = "handle_call") -> None:
+        super().__init__(
+            handler,
+            f"handler {_name(handler)} returned a bad value from {callback}: {short(value)}; "
+            f"{_returns_hint(callback, value)}",
+        )
         #: the value it returned
         self.value = value
+        #: the callback that returned it
+        self.callback = callback
 
 
 class CallNotSupported(_HandlerError, TypeError):
@@ -125,7 +147,7 @@ class TerminateFailed(_HandlerError):
     """``delete_handler``: the handler's ``terminate`` raised; the handler is removed anyway."""
 
     def __init__(self, handler: Any, cause: BaseException) -> None:
-        super().__init__(handler, f"terminate of {_name(handler)} raised {cause!r}; removed")
+        super().__init__(handler, f"terminate of {_name(handler)} raised {short(cause)}; removed")
         #: the exception terminate raised
         self.cause = cause
 
@@ -134,7 +156,7 @@ class ManagerNotRunning(GenEventError, RuntimeError):
     """The manager is stopped, or stopped before it answered this request (OTP's ``noproc``)."""
 
     def __init__(self, manager: Any, detail: str = "") -> None:
-        super().__init__(f"{manager!r} is not running{detail}")
+        super().__init__(f"{short(manager)} is not running{detail}")
         #: the manager the request was for
         self.manager = manager
 
@@ -143,7 +165,7 @@ class NameTaken(GenEventError, ValueError):
     """A manager is already registered under that name (OTP's ``already_started``)."""
 
     def __init__(self, name: str, holder: Any) -> None:
-        super().__init__(f"the name {name!r} is taken by {holder!r}")
+        super().__init__(f"the name {short(name)} is taken by {short(holder)}")
         #: the name
         self.name = name
         #: the manager that holds it
@@ -153,12 +175,44 @@ class NameTaken(GenEventError, ValueError):
 class CallTimeout(GenEventError, TimeoutError):
     """A synchronous request was not answered within its timeout.
 
-    The manager still handles the request later; its late reply is dropped."""
+    The manager still handles the request later; its late reply is dropped. A ``timeout`` of
+    0 never waits: the request is delivered and the caller gets this error at once (OTP's
+    ``call`` with timeout 0 behaves the same).
 
-    def __init__(self, what: str, timeout: float) -> None:
-        super().__init__(f"{what} was not answered within {timeout} s")
+    The message says what the manager was doing, for example ``call to Slow timed out after
+    0.5 s; 3 messages were queued ahead of it; Slow.handle_event was running``; the same
+    facts are in :attr:`queued_ahead` and :attr:`running`."""
+
+    def __init__(
+        self,
+        what: str,
+        timeout: float,
+        *,
+        queued_ahead: int | None = None,
+        running: str | None = None,
+    ) -> None:
+        msg = f"{what} timed out after {timeout:g} s"
+        if queued_ahead is not None:
+            if queued_ahead == 0:
+                msg += "; no message was queued ahead of it"
+            elif queued_ahead == 1:
+                msg += "; 1 message was queued ahead of it"
+            else:
+                msg += f"; {queued_ahead} messages were queued ahead of it"
+        if running is not None:
+            msg += f"; {running} was running"
+        super().__init__(msg)
+        #: what timed out (``"call to Handler"``, ``"add_handler"``, ``"stop"``, ...)
+        self.what = what
         #: the timeout, in seconds
         self.timeout = timeout
+        #: how many messages were in the manager's mailbox ahead of the request when it was
+        #: sent (None when not known, for example for ``wait_stopped``)
+        self.queued_ahead = queued_ahead
+        #: the handler callback running in the manager when the timeout expired, as
+        #: ``"Class.method"``; None when none was (on asyncio a plain, non-coroutine callback
+        #: blocks the event loop, so the timeout can only expire after it returned)
+        self.running = running
 
 
 class CallingSelf(GenEventError, RuntimeError):
@@ -168,13 +222,19 @@ class CallingSelf(GenEventError, RuntimeError):
 
     def __init__(self, manager: Any, what: str) -> None:
         super().__init__(
-            f"{what} on {manager!r} from inside one of its own handler callbacks would deadlock"
+            f"{what} on {short(manager)} from inside one of its own handler callbacks would "
+            "deadlock"
         )
 
 
 class InvalidOwner(GenEventError, TypeError):
     """``owner=`` names something the runtime cannot watch (asyncio: a task or future;
-    threads: a thread)."""
+    threads: a thread), or ``on_exit`` is neither callable nor None. Raised at the call,
+    before anything is queued."""
+
+
+class InvalidName(GenEventError, TypeError):
+    """A manager name that is not a non-empty ``str`` (given to ``start`` or ``whereis``)."""
 
 
 class WrongRuntime(GenEventError, RuntimeError):
@@ -183,8 +243,37 @@ class WrongRuntime(GenEventError, RuntimeError):
 
 
 def _name(handler: Any) -> str:
+    """A handler reference for messages: its class's name, with a shortened id if any."""
     if isinstance(handler, tuple) and len(handler) == 2 and isinstance(handler[0], type):
-        return f"({handler[0].__qualname__}, {handler[1]!r})"
+        return f"({_qualname(handler[0])}, {short(handler[1])})"
     if isinstance(handler, type):
-        return handler.__qualname__
-    return repr(handler)
+        return _qualname(handler)
+    return short(handler)
+
+
+def _qualname(cls: type) -> str:
+    name = getattr(cls, "__qualname__", None)
+    return name if isinstance(name, str) else short(cls)
+
+
+_MAY_RETURN = {
+    "handle_event": "None, Remove() or Swap(args1, Handler, args2)",
+    "handle_info": "None, Remove() or Swap(args1, Handler, args2)",
+    "handle_call": "the reply itself, Remove(reply) or Swap(args1, Handler, args2, reply)",
+    "init": "None (raise to refuse)",
+}
+
+
+def _returns_hint(callback: str, value: Any) -> str:
+    """What ``callback`` may return, and a guess at what was meant (a forgotten ``()``)."""
+    from ._core import Remove, Swap  # noqa: PLC0415 - the core imports this module
+
+    allowed = _MAY_RETURN.get(callback)
+    hint = f"{callback} may return {allowed}" if allowed else f"{callback} returned it"
+    if value is Remove:
+        hint += "; did you mean Remove()?"
+    elif value is Swap:
+        hint += "; did you mean Swap(args1, Handler, args2)?"
+    elif type(value) is Swap:
+        hint += "; a Swap must name a handler class, or (class, id), that is not installed"
+    return hint

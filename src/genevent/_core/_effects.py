@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .._text import short
 from ._reasons import HandlerExit
 
 __all__ = (
@@ -42,7 +43,7 @@ class Invoke:
         self.kwargs = kwargs
 
     def __repr__(self) -> str:
-        return f"Invoke({getattr(self.fn, '__qualname__', self.fn)!r}, {self.args!r})"
+        return f"Invoke({getattr(self.fn, '__qualname__', self.fn)!r}, {short(self.args)})"
 
 
 class TellOwner:
@@ -55,7 +56,7 @@ class TellOwner:
         self.notice = notice
 
     def __repr__(self) -> str:
-        return f"TellOwner({self.notice!r})"
+        return f"TellOwner({short(self.notice)})"
 
 
 class Watch:
@@ -85,19 +86,30 @@ class Unwatch:
 class Report:
     """Something to log. ``kind`` is ``"crash"`` (an error report: a callback raised or returned
     a bad value, or a swap target failed to start), ``"terminate_raised"`` (error) or
-    ``"no_handle_info"`` (warning). ``instance`` is the handler object (for its state)."""
+    ``"no_handle_info"`` (warning). ``instance`` is the handler object (for its state);
+    ``callback`` names the callback that failed (``"handle_event"``, ``"init"``, ...) when
+    known."""
 
-    __slots__ = ("handler", "instance", "kind", "message", "reason")
+    __slots__ = ("callback", "handler", "instance", "kind", "message", "reason")
 
-    def __init__(self, kind: str, handler: Any, instance: Any, message: Any, reason: Any) -> None:
+    def __init__(
+        self,
+        kind: str,
+        handler: Any,
+        instance: Any,
+        message: Any,
+        reason: Any,
+        callback: str | None = None,
+    ) -> None:
         self.kind = kind
         self.handler = handler
         self.instance = instance
         self.message = message
         self.reason = reason
+        self.callback = callback
 
     def __repr__(self) -> str:
-        return f"Report({self.kind!r}, {self.handler!r}, {self.reason!r})"
+        return f"Report({self.kind!r}, {short(self.handler)}, {short(self.reason)})"
 
 
 class Returned:
@@ -109,7 +121,7 @@ class Returned:
         self.value = value
 
     def __repr__(self) -> str:
-        return f"Returned({self.value!r})"
+        return f"Returned({short(self.value)})"
 
 
 class Raised:
@@ -121,7 +133,7 @@ class Raised:
         self.exception = exception
 
     def __repr__(self) -> str:
-        return f"Raised({self.exception!r})"
+        return f"Raised({short(self.exception)})"
 
 
 Effect = Invoke | TellOwner | Watch | Unwatch | Report

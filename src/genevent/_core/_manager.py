@@ -54,6 +54,7 @@ from .._errors import (
     InvalidHandler,
     TerminateFailed,
 )
+from .._text import short
 from ._effects import Effect, Invoke, Outcome, Raised, Report, Returned, TellOwner, Unwatch, Watch
 from ._instructions import NO_HANDOFF, Remove, Swap
 from ._reasons import (
@@ -129,15 +130,22 @@ def handler_key(ref: Any) -> type:
     elif isinstance(ref, tuple) and len(ref) == 2 and isinstance(ref[0], type):
         cls = ref[0]
         if not isinstance(ref[1], Hashable):
-            raise InvalidHandler(f"handler id {ref[1]!r} is not hashable")
+            raise InvalidHandler(f"handler id {short(ref[1])} is not hashable")
         try:
             hash(ref[1])
-        except TypeError as exc:
-            raise InvalidHandler(f"handler id {ref[1]!r} is not hashable") from exc
+        except Exception as exc:
+            raise InvalidHandler(f"handler id {short(ref[1])} is not hashable") from exc
     else:
         raise InvalidHandler(
-            f"{ref!r} is not a handler reference: pass a handler class or (class, id)"
+            f"{short(ref)} is not a handler reference: pass a handler class or (class, id)"
         )
+    try:
+        hash(cls)
+    except Exception as exc:  # a metaclass that makes its classes unhashable
+        raise InvalidHandler(
+            f"handler class {short(cls)} is not hashable (its metaclass "
+            f"{short(type(cls))} defines __eq__ without __hash__)"
+        ) from exc
     _info_of(cls)
     return cls
 
@@ -342,13 +350,14 @@ class ManagerCore:
             )
 
     def _leave(
-        self, entry: Entry, reason: ExitReason, message: Any = None
+        self, entry: Entry, reason: ExitReason, message: Any = None, callback: str | None = None
     ) -> Generator[Effect, Any, tuple[bool, Any]]:
-        """Remove ``entry`` for ``reason``: unlink, terminate, report a failure, tell the owner."""
+        """Remove ``entry`` for ``reason``: unlink, terminate, report a failure (naming the
+        ``callback`` that failed), tell the owner."""
         self._unlink(entry)
         result = yield from self._terminate(entry, reason)
         if type(reason) is Crashed or type(reason) is BadReturn:
-            yield Report("crash", entry.ref, entry.instance, message, reason)
+            yield Report("crash", entry.ref, entry.instance, message, reason, callback)
         yield from self._tell(entry, reason)
         yield from self._release_owner(entry.owner)
         return result
@@ -372,6 +381,7 @@ class ManagerCore:
         """``delete_handler``: terminate with :class:`Deleted`, return terminate's result."""
         entry = self.find(ref)
         if entry is None:
+            handler_key(ref)  # InvalidHandler for something that is not a reference at all
             raise HandlerNotFound(ref)
         ok, result = yield from self._leave(entry, Deleted(args))
         if not ok:
@@ -393,6 +403,7 @@ class ManagerCore:
         ``on_exit`` take over). The new handler goes first; it is installed even if ``old`` is
         missing (its ``init`` gets ``handoff=NO_HANDOFF``); ``old`` is gone even if the new
         ``init`` fails."""
+        handler_key(old)
         handler_key(new)
         existing = self.find(new)
         old_entry = self.find(old)
@@ -424,6 +435,7 @@ class ManagerCore:
         """``call``: the handler's reply; removal or swap it asked for happens first."""
         entry = self.find(ref)
         if entry is None:
+            handler_key(ref)  # InvalidHandler for something that is not a reference at all
             raise HandlerNotFound(ref)
         if entry.call_fn is None:
             raise CallNotSupported(ref)
@@ -431,10 +443,12 @@ class ManagerCore:
         return (yield from self.call_result(entry, out, request))
 
     def call_result(self, entry: Entry, out: Outcome | None, request: Any) -> Procedure:
-        """Act on ``handle_call``'s outcome; return the reply or raise the caller's error."""
+        """Act on ``handle_call``'s outcome; return the reply or raise the caller's error.
+        The classes :class:`Remove` and :class:`Swap` themselves (a forgotten ``()``) are a
+        bad return, never a reply."""
         if type(out) is Raised:
             exc = out.exception
-            yield from self._leave(entry, Crashed(exc), request)
+            yield from self._leave(entry, Crashed(exc), request, "handle_call")
             raise HandlerCrashed(entry.ref, exc) from exc
         assert type(out) is Returned
         value = out.value
@@ -445,9 +459,10 @@ class ManagerCore:
         if cls is Swap:
             if (yield from self._swap_in_place(entry, value, request)):
                 return value.reply
-            yield from self._leave(entry, BadReturn(value), request)
-            raise HandlerBadReturn(entry.ref, value)
-        return value
+        elif value is not Remove and value is not Swap:
+            return value
+        yield from self._leave(entry, BadReturn(value), request, "handle_call")
+        raise HandlerBadReturn(entry.ref, value, "handle_call")
 
     def notify(self, event: Any) -> Procedure:
         """``notify``/``sync_notify``: every handler, newest first, sees ``event``.
@@ -470,14 +485,17 @@ class ManagerCore:
                 continue
             out = yield Invoke(entry.info_fn, (message,), entry.info_is_async)
             if type(out) is not Returned or out.value is not None:
-                yield from self.event_result(entry, out, message)
+                yield from self.event_result(entry, out, message, "handle_info")
 
-    def event_result(self, entry: Entry, out: Outcome | None, message: Any) -> Procedure:
-        """Act on what ``handle_event``/``handle_info`` produced (anything but ``None``)."""
+    def event_result(
+        self, entry: Entry, out: Outcome | None, message: Any, callback: str = "handle_event"
+    ) -> Procedure:
+        """Act on what ``handle_event`` (or ``handle_info``: ``callback`` names it, for the
+        report) produced (anything but ``None``)."""
         if not entry.alive:
             return
         if type(out) is Raised:
-            yield from self._leave(entry, Crashed(out.exception), message)
+            yield from self._leave(entry, Crashed(out.exception), message, callback)
             return
         assert type(out) is Returned
         value = out.value
@@ -488,9 +506,9 @@ class ManagerCore:
             yield from self._leave(entry, RemovedItself())
         elif cls is Swap:
             if not (yield from self._swap_in_place(entry, value, message)):
-                yield from self._leave(entry, BadReturn(value), message)
+                yield from self._leave(entry, BadReturn(value), message, callback)
         else:
-            yield from self._leave(entry, BadReturn(value), message)
+            yield from self._leave(entry, BadReturn(value), message, callback)
 
     def _swap_in_place(self, entry: Entry, swap: Swap[Any], message: Any) -> Procedure:
         """A swap a handler asked for. Returns False (nothing done) when ``swap`` is malformed;
@@ -513,7 +531,7 @@ class ManagerCore:
             instance, info = yield from self._start(new, swap.args2, handoff, True)
         except HandlerInitFailed as failed:
             cause = failed.cause if failed.cause is not None else BadReturn(failed.returned)
-            yield Report("crash", new, None, message, StartFailed(cause))
+            yield Report("crash", new, None, message, StartFailed(cause), "init")
             yield from self._tell(entry, StartFailed(cause), ref=new)
             yield from self._release_owner(entry.owner)
             return True
