@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from ._checks import check_name
 from ._errors import NameTaken
 
 __all__ = ("register", "unregister", "whereis")
@@ -14,9 +15,9 @@ _names: dict[str, Any] = {}
 
 
 def register(name: str, manager: Any) -> None:
-    """Claim ``name`` for ``manager`` atomically; raise :class:`NameTaken` if it is held."""
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"a manager name must be a non-empty str, not {name!r}")
+    """Claim ``name`` for ``manager`` atomically; raise :class:`NameTaken` if it is held, or
+    :class:`~genevent.InvalidName` if it is not a non-empty str."""
+    check_name(name)
     with _lock:
         holder = _names.get(name)
         if holder is not None:
@@ -32,5 +33,7 @@ def unregister(name: str, manager: Any) -> None:
 
 
 def whereis(name: str) -> Any | None:
-    """The running manager registered under ``name`` (either runtime), or None."""
-    return _names.get(name)
+    """The running manager registered under ``name`` (either runtime), or None. Raises
+    :class:`~genevent.InvalidName` if ``name`` is not a non-empty str (no manager could have
+    it)."""
+    return _names.get(check_name(name))

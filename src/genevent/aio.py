@@ -15,6 +15,14 @@ Messages are handled one at a time in arrival order. When the manager is idle (i
 empty and its task is parked) and every handler is a plain (non-coroutine) handler, ``call``,
 ``sync_notify`` and ``which_handlers`` run inline in the caller, without a context switch: the
 result and every ordering guarantee are those of the queued path.
+
+Arguments are checked at the call, before anything is queued or run, the same way on the queued
+and the inline path: ``timeout`` must be None (wait as long as it takes), ``math.inf`` (the
+same) or a number of seconds >= 0 (else :class:`TypeError` / :class:`ValueError`); a handler
+reference must be a handler class or ``(class, id)`` (else :class:`~genevent.InvalidHandler`);
+``on_exit`` must be callable (else :class:`~genevent.InvalidOwner`). ``timeout=0`` never
+waits, as in OTP: the request is delivered and handled in its turn, and the caller gets
+:class:`~genevent.CallTimeout` at once (the reply is dropped).
 """
 
 from __future__ import annotations
@@ -24,10 +32,11 @@ import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Hashable
-from types import TracebackType
+from types import CodeType, TracebackType
 from typing import Any, Final, Generic, TypeVar
 
 from . import _registry
+from ._checks import check_on_exit, check_ref, check_timeout
 from ._core import (
     Entry,
     HandlerExit,
@@ -43,7 +52,7 @@ from ._core import (
     Unwatch,
     Watch,
 )
-from ._driver import CRASHES, log, report, tell_owner
+from ._driver import CRASHES, callback_in, log, report, tell_owner
 from ._errors import (
     CallingSelf,
     CallTimeout,
@@ -51,8 +60,10 @@ from ._errors import (
     InvalidOwner,
     ManagerNotRunning,
     WrongRuntime,
+    _name,
 )
 from ._handler import HandlerRef
+from ._text import short
 
 __all__ = ("EventManager", "start")
 
@@ -68,6 +79,7 @@ try:  # the running task, cheaply: 3.11's asyncio.current_task is Python code (~
 except ImportError:  # pragma: no cover - a Python without it has a C current_task
     _task_of = asyncio.current_task
 
+_FOREVER: Final = threading.TIMEOUT_MAX  # timeouts this long or longer mean "no timeout"
 _LIVE: set[EventManager[Any]] = set()  # running managers stay alive until they stop, like
 # Erlang processes: a manager nobody references is still a running manager, not garbage
 _STOP: Final = object()
@@ -101,9 +113,16 @@ def _fail(fut: asyncio.Future[Any] | None, exc: BaseException) -> None:
         fut.set_exception(exc)
 
 
-def _expire(fut: asyncio.Future[Any], what: str, timeout: float) -> None:
-    if not fut.done():
-        fut.set_exception(CallTimeout(what, timeout))
+def _awaited_codes(awaitable: Any) -> list[Any]:
+    """The code objects of a coroutine and of what it awaits, outermost first."""
+    codes: list[CodeType] = []
+    while awaitable is not None and len(codes) < 1000:
+        code = getattr(awaitable, "cr_code", None) or getattr(awaitable, "gi_code", None)
+        if code is None:
+            break
+        codes.append(code)
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+    return codes
 
 
 class EventManager(Generic[E]):
@@ -152,6 +171,12 @@ class EventManager(Generic[E]):
         )
 
     # -- properties ---------------------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """How many messages (events, infos and requests) wait in the mailbox, not counting the
+        one being handled: a snapshot, which other tasks and threads may change at once."""
+        return len(self._mailbox)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -226,7 +251,7 @@ class EventManager(Generic[E]):
             loop = None
         if loop is not self._loop:
             raise WrongRuntime(
-                f"{what} on {self!r} must be awaited in the manager's own event loop; from "
+                f"{what} on {short(self)} must be awaited in the manager's own event loop; from "
                 "another thread use asyncio.run_coroutine_threadsafe(..., manager.loop) "
                 "or the thread-safe notify()"
             )
@@ -249,23 +274,69 @@ class EventManager(Generic[E]):
         what: str,
         timeout: float | None,
     ) -> Any:
+        """Queue a request and await its answer (``timeout`` already checked)."""
         fut: asyncio.Future[Any] = self._loop.create_future()
+        ahead = len(self._mailbox)
         self._post(_Request(proc, args, fut, what))
+        return await self._answer(fut, what, timeout, ahead, args)
+
+    async def _answer(
+        self,
+        fut: asyncio.Future[Any],
+        what: str,
+        timeout: float | None,
+        ahead: int,
+        args: tuple[Any, ...] = (),
+    ) -> Any:
+        """Await a queued request's answer for at most ``timeout`` seconds (0: not at all)."""
         if timeout is None:
             return await fut
-        handle = self._loop.call_later(timeout, _expire, fut, what, timeout)
+        if not timeout:  # delivered, but not waited for (OTP: a call with timeout 0)
+            self._expire(fut, what, timeout, ahead, args)
+            return await fut
+        handle = self._loop.call_later(timeout, self._expire, fut, what, timeout, ahead, args)
         try:
             return await fut
         finally:
             handle.cancel()
 
+    def _expire(
+        self,
+        fut: asyncio.Future[Any],
+        what: str,
+        timeout: float,
+        ahead: int,
+        args: tuple[Any, ...] = (),
+    ) -> None:
+        if not fut.done():
+            fut.set_exception(self._timeout_error(what, timeout, ahead, args))
+
+    def _timeout_error(
+        self, what: str, timeout: float, ahead: int, args: tuple[Any, ...] = ()
+    ) -> CallTimeout:
+        label = f"call to {_name(args[0])}" if what == "call" and args else what
+        return CallTimeout(label, timeout, queued_ahead=ahead, running=self._running_callback())
+
+    def _running_callback(self) -> str | None:
+        """The handler callback the manager is awaiting right now (``"Class.method"``), if any:
+        read from the coroutines its task (or an inline request's task) is suspended in."""
+        for task in (self._dispatch_task, self._task):
+            if isinstance(task, asyncio.Task) and not task.done():
+                name = callback_in(_awaited_codes(task.get_coro()))
+                if name is not None:
+                    return name
+        return None
+
     # -- requests -----------------------------------------------------------------------------
 
     async def sync_notify(self, event: E, *, timeout: float | None = None) -> None:
         """Deliver ``event`` to every handler and return once all have handled it (OTP's
-        ``sync_notify``). A handler crashing on it does not change the result."""
+        ``sync_notify``). A handler crashing on it does not change the result. ``timeout=0``
+        delivers it without waiting and raises :class:`CallTimeout`."""
+        if timeout is not None:
+            timeout = check_timeout(timeout)
         self._check_caller("sync_notify")
-        if self._can_inline():
+        if timeout != 0.0 and self._can_inline():
             targets = self._core.cached_targets or self._core.event_targets
             caller = self._dispatch_task = _task_of(self._loop)
             try:
@@ -293,9 +364,17 @@ class EventManager(Generic[E]):
         self, handler: HandlerRef[Any, Req, Rep], request: Req, timeout: float | None = 5.0
     ) -> Rep:
         """Ask one handler: its ``handle_call(request)`` reply (OTP's ``call``, default timeout
-        5 s). Raises :class:`HandlerNotFound`, :class:`HandlerCrashed`,
-        :class:`HandlerBadReturn`, :class:`CallNotSupported`, :class:`CallTimeout` or
-        :class:`ManagerNotRunning`. A timed-out request is still handled; its reply dropped."""
+        5 s; ``None`` or ``math.inf``: no timeout). Raises :class:`HandlerNotFound`,
+        :class:`HandlerCrashed`, :class:`HandlerBadReturn`, :class:`CallNotSupported`,
+        :class:`CallTimeout`, :class:`InvalidHandler` or :class:`ManagerNotRunning`. A
+        timed-out request is still handled; its reply dropped. ``timeout=0`` always times out
+        (as in OTP): the request is delivered and handled in its turn, and the caller gets
+        :class:`CallTimeout` at once."""
+        if timeout.__class__ is not float or not 0.0 < timeout < _FOREVER:
+            timeout = check_timeout(timeout)
+            if timeout == 0.0:  # never inline: delivered, and the caller times out at once
+                self._check_caller("call")
+                return await self._queued_call(handler, request, timeout)  # type: ignore[no-any-return]
         self._check_caller("call")
         if self._can_inline():
             core = self._core
@@ -309,22 +388,33 @@ class EventManager(Generic[E]):
                         outcome: Raised | Returned = Raised(exc)
                     else:
                         cls = reply.__class__
-                        if cls is not Remove and cls is not Swap:
+                        # a class as reply may be Remove or Swap (a forgotten "()"): the core
+                        # tells those from a real reply
+                        if cls is not Remove and cls is not Swap and cls is not type:
                             return reply  # type: ignore[no-any-return]
                         outcome = Returned(reply)
                     return await self._finish_inline(  # type: ignore[no-any-return]
-                        self._drive(core.call_result(entry, outcome, request)), "call", timeout
+                        self._drive(core.call_result(entry, outcome, request)),
+                        "call",
+                        timeout,
+                        (handler,),
                     )
                 finally:
                     if self._dispatch_task is caller:
                         self._inline_finished(None)
-        return await self._request(self._core.call, (handler, request), "call", timeout)  # type: ignore[no-any-return]
+        return await self._queued_call(handler, request, timeout)  # type: ignore[no-any-return]
+
+    async def _queued_call(self, handler: Any, request: Any, timeout: float | None) -> Any:
+        check_ref(handler)
+        return await self._request(self._core.call, (handler, request), "call", timeout)
 
     async def add_handler(
         self, handler: HandlerRef[E, Any, Any], args: Any = None, *, timeout: float | None = None
     ) -> None:
         """Create the handler, ``init(args)`` it and install it first (OTP's ``add_handler``).
         Raises :class:`HandlerExists`, :class:`HandlerInitFailed` or :class:`InvalidHandler`."""
+        timeout = check_timeout(timeout)
+        check_ref(handler)
         self._check_caller("add_handler")
         await self._request(
             self._core.add_handler, (handler, args, None, None), "add_handler", timeout
@@ -344,7 +434,11 @@ class EventManager(Generic[E]):
         When the handler leaves, ``on_exit(HandlerExit(handler, reason, manager))`` is called (in
         the manager's loop, after ``terminate`` ran; ``asyncio.Queue.put_nowait`` fits). When
         the owner ends, the handler is terminated with :class:`~genevent.OwnerExited`.
-        ``owner`` may be any asyncio task or future."""
+        ``owner`` may be any asyncio task or future. ``on_exit`` must be callable (or None: no
+        notices), else :class:`InvalidOwner`."""
+        timeout = check_timeout(timeout)
+        check_ref(handler)
+        check_on_exit(on_exit)
         self._check_caller("add_sup_handler")
         owner = self._owner(owner)
         await self._request(
@@ -357,6 +451,8 @@ class EventManager(Generic[E]):
         """Terminate the handler with :class:`~genevent.Deleted` ``(args)``, remove it, and
         return what its ``terminate`` returned (OTP's ``delete_handler``). Raises
         :class:`HandlerNotFound`, or :class:`TerminateFailed` if terminate raised."""
+        timeout = check_timeout(timeout)
+        check_ref(handler)
         self._check_caller("delete_handler")
         return await self._request(
             self._core.delete_handler, (handler, args), "delete_handler", timeout
@@ -376,6 +472,9 @@ class EventManager(Generic[E]):
         over (OTP's ``swap_handler``). If ``old`` is not installed ``new`` is installed anyway
         with ``handoff=NO_HANDOFF``; if ``new``'s init fails, ``old`` is gone all the same and
         :class:`HandlerInitFailed` is raised."""
+        timeout = check_timeout(timeout)
+        check_ref(old)
+        check_ref(new)
         self._check_caller("swap_handler")
         await self._request(
             self._swap_proc, (old, args1, new, args2, False, None, None), "swap_handler", timeout
@@ -394,6 +493,10 @@ class EventManager(Generic[E]):
     ) -> None:
         """As :meth:`swap_handler`, but the caller (or ``owner``) becomes the new handler's
         owner, told through ``on_exit`` (OTP's ``swap_sup_handler``)."""
+        timeout = check_timeout(timeout)
+        check_ref(old)
+        check_ref(new)
+        check_on_exit(on_exit)
         self._check_caller("swap_sup_handler")
         owner = self._owner(owner)
         await self._request(
@@ -419,8 +522,9 @@ class EventManager(Generic[E]):
 
     async def which_handlers(self, *, timeout: float | None = None) -> list[Any]:
         """The installed handlers, newest first (OTP's ``which_handlers``)."""
+        timeout = check_timeout(timeout)
         self._check_caller("which_handlers")
-        if self._can_inline():
+        if timeout != 0.0 and self._can_inline():
             return self._core.which_handlers()
         return await self._request(self._which_proc, (), "which_handlers", timeout)  # type: ignore[no-any-return]
 
@@ -428,6 +532,7 @@ class EventManager(Generic[E]):
         """``[(handler, state)]``, newest first (OTP's ``sys:get_state``): each handler's
         ``format_status()`` if it has one, else a copy of its attributes, taken in order with
         the other messages."""
+        timeout = check_timeout(timeout)
         self._check_caller("get_state")
         return await self._request(self._core.get_state, (), "get_state", timeout)  # type: ignore[no-any-return]
 
@@ -438,18 +543,14 @@ class EventManager(Generic[E]):
     async def stop(self, *, timeout: float | None = None) -> None:
         """Terminate every handler, newest first, with :class:`~genevent.Stopped`, tell their
         owners, then stop (OTP's ``stop``). Requests still queued behind it are answered with
-        :class:`ManagerNotRunning`; the name is free once this returns."""
+        :class:`ManagerNotRunning`; the name is free once this returns. ``timeout=0`` requests
+        the stop without waiting for it (and raises :class:`CallTimeout`)."""
+        timeout = check_timeout(timeout)
         self._check_caller("stop")
         fut: asyncio.Future[Any] = self._loop.create_future()
+        ahead = len(self._mailbox)
         self._post(_Request(_STOP, (), fut, "stop"))
-        if timeout is None:
-            await fut
-            return
-        handle = self._loop.call_later(timeout, _expire, fut, "stop", timeout)
-        try:
-            await fut
-        finally:
-            handle.cancel()
+        await self._answer(fut, "stop", timeout, ahead)
 
     async def __aenter__(self) -> EventManager[E]:
         return self
@@ -473,9 +574,11 @@ class EventManager(Generic[E]):
             if owner is None:  # pragma: no cover - _check_caller ran inside a task
                 raise InvalidOwner("add_sup_handler needs a current task (or owner=)")
         elif not asyncio.isfuture(owner):
-            raise InvalidOwner(f"owner {owner!r} cannot be watched: pass an asyncio task or future")
+            raise InvalidOwner(
+                f"owner {short(owner)} cannot be watched: pass an asyncio task or future"
+            )
         if not isinstance(owner, Hashable):
-            raise InvalidOwner(f"owner {owner!r} is not hashable")
+            raise InvalidOwner(f"owner {short(owner)} is not hashable")
         return owner
 
     def _watch(self, eff: Any) -> None:
@@ -501,7 +604,11 @@ class EventManager(Generic[E]):
     # -- the manager task ---------------------------------------------------------------------
 
     async def _finish_inline(
-        self, work: Coroutine[Any, Any, Any], what: str, timeout: float | None
+        self,
+        work: Coroutine[Any, Any, Any],
+        what: str,
+        timeout: float | None,
+        args: tuple[Any, ...] = (),
     ) -> Any:
         """Finish an inline request whose handler did more than return (it raised, or asked
         to be removed or swapped): that work may await (a swap to a coroutine handler), so it
@@ -518,7 +625,7 @@ class EventManager(Generic[E]):
             return await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
             assert timeout is not None
-            raise CallTimeout(what, timeout) from None
+            raise self._timeout_error(what, timeout, 0, args) from None
         except asyncio.CancelledError:
             if task.cancelled():  # the manager was cancelled under it, not the caller
                 caller = asyncio.current_task()

@@ -33,6 +33,16 @@ is done rather than enforced while it runs: if the handlers took longer, the cal
 but only once they finished. ``which_handlers`` runs no handler code and
 is answered inline whenever the manager is idle, whatever ``inline`` says.
 
+Arguments are checked at the call, before anything is queued or run, the same way on every path
+(queued, inline, blocking, awaiting): ``timeout`` must be None (wait as long as it takes),
+``math.inf`` (the same) or a number of seconds >= 0 (else :class:`TypeError` /
+:class:`ValueError`); a handler reference must be a handler class or ``(class, id)`` (else
+:class:`~genevent.InvalidHandler`); ``on_exit`` must be callable (else
+:class:`~genevent.InvalidOwner`). ``timeout=0`` never waits, as in OTP: the request is delivered
+(never run inline) and handled in its turn, and the caller gets :class:`~genevent.CallTimeout`
+at once (the reply is dropped). The future-returning forms take no timeout and never raise for
+the request itself: its failure arrives through the future.
+
 Owners (``add_sup_handler``, ``swap_sup_handler``): the owner is the calling thread unless
 ``owner=`` names another started :class:`threading.Thread`. The owner's end is detected
 without polling: the calling thread gets a sentinel in a :class:`threading.local`, which
@@ -58,6 +68,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import sys
 import threading
 import time
 import warnings
@@ -68,6 +79,7 @@ from types import TracebackType
 from typing import Any, Final, Generic, TypeVar
 
 from . import _registry
+from ._checks import check_on_exit, check_ref, check_timeout
 from ._core import (
     HandlerExit,
     ManagerCore,
@@ -80,15 +92,17 @@ from ._core import (
     Unwatch,
     Watch,
 )
-from ._driver import CRASHES, drive_sync, log, tell_owner
+from ._driver import CRASHES, callback_in, drive_sync, log, tell_owner
 from ._errors import (
     CallingSelf,
     CallTimeout,
     GenEventError,
     InvalidOwner,
     ManagerNotRunning,
+    _name,
 )
 from ._handler import HandlerRef
+from ._text import short
 
 __all__ = ("EXIT_TIMEOUT", "EventManager", "start")
 
@@ -105,6 +119,7 @@ _JOINER_RELEASE: Final = 1.0  # how often an idle owner-watching thread checks i
 _STOP: Final = object()
 _SYNC_NOTIFY: Final = object()
 _CALL: Final = object()  # a call, answered through _Server.call's fast path
+_FOREVER: Final = threading.TIMEOUT_MAX  # timeouts this long or longer mean "no timeout"
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
 _allocate_lock = threading.Lock
@@ -318,9 +333,33 @@ class _Server:
         except CRASHES as exc:
             return self.drive(core.call_result(entry, Raised(exc), request))
         cls = reply.__class__
-        if cls is Remove or cls is Swap:
+        # a class as reply may be Remove or Swap (a forgotten "()"): the core tells those apart
+        if cls is Remove or cls is Swap or cls is type:
             return self.drive(core.call_result(entry, Returned(reply), request))
         return reply
+
+    def running_callback(self) -> str | None:
+        """The handler callback running right now (``"Class.method"``), if any: read from the
+        stack of the thread running this manager's handlers (an inline caller's, or its own)."""
+        frames = sys._current_frames()
+        for ident in (self.inline_ident, self.ident):
+            frame = frames.get(ident) if ident is not None else None
+            codes = []
+            while frame is not None:
+                codes.append(frame.f_code)
+                frame = frame.f_back
+            codes.reverse()
+            name = callback_in(codes)
+            if name is not None:
+                return name
+        return None
+
+    def timeout_error(
+        self, what: str, timeout: float, ahead: int | None, args: tuple[Any, ...] = ()
+    ) -> CallTimeout:
+        """The :class:`CallTimeout` for a request that timed out now."""
+        label = f"call to {_name(args[0])}" if what == "call" and args else what
+        return CallTimeout(label, timeout, queued_ahead=ahead, running=self.running_callback())
 
     def enter_inline(self) -> bool:
         """Take the manager for the calling thread if it is idle (parked, mailbox empty), so
@@ -564,12 +603,12 @@ def _check_owner(owner: Any) -> tuple[threading.Thread, _OwnerWatch | None]:
     if owner is None or owner is current:
         return current, _prepare_owner(current, from_owner=True)
     if not isinstance(owner, threading.Thread):
-        raise InvalidOwner(f"owner {owner!r} cannot be watched: pass a threading.Thread")
+        raise InvalidOwner(f"owner {short(owner)} cannot be watched: pass a threading.Thread")
     if owner.ident is None:
-        raise InvalidOwner(f"owner {owner!r} is not started")
+        raise InvalidOwner(f"owner {short(owner)} is not started")
     if isinstance(owner, threading._DummyThread) and owner not in _watches:
         raise InvalidOwner(
-            f"owner {owner!r} was not started by threading and cannot be joined; let it add "
+            f"owner {short(owner)} was not started by threading and cannot be joined; let it add "
             "the handler itself"
         )
     return owner, _prepare_owner(owner, from_owner=False)
@@ -584,14 +623,53 @@ _live: set[_Server] = set()
 def _stop_all_at_exit() -> None:
     global _exiting
     _exiting = True
-    servers = list(_live)
+    _stop_servers(list(_live), EXIT_TIMEOUT)
+
+
+def _stop_servers(servers: list[_Server], timeout: float) -> None:
+    """Ask each manager to stop and wait ``timeout`` seconds in all for their threads; log
+    (as an error) what each one that did not make it leaves undone: its queued events, which
+    are dropped, and its handlers, which get no ``terminate``."""
     for server in servers:
         with contextlib.suppress(ManagerNotRunning):
             server.post(_Request(_STOP, (), "stop"), server)
-    deadline = time.monotonic() + EXIT_TIMEOUT
+    deadline = time.monotonic() + timeout
     for server in servers:
         if server.thread is not threading.current_thread():
             server.thread.join(max(0.0, deadline - time.monotonic()))
+    for server in servers:
+        if server.thread is threading.current_thread() or not server.thread.is_alive():
+            continue
+        _log_exit_backlog(server, timeout)
+
+
+def _log_exit_backlog(server: _Server, timeout: float) -> None:
+    pending = list(server.mailbox)
+    events = sum(1 for m in pending if m.__class__ is not _Request)
+    requests = sum(1 for m in pending if m.__class__ is _Request and m.proc is not _STOP)
+    refs = server.core.which_handlers()
+    running = server.running_callback()
+    log.error(
+        "genevent: gave up on manager %s at exit after %g s%s: %d queued event%s dropped%s; "
+        "handlers not terminated: %s",
+        short(server.label()),
+        timeout,
+        f" ({running} was running)" if running else "",
+        events,
+        "" if events == 1 else "s",
+        f" (and {requests} other request{'' if requests == 1 else 's'})" if requests else "",
+        ", ".join(_name(ref) for ref in refs) if refs else "none",
+        extra={
+            "genevent": {
+                "kind": "exit_backlog",
+                "manager": server.label(),
+                "dropped_events": events,
+                "dropped_requests": requests,
+                "not_terminated": refs,
+                "running": running,
+            }
+        },
+    )
 
 
 # -- the public manager ----------------------------------------------------------------------
@@ -631,6 +709,12 @@ class EventManager(Generic[E]):
     # -- properties ---------------------------------------------------------------------------
 
     @property
+    def queued(self) -> int:
+        """How many messages (events, infos and requests) wait in the mailbox, not counting the
+        one being handled: a snapshot, which other threads may change at once."""
+        return len(self._srv.mailbox)
+
+    @property
     def thread(self) -> threading.Thread:
         """The thread the manager runs on."""
         return self._srv.thread
@@ -642,7 +726,9 @@ class EventManager(Generic[E]):
 
     def wait_stopped(self, timeout: float | None = None) -> None:
         """Block until the manager has stopped, every handler was terminated and its thread
-        ended. Raises :class:`CallTimeout` after ``timeout`` seconds."""
+        ended. Raises :class:`CallTimeout` after ``timeout`` seconds (0: at once unless it has
+        already stopped)."""
+        timeout = check_timeout(timeout)
         self._check_caller("wait_stopped")
         _wait_ended(self._srv, "wait_stopped", timeout)
 
@@ -688,11 +774,12 @@ class EventManager(Generic[E]):
         req.watch = watch
         lock = req.lock = _allocate_lock()
         lock.acquire()
+        ahead = len(srv.mailbox)
         srv.post(req, self)
         if timeout is None:
             lock.acquire()
-        elif not lock.acquire(True, max(timeout, 0.0)):
-            raise CallTimeout(what, timeout)
+        elif not timeout or not lock.acquire(True, timeout):  # 0: delivered, not waited for
+            raise srv.timeout_error(what, timeout, ahead, args)
         error = req.error
         if error is not None:
             raise error
@@ -712,9 +799,12 @@ class EventManager(Generic[E]):
 
     def sync_notify(self, event: E, *, timeout: float | None = None) -> None:
         """Deliver ``event`` to every handler and return once all have handled it (OTP's
-        ``sync_notify``). A handler crashing on it does not change the result."""
+        ``sync_notify``). A handler crashing on it does not change the result. ``timeout=0``
+        delivers it without waiting and raises :class:`CallTimeout`."""
+        if timeout is not None:
+            timeout = check_timeout(timeout)
         srv = self._srv
-        if srv.inline:
+        if srv.inline and timeout != 0.0:
             self._check_caller("sync_notify")
             if srv.enter_inline():
                 t0 = _monotonic()
@@ -723,7 +813,7 @@ class EventManager(Generic[E]):
                 finally:
                     srv.leave_inline()
                 if timeout is not None and _monotonic() - t0 > timeout:
-                    raise CallTimeout("sync_notify", timeout)
+                    raise CallTimeout("sync_notify", timeout, queued_ahead=0)
                 return
         self._request(_SYNC_NOTIFY, (event,), "sync_notify", timeout)
 
@@ -735,15 +825,26 @@ class EventManager(Generic[E]):
     async def async_sync_notify(self, event: E, *, timeout: float | None = None) -> None:
         """Coroutine form of :meth:`sync_notify` for asyncio code: awaits the answer without
         blocking the event loop."""
-        await _await(self._submit(_SYNC_NOTIFY, (event,), "sync_notify"), "sync_notify", timeout)
+        timeout = check_timeout(timeout)
+        ahead = len(self._srv.mailbox)
+        fut = self._submit(_SYNC_NOTIFY, (event,), "sync_notify")
+        await _await(fut, self._srv, "sync_notify", timeout, ahead)
 
     def call(
         self, handler: HandlerRef[Any, Req, Rep], request: Req, timeout: float | None = 5.0
     ) -> Rep:
         """Ask one handler: its ``handle_call(request)`` reply (OTP's ``call``, default timeout
-        5 s). Raises :class:`HandlerNotFound`, :class:`HandlerCrashed`,
-        :class:`HandlerBadReturn`, :class:`CallNotSupported`, :class:`CallTimeout` or
-        :class:`ManagerNotRunning`. A timed-out request is still handled; its reply dropped."""
+        5 s; ``None`` or ``math.inf``: no timeout). Raises :class:`HandlerNotFound`,
+        :class:`HandlerCrashed`, :class:`HandlerBadReturn`, :class:`CallNotSupported`,
+        :class:`CallTimeout`, :class:`InvalidHandler` or :class:`ManagerNotRunning`. A
+        timed-out request is still handled; its reply dropped. ``timeout=0`` always times out
+        (as in OTP): the request is delivered and handled in its turn, and the caller gets
+        :class:`CallTimeout` at once."""
+        if timeout.__class__ is not float or not 0.0 < timeout < _FOREVER:
+            timeout = check_timeout(timeout)
+            if timeout == 0.0:  # never inline: delivered, and the caller times out at once
+                check_ref(handler)
+                return self._request(_CALL, (handler, request), "call", timeout)  # type: ignore[no-any-return]
         srv = self._srv
         if srv.inline:
             self._check_caller("call")
@@ -753,13 +854,14 @@ class EventManager(Generic[E]):
                     reply = srv.call(handler, request)
                 except GenEventError:
                     if timeout is not None and _monotonic() - t0 > timeout:
-                        raise CallTimeout("call", timeout) from None
+                        raise srv.timeout_error("call", timeout, 0, (handler,)) from None
                     raise
                 finally:
                     srv.leave_inline()
                 if timeout is not None and _monotonic() - t0 > timeout:
-                    raise CallTimeout("call", timeout)
+                    raise srv.timeout_error("call", timeout, 0, (handler,))
                 return reply  # type: ignore[no-any-return]
+        check_ref(handler)
         return self._request(_CALL, (handler, request), "call", timeout)  # type: ignore[no-any-return]
 
     def call_future(
@@ -775,8 +877,11 @@ class EventManager(Generic[E]):
     ) -> Rep:
         """Coroutine form of :meth:`call` for asyncio code: awaits the reply without blocking
         the event loop. Raises :class:`CallTimeout` after ``timeout`` seconds."""
+        timeout = check_timeout(timeout)
+        check_ref(handler)
+        ahead = len(self._srv.mailbox)
         fut = self._submit(_CALL, (handler, request), "call")
-        return await _await(fut, "call", timeout)  # type: ignore[no-any-return]
+        return await _await(fut, self._srv, "call", timeout, ahead, (handler,))  # type: ignore[no-any-return]
 
     def add_handler(
         self, handler: HandlerRef[E, Any, Any], args: Any = None, *, timeout: float | None = None
@@ -784,6 +889,8 @@ class EventManager(Generic[E]):
         """Create the handler, ``init(args)`` it and install it first (OTP's ``add_handler``).
         Raises :class:`HandlerExists`, :class:`HandlerInitFailed` or :class:`InvalidHandler`
         (also for a handler with coroutine methods: this runtime runs them synchronously)."""
+        timeout = check_timeout(timeout)
+        check_ref(handler)
         self._request(
             self._srv.core.add_handler, (handler, args, None, None), "add_handler", timeout
         )
@@ -804,7 +911,11 @@ class EventManager(Generic[E]):
         the manager's thread, after ``terminate`` ran (``queue.SimpleQueue().put`` fits; it must
         not block on this manager). When the owner thread ends, the handler is terminated with
         :class:`~genevent.OwnerExited` (``reason`` None, or the exception the thread died of).
-        ``owner`` must be a started :class:`threading.Thread`; else :class:`InvalidOwner`."""
+        ``owner`` must be a started :class:`threading.Thread`, ``on_exit`` callable (or None:
+        no notices); else :class:`InvalidOwner`."""
+        timeout = check_timeout(timeout)
+        check_ref(handler)
+        check_on_exit(on_exit)
         self._check_caller("add_sup_handler")
         owner_thread, reg = _check_owner(owner)
         self._request(
@@ -821,6 +932,8 @@ class EventManager(Generic[E]):
         """Terminate the handler with :class:`~genevent.Deleted` ``(args)``, remove it, and
         return what its ``terminate`` returned (OTP's ``delete_handler``). Raises
         :class:`HandlerNotFound`, or :class:`TerminateFailed` if terminate raised."""
+        timeout = check_timeout(timeout)
+        check_ref(handler)
         return self._request(
             self._srv.core.delete_handler, (handler, args), "delete_handler", timeout
         )
@@ -839,6 +952,9 @@ class EventManager(Generic[E]):
         over (OTP's ``swap_handler``). If ``old`` is not installed ``new`` is installed anyway
         with ``handoff=NO_HANDOFF``; if ``new``'s init fails, ``old`` is gone all the same and
         :class:`HandlerInitFailed` is raised."""
+        timeout = check_timeout(timeout)
+        check_ref(old)
+        check_ref(new)
         self._request(
             _swap_proc,
             (self._srv.core, old, args1, new, args2, False, None, None),
@@ -859,6 +975,10 @@ class EventManager(Generic[E]):
     ) -> None:
         """As :meth:`swap_handler`, but the calling thread (or ``owner``) becomes the new
         handler's owner, told through ``on_exit`` (OTP's ``swap_sup_handler``)."""
+        timeout = check_timeout(timeout)
+        check_ref(old)
+        check_ref(new)
+        check_on_exit(on_exit)
         self._check_caller("swap_sup_handler")
         owner_thread, reg = _check_owner(owner)
         self._request(
@@ -871,9 +991,12 @@ class EventManager(Generic[E]):
 
     def which_handlers(self, *, timeout: float | None = None) -> list[Any]:
         """The installed handlers, newest first (OTP's ``which_handlers``)."""
+        timeout = check_timeout(timeout)
         srv = self._srv
         self._check_caller("which_handlers")
-        if srv.enter_inline():  # runs no handler code: fine whatever ``inline`` says
+        if (
+            timeout != 0.0 and srv.enter_inline()
+        ):  # runs no handler code: fine whatever ``inline`` says
             try:
                 return srv.core.which_handlers()
             finally:
@@ -884,13 +1007,16 @@ class EventManager(Generic[E]):
         """``[(handler, state)]``, newest first (OTP's ``sys:get_state``): each handler's
         ``format_status()`` if it has one, else a copy of its attributes, taken in order with
         the other messages."""
+        timeout = check_timeout(timeout)
         return self._request(self._srv.core.get_state, (), "get_state", timeout)  # type: ignore[no-any-return]
 
     def stop(self, *, timeout: float | None = None) -> None:
         """Terminate every handler, newest first, with :class:`~genevent.Stopped`, tell their
         owners, then stop and join the manager's thread (OTP's ``stop``). Requests still queued
         behind it are answered with :class:`ManagerNotRunning`; the name is free once this
-        returns. Raises :class:`CallingSelf` on the manager's own thread."""
+        returns. Raises :class:`CallingSelf` on the manager's own thread. ``timeout=0``
+        requests the stop without waiting for it (and raises :class:`CallTimeout`)."""
+        timeout = check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         self._request(_STOP, (), "stop", timeout)
         self._finalizer.detach()
@@ -930,7 +1056,7 @@ def _wait_ended(srv: _Server, what: str, timeout: float | None) -> None:
     if srv.stopped.wait(max(timeout, 0.0)):
         srv.thread.join(max(0.0, deadline - time.monotonic()))
     if srv.thread.is_alive():
-        raise CallTimeout(what, timeout)
+        raise srv.timeout_error(what, timeout, None)
 
 
 def _swap_proc(
@@ -951,7 +1077,18 @@ def _which_proc(core: ManagerCore) -> Procedure:
     yield  # pragma: no cover - makes this a generator
 
 
-async def _await(fut: concurrent.futures.Future[Any], what: str, timeout: float | None) -> Any:
+async def _await(
+    fut: concurrent.futures.Future[Any],
+    srv: _Server,
+    what: str,
+    timeout: float | None,
+    ahead: int,
+    args: tuple[Any, ...] = (),
+) -> Any:
+    """Await a submitted request's future for at most ``timeout`` seconds (0: not at all; the
+    request still runs, its answer is dropped)."""
+    if timeout is not None and not timeout:
+        raise srv.timeout_error(what, timeout, ahead, args)
     wrapped = asyncio.wrap_future(fut)
     if timeout is None:
         return await wrapped
@@ -960,7 +1097,7 @@ async def _await(fut: concurrent.futures.Future[Any], what: str, timeout: float 
     except TimeoutError:
         if fut.done() and not fut.cancelled():  # the answer itself was a timeout error
             raise
-        raise CallTimeout(what, timeout) from None
+        raise srv.timeout_error(what, timeout, ahead, args) from None
 
 
 def start(name: str | None = None, *, inline: bool = False) -> EventManager[Any]:
