@@ -79,6 +79,7 @@ def report(manager: Any, eff: Report) -> None:
             "manager": name,
             "message": eff.message,
             "reason": eff.reason,
+            "callback": eff.callback,
         }
     }
     if eff.kind == "no_handle_info":

@@ -470,6 +470,7 @@ def test_bad_return_report_names_the_callback_and_what_it_may_return(
     assert f"returned a bad value from {callback}" in text
     assert f"{callback} may return None, Remove() or Swap(args1, Handler, args2)" in text
     assert f"did you mean {cls.__name__}(" in text
+    assert report.genevent["callback"] == callback  # type: ignore[attr-defined]
 
 
 def test_exit_hook_logs_what_it_drops(monkeypatch: pytest.MonkeyPatch, reports: Any) -> None:
