@@ -1,9 +1,12 @@
 """Error texts, argument checks and diagnostics, on every runtime.
 
 * Error messages and crash reports stay small whatever the user data (a million-element list,
-  an error passed up through many managers, an object whose ``__repr__`` raises).
-* Arguments are checked at the call, before anything runs, the same way on every path.
-* A timed-out call says what the manager was doing; a bad return says what was allowed.
+  an error passed up through many managers, an object whose ``__repr__`` raises):
+  docs/semantics.md P17.
+* Arguments are checked at the call, before anything runs, the same way on every path:
+  docs/semantics.md P10 and P11.
+* A timed-out call says what the manager was doing; a bad return says what was allowed:
+  docs/semantics.md P2 and P19.
 """
 
 from __future__ import annotations
