@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Iterable
 from types import CodeType
 from typing import Any
@@ -27,19 +27,27 @@ from ._text import MAX_TEXT, cut, short
 
 __all__ = (
     "CRASHES",
+    "FATAL",
     "callback_in",
     "drive_sync",
     "log",
     "report",
     "state_of",
+    "take_back",
     "tell_owner",
 )
 
-CRASHES = (Exception, asyncio.CancelledError)
-"""What a callback may raise and be removed for. ``asyncio.CancelledError`` is a
-``BaseException``, but a plain callback that raises it (say, by reading a cancelled future's
-result) has crashed: it was not cancelled. Other ``BaseException``s (``KeyboardInterrupt``,
-``SystemExit``) stop the manager, as they stop the program."""
+CRASHES = BaseException
+"""What a callback may raise and be removed for: anything. ``asyncio.CancelledError``, a user's
+own ``BaseException`` subclass or ``GeneratorExit`` raised by a callback is a crash of that
+handler, like any ``Exception``. The exceptions in :data:`FATAL` are crashes too (the handler is
+removed), but once the request they interrupted is finished they go on: callers catch
+``CRASHES``, then test ``isinstance(exc, FATAL)``."""
+
+FATAL = (KeyboardInterrupt, SystemExit)
+"""What a callback may raise that stops the program: the request it interrupted is finished
+first (every terminate, every owner notice, every waiting caller answered), then it
+propagates."""
 
 log = logging.getLogger("genevent")
 """genevent's logger: crash reports (ERROR), missing ``handle_info`` (WARNING)."""
@@ -54,8 +62,10 @@ def state_of(instance: Any) -> str:
     if fmt is not None:
         try:
             status = fmt()
-        except Exception as exc:
-            return f"<format_status raised {type(exc).__name__}; state hidden>"
+        except FATAL:
+            raise
+        except BaseException as exc:  # whatever it is, the report goes out without the state
+            return f"<state could not be formatted: format_status raised {type(exc).__name__}>"
         if inspect.isawaitable(status):
             if inspect.iscoroutine(status):
                 status.close()
@@ -129,7 +139,9 @@ def tell_owner(eff: TellOwner, spawn: Callable[[Any], object] | None = None) -> 
     result is handed to ``spawn`` (asyncio schedules it), else closed with an error."""
     try:
         result = eff.on_exit(eff.notice)
-    except Exception:
+    except FATAL:
+        raise
+    except BaseException:  # the manager goes on, whatever the callback raised
         log.exception("owner callback %s raised on %s", short(eff.on_exit), short(eff.notice))
         return
     if inspect.isawaitable(result):
@@ -151,9 +163,10 @@ def drive_sync(
     tell: Callable[[TellOwner], None] = tell_owner,
 ) -> Any:
     """Run a core procedure to its end without an event loop; return its reply (or raise the
-    typed error it raises). A ``KeyboardInterrupt`` (or another non-crash ``BaseException``)
-    from user code is re-raised once the procedure has finished. ``manager`` labels reports;
-    ``watch`` performs :class:`Watch`/:class:`Unwatch` effects; ``tell`` delivers notices."""
+    typed error it raises). A ``KeyboardInterrupt`` or ``SystemExit`` from user code is a
+    crash of that handler for the procedure, and is re-raised once the procedure finished.
+    ``manager`` labels reports; ``watch`` performs :class:`Watch`/:class:`Unwatch` effects;
+    ``tell`` delivers notices."""
     send: Any = None
     interrupted: BaseException | None = None
     while True:
@@ -176,18 +189,22 @@ def drive_sync(
             try:
                 value = eff.fn(*eff.args, **eff.kwargs) if eff.kwargs else eff.fn(*eff.args)
             except CRASHES as exc:
-                send = Raised(exc)
-            except BaseException as exc:
-                # KeyboardInterrupt and the like: finish the procedure, so that the table, the
-                # terminates and the owner notices stay consistent, then let it go on
-                interrupted = exc
+                if isinstance(exc, FATAL) and interrupted is None:
+                    # finish the procedure, so that the table, the terminates and the owner
+                    # notices stay consistent, then let it go on
+                    interrupted = exc
                 send = Raised(exc)
             else:
                 send = Returned(value)
-        elif type(eff) is TellOwner:
-            tell(eff)
-        elif type(eff) is Report:
-            report(manager, eff)
+        elif type(eff) is TellOwner or type(eff) is Report:
+            try:
+                if type(eff) is Report:
+                    report(manager, eff)
+                else:
+                    tell(eff)  # type: ignore[arg-type]
+            except FATAL as exc:  # from an owner callback or a format_status: as above
+                if interrupted is None:
+                    interrupted = exc
         elif isinstance(eff, (Watch, Unwatch)):
             watch(eff)
 
@@ -217,3 +234,12 @@ def callback_in(codes: Iterable[CodeType]) -> str | None:
             return code.co_qualname.rpartition("<locals>.")[2]
         caller_is_runtime = is_runtime
     return None
+
+
+def take_back(mailbox: deque[Any], item: Any) -> None:
+    """Remove ``item`` (found by identity, from the newest end) from ``mailbox`` if it is
+    there. The caller holds the lock that keeps the manager off the mailbox."""
+    for i in range(len(mailbox) - 1, -1, -1):
+        if mailbox[i] is item:
+            del mailbox[i]
+            return

@@ -33,7 +33,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Hashable
 from types import CodeType, TracebackType
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, NoReturn, TypeVar
 
 from . import _registry
 from ._checks import check_on_exit, check_ref, check_timeout
@@ -52,7 +52,7 @@ from ._core import (
     Unwatch,
     Watch,
 )
-from ._driver import CRASHES, callback_in, log, report, tell_owner
+from ._driver import CRASHES, FATAL, callback_in, log, report, take_back, tell_owner
 from ._errors import (
     CallingSelf,
     CallTimeout,
@@ -83,6 +83,16 @@ _FOREVER: Final = threading.TIMEOUT_MAX  # timeouts this long or longer mean "no
 _LIVE: set[EventManager[Any]] = set()  # running managers stay alive until they stop, like
 # Erlang processes: a manager nobody references is still a running manager, not garbage
 _STOP: Final = object()
+_seal_lock = threading.Lock()  # shared: taken only by a notify that raced a stop, and at seal
+
+
+class _Fatal:
+    """What inline work returns when a KeyboardInterrupt or SystemExit ran through it."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
 
 
 class _Request:
@@ -143,7 +153,12 @@ class EventManager(Generic[E]):
         self._mailbox: deque[Any] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._wake_pending = False
+        #: set when stop is requested (new messages refused from then on)
         self._closed = False
+        #: set once the stopping manager found its mailbox empty (see _late)
+        self._sealed = False
+        #: while stopping: a CancelledError from a callback is its crash, never the manager's
+        self._finishing = False
         self._dispatch_task: object = None
         self._inline_done: asyncio.Future[None] | None = None
         # created on first use: an idle manager must stay small (benchmarks: <= 4 KB)
@@ -185,15 +200,42 @@ class EventManager(Generic[E]):
 
     @property
     def is_running(self) -> bool:
-        """False once the manager has stopped (or is stopping)."""
-        return not self._closed
+        """False once the manager has stopped (or is stopping), or its event loop was closed."""
+        return not self._closed and not self._gone()
+
+    def _gone(self) -> bool:
+        """True if the manager's event loop was closed under it; it is then marked stopped,
+        its name freed, and what it never handled counted in a log line. Checked lazily (off
+        the notify path): requests, ``is_running``, name lookups."""
+        if not self._loop.is_closed():
+            return False
+        if self._task.done() or self._sealed:
+            return True
+        self._closed = self._sealed = True
+        with _seal_lock:
+            lost = len(self._mailbox)
+            self._mailbox.clear()
+        log.error(
+            "genevent manager %r: its event loop was closed while it was running; %d queued "
+            "messages not handled, handlers not terminated: %s",
+            self,
+            lost,
+            ", ".join(repr(e.ref) for e in self._core.entries) or "none",
+        )
+        self._shutdown()
+        # the task can never run again: let it go quietly
+        self._task._log_destroy_pending = False  # type: ignore[attr-defined]
+        close = getattr(self._task.get_coro(), "close", None)
+        if close is not None:
+            close()
+        return True
 
     async def wait_stopped(self) -> None:
         """Wait until the manager has stopped and every handler was terminated."""
         current = asyncio.current_task()
         if current is self._task or (current is not None and current is self._dispatch_task):
             raise CallingSelf(self, "wait_stopped")
-        if not self._task.done():
+        if not self._task.done() and not self._gone():
             await asyncio.wait((self._task,))
 
     # -- the mailbox --------------------------------------------------------------------------
@@ -204,7 +246,12 @@ class EventManager(Generic[E]):
         if waiter is not None:
             self._waiter = None
             if not waiter.done():
-                waiter.set_result(None)
+                try:
+                    waiter.set_result(None)
+                except RuntimeError:  # the loop is closed: nobody will run this manager again
+                    if self._gone():
+                        raise ManagerNotRunning(self, " (its event loop is closed)") from None
+                    raise
 
     def _wake_from_thread(self) -> None:
         if not self._wake_pending:
@@ -213,6 +260,7 @@ class EventManager(Generic[E]):
                 self._loop.call_soon_threadsafe(self._wake)
             except RuntimeError as exc:  # the loop is closed: nobody will run this manager again
                 self._wake_pending = False
+                self._gone()
                 raise ManagerNotRunning(self, " (its event loop is closed)") from exc
 
     def _post(self, item: Any) -> None:
@@ -229,6 +277,8 @@ class EventManager(Generic[E]):
         if self._closed:
             raise ManagerNotRunning(self)
         self._mailbox.append(event)
+        if self._closed:  # stop was requested meanwhile: accepted only if it will be handled
+            self._late(event)
         if self._waiter is not None:
             if threading.get_ident() == self._thread_id:
                 self._wake()
@@ -240,10 +290,27 @@ class EventManager(Generic[E]):
         sent to the manager). Safe from any thread."""
         if self._closed:
             raise ManagerNotRunning(self)
-        self._post(_Request(self._core.info, (message,), None, "info"))
+        req = _Request(self._core.info, (message,), None, "info")
+        self._mailbox.append(req)
+        if self._closed:
+            self._late(req)
+        if self._waiter is not None:
+            if threading.get_ident() == self._thread_id:
+                self._wake()
+            else:
+                self._wake_from_thread()
+
+    def _late(self, item: Any) -> None:
+        """``item`` was appended and the manager was found stopping afterwards: accept it if the
+        manager will still drain it, else take it back and refuse it."""
+        with _seal_lock:
+            if not self._sealed:
+                return
+            take_back(self._mailbox, item)
+        raise ManagerNotRunning(self)
 
     def _check_caller(self, what: str) -> None:
-        if self._closed:
+        if self._closed or self._gone():
             raise ManagerNotRunning(self)
         try:
             loop = asyncio.get_running_loop()
@@ -350,9 +417,11 @@ class EventManager(Generic[E]):
                             continue
                         outcome = Returned(result)
                     rest = targets[targets.index((entry, fn)) + 1 :]
-                    await self._finish_inline(
+                    fatal = await self._finish_inline(
                         self._finish_dispatch(entry, outcome, event, rest), "sync_notify", timeout
                     )
+                    if fatal is not None:
+                        self._inline_fatal(fatal)
                     return
             finally:
                 if self._dispatch_task is caller:
@@ -385,6 +454,14 @@ class EventManager(Generic[E]):
                     try:
                         reply = entry.call_fn(request)
                     except CRASHES as exc:
+                        if isinstance(exc, FATAL):  # finish the request, then let it go on
+                            with contextlib.suppress(GenEventError):
+                                await self._finish_inline(
+                                    self._drive(core.call_result(entry, Raised(exc), request)),
+                                    "call",
+                                    timeout,
+                                )
+                            self._inline_fatal(exc)
                         outcome: Raised | Returned = Raised(exc)
                     else:
                         cls = reply.__class__
@@ -549,6 +626,7 @@ class EventManager(Generic[E]):
         self._check_caller("stop")
         fut: asyncio.Future[Any] = self._loop.create_future()
         ahead = len(self._mailbox)
+        self._closed = True  # from now on refuse; everything accepted before is handled first
         self._post(_Request(_STOP, (), fut, "stop"))
         await self._answer(fut, "stop", timeout, ahead)
 
@@ -616,13 +694,17 @@ class EventManager(Generic[E]):
         for it, and a handler calling back into the manager still gets CallingSelf). The
         caller waits for it as for a queued request: its cancellation or timeout does not
         interrupt the work, whose result is then dropped."""
-        task = asyncio.Task(work, loop=self._loop)  # never started eagerly: see __init__
+        task = asyncio.Task(_guarded(work), loop=self._loop)  # never started eagerly: see __init__
         self._dispatch_task = task
         task.add_done_callback(self._inline_finished)
         try:
             if timeout is None:
-                return await asyncio.shield(task)
-            return await asyncio.wait_for(asyncio.shield(task), timeout)
+                result = await asyncio.shield(task)
+            else:
+                result = await asyncio.wait_for(asyncio.shield(task), timeout)
+            if result.__class__ is _Fatal:
+                self._inline_fatal(result.exc)
+            return result
         except TimeoutError:
             assert timeout is not None
             raise self._timeout_error(what, timeout, 0, args) from None
@@ -632,6 +714,14 @@ class EventManager(Generic[E]):
                 if caller is None or not caller.cancelling():
                     raise ManagerNotRunning(self, f" (it stopped while answering {what})") from None
             raise
+
+    def _inline_fatal(self, exc: BaseException) -> NoReturn:
+        """A KeyboardInterrupt or SystemExit ran through an inline request, which is finished:
+        the manager stops as by stop (at its next turn), and ``exc`` goes on in the caller."""
+        if not self._closed:
+            self._closed = True
+            self._post(_Request(_STOP, (), None, "stop"))
+        raise exc
 
     async def _cancel_inline(self) -> None:
         work = self._dispatch_task
@@ -652,20 +742,37 @@ class EventManager(Generic[E]):
         entry: Entry,
         outcome: Raised | Returned,
         event: Any,
-        rest: tuple[tuple[Entry, Callable[[Any], Any]], ...],
-    ) -> None:
-        """The rest of an inline sync_notify, from the first handler that did more than
-        return None."""
+        rest: Any,
+    ) -> BaseException | None:
+        """The rest of a plain event's dispatch, from the first handler that did more than
+        return None (``rest``: the ``(entry, handle_event)`` pairs after it). Returns the first
+        KeyboardInterrupt or SystemExit met (the dispatch is finished all the same)."""
         core = self._core
-        await self._drive(core.event_result(entry, outcome, event))
+        fatal: BaseException | None = None
+        if type(outcome) is Raised and isinstance(outcome.exception, FATAL):
+            fatal = outcome.exception
+        try:
+            await self._drive(core.event_result(entry, outcome, event))
+        except FATAL as exc:
+            fatal = fatal or exc
         for later, fn in rest:
+            if not later.alive:
+                continue
             try:
                 result = fn(event)
             except CRASHES as exc:
-                await self._drive(core.event_result(later, Raised(exc), event))
+                if isinstance(exc, FATAL):
+                    fatal = fatal or exc
+                outcome = Raised(exc)
             else:
-                if result is not None:
-                    await self._drive(core.event_result(later, Returned(result), event))
+                if result is None:
+                    continue
+                outcome = Returned(result)
+            try:
+                await self._drive(core.event_result(later, outcome, event))
+            except FATAL as exc:
+                fatal = fatal or exc
+        return fatal
 
     def _spawn(self, awaitable: Any) -> None:
         task = asyncio.ensure_future(awaitable)
@@ -675,13 +782,21 @@ class EventManager(Generic[E]):
         task.add_done_callback(self._spawned.discard)
 
     async def _drive(self, proc: Procedure) -> Any:
-        """Run a core procedure, awaiting coroutine callbacks."""
+        """Run a core procedure, awaiting coroutine callbacks. Anything a callback raises is its
+        crash; a KeyboardInterrupt or SystemExit is re-raised once the procedure finished."""
         send: Any = None
+        interrupted: BaseException | None = None
         while True:
             try:
                 eff = proc.send(send)
             except StopIteration as stop:
+                if interrupted is not None:
+                    raise interrupted from None
                 return stop.value
+            except GenEventError:
+                if interrupted is not None:
+                    raise interrupted from None
+                raise
             send = None
             if type(eff) is Invoke:
                 try:
@@ -689,18 +804,26 @@ class EventManager(Generic[E]):
                     if eff.is_async:
                         value = await value
                 except asyncio.CancelledError as exc:
-                    running = asyncio.current_task()
-                    if running is not None and running.cancelling():
-                        raise  # the task running this procedure is being cancelled
+                    if not self._finishing:
+                        running = asyncio.current_task()
+                        if running is not None and running.cancelling():
+                            raise  # the task running this procedure is being cancelled
                     send = Raised(exc)
-                except Exception as exc:
+                except CRASHES as exc:
+                    if isinstance(exc, FATAL) and interrupted is None:
+                        interrupted = exc
                     send = Raised(exc)
                 else:
                     send = Returned(value)
-            elif type(eff) is TellOwner:
-                tell_owner(eff, self._spawn)
-            elif type(eff) is Report:
-                report(self, eff)
+            elif type(eff) is TellOwner or type(eff) is Report:
+                try:
+                    if type(eff) is Report:
+                        report(self, eff)
+                    else:
+                        tell_owner(eff, self._spawn)  # type: ignore[arg-type]
+                except FATAL as exc:
+                    if interrupted is None:
+                        interrupted = exc
             else:
                 self._watch(eff)
 
@@ -732,7 +855,9 @@ class EventManager(Generic[E]):
                         msg = popleft()
                         if msg.__class__ is _Request:
                             if msg.proc is _STOP:
-                                await self._stop(msg)
+                                fatal = await self._finish([msg])
+                                if fatal is not None:
+                                    raise fatal
                                 return
                             await self._handle(msg)
                             targets = None
@@ -746,6 +871,8 @@ class EventManager(Generic[E]):
                             try:
                                 result = fn(msg)
                             except CRASHES as exc:
+                                if isinstance(exc, FATAL):
+                                    await self._interrupted(entry, exc, msg)
                                 await self._drive(core.event_result(entry, Raised(exc), msg))
                                 targets = None
                             else:
@@ -756,19 +883,35 @@ class EventManager(Generic[E]):
                                     targets = None
                 finally:
                     self._dispatch_task = None
+        except GeneratorExit:  # its loop was closed under it and the coroutine closed
+            raise
         except asyncio.CancelledError:
             # the loop is shutting down or the task was cancelled: like a parent's exit in OTP,
             # every handler is terminated with Stopped before the manager goes (after an inline
-            # request's pending work, if any, is cancelled too)
+            # request's pending work, if any, is cancelled too, and what was accepted handled)
             await self._cancel_inline()
-            await self._terminate_all()
+            fatal = await self._finish([])
+            if fatal is not None:
+                raise fatal from None
             raise
-        except BaseException:
-            log.exception("genevent manager %r failed; terminating its handlers", self)
-            await self._terminate_all()
+        except BaseException as exc:
+            # a KeyboardInterrupt or SystemExit (its request finished), or a bug: stop as by
+            # stop, then let it go on out of the event loop
+            if not isinstance(exc, FATAL):
+                log.exception("genevent manager %r failed; terminating its handlers", self)
+            await self._finish([])
             raise
         finally:
             self._shutdown()
+
+    async def _interrupted(self, entry: Entry, exc: BaseException, event: Any) -> NoReturn:
+        """``entry``'s plain handle_event raised KeyboardInterrupt or SystemExit on ``event``:
+        it is removed as crashed, the handlers after it still get ``event``, then ``exc`` goes
+        on."""
+        entries = self._core.entries
+        rest = [(e, e.event_fn) for e in entries[entries.index(entry) + 1 :]]
+        await self._finish_dispatch(entry, Raised(exc), event, rest)
+        raise exc
 
     async def _handle(self, req: _Request) -> None:
         fut = req.fut
@@ -780,28 +923,52 @@ class EventManager(Generic[E]):
         except asyncio.CancelledError:
             _fail(fut, ManagerNotRunning(self, f" (it was cancelled handling {req.what})"))
             raise
+        except FATAL:  # the request was finished, but its answer is lost with it
+            _fail(fut, ManagerNotRunning(self, f" (it was interrupted handling {req.what})"))
+            raise
         except Exception as exc:  # a bug in genevent: answer, log, carry on
             log.exception("genevent: internal error handling %s", req.what)
             _fail(fut, exc)
         else:
             _resolve(fut, result)
 
-    async def _terminate_all(self) -> None:
-        if self._core.stopped:
-            return
+    async def _finish(self, stops: list[_Request]) -> BaseException | None:
+        """Stop: refuse new messages, handle every event and info accepted before (a notify
+        that races this is either handled here or refused), terminate every handler, free the
+        name and answer ``stops``. Returns the first KeyboardInterrupt/SystemExit met."""
         self._closed = True
-        try:
-            await self._drive(self._core.stop())
-        except BaseException:
-            log.exception("genevent: error while terminating the handlers of %r", self)
-
-    async def _stop(self, req: _Request) -> None:
-        self._closed = True
-        try:
-            await self._drive(self._core.stop())
-        finally:
-            self._shutdown()
+        self._finishing = True
+        fatal: BaseException | None = None
+        mailbox = self._mailbox
+        core = self._core
+        while True:
+            while mailbox:
+                msg = mailbox.popleft()
+                try:
+                    if msg.__class__ is not _Request:
+                        await self._drive(core.notify(msg))
+                    elif msg.proc is _STOP:
+                        stops.append(msg)
+                    else:
+                        await self._handle(msg)
+                except BaseException as exc:  # the message was finished: remember, go on
+                    fatal = fatal or exc
+            with _seal_lock:
+                if not mailbox:
+                    self._sealed = True
+                    break
+        if not core.stopped:
+            try:
+                await self._drive(core.stop())
+            except BaseException as exc:
+                fatal = fatal or exc
+        self._shutdown()
+        for req in stops:
             _resolve(req.fut, None)
+        if fatal is not None and not isinstance(fatal, FATAL):
+            log.error("genevent manager %r: error while stopping", self, exc_info=fatal)
+            return None
+        return fatal
 
     def _shutdown(self) -> None:
         self._closed = True
@@ -811,12 +978,27 @@ class EventManager(Generic[E]):
         for owner in self._watched or ():
             owner.remove_done_callback(self._owner_done)
         self._watched = None
-        while self._mailbox:
-            msg = self._mailbox.popleft()
+        with _seal_lock:
+            drained = self._sealed
+            self._sealed = True
+            pending = list(self._mailbox)
+            self._mailbox.clear()
+        if not drained and (lost := sum(m.__class__ is not _Request for m in pending)):
+            log.error("genevent manager %r dropped %d queued events", self, lost)
+        for msg in pending:
             if msg.__class__ is _Request and msg.fut is not None:
                 _fail(
                     msg.fut, ManagerNotRunning(self, f" (it stopped before answering {msg.what})")
                 )
+
+
+async def _guarded(work: Coroutine[Any, Any, Any]) -> Any:
+    """Inline work, run in a task of its own: a KeyboardInterrupt or SystemExit comes back as
+    a value, so that it goes on from the caller's task once the request is finished."""
+    try:
+        return await work
+    except FATAL as exc:
+        return _Fatal(exc)
 
 
 def start(name: str | None = None) -> EventManager[Any]:

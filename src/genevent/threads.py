@@ -68,6 +68,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -92,7 +93,7 @@ from ._core import (
     Unwatch,
     Watch,
 )
-from ._driver import CRASHES, callback_in, drive_sync, log, tell_owner
+from ._driver import CRASHES, FATAL, callback_in, drive_sync, log, take_back, tell_owner
 from ._errors import (
     CallingSelf,
     CallTimeout,
@@ -190,6 +191,11 @@ class _Server:
         self.wakeup.acquire()
         #: guards ``closed`` against control messages posted while the manager shuts down
         self.post_lock = _allocate_lock()
+        #: once stop is requested, the manager drains what was accepted; under ``seal_lock``
+        #: it sets ``sealed`` when the mailbox is empty, and a ``notify`` that raced the stop
+        #: then takes its event back and is refused (see :meth:`late`)
+        self.seal_lock = _allocate_lock()
+        self.sealed = False
         self.stopped = threading.Event()
         self.watched: dict[Any, _OwnerWatch | None] = {}
         self.arming: _OwnerWatch | None = None
@@ -201,6 +207,22 @@ class _Server:
         self.thread = threading.Thread(
             target=self.run, name=f"genevent:{name or hex(id(self))}", daemon=True
         )
+
+    def forked(self) -> None:
+        """This is a forked child's copy of a running manager: it is stopped here."""
+        self.post_lock = _allocate_lock()  # another thread may have held them at the fork
+        self.seal_lock = _allocate_lock()
+        self.run_lock = _allocate_lock()
+        self.closed = self.sealed = self.core.stopped = True
+        self.mailbox.clear()
+        self.watched.clear()
+        self.ident = self.inline_ident = None
+        if self.name is not None:
+            mgr = self.public()
+            if mgr is not None:
+                _registry.unregister(self.name, mgr)
+        self.stopped._at_fork_reinit()  # type: ignore[attr-defined]
+        self.stopped.set()
 
     def label(self) -> Any:
         """The public manager if it still exists (for notices, errors and reports), else self."""
@@ -231,9 +253,25 @@ class _Server:
         with self.post_lock:
             if self.closed:
                 raise ManagerNotRunning(who)
+            if req.proc is _STOP:  # refuse everything from now on; what came before is handled
+                self.closed = True
             self.mailbox.append(req)
         if self.sleeping:
             self.wake()
+
+    def late(self, item: Any, who: Any) -> None:
+        """``item`` was appended without the lock and the manager was found closed afterwards:
+        accept it if the manager will still drain it, else take it back and refuse it."""
+        with self.seal_lock:
+            if not self.sealed:
+                return
+            take_back(self.mailbox, item)
+        raise ManagerNotRunning(who)
+
+    def interrupt(self) -> None:
+        """A KeyboardInterrupt or SystemExit ran through an inline request: stop as by stop."""
+        with contextlib.suppress(ManagerNotRunning):
+            self.post(_Request(_STOP, (), "stop"), self)
 
     def owner_down(self, owner: Any, reason: BaseException | None) -> None:
         """An owner thread ended (called from that thread, or from its watcher)."""
@@ -272,6 +310,8 @@ class _Server:
                             try:
                                 result = fn(msg)
                             except CRASHES as exc:
+                                if isinstance(exc, FATAL):
+                                    self.interrupted(entry, exc, msg)
                                 drive(core.event_result(entry, Raised(exc), msg))
                                 targets = core.event_targets
                             else:
@@ -286,9 +326,13 @@ class _Server:
                 wakeup.acquire()
                 run_lock.acquire()  # an inline caller may hold it
                 self.sleeping = False
-        except BaseException:
-            log.exception("genevent manager %r failed; terminating its handlers", self.label())
-            self.terminate_all()
+        except BaseException as exc:
+            # KeyboardInterrupt or SystemExit from a handler (the request it interrupted is
+            # finished), or a bug: the manager stops as by stop
+            self.finish([], exc)
+            log.error(
+                "genevent manager %r stopped: %s", self.label(), type(exc).__name__, exc_info=exc
+            )
         finally:
             if not self.stopped.is_set():
                 self.shutdown()
@@ -331,6 +375,10 @@ class _Server:
         try:
             reply = entry.call_fn(request)
         except CRASHES as exc:
+            if isinstance(exc, FATAL):  # finish the request (the caller is answered), go on
+                with contextlib.suppress(GenEventError):
+                    self.drive(core.call_result(entry, Raised(exc), request))
+                raise exc from None
             return self.drive(core.call_result(entry, Raised(exc), request))
         cls = reply.__class__
         # a class as reply may be Remove or Swap (a forgotten "()"): the core tells those apart
@@ -383,10 +431,37 @@ class _Server:
             try:
                 result = fn(event)
             except CRASHES as exc:
+                if isinstance(exc, FATAL):
+                    self.interrupted(entry, exc, event)
                 self.drive(core.event_result(entry, Raised(exc), event))
             else:
                 if result is not None:
                     self.drive(core.event_result(entry, Returned(result), event))
+
+    def interrupted(self, entry: Any, exc: BaseException, event: Any) -> None:
+        """``entry``'s handle_event raised KeyboardInterrupt or SystemExit on ``event``: it is
+        removed as crashed, the handlers after it still get ``event``, then ``exc`` goes on."""
+        core = self.core
+        try:
+            rest = core.entries[core.entries.index(entry) + 1 :]
+        except ValueError:
+            rest = []
+        with contextlib.suppress(*FATAL):
+            self.drive(core.event_result(entry, Raised(exc), event))
+        for later in rest:
+            if not later.alive:
+                continue
+            try:
+                result = later.event_fn(event)
+            except CRASHES as other:
+                outcome: Raised | Returned = Raised(other)
+            else:
+                if result is None:
+                    continue
+                outcome = Returned(result)
+            with contextlib.suppress(*FATAL):
+                self.drive(core.event_result(later, outcome, event))
+        raise exc
 
     def drive(self, proc: Procedure) -> Any:
         """Run a core procedure to its end on this thread; return its reply."""
@@ -419,27 +494,57 @@ class _Server:
             reg.unsubscribe(self)
 
     def stop(self, req: _Request) -> None:
-        self.closed = True
-        try:
-            self.drive(self.core.stop())
-        finally:
-            self.shutdown()
-            _answer(req, None)
+        interrupted = self.finish([req], None)
+        if interrupted is not None:
+            log.error(
+                "genevent manager %r: %s while stopping",
+                self.label(),
+                type(interrupted).__name__,
+                exc_info=interrupted,
+            )
 
-    def terminate_all(self) -> None:
-        if self.core.stopped:
-            return
-        self.closed = True
-        try:
-            self.drive(self.core.stop())
-        except BaseException:
-            log.exception("genevent: error while terminating the handlers of %r", self.label())
-
-    def shutdown(self) -> None:
+    def finish(self, stops: list[_Request], interrupted: BaseException | None) -> Any:
+        """Stop: refuse new messages, handle every message accepted before (a notify that
+        races this is either handled here or refused), terminate every handler, free the name
+        and answer ``stops``. Returns the first KeyboardInterrupt/SystemExit met, if any."""
         with self.post_lock:
             self.closed = True
+        mailbox = self.mailbox
+        while True:
+            while mailbox:
+                msg = mailbox.popleft()
+                try:
+                    if msg.__class__ is not _Request:
+                        self.dispatch(msg)
+                    elif msg.proc is _STOP:
+                        stops.append(msg)
+                    else:
+                        self.handle(msg)
+                except BaseException as exc:  # the message was finished; remember, go on
+                    interrupted = interrupted or exc
+            with self.seal_lock:
+                if not mailbox:
+                    self.sealed = True
+                    break
+        if not self.core.stopped:
+            try:
+                self.drive(self.core.stop())
+            except BaseException as exc:
+                interrupted = interrupted or exc
+        self.shutdown()
+        for req in stops:
+            _answer(req, None)
+        return interrupted
+
+    def shutdown(self) -> None:
+        with self.post_lock, self.seal_lock:
+            self.closed = True
+            drained = self.sealed
+            self.sealed = True
             pending = list(self.mailbox)
             self.mailbox.clear()
+        if not drained and (lost := sum(m.__class__ is not _Request for m in pending)):
+            log.error("genevent manager %r dropped %d queued events", self.label(), lost)
         if self.name is not None:
             mgr = self.public()
             if mgr is not None:
@@ -467,7 +572,7 @@ def _abandon(server: _Server) -> None:
     if server.closed:
         return
     with contextlib.suppress(ManagerNotRunning):
-        server.post(_Request(_STOP, (), "stop"), server)
+        server.post(_Request(_STOP, (), "stop"), server)  # it drains what it accepted first
     # after the stop is posted: under ``-W error`` the warning raises (and is printed)
     warnings.warn(
         f"genevent manager {server!r} was garbage collected while running; stopping it "
@@ -672,6 +777,22 @@ def _log_exit_backlog(server: _Server, timeout: float) -> None:
     )
 
 
+def _after_fork_in_child() -> None:
+    """In a forked child the manager threads do not exist: mark every copy stopped (no
+    terminate runs here: the parent still owns those handlers) and free its name."""
+    global _watch_lock
+    _watch_lock = threading.Lock()
+    _watches.clear()
+    servers = list(_live)
+    _live.clear()
+    for server in servers:
+        server.forked()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 # -- the public manager ----------------------------------------------------------------------
 
 
@@ -741,6 +862,8 @@ class EventManager(Generic[E]):
         if srv.closed:
             raise ManagerNotRunning(self)
         self._append(event)
+        if srv.closed:  # stop was requested meanwhile: accepted only if it will be handled
+            srv.late(event, self)
         if srv.sleeping:
             srv.wake()
 
@@ -792,7 +915,10 @@ class EventManager(Generic[E]):
         srv = self._srv
         req = _Request(proc, args, what)
         fut = req.future = concurrent.futures.Future()
-        srv.post(req, self)
+        try:
+            srv.post(req, self)
+        except ManagerNotRunning as exc:  # a future form answers through its future
+            fut.set_exception(exc)
         return fut
 
     # -- requests -----------------------------------------------------------------------------
@@ -810,6 +936,9 @@ class EventManager(Generic[E]):
                 t0 = _monotonic()
                 try:
                     srv.dispatch(event)
+                except FATAL:
+                    srv.interrupt()
+                    raise
                 finally:
                     srv.leave_inline()
                 if timeout is not None and _monotonic() - t0 > timeout:
@@ -855,6 +984,9 @@ class EventManager(Generic[E]):
                 except GenEventError:
                     if timeout is not None and _monotonic() - t0 > timeout:
                         raise srv.timeout_error("call", timeout, 0, (handler,)) from None
+                    raise
+                except FATAL:
+                    srv.interrupt()
                     raise
                 finally:
                     srv.leave_inline()
@@ -1025,7 +1157,7 @@ class EventManager(Generic[E]):
     def stop_future(self) -> concurrent.futures.Future[None]:
         """As :meth:`stop`, without blocking: the future is done once every handler was
         terminated and the name freed (the thread ends right after; :meth:`wait_stopped` joins
-        it). Fails with :class:`ManagerNotRunning` if the manager already stopped."""
+        it). The future fails with :class:`ManagerNotRunning` if the manager already stopped."""
         return self._submit(_STOP, (), "stop")
 
     def __enter__(self) -> EventManager[E]:
