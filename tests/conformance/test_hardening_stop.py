@@ -30,6 +30,13 @@ class Boom(BaseException):
     """A user's own BaseException subclass."""
 
 
+def _raiser(exc: BaseException) -> Any:
+    def init(handler: Any) -> None:
+        raise exc
+
+    return init
+
+
 def _exceptions() -> list[BaseException]:
     return [Boom("b"), GeneratorExit(), asyncio.CancelledError()]
 
@@ -116,7 +123,7 @@ def test_base_exceptions_from_callbacks_are_crashes(
     m.add_handler((H, "other"), Spec(rec, "other"))
     # init
     with pytest.raises(HandlerInitFailed) as init_failed:
-        m.add_handler((H, "init"), Spec(rec, "init", init=raise_(exc)))
+        m.add_handler((H, "init"), Spec(rec, "init", init=_raiser(exc)))
     assert init_failed.value.cause is exc
     # handle_event, on the notify path and the sync_notify path
     m.add_handler((H, "ev"), Spec(rec, "ev", event=raise_(exc)))
