@@ -173,6 +173,13 @@ class Facade:
     def which_handlers(self, **kw: Any) -> list[Any]:
         return self._run("which_handlers", **kw)  # type: ignore[no-any-return]
 
+    def subscribe(self, fn: Any, event_type: Any = None, **kw: Any) -> Any:
+        return self._run("subscribe", fn, event_type, **kw)
+
+    def on(self, event_type: Any = None, **kw: Any) -> Any:
+        """``mgr.on(...)``: returns the decorator (called in the worker by the test)."""
+        return self._run("on", event_type, **kw)
+
     def stop(self, **kw: Any) -> None:
         self._run("stop", **kw)
 

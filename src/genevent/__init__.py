@@ -21,6 +21,7 @@ Runtimes: :mod:`genevent.aio` (asyncio) and :mod:`genevent.threads` (one thread 
 
 from ._core import (
     NO_HANDOFF,
+    Args,
     BadReturn,
     Crashed,
     Deleted,
@@ -53,11 +54,14 @@ from ._errors import (
     TerminateFailed,
     WrongRuntime,
 )
+from ._functions import AsyncFunctionHandler, FunctionHandler
 from ._handler import EventHandler, HandlerRef, Instruction
 from ._registry import whereis
 
 __all__ = (
     "NO_HANDOFF",
+    "Args",
+    "AsyncFunctionHandler",
     "BadReturn",
     "CallNotSupported",
     "CallTimeout",
@@ -66,6 +70,7 @@ __all__ = (
     "Deleted",
     "EventHandler",
     "ExitReason",
+    "FunctionHandler",
     "GenEventError",
     "HandlerBadReturn",
     "HandlerCrashed",

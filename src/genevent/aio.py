@@ -33,11 +33,12 @@ import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Hashable
 from types import CodeType, TracebackType
-from typing import Any, Final, Generic, NoReturn, TypeVar
+from typing import Any, Final, Generic, NoReturn, TypeVar, overload
 
-from . import _registry
+from . import _functions, _registry
 from ._checks import check_on_exit, check_ref, check_timeout
 from ._core import (
+    Args,
     Entry,
     HandlerExit,
     Invoke,
@@ -70,6 +71,8 @@ __all__ = ("EventManager", "start")
 E = TypeVar("E")
 Req = TypeVar("Req")
 Rep = TypeVar("Rep")
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 try:  # the running task, cheaply: 3.11's asyncio.current_task is Python code (~300 ns);
     # the dict behind it is C, and eager tasks (3.12+) keep it up to date too
@@ -596,6 +599,77 @@ class EventManager(Generic[E]):
         return self._core.swap_handler(
             old, args1, new, args2, sup=sup, owner=owner, on_exit=on_exit
         )
+
+    @overload
+    async def subscribe(
+        self,
+        fn: Callable[[E], object],
+        event_type: None = None,
+        *,
+        where: Callable[[E], object] | None = None,
+        id: Hashable | None = None,
+        timeout: float | None = None,
+    ) -> HandlerRef[E, Any, Any]: ...
+
+    @overload
+    async def subscribe(
+        self,
+        fn: Callable[[T], object],
+        event_type: type[T],
+        *,
+        where: Callable[[T], object] | None = None,
+        id: Hashable | None = None,
+        timeout: float | None = None,
+    ) -> HandlerRef[E, Any, Any]: ...
+
+    async def subscribe(
+        self,
+        fn: Callable[[Any], object],
+        event_type: type[Any] | None = None,
+        *,
+        where: Callable[[Any], object] | None = None,
+        id: Hashable | None = None,
+        timeout: float | None = None,
+    ) -> HandlerRef[E, Any, Any]:
+        """Install the plain or coroutine function ``fn`` as a handler of every event of
+        ``event_type`` (``isinstance``; ``None``: every event) for which ``where(event)`` is
+        true, and return its reference, ``(FunctionHandler, id or fn)``, for
+        :meth:`delete_handler`. It is an ordinary handler: it shows in :meth:`which_handlers`,
+        and if it raises it is removed and reported. Its return value is ignored, except that
+        ``Remove()`` unsubscribes it. Subscribing the same function twice needs a distinct
+        ``id``."""
+        self._check_caller("subscribe")
+        ref = _functions.reference(fn, id)
+        _functions.check_filter(event_type, where)
+        await self.add_handler(ref, Args(fn, event_type, where), timeout=timeout)
+        return ref
+
+    def on(
+        self,
+        event_type: type[Any] | None = None,
+        *,
+        where: Callable[[Any], object] | None = None,
+        id: Hashable | None = None,
+    ) -> Callable[[F], F]:
+        """Decorator form of :meth:`subscribe`, usable where nothing can be awaited (say, at
+        import time; safe from any thread): the subscription is queued, so every event
+        notified after it reaches the function, and the function is returned unchanged. A
+        subscription that fails (the same function twice) is logged on the ``genevent``
+        logger; use :meth:`subscribe` to get the error instead.
+        ``@mgr.on(OrderPlaced)`` / ``def audit(event: OrderPlaced) -> None: ...``"""
+
+        def register(fn: F) -> F:
+            ref = _functions.reference(fn, id)
+            _functions.check_filter(event_type, where)
+            if self._closed:
+                raise ManagerNotRunning(self)
+            fut: asyncio.Future[Any] = self._loop.create_future()
+            fut.add_done_callback(lambda f: _functions.log_failure(f, fn))
+            args = (ref, Args(fn, event_type, where), None, None)
+            self._post(_Request(self._core.add_handler, args, fut, "subscribe"))
+            return fn
+
+        return register
 
     async def which_handlers(self, *, timeout: float | None = None) -> list[Any]:
         """The installed handlers, newest first (OTP's ``which_handlers``)."""

@@ -75,13 +75,14 @@ import time
 import warnings
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from types import TracebackType
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar, overload
 
-from . import _registry
+from . import _functions, _registry
 from ._checks import check_on_exit, check_ref, check_timeout
 from ._core import (
+    Args,
     HandlerExit,
     ManagerCore,
     Procedure,
@@ -110,6 +111,8 @@ __all__ = ("EXIT_TIMEOUT", "EventManager", "start")
 E = TypeVar("E")
 Req = TypeVar("Req")
 Rep = TypeVar("Rep")
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_TIMEOUT: Final = 2.0
 """At interpreter exit, how long (seconds, in all) the exit hook waits for running managers to
@@ -1120,6 +1123,65 @@ class EventManager(Generic[E]):
             timeout,
             reg,
         )
+
+    @overload
+    def subscribe(
+        self,
+        fn: Callable[[E], object],
+        event_type: None = None,
+        *,
+        where: Callable[[E], object] | None = None,
+        id: Hashable | None = None,
+        timeout: float | None = None,
+    ) -> HandlerRef[E, Any, Any]: ...
+
+    @overload
+    def subscribe(
+        self,
+        fn: Callable[[T], object],
+        event_type: type[T],
+        *,
+        where: Callable[[T], object] | None = None,
+        id: Hashable | None = None,
+        timeout: float | None = None,
+    ) -> HandlerRef[E, Any, Any]: ...
+
+    def subscribe(
+        self,
+        fn: Callable[[Any], object],
+        event_type: type[Any] | None = None,
+        *,
+        where: Callable[[Any], object] | None = None,
+        id: Hashable | None = None,
+        timeout: float | None = None,
+    ) -> HandlerRef[E, Any, Any]:
+        """Install the plain function ``fn`` as a handler of every event of ``event_type``
+        (``isinstance``; ``None``: every event) for which ``where(event)`` is true, and return
+        its reference, ``(FunctionHandler, id or fn)``, for :meth:`delete_handler`. It is an
+        ordinary handler: it shows in :meth:`which_handlers`, and if it raises it is removed
+        and reported. Its return value is ignored, except that ``Remove()`` unsubscribes it.
+        Subscribing the same function twice needs a distinct ``id``."""
+        ref = _functions.reference(fn, id)
+        _functions.check_filter(event_type, where)
+        self.add_handler(ref, Args(fn, event_type, where), timeout=timeout)
+        return ref
+
+    def on(
+        self,
+        event_type: type[Any] | None = None,
+        *,
+        where: Callable[[Any], object] | None = None,
+        id: Hashable | None = None,
+    ) -> Callable[[F], F]:
+        """Decorator form of :meth:`subscribe`: ``@mgr.on(OrderPlaced)`` subscribes the
+        function (blocking until it is installed, raising as ``subscribe`` does) and returns
+        it unchanged."""
+
+        def register(fn: F) -> F:
+            self.subscribe(fn, event_type, where=where, id=id)
+            return fn
+
+        return register
 
     def which_handlers(self, *, timeout: float | None = None) -> list[Any]:
         """The installed handlers, newest first (OTP's ``which_handlers``)."""

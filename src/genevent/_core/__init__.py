@@ -5,7 +5,7 @@ asyncio, threading, logging, time or a transport (see ``_manager.py``'s rules).
 """
 
 from ._effects import Effect, Invoke, Outcome, Raised, Report, Returned, TellOwner, Unwatch, Watch
-from ._instructions import NO_HANDOFF, NoHandoff, Remove, Swap
+from ._instructions import NO_HANDOFF, Args, NoHandoff, Remove, Swap
 from ._manager import Entry, ManagerCore, Procedure, handler_key
 from ._reasons import (
     BadReturn,
@@ -22,6 +22,7 @@ from ._reasons import (
 
 __all__ = (
     "NO_HANDOFF",
+    "Args",
     "BadReturn",
     "Crashed",
     "Deleted",

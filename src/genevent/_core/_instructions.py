@@ -6,7 +6,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
-__all__ = ("NO_HANDOFF", "NoHandoff", "Remove", "Swap")
+__all__ = ("NO_HANDOFF", "Args", "NoHandoff", "Remove", "Swap")
 
 R = TypeVar("R")
 
@@ -32,6 +32,32 @@ class Swap(Generic[R]):
     handler: type[Any] | tuple[type[Any], Hashable]
     args2: Any = None
     reply: R | None = None
+
+
+class Args:
+    """Several arguments for a handler's ``init``: ``add_handler(H, Args(a, b, key=c))`` calls
+    ``init(a, b, key=c)`` instead of ``init(args)``. Anything else passed as ``args`` (a tuple
+    included) is handed to ``init`` as its one argument, as in OTP. Works wherever ``args``
+    reaches an ``init``: ``add_handler``, ``add_sup_handler``, the new handler of a swap.
+    A swapped-in handler still gets ``handoff=`` as a keyword."""
+
+    __slots__ = ("args", "kwargs")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+        self.kwargs = kwargs
+
+    def __repr__(self) -> str:
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        return f"Args({', '.join(parts)})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not Args:
+            return NotImplemented
+        assert isinstance(other, Args)
+        return self.args == other.args and self.kwargs == other.kwargs
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class NoHandoff:

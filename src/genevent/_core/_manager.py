@@ -56,7 +56,7 @@ from .._errors import (
 )
 from .._text import short
 from ._effects import Effect, Invoke, Outcome, Raised, Report, Returned, TellOwner, Unwatch, Watch
-from ._instructions import NO_HANDOFF, Remove, Swap
+from ._instructions import NO_HANDOFF, Args, Remove, Swap
 from ._reasons import (
     BadReturn,
     Crashed,
@@ -324,7 +324,13 @@ class ManagerCore:
         init = getattr(instance, "init", None)
         if init is not None:
             kwargs = {"handoff": handoff} if with_handoff and info.init_handoff else None
-            out = yield Invoke(init, (args,), "init" in info.async_methods, kwargs)
+            if args.__class__ is Args:  # several arguments: init(*args, **kwargs)
+                call_args: tuple[Any, ...] = args.args
+                if args.kwargs:
+                    kwargs = {**args.kwargs, **kwargs} if kwargs else dict(args.kwargs)
+            else:
+                call_args = (args,)
+            out = yield Invoke(init, call_args, "init" in info.async_methods, kwargs)
             if type(out) is Raised:
                 raise HandlerInitFailed(ref, out.exception) from out.exception
             if out.value is not None:

@@ -1,0 +1,89 @@
+"""``subscribe`` details that belong to one runtime, and its static typing."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from genevent import AsyncFunctionHandler, FunctionHandler, InvalidHandler, aio, threads
+from tests.handlers import WAIT
+
+
+@dataclass
+class Placed:
+    order: int
+
+
+async def test_async_function_is_awaited_in_order() -> None:
+    async with aio.start() as mgr:
+        seen: list[Any] = []
+
+        async def slow(event: Placed) -> None:
+            await asyncio.sleep(0)
+            seen.append(event.order)
+
+        ref = await mgr.subscribe(slow, Placed)
+        assert ref == (AsyncFunctionHandler, slow)
+        for i in range(5):
+            mgr.notify(Placed(i))
+        mgr.notify("not placed")
+        await mgr.sync_notify(Placed(5))
+        assert seen == [0, 1, 2, 3, 4, 5]
+
+
+async def test_on_from_another_thread_is_ordered_before_later_events() -> None:
+    async with aio.start() as mgr:
+        seen: list[Any] = []
+
+        def from_thread() -> None:
+            mgr.on()(seen.append)
+            mgr.notify("first")
+
+        t = threading.Thread(target=from_thread)
+        t.start()
+        await asyncio.to_thread(t.join, WAIT)
+        await mgr.sync_notify("second")
+        assert seen == ["first", "second"]
+
+
+async def test_on_that_fails_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async with aio.start() as mgr:
+        seen: list[Any] = []
+        await mgr.subscribe(seen.append)
+        mgr.on()(seen.append)  # the same function again: refused, and said so
+        await mgr.sync_notify("e")
+        assert seen == ["e"]
+        assert any("subscribing" in r.getMessage() for r in caplog.records)
+
+
+def test_thread_runtime_refuses_a_coroutine_function() -> None:
+    async def coro(event: Any) -> None:
+        pass
+
+    with threads.start() as mgr:
+        with pytest.raises(InvalidHandler, match="coroutine"):
+            mgr.subscribe(coro)
+        assert mgr.which_handlers() == []
+
+
+def typed_usage(mgr: threads.EventManager[Placed], amgr: aio.EventManager[Placed]) -> None:
+    """Checked by mypy --strict, never run: subscribe's types follow the event type."""
+
+    def on_placed(event: Placed) -> None:
+        print(event.order)
+
+    def on_int(event: int) -> None:
+        print(event)
+
+    ref = mgr.subscribe(on_placed)
+    mgr.delete_handler(ref)
+    mgr.subscribe(on_int, int)  # a filter on another type: the function takes that type
+    mgr.subscribe(on_int)  # type: ignore[arg-type]  # takes int, the manager carries Placed
+    mgr.subscribe(on_placed, int)  # type: ignore[arg-type]  # filtered on int, takes Placed
+    mgr.on(Placed)(on_placed)
+    asyncio.run(amgr.subscribe(on_placed, Placed, where=lambda e: e.order > 1))
+    assert FunctionHandler is not None
