@@ -87,3 +87,29 @@ def typed_usage(mgr: threads.EventManager[Placed], amgr: aio.EventManager[Placed
     mgr.on(Placed)(on_placed)
     asyncio.run(amgr.subscribe(on_placed, Placed, where=lambda e: e.order > 1))
     assert FunctionHandler is not None
+
+
+async def test_routed_coroutine_methods_are_awaited() -> None:
+    from genevent import EventHandler, handles  # noqa: PLC0415 - beside its only test
+
+    class Async(EventHandler[Any, str, list[Any]]):
+        def init(self, args: object) -> None:
+            self.seen: list[Any] = []
+
+        @handles(Placed)
+        async def placed(self, event: Placed) -> None:
+            await asyncio.sleep(0)
+            self.seen.append(event.order)
+
+        @handles(int)
+        def number(self, event: int) -> None:
+            self.seen.append(event)
+
+        def handle_call(self, request: str) -> list[Any]:
+            return self.seen
+
+    async with aio.start() as mgr:
+        await mgr.add_handler(Async)
+        for e in (Placed(1), 2, "ignored", Placed(3)):
+            mgr.notify(e)
+        assert await mgr.call(Async, "get") == [1, 2, 3]

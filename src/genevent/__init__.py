@@ -57,6 +57,7 @@ from ._errors import (
 from ._functions import AsyncFunctionHandler, FunctionHandler
 from ._handler import EventHandler, HandlerRef, Instruction
 from ._registry import whereis
+from ._routing import handles
 
 __all__ = (
     "NO_HANDOFF",
@@ -95,6 +96,7 @@ __all__ = (
     "Swapped",
     "TerminateFailed",
     "WrongRuntime",
+    "handles",
     "whereis",
 )
 __version__ = "0.1.0.dev0"

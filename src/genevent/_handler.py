@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Hashable
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from ._core import ExitReason, Remove, Swap
+from ._routing import install_routing
 
 __all__ = ("EventHandler", "HandlerRef", "Instruction")
 
@@ -45,7 +46,15 @@ class EventHandler(Generic[E_contra, Req_contra, Rep_co]):
         ``delete_handler``'s caller or to the next handler's ``init`` in a swap.
     ``format_status()``
         Optional: what crash reports show as the state (for redaction). Default: ``vars(self)``.
+
+    Instead of one ``handle_event``, a handler may declare one method per event type with
+    :func:`~genevent.handles` (routing by ``isinstance``, the most specific class winning;
+    ``handle_other(event)`` gets the rest, else they are ignored).
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        install_routing(cls)
 
     def init(self, args: Any, /) -> Awaitable[None] | None:
         """Called once when the handler is added; the default accepts anything."""
