@@ -99,4 +99,4 @@ __all__ = (
     "handles",
     "whereis",
 )
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0"
