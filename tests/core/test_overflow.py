@@ -39,7 +39,7 @@ def test_bad_bounds_are_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         check_bound(0, "block")
     with pytest.raises(TypeError):
-        check_bound(True, "block")  # type: ignore[arg-type]
+        check_bound(True, "block")
     with pytest.raises(TypeError):
         check_bound(2.5, "block")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="overflow must be one of"):
