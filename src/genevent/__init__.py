@@ -49,6 +49,7 @@ from ._errors import (
     InvalidHandler,
     InvalidName,
     InvalidOwner,
+    MailboxFull,
     ManagerNotRunning,
     NameTaken,
     TerminateFailed,
@@ -58,10 +59,12 @@ from ._functions import AsyncFunctionHandler, FunctionHandler
 from ._handler import EventHandler, HandlerRef, Instruction
 from ._registry import whereis
 from ._routing import handles
+from ._streams import AsyncEventStream, EventStream, StreamFeed
 
 __all__ = (
     "NO_HANDOFF",
     "Args",
+    "AsyncEventStream",
     "AsyncFunctionHandler",
     "BadReturn",
     "CallNotSupported",
@@ -70,6 +73,7 @@ __all__ = (
     "Crashed",
     "Deleted",
     "EventHandler",
+    "EventStream",
     "ExitReason",
     "FunctionHandler",
     "GenEventError",
@@ -84,6 +88,7 @@ __all__ = (
     "InvalidHandler",
     "InvalidName",
     "InvalidOwner",
+    "MailboxFull",
     "ManagerNotRunning",
     "NameTaken",
     "NoHandoff",
@@ -92,6 +97,7 @@ __all__ = (
     "RemovedItself",
     "StartFailed",
     "Stopped",
+    "StreamFeed",
     "Swap",
     "Swapped",
     "TerminateFailed",

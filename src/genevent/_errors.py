@@ -17,6 +17,7 @@
      +-- CallTimeout (TimeoutError)        a synchronous request was not answered in time
      +-- CallingSelf (RuntimeError)        a handler made a synchronous request to its own manager
      +-- InvalidOwner (TypeError)          an owner= the runtime cannot watch
+     +-- MailboxFull (RuntimeError)        a bounded mailbox or stream is full and refuses it
      +-- WrongRuntime (RuntimeError)       a blocking/awaiting request from a place that cannot wait
                                            (another event loop, a coroutine handler on threads, ...)
 
@@ -51,6 +52,7 @@ __all__ = (
     "InvalidHandler",
     "InvalidName",
     "InvalidOwner",
+    "MailboxFull",
     "ManagerNotRunning",
     "NameTaken",
     "TerminateFailed",
@@ -240,6 +242,19 @@ class InvalidName(GenEventError, TypeError):
 class WrongRuntime(GenEventError, RuntimeError):
     """The request cannot wait where it was made (another event loop, a coroutine handler in the
     thread runtime, a blocking call inside an event loop, ...). The message says which."""
+
+
+class MailboxFull(GenEventError, RuntimeError):
+    """A bounded buffer (a mailbox, or an event stream) is full and its overflow policy refuses
+    the message: ``"raise"``, or ``"block"`` for a producer that cannot wait. Nothing was
+    queued; the refusal is counted."""
+
+    def __init__(self, where: Any, maxsize: int) -> None:
+        super().__init__(f"{where!r} is full ({maxsize} queued)")
+        #: what was full
+        self.where = where
+        #: its bound
+        self.maxsize = maxsize
 
 
 def _name(handler: Any) -> str:

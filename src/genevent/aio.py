@@ -64,6 +64,8 @@ from ._errors import (
     _name,
 )
 from ._handler import HandlerRef
+from ._overflow import OverflowPolicy
+from ._streams import AsyncEventStream
 from ._text import short
 
 __all__ = ("EventManager", "start")
@@ -136,6 +138,11 @@ def _awaited_codes(awaitable: Any) -> list[Any]:
         codes.append(code)
         awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
     return codes
+
+
+def _consume_outcome(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 class EventManager(Generic[E]):
@@ -670,6 +677,58 @@ class EventManager(Generic[E]):
             return fn
 
         return register
+
+    @overload
+    def stream(
+        self,
+        event_type: None = None,
+        *,
+        where: Callable[[E], object] | None = None,
+        maxsize: int | None = 10_000,
+        overflow: OverflowPolicy = "drop_oldest",
+    ) -> AsyncEventStream[E]: ...
+
+    @overload
+    def stream(
+        self,
+        event_type: type[T],
+        *,
+        where: Callable[[T], object] | None = None,
+        maxsize: int | None = 10_000,
+        overflow: OverflowPolicy = "drop_oldest",
+    ) -> AsyncEventStream[T]: ...
+
+    def stream(
+        self,
+        event_type: type[Any] | None = None,
+        *,
+        where: Callable[[Any], object] | None = None,
+        maxsize: int | None = 10_000,
+        overflow: OverflowPolicy = "drop_oldest",
+    ) -> AsyncEventStream[Any]:
+        """``async for event in mgr.stream(OrderPlaced):`` every event of ``event_type``
+        (``isinstance``; ``None``: all) for which ``where(event)`` is true, notified from now
+        on (nothing notified after this call is missed), buffered up to ``maxsize`` under the
+        ``overflow`` policy (default: drop the oldest, counted in ``stream.counts``;
+        ``"block"`` stalls the whole manager until the consumer catches up). Iterate it in the
+        manager's loop. It ends when the manager stops or the consumer leaves its loop
+        (``async with mgr.stream() as events:`` closes it at once)."""
+        if self._closed:
+            raise ManagerNotRunning(self)
+        return AsyncEventStream(self, event_type, where, maxsize, overflow)
+
+    def _install_stream(self, stream: AsyncEventStream[Any]) -> None:
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        fut.add_done_callback(lambda f: _functions.log_failure(f, stream))
+        args = (stream.ref, Args(stream), None, None)
+        self._post(_Request(self._core.add_handler, args, fut, "stream"))
+
+    def _remove_stream(self, stream: AsyncEventStream[Any]) -> None:
+        if self._closed or self._loop.is_closed():
+            return
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        fut.add_done_callback(_consume_outcome)  # gone already (the stream ended): fine
+        self._post(_Request(self._core.delete_handler, (stream.ref, None), fut, "stream close"))
 
     async def which_handlers(self, *, timeout: float | None = None) -> list[Any]:
         """The installed handlers, newest first (OTP's ``which_handlers``)."""

@@ -104,6 +104,8 @@ from ._errors import (
     _name,
 )
 from ._handler import HandlerRef
+from ._overflow import OverflowPolicy
+from ._streams import EventStream
 from ._text import short
 
 __all__ = ("EXIT_TIMEOUT", "EventManager", "start")
@@ -1182,6 +1184,50 @@ class EventManager(Generic[E]):
             return fn
 
         return register
+
+    @overload
+    def stream(
+        self,
+        event_type: None = None,
+        *,
+        where: Callable[[E], object] | None = None,
+        maxsize: int | None = 10_000,
+        overflow: OverflowPolicy = "drop_oldest",
+        timeout: float | None = None,
+    ) -> EventStream[E]: ...
+
+    @overload
+    def stream(
+        self,
+        event_type: type[T],
+        *,
+        where: Callable[[T], object] | None = None,
+        maxsize: int | None = 10_000,
+        overflow: OverflowPolicy = "drop_oldest",
+        timeout: float | None = None,
+    ) -> EventStream[T]: ...
+
+    def stream(
+        self,
+        event_type: type[Any] | None = None,
+        *,
+        where: Callable[[Any], object] | None = None,
+        maxsize: int | None = 10_000,
+        overflow: OverflowPolicy = "drop_oldest",
+        timeout: float | None = None,
+    ) -> EventStream[Any]:
+        """``for event in mgr.stream(OrderPlaced):`` every event of ``event_type``
+        (``isinstance``; ``None``: all) for which ``where(event)`` is true, notified once this
+        returns (it installs the stream's feed first), buffered up to ``maxsize`` under the
+        ``overflow`` policy (default: drop the oldest, counted in ``stream.counts``;
+        ``"block"`` stalls the whole manager until the consumer catches up). It ends when the
+        manager stops or the consumer leaves its loop (``with mgr.stream() as events:``)."""
+        return EventStream(self, event_type, where, maxsize, overflow, timeout)
+
+    def _remove_stream(self, stream: EventStream[Any]) -> None:
+        srv = self._srv
+        with contextlib.suppress(ManagerNotRunning):  # nobody waits: gone already is fine
+            srv.post(_Request(srv.core.delete_handler, (stream.ref, None), "stream close"), self)
 
     def which_handlers(self, *, timeout: float | None = None) -> list[Any]:
         """The installed handlers, newest first (OTP's ``which_handlers``)."""
