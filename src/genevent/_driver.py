@@ -100,6 +100,29 @@ def report(manager: Any, eff: Report) -> None:
             extra=extra,
         )
         return
+    if eff.kind == "restarted":
+        log.warning(
+            "** genevent handler %s restarted in %s (restart %s) after %s",
+            _name(eff.handler),
+            name,
+            eff.message,
+            short(eff.reason),
+            extra=extra,
+        )
+        return
+    if eff.kind == "restart_limit":
+        intensity = eff.message.intensity
+        log.error(
+            "** genevent handler %s reached its restart limit in %s (%s restarts within %s s); "
+            "removed for good\n** Last reason == %s",
+            _name(eff.handler),
+            name,
+            intensity.max_restarts,
+            intensity.period,
+            short(eff.reason),
+            extra=extra,
+        )
+        return
     state = state_of(eff.instance)
     extra["genevent"]["state"] = state
     reason = eff.reason
@@ -113,7 +136,11 @@ def report(manager: Any, eff: Report) -> None:
     elif type(reason) is BadReturn:
         what = f"returned a bad value from {callback or 'a callback'}"
     elif type(reason) is StartFailed:
-        what = "failed to start in a swap (its init failed)"
+        what = (
+            "failed to restart (its init failed)"
+            if eff.kind == "restart_failed"
+            else "failed to start in a swap (its init failed)"
+        )
     else:
         what = f"crashed in {callback}" if callback else "crashed"
     hint = ""

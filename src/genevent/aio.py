@@ -47,11 +47,13 @@ from ._core import (
     Raised,
     Remove,
     Report,
+    RestartPolicy,
     Returned,
     Swap,
     TellOwner,
     Unwatch,
     Watch,
+    restart_spec,
 )
 from ._driver import CRASHES, FATAL, callback_in, log, report, take_back, tell_owner
 from ._errors import (
@@ -159,7 +161,7 @@ class EventManager(Generic[E]):
         self._thread_id = threading.get_ident()
         #: the name it is registered under, or None
         self.name = name
-        self._core = ManagerCore(self)
+        self._core = ManagerCore(self, clock=self._loop.time)
         self._mailbox: deque[Any] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._wake_pending = False
@@ -496,15 +498,27 @@ class EventManager(Generic[E]):
         return await self._request(self._core.call, (handler, request), "call", timeout)
 
     async def add_handler(
-        self, handler: HandlerRef[E, Any, Any], args: Any = None, *, timeout: float | None = None
+        self,
+        handler: HandlerRef[E, Any, Any],
+        args: Any = None,
+        *,
+        timeout: float | None = None,
+        restart: RestartPolicy = "temporary",
+        max_restarts: int = 3,
+        restart_period: float = 5.0,
     ) -> None:
         """Create the handler, ``init(args)`` it and install it first (OTP's ``add_handler``).
-        Raises :class:`HandlerExists`, :class:`HandlerInitFailed` or :class:`InvalidHandler`."""
+        Raises :class:`HandlerExists`, :class:`HandlerInitFailed` or :class:`InvalidHandler`.
+        ``restart`` (``"temporary"``: gen_event's behaviour; ``"transient"``: added
+        again after a crash or a bad return; ``"permanent"``: also after it removed itself)
+        re-adds it at the front with the same class and ``args``, at most ``max_restarts``
+        times within ``restart_period`` seconds, then lets it go for good."""
         timeout = check_timeout(timeout)
         check_ref(handler)
+        spec = restart_spec(restart, args, max_restarts, restart_period)
         self._check_caller("add_handler")
         await self._request(
-            self._core.add_handler, (handler, args, None, None), "add_handler", timeout
+            self._core.add_handler, (handler, args, None, None, spec), "add_handler", timeout
         )
 
     async def add_sup_handler(
@@ -515,6 +529,9 @@ class EventManager(Generic[E]):
         on_exit: Callable[[HandlerExit], object],
         owner: Any = None,
         timeout: float | None = None,
+        restart: RestartPolicy = "temporary",
+        max_restarts: int = 3,
+        restart_period: float = 5.0,
     ) -> None:
         """As :meth:`add_handler`, and tie the handler to ``owner`` (default: the current task).
 
@@ -525,11 +542,15 @@ class EventManager(Generic[E]):
         notices), else :class:`InvalidOwner`."""
         timeout = check_timeout(timeout)
         check_ref(handler)
+        spec = restart_spec(restart, args, max_restarts, restart_period)
         check_on_exit(on_exit)
         self._check_caller("add_sup_handler")
         owner = self._owner(owner)
         await self._request(
-            self._core.add_handler, (handler, args, owner, on_exit), "add_sup_handler", timeout
+            self._core.add_handler,
+            (handler, args, owner, on_exit, spec),
+            "add_sup_handler",
+            timeout,
         )
 
     async def delete_handler(
@@ -616,6 +637,7 @@ class EventManager(Generic[E]):
         where: Callable[[E], object] | None = None,
         id: Hashable | None = None,
         timeout: float | None = None,
+        restart: RestartPolicy = "temporary",
     ) -> HandlerRef[E, Any, Any]: ...
 
     @overload
@@ -627,6 +649,7 @@ class EventManager(Generic[E]):
         where: Callable[[T], object] | None = None,
         id: Hashable | None = None,
         timeout: float | None = None,
+        restart: RestartPolicy = "temporary",
     ) -> HandlerRef[E, Any, Any]: ...
 
     async def subscribe(
@@ -637,6 +660,7 @@ class EventManager(Generic[E]):
         where: Callable[[Any], object] | None = None,
         id: Hashable | None = None,
         timeout: float | None = None,
+        restart: RestartPolicy = "temporary",
     ) -> HandlerRef[E, Any, Any]:
         """Install the plain or coroutine function ``fn`` as a handler of every event of
         ``event_type`` (``isinstance``; ``None``: every event) for which ``where(event)`` is
@@ -648,7 +672,7 @@ class EventManager(Generic[E]):
         self._check_caller("subscribe")
         ref = _functions.reference(fn, id)
         _functions.check_filter(event_type, where)
-        await self.add_handler(ref, Args(fn, event_type, where), timeout=timeout)
+        await self.add_handler(ref, Args(fn, event_type, where), timeout=timeout, restart=restart)
         return ref
 
     def on(

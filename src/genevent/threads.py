@@ -88,11 +88,13 @@ from ._core import (
     Procedure,
     Raised,
     Remove,
+    RestartPolicy,
     Returned,
     Swap,
     TellOwner,
     Unwatch,
     Watch,
+    restart_spec,
 )
 from ._driver import CRASHES, FATAL, callback_in, drive_sync, log, take_back, tell_owner
 from ._errors import (
@@ -187,7 +189,7 @@ class _Server:
         self.name = name
         self.inline = inline
         self.public: Callable[[], EventManager[Any] | None] = _no_public
-        self.core = ManagerCore(self, allow_async=False)
+        self.core = ManagerCore(self, allow_async=False, clock=time.monotonic)
         self.mailbox: deque[Any] = deque()
         self.closed = False
         #: True while the thread is parked on ``wakeup`` (or about to be)
@@ -1021,15 +1023,27 @@ class EventManager(Generic[E]):
         return await _await(fut, self._srv, "call", timeout, ahead, (handler,))  # type: ignore[no-any-return]
 
     def add_handler(
-        self, handler: HandlerRef[E, Any, Any], args: Any = None, *, timeout: float | None = None
+        self,
+        handler: HandlerRef[E, Any, Any],
+        args: Any = None,
+        *,
+        timeout: float | None = None,
+        restart: RestartPolicy = "temporary",
+        max_restarts: int = 3,
+        restart_period: float = 5.0,
     ) -> None:
         """Create the handler, ``init(args)`` it and install it first (OTP's ``add_handler``).
         Raises :class:`HandlerExists`, :class:`HandlerInitFailed` or :class:`InvalidHandler`
-        (also for a handler with coroutine methods: this runtime runs them synchronously)."""
+        (also for a handler with coroutine methods: this runtime runs them synchronously).
+        ``restart`` (``"temporary"``: gen_event's behaviour; ``"transient"``: added
+        again after a crash or a bad return; ``"permanent"``: also after it removed itself)
+        re-adds it at the front with the same class and ``args``, at most ``max_restarts``
+        times within ``restart_period`` seconds, then lets it go for good."""
         timeout = check_timeout(timeout)
         check_ref(handler)
+        spec = restart_spec(restart, args, max_restarts, restart_period)
         self._request(
-            self._srv.core.add_handler, (handler, args, None, None), "add_handler", timeout
+            self._srv.core.add_handler, (handler, args, None, None, spec), "add_handler", timeout
         )
 
     def add_sup_handler(
@@ -1040,6 +1054,9 @@ class EventManager(Generic[E]):
         on_exit: Callable[[HandlerExit], object],
         owner: threading.Thread | None = None,
         timeout: float | None = None,
+        restart: RestartPolicy = "temporary",
+        max_restarts: int = 3,
+        restart_period: float = 5.0,
     ) -> None:
         """As :meth:`add_handler`, and tie the handler to ``owner`` (default: the calling
         thread).
@@ -1052,12 +1069,13 @@ class EventManager(Generic[E]):
         no notices); else :class:`InvalidOwner`."""
         timeout = check_timeout(timeout)
         check_ref(handler)
+        spec = restart_spec(restart, args, max_restarts, restart_period)
         check_on_exit(on_exit)
         self._check_caller("add_sup_handler")
         owner_thread, reg = _check_owner(owner)
         self._request(
             self._srv.core.add_handler,
-            (handler, args, owner_thread, on_exit),
+            (handler, args, owner_thread, on_exit, spec),
             "add_sup_handler",
             timeout,
             reg,
@@ -1135,6 +1153,7 @@ class EventManager(Generic[E]):
         where: Callable[[E], object] | None = None,
         id: Hashable | None = None,
         timeout: float | None = None,
+        restart: RestartPolicy = "temporary",
     ) -> HandlerRef[E, Any, Any]: ...
 
     @overload
@@ -1146,6 +1165,7 @@ class EventManager(Generic[E]):
         where: Callable[[T], object] | None = None,
         id: Hashable | None = None,
         timeout: float | None = None,
+        restart: RestartPolicy = "temporary",
     ) -> HandlerRef[E, Any, Any]: ...
 
     def subscribe(
@@ -1156,16 +1176,18 @@ class EventManager(Generic[E]):
         where: Callable[[Any], object] | None = None,
         id: Hashable | None = None,
         timeout: float | None = None,
+        restart: RestartPolicy = "temporary",
     ) -> HandlerRef[E, Any, Any]:
         """Install the plain function ``fn`` as a handler of every event of ``event_type``
         (``isinstance``; ``None``: every event) for which ``where(event)`` is true, and return
         its reference, ``(FunctionHandler, id or fn)``, for :meth:`delete_handler`. It is an
         ordinary handler: it shows in :meth:`which_handlers`, and if it raises it is removed
         and reported. Its return value is ignored, except that ``Remove()`` unsubscribes it.
-        Subscribing the same function twice needs a distinct ``id``."""
+        Subscribing the same function twice needs a distinct ``id``; ``restart`` is
+        :meth:`add_handler`'s."""
         ref = _functions.reference(fn, id)
         _functions.check_filter(event_type, where)
-        self.add_handler(ref, Args(fn, event_type, where), timeout=timeout)
+        self.add_handler(ref, Args(fn, event_type, where), timeout=timeout, restart=restart)
         return ref
 
     def on(

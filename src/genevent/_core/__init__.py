@@ -19,9 +19,11 @@ from ._reasons import (
     Stopped,
     Swapped,
 )
+from ._restart import RESTART_POLICIES, Intensity, Restart, RestartPolicy, restart_spec
 
 __all__ = (
     "NO_HANDOFF",
+    "RESTART_POLICIES",
     "Args",
     "BadReturn",
     "Crashed",
@@ -30,6 +32,7 @@ __all__ = (
     "Entry",
     "ExitReason",
     "HandlerExit",
+    "Intensity",
     "Invoke",
     "ManagerCore",
     "NoHandoff",
@@ -40,6 +43,8 @@ __all__ = (
     "Remove",
     "RemovedItself",
     "Report",
+    "Restart",
+    "RestartPolicy",
     "Returned",
     "StartFailed",
     "Stopped",
@@ -49,4 +54,5 @@ __all__ = (
     "Unwatch",
     "Watch",
     "handler_key",
+    "restart_spec",
 )

@@ -85,8 +85,10 @@ class Unwatch:
 
 class Report:
     """Something to log. ``kind`` is ``"crash"`` (an error report: a callback raised or returned
-    a bad value, or a swap target failed to start), ``"terminate_raised"`` (error) or
-    ``"no_handle_info"`` (warning). ``instance`` is the handler object (for its state);
+    a bad value, or a swap target failed to start), ``"terminate_raised"`` (error),
+    ``"no_handle_info"`` (warning), ``"restarted"`` (warning; ``message`` is the restart count),
+    ``"restart_failed"`` (error: a restart's init failed) or ``"restart_limit"`` (error;
+    ``message`` is the handler's restart state). ``instance`` is the handler object (for its state);
     ``callback`` names the callback that failed (``"handle_event"``, ``"init"``, ...) when
     known."""
 

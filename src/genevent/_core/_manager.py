@@ -69,6 +69,7 @@ from ._reasons import (
     Stopped,
     Swapped,
 )
+from ._restart import Restart
 
 __all__ = ("Entry", "ManagerCore", "Procedure", "handler_key")
 
@@ -188,6 +189,7 @@ class Entry:
         "on_exit",
         "owner",
         "ref",
+        "restart",
         "terminate_fn",
         "terminate_is_async",
     )
@@ -200,6 +202,8 @@ class Entry:
         self.owner = owner
         self.on_exit = on_exit
         self.alive = True
+        #: its restart policy and intensity (None: temporary, gen_event's behaviour)
+        self.restart: Restart | None = None
         am = info.async_methods
         self.is_async = bool(am)
         self.event_fn: Callable[[Any], Any] = instance.handle_event
@@ -223,9 +227,18 @@ class ManagerCore:
     ``manager`` is an opaque label put into owner notices; ``allow_async`` says whether handler
     methods may be coroutine functions (the thread runtime refuses them)."""
 
-    def __init__(self, manager: Any = None, *, allow_async: bool = True) -> None:
+    def __init__(
+        self,
+        manager: Any = None,
+        *,
+        allow_async: bool = True,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.manager = manager
         self.allow_async = allow_async
+        #: the runtime's monotonic clock, read only to apply restart intensities (the core
+        #: itself never reads a clock: the runtime passes one in)
+        self.clock = clock
         self.entries: list[Entry] = []  # newest first
         self._by_ref: dict[Any, Entry] = {}
         self._owners: dict[Any, int] = {}
@@ -364,24 +377,69 @@ class ManagerCore:
         result = yield from self._terminate(entry, reason)
         if type(reason) is Crashed or type(reason) is BadReturn:
             yield Report("crash", entry.ref, entry.instance, message, reason, callback)
+        restart = entry.restart
+        if restart is not None and restart.wants(reason):
+            restarted, reason = yield from self._restart(entry, restart, reason)
+            if restarted:
+                return result  # same owner, still watched; nobody is told of a restart
         yield from self._tell(entry, reason)
         yield from self._release_owner(entry.owner)
         return result
 
+    def _restart(
+        self, entry: Entry, restart: Restart, reason: ExitReason
+    ) -> Generator[Effect, Any, tuple[bool, ExitReason]]:
+        """Add ``entry``'s handler again, at the front, with its original arguments, while its
+        restart intensity allows; return whether it is back, and the reason it last left for
+        (a restart whose ``init`` fails counts, and is reported)."""
+        clock = self.clock
+        ref = entry.ref
+        while clock is not None and restart.intensity.allow(clock()):
+            if self.stopped or self.find(ref) is not None:
+                return False, reason  # stopping, or re-added meanwhile by re-entrant code
+            try:
+                instance, info = yield from self._start(ref, restart.args, NO_HANDOFF, False)
+            except HandlerInitFailed as failed:
+                cause = failed.cause if failed.cause is not None else BadReturn(failed.returned)
+                reason = StartFailed(cause)
+                yield Report("restart_failed", ref, None, None, reason, "init")
+                continue
+            if self.stopped or self.find(ref) is not None:
+                return False, reason
+            restart.restarts += 1
+            new = Entry(ref, instance, info, entry.owner, entry.on_exit)
+            new.restart = restart
+            yield from self._insert(0, new)
+            yield from self._release_owner(entry.owner)  # _insert counted the owner again
+            yield Report("restarted", ref, instance, restart.restarts, reason)
+            return True, reason
+        yield Report("restart_limit", ref, None, restart, reason)
+        return False, reason
+
     # -- requests ----------------------------------------------------------------------------
 
     def add_handler(
-        self, ref: Any, args: Any = None, owner: Any = None, on_exit: OnExit | None = None
+        self,
+        ref: Any,
+        args: Any = None,
+        owner: Any = None,
+        on_exit: OnExit | None = None,
+        restart: Restart | None = None,
     ) -> Procedure:
-        """``add_handler`` / ``add_sup_handler`` (when ``owner`` is given): init, install first."""
+        """``add_handler`` / ``add_sup_handler`` (when ``owner`` is given): init, install first.
+        ``restart`` (see :mod:`._restart`) says when it is added again after it left."""
         handler_key(ref)
         if self.find(ref) is not None:
             raise HandlerExists(ref)
+        if restart is not None and self.clock is None:
+            raise ValueError("restart policies need a clock: this runtime gave the core none")
         instance, info = yield from self._start(ref, args, NO_HANDOFF, False)
         # init may have re-entered (a notify is queued, never run inline), so re-check.
         if self.find(ref) is not None:
             raise HandlerExists(ref)
-        yield from self._insert(0, Entry(ref, instance, info, owner, on_exit))
+        entry = Entry(ref, instance, info, owner, on_exit)
+        entry.restart = restart
+        yield from self._insert(0, entry)
 
     def delete_handler(self, ref: Any, args: Any = None) -> Procedure:
         """``delete_handler``: terminate with :class:`Deleted`, return terminate's result."""
