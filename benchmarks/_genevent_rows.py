@@ -7,6 +7,7 @@ suite still runs (and says why these rows are missing) when genevent cannot be i
 from __future__ import annotations
 
 import asyncio
+import gc
 from functools import partial
 from typing import Any
 
@@ -118,6 +119,64 @@ async def aio_roundtrips(n: int, what: str, *, latency: bool) -> list[int]:
     finally:
         await mgr.stop()
     return samples if latency else [elapsed]
+
+
+async def aio_flood(n: int) -> tuple[int, list[int]]:
+    """A foreign thread notifies ``n`` events as fast as it can while a ticker task in the
+    manager's loop sleeps 1 ms at a time. Returns the burst's elapsed ns (until a sync_notify
+    behind the last event returns) and how late (ns) each tick woke."""
+    mgr = aio.start()
+    late: list[int] = []
+    running = True
+
+    async def ticker() -> None:
+        now, sleep = h.now, asyncio.sleep
+        while running:
+            t0 = now()
+            await sleep(0.001)
+            late.append(now() - t0 - 1_000_000)
+
+    try:
+        await mgr.add_handler(Counter)
+        tick = asyncio.create_task(ticker())
+        await asyncio.sleep(0)  # the ticker is asleep before the flood starts
+        t0 = h.now()
+        await asyncio.to_thread(produce, mgr.notify, n)
+        await mgr.sync_notify(None)
+        elapsed = h.now() - t0
+        running = False
+        await tick
+        count = await mgr.call(Counter, "get")
+    finally:
+        await mgr.stop()
+    _check([count], n + 1)
+    return elapsed, late
+
+
+def flood_rows(cfg: h.Config) -> list[h.Row]:
+    """The fairness scenario: burst throughput (best of the reps) and the ticker's p99
+    lateness (all reps' ticks pooled)."""
+    if not (cfg.wants(h.FLOOD) or cfg.wants(h.FLOOD_LATE)):
+        return []
+    n = cfg.flood_events
+    h.progress(f"genevent: {h.FLOOD.name}")
+    best: float | None = None
+    late: list[int] = []
+    try:
+        for _ in range(cfg.flood_reps):
+            gc.collect()
+            elapsed, ticks = asyncio.run(aio_flood(n))
+            best = elapsed if best is None else min(best, elapsed)
+            late += ticks
+    except Exception as exc:
+        return [h.failed(h.FLOOD, h.GE_AIO, exc), h.failed(h.FLOOD_LATE, h.GE_AIO, exc)]
+    assert best is not None
+    note = f"{n:,} events from one thread, best of {cfg.flood_reps}"
+    late_note = f"{len(late):,} ticks of 1 ms over {cfg.flood_reps} bursts"
+    return [
+        h.row(h.FLOOD, h.GE_AIO, h.per_second(n, best), note),
+        h.row(h.FLOOD_LATE, h.GE_AIO, h.percentile(late, 0.99) / 1e6, late_note),
+    ]
 
 
 # ---------------------------------------------------------------- thread runtime

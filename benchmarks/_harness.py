@@ -64,6 +64,10 @@ MEM_MANAGER = Scenario("memory per idle manager with 1 handler", "bytes", "lower
 MEM_HANDLER = Scenario("memory per handler", "bytes", "lower", PLAIN_OBJECT)
 FIT_1GB = Scenario("managers that fit in 1 GB", "managers", "higher", DEQUE)
 MANY = Scenario("100,000 asyncio managers", "bytes", "lower", None)
+FLOOD = Scenario(
+    "cross-thread flood, burst with a 1 ms ticker in the loop", "events/s", "higher", None
+)
+FLOOD_LATE = Scenario("cross-thread flood, ticker lateness p99", "ms", "lower", None)
 
 SCENARIOS: tuple[Scenario, ...] = (
     NOTIFY_1,
@@ -79,6 +83,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     MEM_HANDLER,
     FIT_1GB,
     MANY,
+    FLOOD,
+    FLOOD_LATE,
 )
 
 
@@ -110,6 +116,8 @@ class Config:
     mem_managers: int = 2_000
     mem_handlers: int = 5_000
     many_managers: int = 100_000
+    flood_events: int = 2_000_000
+    flood_reps: int = 3
     meta: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -130,6 +138,8 @@ class Config:
             mem_managers=50,
             mem_handlers=100,
             many_managers=1_000,
+            flood_events=20_000,
+            flood_reps=1,
         )
 
     def wants(self, scenario: Scenario) -> bool:
@@ -300,6 +310,8 @@ def fmt_value(value: float | None, unit: str) -> str:
         return f"{value / 1e3:.1f} k/s"
     if unit == "µs":
         return f"{value:.2f} µs"
+    if unit == "ms":
+        return f"{value:.2f} ms"
     if unit == "bytes":
         return f"{value:,.0f} bytes"
     return f"{value:,.0f}"
