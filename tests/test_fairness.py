@@ -1,5 +1,5 @@
-"""Fairness: a flooded manager never starves the other tasks, timers and timeouts of its
-event loop (asyncio), nor a caller of its thread (threads).
+"""docs/semantics.md P9, fairness: a flooded manager never starves the other tasks, timers
+and timeouts of its event loop (asyncio), nor a caller of its thread (threads).
 
 A flood here is bounded twice: it stops when the test has seen what it waits for (a
 ``threading.Event``), and in any case after :data:`FLOOD` events, so a broken manager fails the

@@ -11,10 +11,14 @@ Which calls are safe from where:
 * A handler callback that awaits a request on its own manager gets
   :class:`~genevent.CallingSelf` at once instead of a deadlock.
 
-Messages are handled one at a time in arrival order. When the manager is idle (its mailbox is
-empty and its task is parked) and every handler is a plain (non-coroutine) handler, ``call``,
-``sync_notify`` and ``which_handlers`` run inline in the caller, without a context switch: the
-result and every ordering guarantee are those of the queued path.
+Messages are handled one at a time in arrival order, at most 1024 in a row: then the manager
+gives its event loop a turn, as an Erlang process is preempted once it spent its reductions. A
+mailbox that never empties (a producer thread, a handler notifying its own manager) therefore
+holds the loop for one slice at a time, and the loop's other tasks, timers and timeouts still
+run. When the manager is idle (its mailbox is empty and its task is parked) and every handler
+is a plain (non-coroutine) handler, ``call``, ``sync_notify`` and ``which_handlers`` run inline
+in the caller, without a context switch: the result and every ordering guarantee are those of
+the queued path (a manager between two slices is not idle).
 
 Arguments are checked at the call, before anything is queued or run, the same way on the queued
 and the inline path: ``timeout`` must be None (wait as long as it takes), ``math.inf`` (the
@@ -32,6 +36,7 @@ import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Hashable
+from itertools import repeat
 from types import CodeType, TracebackType
 from typing import Any, Final, Generic, NoReturn, TypeVar, overload
 
@@ -91,6 +96,19 @@ _LIVE: set[EventManager[Any]] = set()  # running managers stay alive until they 
 # Erlang processes: a manager nobody references is still a running manager, not garbage
 _STOP: Final = object()
 _seal_lock = threading.Lock()  # shared: taken only by a notify that raced a stop, and at seal
+
+_BUDGET: Final = 1024
+"""The fairness budget, like OTP's reductions: the manager task handles at most this many
+messages in a row, then gives its event loop a turn (a ``sleep(0)``), so that a mailbox that
+never empties (a producer thread, a handler notifying its own manager) cannot starve the loop's
+other tasks, timers and timeouts. The runtime's, not the user's.
+
+A count, not a clock: the count is taken per batch of messages known to be in the mailbox (a C
+``repeat`` iterator drives the batch), so it costs nothing per message, while reading
+``time.monotonic()`` per message adds about 45 ns to a drain of about 125 ns per event (a third
+more). A turn costs about 6 µs: 1024 trivial events (about 150 µs) keep that near 3 % of a
+notify burst, 512 made it 5 %."""
+_yield = asyncio.sleep
 
 
 class _Fatal:
@@ -989,6 +1007,7 @@ class EventManager(Generic[E]):
         popleft = mailbox.popleft
         core = self._core
         task = asyncio.current_task()
+        budget = _BUDGET
         try:
             while True:
                 if not mailbox:
@@ -1008,38 +1027,51 @@ class EventManager(Generic[E]):
                     # the dispatch tuple is read once per batch and again after anything that
                     # may change the table (a control request, a non-None outcome)
                     targets = None
+                    spent = 0
                     while mailbox:
-                        msg = popleft()
-                        if msg.__class__ is _Request:
-                            if msg.proc is _STOP:
-                                fatal = await self._finish([msg])
-                                if fatal is not None:
-                                    raise fatal
-                                return
-                            await self._handle(msg)
-                            targets = None
-                            continue
-                        if targets is None:
-                            if core.async_count:
-                                await self._drive(core.notify(msg))
-                                continue
-                            targets = core.cached_targets or core.event_targets
-                        for entry, fn in targets:
-                            try:
-                                result = fn(msg)
-                            except CRASHES as exc:
-                                if isinstance(exc, FATAL):
-                                    await self._interrupted(entry, exc, msg)
-                                await self._drive(core.event_result(entry, Raised(exc), msg))
+                        # the budget is counted per batch of messages known to be there, not
+                        # per message: the loop below is a C iterator, as cheap as the plain
+                        # ``while mailbox`` drain it replaces
+                        batch = len(mailbox)
+                        if batch > budget - spent:
+                            batch = budget - spent
+                            if not batch:
+                                break
+                        spent += batch
+                        for _ in repeat(None, batch):
+                            msg = popleft()
+                            if msg.__class__ is _Request:
+                                if msg.proc is _STOP:
+                                    fatal = await self._finish([msg])
+                                    if fatal is not None:
+                                        raise fatal
+                                    return
+                                await self._handle(msg)
                                 targets = None
-                            else:
-                                if result is not None:
-                                    await self._drive(
-                                        core.event_result(entry, Returned(result), msg)
-                                    )
+                                continue
+                            if targets is None:
+                                if core.async_count:
+                                    await self._drive(core.notify(msg))
+                                    continue
+                                targets = core.cached_targets or core.event_targets
+                            for entry, fn in targets:
+                                try:
+                                    result = fn(msg)
+                                except CRASHES as exc:
+                                    if isinstance(exc, FATAL):
+                                        await self._interrupted(entry, exc, msg)
+                                    await self._drive(core.event_result(entry, Raised(exc), msg))
                                     targets = None
+                                else:
+                                    if result is not None:
+                                        await self._drive(
+                                            core.event_result(entry, Returned(result), msg)
+                                        )
+                                        targets = None
                 finally:
                     self._dispatch_task = None
+                if mailbox:  # the slice is spent: the loop's other tasks and timers go first
+                    await _yield(0)
         except GeneratorExit:  # its loop was closed under it and the coroutine closed
             raise
         except asyncio.CancelledError:
