@@ -11,8 +11,9 @@ Which calls are safe from where:
 * A handler callback that awaits a request on its own manager gets
   :class:`~genevent.CallingSelf` at once instead of a deadlock.
 
-Messages are handled one at a time in arrival order, at most 1024 in a row: then the manager
-gives its event loop a turn, as an Erlang process is preempted once it spent its reductions. A
+Messages are handled one at a time in arrival order, for at most one slice of time in a row
+(the interpreter's switch interval, 5 ms by default): then the manager gives its event loop a
+turn, as an Erlang process is preempted once it spent its reductions. A
 mailbox that never empties (a producer thread, a handler notifying its own manager) therefore
 holds the loop for one slice at a time, and the loop's other tasks, timers and timeouts still
 run. When the manager is idle (its mailbox is empty and its task is parked) and every handler
@@ -33,7 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Hashable
 from itertools import repeat
@@ -98,17 +101,25 @@ _STOP: Final = object()
 _seal_lock = threading.Lock()  # shared: taken only by a notify that raced a stop, and at seal
 
 _BUDGET: Final = 1024
-"""The fairness budget, like OTP's reductions: the manager task handles at most this many
-messages in a row, then gives its event loop a turn (a ``sleep(0)``), so that a mailbox that
-never empties (a producer thread, a handler notifying its own manager) cannot starve the loop's
-other tasks, timers and timeouts. The runtime's, not the user's.
+"""How many messages the manager task handles between two looks at the clock (counted per
+batch of messages known to be in the mailbox, with a C ``repeat`` iterator, so the count costs
+nothing per message; a clock read per message would add about 45 ns to a drain of about
+125 ns per event)."""
 
-A count, not a clock: the count is taken per batch of messages known to be in the mailbox (a C
-``repeat`` iterator drives the batch), so it costs nothing per message, while reading
-``time.monotonic()`` per message adds about 45 ns to a drain of about 125 ns per event (a third
-more). A turn costs about 6 µs: 1024 trivial events (about 150 µs) keep that near 3 % of a
-notify burst, 512 made it 5 %."""
+_SLICE: Final = sys.getswitchinterval()
+"""The fairness slice, like OTP's reductions: once the manager task has been draining for this
+long (checked every :data:`_BUDGET` messages), it gives its event loop a turn (a ``sleep(0)``),
+so that a mailbox that never empties (a producer thread, a handler notifying its own manager)
+cannot starve the loop's other tasks, timers and timeouts. The runtime's, not the user's.
+
+It is the interpreter's own thread switch interval (5 ms by default), measured against shorter
+slices: a turn of the loop polls for I/O and so releases the GIL, and a producer thread that
+takes it keeps it for a whole switch interval. A slice as long as that interval keeps the
+manager and a flooding producer thread alternating as the interpreter alternates threads (the
+flood's throughput within a few % of a manager that never yields); slices of 1024 messages
+(about 130 µs) gave the producer nearly all the time and cost a quarter of that throughput."""
 _yield = asyncio.sleep
+_clock = time.monotonic
 
 
 class _Fatal:
@@ -1028,15 +1039,17 @@ class EventManager(Generic[E]):
                     # may change the table (a control request, a non-None outcome)
                     targets = None
                     spent = 0
+                    deadline = _clock() + _SLICE
                     while mailbox:
                         # the budget is counted per batch of messages known to be there, not
                         # per message: the loop below is a C iterator, as cheap as the plain
-                        # ``while mailbox`` drain it replaces
-                        batch = len(mailbox)
-                        if batch > budget - spent:
-                            batch = budget - spent
-                            if not batch:
+                        # ``while mailbox`` drain it replaces; the clock is read per budget
+                        if spent >= budget:
+                            if _clock() >= deadline:
                                 break
+                            spent = 0
+                        batch = len(mailbox)
+                        batch = min(batch, budget - spent)
                         spent += batch
                         for _ in repeat(None, batch):
                             msg = popleft()
