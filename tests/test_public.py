@@ -60,7 +60,12 @@ def _python_blocks() -> list[str]:
 def test_readme_examples_run(index: int, capsys: pytest.CaptureFixture[str]) -> None:
     code = _python_blocks()[index]
     assert code.startswith(("import", "from")), "a README example starts with its imports"
-    exec(compile(code, f"README.md block {index}", "exec"), {"__name__": "readme"})
+    module = types.ModuleType("readme")  # a real module: dataclasses look their module up
+    sys.modules["readme"] = module
+    try:
+        exec(compile(code, f"README.md block {index}", "exec"), module.__dict__)
+    finally:
+        del sys.modules["readme"]
     out = capsys.readouterr().out
     if "I dare you" in code:
         assert "[\"Meetup at 10 o'clock\", 'I dare you!']" in out
@@ -68,6 +73,14 @@ def test_readme_examples_run(index: int, capsys: pytest.CaptureFixture[str]) -> 
         assert "['Assemble in class']" in out
     if "class Audit" in code:
         assert out.splitlines() == ["['ada']", "['ada']"]
+    if "class Revenue" in code:
+        assert out.splitlines() == ["big order: 1", "alert: PaymentFailed(order=1)", "259.0"]
+    if "class Flaky" in code:
+        assert out.splitlines() == ["[<class 'readme.Flaky'>] 1"]
+    if "evens = mgr.stream" in code:
+        assert out.splitlines() == ["[0, 2, 4, 6]"]
+    if "ErrorRateAlarm" in code:
+        assert out.splitlines() == ["3 errors in 60.0 s; last: payment failed for order 2"]
     if "OwnerExited" in code:
         assert out.splitlines() == [
             "Deleted(args='done')",
