@@ -63,12 +63,17 @@ class FraudCheck(EventHandler[Event, None, None]):
             raise ValueError(f"cannot score order {event.order}")
 
 
-async def watch_for_a_while(mgr: aio.EventManager[Event], log: list[str]) -> None:
+async def watch_for_a_while(
+    mgr: aio.EventManager[Event], log: list[str], gone: asyncio.Event
+) -> None:
     """A short-lived task that owns a handler: the handler leaves when the task ends."""
 
     class Watcher(EventHandler[Event, None, None]):
         def handle_event(self, event: Event) -> None:
             log.append(f"watcher saw {event}")
+
+        def terminate(self, reason: object) -> None:
+            gone.set()  # OwnerExited: its task ended
 
     def told(notice: HandlerExit) -> None:  # not called here: the handler outlives its work
         log.append(f"watcher left: {type(notice.reason).__name__}")
@@ -96,8 +101,9 @@ async def main() -> None:
         print("revenue:", await mgr.call(Revenue, "total"))  # sees all four events
         print("handlers:", [getattr(h, "__name__", h) for h in await mgr.which_handlers()])
 
-        await asyncio.create_task(watch_for_a_while(mgr, log))
-        await asyncio.sleep(0)  # one turn of the loop: the task's end reaches the manager
+        gone = asyncio.Event()
+        await asyncio.create_task(watch_for_a_while(mgr, log, gone))
+        await gone.wait()  # the task's end reached the manager: Watcher was terminated
         print("after the watcher's task:", len(await mgr.which_handlers()), "handlers")
         await mgr.delete_handler(failed)
         mgr.notify(PaymentFailed(3, "timeout"))

@@ -19,7 +19,14 @@ from genevent import EventHandler, aio, threads
 from genevent.__main__ import main, seed_session, seed_session_threads
 
 ROOT = Path(__file__).resolve().parent.parent
-PUBLIC_MODULES = ["genevent", "genevent.aio", "genevent.threads", "genevent.examples"]
+PUBLIC_MODULES = [
+    "genevent",
+    "genevent.aio",
+    "genevent.threads",
+    "genevent.examples",
+    "genevent.logs",
+    "genevent.prometheus",
+]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)

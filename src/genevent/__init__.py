@@ -58,6 +58,7 @@ from ._errors import (
 )
 from ._functions import AsyncFunctionHandler, FunctionHandler
 from ._handler import EventHandler, HandlerRef, Instruction
+from ._metrics import HandlerStats, ManagerStats
 from ._registry import whereis
 from ._routing import handles
 from ._streams import AsyncEventStream, EventStream, StreamFeed
@@ -85,12 +86,14 @@ __all__ = (
     "HandlerInitFailed",
     "HandlerNotFound",
     "HandlerRef",
+    "HandlerStats",
     "Instruction",
     "InvalidHandler",
     "InvalidName",
     "InvalidOwner",
     "MailboxFull",
     "ManagerNotRunning",
+    "ManagerStats",
     "NameTaken",
     "NoHandoff",
     "OwnerExited",

@@ -1,16 +1,15 @@
 """Bounded buffers: the overflow rules and the counts, once for every runtime (sans-I/O).
 
-A mailbox, an isolated handler's mailbox and an event stream are bounded the same way: a
+Every bounded buffer of genevent (an event stream's today) is bounded the same way: a
 ``maxsize`` (``None``: unbounded) and a policy for what happens to a message that arrives when
-the buffer is full. Only events and info messages are subject to the policy; control requests
-(calls, add/delete/swap, stop) never are. This module decides and counts; it never waits,
-locks, reads a clock or logs: each runtime does that with what :func:`decide` tells it.
+the buffer is full. This module decides and counts; it never waits, locks, reads a clock or
+logs: each runtime does that with what :func:`decide` tells it.
 
 Policies:
 
 ``"block"``
-    back-pressure: the producer waits until there is room (asyncio: ``notify_wait``; a plain
-    ``notify`` that cannot wait raises :class:`~genevent.MailboxFull` instead).
+    back-pressure: the producer waits until there is room (a producer that cannot wait is
+    refused with :class:`~genevent.MailboxFull` instead).
 ``"drop_newest"``
     the arriving message is dropped (counted).
 ``"drop_oldest"``

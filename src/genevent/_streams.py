@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 
 from ._core import Args, Crashed, ExitReason, Remove
 from ._errors import GenEventError, MailboxFull
+from ._functions import check_filter
 from ._handler import EventHandler
 from ._overflow import Action, Counts, OverflowPolicy, check_bound
 
@@ -49,13 +50,7 @@ class _Stream(Generic[E]):
         overflow: OverflowPolicy,
     ) -> None:
         check_bound(maxsize, overflow)
-        if event_type is not None:
-            try:
-                isinstance(None, event_type)
-            except TypeError as exc:
-                raise TypeError(f"event_type {event_type!r} is not a class") from exc
-        if where is not None and not callable(where):
-            raise TypeError(f"where={where!r} is not callable")
+        check_filter(event_type, where)  # InvalidHandler (a TypeError), as for subscribe
         self.event_type = event_type
         self.where = where
         self.maxsize = maxsize

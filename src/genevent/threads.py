@@ -106,6 +106,7 @@ from ._errors import (
     _name,
 )
 from ._handler import HandlerRef
+from ._metrics import ManagerStats, Timings, build_stats
 from ._overflow import OverflowPolicy
 from ._streams import EventStream
 from ._text import short
@@ -125,6 +126,8 @@ terminate their handlers."""
 _JOINER_RELEASE: Final = 1.0  # how often an idle owner-watching thread checks it is still needed
 
 _STOP: Final = object()
+_INTERNAL: Final = frozenset({"info", "owner_down", "stream close"})
+"""Messages that are not control requests (metrics count them elsewhere, or not at all)."""
 _SYNC_NOTIFY: Final = object()
 _CALL: Final = object()  # a call, answered through _Server.call's fast path
 _FOREVER: Final = threading.TIMEOUT_MAX  # timeouts this long or longer mean "no timeout"
@@ -185,11 +188,18 @@ class _Server:
     """Everything the manager's thread needs. The thread references this, never the public
     :class:`EventManager`, so that an abandoned manager can be collected (and then stopped)."""
 
-    def __init__(self, name: str | None, inline: bool) -> None:
+    def __init__(self, name: str | None, inline: bool, timing: bool = False) -> None:
         self.name = name
         self.inline = inline
         self.public: Callable[[], EventManager[Any] | None] = _no_public
         self.core = ManagerCore(self, allow_async=False, clock=time.monotonic)
+        # metrics the core does not keep (it counts the rest)
+        self.high_water = 0
+        self.dropped = 0
+        self.refused = 0
+        self.timings = Timings(time.perf_counter_ns) if timing else None
+        if self.timings is not None:
+            self.core.wrap_event = self.timings.wrap
         self.mailbox: deque[Any] = deque()
         self.closed = False
         #: True while the thread is parked on ``wakeup`` (or about to be)
@@ -273,6 +283,7 @@ class _Server:
             if not self.sealed:
                 return
             take_back(self.mailbox, item)
+            self.refused += 1
         raise ManagerNotRunning(who)
 
     def interrupt(self) -> None:
@@ -305,26 +316,40 @@ class _Server:
                 # the snapshot the current event is delivered to.
                 targets = core.event_targets
                 while mailbox:
-                    msg = popleft()
-                    if msg.__class__ is request:
-                        if msg.proc is _STOP:
-                            self.stop(msg)
-                            return
-                        self.handle(msg)
-                        targets = core.event_targets
-                    else:
-                        for entry, fn in targets:
-                            try:
-                                result = fn(msg)
-                            except CRASHES as exc:
-                                if isinstance(exc, FATAL):
-                                    self.interrupted(entry, exc, msg)
-                                drive(core.event_result(entry, Raised(exc), msg))
-                                targets = core.event_targets
-                            else:
-                                if result is not None:
-                                    drive(core.event_result(entry, Returned(result), msg))
+                    # a batch of the messages known to be there; the event count (metrics) is
+                    # brought up to date on the slow paths (a request, a callback that raised
+                    # or returned something) and once per batch, never per event
+                    batch = len(mailbox)
+                    self.high_water = max(self.high_water, batch)
+                    base = core.events
+                    requests = 0
+                    for i in range(batch):
+                        msg = popleft()
+                        if msg.__class__ is request:
+                            core.events = base + i - requests
+                            requests += 1
+                            if msg.proc is _STOP:
+                                self.stop(msg)
+                                return
+                            self.handle(msg)
+                            targets = core.event_targets
+                            base = core.events - i - 1 + requests  # handle may count an event
+                        else:
+                            for entry, fn in targets:
+                                try:
+                                    result = fn(msg)
+                                except CRASHES as exc:
+                                    core.events = base + i + 1 - requests
+                                    if isinstance(exc, FATAL):
+                                        self.interrupted(entry, exc, msg)
+                                    drive(core.event_result(entry, Raised(exc), msg))
                                     targets = core.event_targets
+                                else:
+                                    if result is not None:
+                                        core.events = base + i + 1 - requests
+                                        drive(core.event_result(entry, Returned(result), msg))
+                                        targets = core.event_targets
+                    core.events = base + batch - requests
                 self.sleeping = True
                 if mailbox:  # re-check: a poster may have appended before seeing the flag
                     self.sleeping = False
@@ -348,6 +373,8 @@ class _Server:
             run_lock.release()
 
     def handle(self, req: _Request) -> None:
+        if req.what not in _INTERNAL:
+            self.core.requests += 1
         try:
             if req.proc is _CALL:
                 result = self.call(*req.args)
@@ -432,8 +459,10 @@ class _Server:
         self.run_lock.release()
 
     def dispatch(self, event: Any) -> None:
-        """The hot path for one event: call each handler; enter the core only when needed."""
+        """One event outside the drain loop (sync_notify, an inline caller, the final drain):
+        call each handler; enter the core only when needed."""
         core = self.core
+        core.events += 1
         for entry, fn in core.event_targets:
             try:
                 result = fn(event)
@@ -551,6 +580,7 @@ class _Server:
             pending = list(self.mailbox)
             self.mailbox.clear()
         if not drained and (lost := sum(m.__class__ is not _Request for m in pending)):
+            self.dropped += lost
             log.error("genevent manager %r dropped %d queued events", self.label(), lost)
         if self.name is not None:
             mgr = self.public()
@@ -811,11 +841,13 @@ class EventManager(Generic[E]):
     block exits, normally or by an exception.
     """
 
-    def __init__(self, name: str | None = None, *, inline: bool = False) -> None:
+    def __init__(
+        self, name: str | None = None, *, inline: bool = False, timing: bool = False
+    ) -> None:
         """Internal: use :func:`start`."""
         #: the name it is registered under, or None
         self.name = name
-        srv = self._srv = _Server(name, inline)
+        srv = self._srv = _Server(name, inline, timing)
         self._append = srv.mailbox.append
         if name is not None:
             _registry.register(name, self)
@@ -842,6 +874,23 @@ class EventManager(Generic[E]):
         one being handled: a snapshot, which other threads may change at once."""
         return len(self._srv.mailbox)
 
+    def stats(self) -> ManagerStats:
+        """What the manager and its handlers did (events, infos, requests, mailbox depth and
+        high-water mark, drops, refusals, crashes, restarts, per-handler counts and, with
+        ``start(timing=True)``, ``handle_event`` durations), read without stopping it."""
+        srv = self._srv
+        return build_stats(
+            srv.core,
+            name=self.name,
+            ident=id(self),
+            running=not srv.closed,
+            queued=len(srv.mailbox),
+            high_water=srv.high_water,
+            dropped=srv.dropped,
+            refused=srv.refused,
+            timings=srv.timings,
+        )
+
     @property
     def thread(self) -> threading.Thread:
         """The thread the manager runs on."""
@@ -867,6 +916,7 @@ class EventManager(Generic[E]):
         ``notify``). Safe from any thread. Raises :class:`ManagerNotRunning` once stopped."""
         srv = self._srv
         if srv.closed:
+            srv.refused += 1
             raise ManagerNotRunning(self)
         self._append(event)
         if srv.closed:  # stop was requested meanwhile: accepted only if it will be handled
@@ -878,7 +928,11 @@ class EventManager(Generic[E]):
         """Queue an info ``message`` for every handler's ``handle_info`` (OTP: any other message
         sent to the manager). Safe from any thread."""
         srv = self._srv
-        srv.post(_Request(srv.core.info, (message,), "info"), self)
+        try:
+            srv.post(_Request(srv.core.info, (message,), "info"), self)
+        except ManagerNotRunning:
+            srv.refused += 1
+            raise
 
     # -- waiting for an answer ----------------------------------------------------------------
 
@@ -941,6 +995,7 @@ class EventManager(Generic[E]):
             self._check_caller("sync_notify")
             if srv.enter_inline():
                 t0 = _monotonic()
+                srv.core.requests += 1
                 try:
                     srv.dispatch(event)
                 except FATAL:
@@ -986,6 +1041,7 @@ class EventManager(Generic[E]):
             self._check_caller("call")
             if srv.enter_inline():
                 t0 = _monotonic()
+                srv.core.requests += 1
                 try:
                     reply = srv.call(handler, request)
                 except GenEventError:
@@ -1196,13 +1252,14 @@ class EventManager(Generic[E]):
         *,
         where: Callable[[Any], object] | None = None,
         id: Hashable | None = None,
+        restart: RestartPolicy = "temporary",
     ) -> Callable[[F], F]:
         """Decorator form of :meth:`subscribe`: ``@mgr.on(OrderPlaced)`` subscribes the
         function (blocking until it is installed, raising as ``subscribe`` does) and returns
         it unchanged."""
 
         def register(fn: F) -> F:
-            self.subscribe(fn, event_type, where=where, id=id)
+            self.subscribe(fn, event_type, where=where, id=id, restart=restart)
             return fn
 
         return register
@@ -1362,7 +1419,9 @@ async def _await(
         raise srv.timeout_error(what, timeout, ahead, args) from None
 
 
-def start(name: str | None = None, *, inline: bool = False) -> EventManager[Any]:
+def start(
+    name: str | None = None, *, inline: bool = False, timing: bool = False
+) -> EventManager[Any]:
     """Start an event manager on a new daemon thread (OTP's ``start``/``start_link``).
 
     With ``name``, it is registered so that :func:`genevent.whereis` finds it; a second manager
@@ -1372,5 +1431,7 @@ def start(name: str | None = None, *, inline: bool = False) -> EventManager[Any]
 
     ``inline=True`` lets an idle manager's ``call`` and ``sync_notify`` run in the caller's
     thread (see the module documentation): far lower latency, but handler callbacks are then
-    not confined to the manager's thread."""
-    return EventManager(name, inline=inline)
+    not confined to the manager's thread. ``timing=True`` times every plain
+    ``handle_event`` into per-handler histograms that :meth:`EventManager.stats` reports (it
+    costs about as much as the hot path itself, so it is off by default)."""
+    return EventManager(name, inline=inline, timing=timing)

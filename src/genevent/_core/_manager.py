@@ -182,6 +182,7 @@ class Entry:
         "call_is_async",
         "event_fn",
         "event_is_async",
+        "events_at",
         "info_fn",
         "info_is_async",
         "instance",
@@ -204,6 +205,8 @@ class Entry:
         self.alive = True
         #: its restart policy and intensity (None: temporary, gen_event's behaviour)
         self.restart: Restart | None = None
+        #: the manager's event count when it was installed (its own count is derived)
+        self.events_at = 0
         am = info.async_methods
         self.is_async = bool(am)
         self.event_fn: Callable[[Any], Any] = instance.handle_event
@@ -249,6 +252,22 @@ class ManagerCore:
         self.cached_targets: tuple[tuple[Entry, Callable[[Any], Any]], ...] | None = ()
         #: True once :meth:`stop` ran
         self.stopped = False
+        # -- metrics: counted on slow paths here; ``events`` and ``requests`` are added to by
+        # the runtimes (per batch, on their hot paths)
+        #: events handled
+        self.events = 0
+        #: info messages handled
+        self.infos = 0
+        #: control requests handled
+        self.requests = 0
+        #: handlers that crashed or returned a bad value, in all and per reference
+        self.crashes = 0
+        self.crashes_by_ref: dict[Any, int] = {}
+        #: restarts done by restart policies
+        self.restarts = 0
+        #: when set (by a runtime that times callbacks), ``wrap_event(entry, fn)`` gives what
+        #: the hot path calls instead of a plain handler's bound ``handle_event``
+        self.wrap_event: Callable[[Entry, Callable[[Any], Any]], Callable[[Any], Any]] | None = None
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -270,7 +289,15 @@ class ManagerCore:
         it, so it does not see that event (docs/semantics.md A17)."""
         targets = self.cached_targets
         if targets is None:
-            targets = self.cached_targets = tuple((e, e.event_fn) for e in self.entries)
+            wrap = self.wrap_event
+            if wrap is None:
+                targets = tuple((e, e.event_fn) for e in self.entries)
+            else:
+                targets = tuple(
+                    (e, e.event_fn if e.event_is_async else wrap(e, e.event_fn))
+                    for e in self.entries
+                )
+            self.cached_targets = targets
         return targets
 
     def owners(self) -> list[Any]:
@@ -280,6 +307,7 @@ class ManagerCore:
     # -- table edits (no user code) ----------------------------------------------------------
 
     def _insert(self, index: int, entry: Entry) -> Generator[Effect, Any, None]:
+        entry.events_at = self.events
         self.entries.insert(index, entry)
         self._by_ref[entry.ref] = entry
         self.cached_targets = None
@@ -376,12 +404,15 @@ class ManagerCore:
         self._unlink(entry)
         result = yield from self._terminate(entry, reason)
         if type(reason) is Crashed or type(reason) is BadReturn:
+            self.crashes += 1
+            self.crashes_by_ref[entry.ref] = self.crashes_by_ref.get(entry.ref, 0) + 1
             yield Report("crash", entry.ref, entry.instance, message, reason, callback)
         restart = entry.restart
         if restart is not None and restart.wants(reason):
             restarted, reason = yield from self._restart(entry, restart, reason)
             if restarted:
                 return result  # same owner, still watched; nobody is told of a restart
+        self.crashes_by_ref.pop(entry.ref, None)  # gone for good: the totals keep counting
         yield from self._tell(entry, reason)
         yield from self._release_owner(entry.owner)
         return result
@@ -407,6 +438,7 @@ class ManagerCore:
             if self.stopped or self.find(ref) is not None:
                 return False, reason
             restart.restarts += 1
+            self.restarts += 1
             new = Entry(ref, instance, info, entry.owner, entry.on_exit)
             new.restart = restart
             yield from self._insert(0, new)
@@ -541,6 +573,7 @@ class ManagerCore:
     def info(self, message: Any) -> Procedure:
         """An info message: every handler's ``handle_info``, newest first. A handler without
         ``handle_info`` keeps running; a warning is reported."""
+        self.infos += 1
         for entry in list(self.entries):
             if not entry.alive:
                 continue

@@ -1,0 +1,198 @@
+"""Metrics: what a manager and its handlers did, as plain data (sans-I/O).
+
+Counters are always on and cost next to nothing: the runtimes count events per batch in their
+drain loops (one addition per batch, not per event), and everything else (crashes, restarts,
+requests, drops) is counted on paths that are slow anyway. A handler's event count is derived:
+the manager's count now minus its count when the handler was installed.
+
+Handler processing time is off by default, because timing every callback costs about as much
+as the hot path itself (two clock reads per callback). ``start(timing=True)`` turns it on: each
+``handle_event`` is then timed into a :class:`Histogram` of power-of-two nanosecond buckets,
+from which quantiles are read. The benchmark suite measures what it costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ("HandlerStats", "Histogram", "ManagerStats", "Timings", "build_stats", "timed")
+
+_BUCKETS = 64
+
+
+class Histogram:
+    """Durations in nanoseconds, counted in power-of-two buckets (bucket ``k`` holds durations
+    with ``k`` significant bits, so each bucket spans a factor of two): constant memory, one
+    ``int.bit_length`` per sample. Quantiles are read as the upper bound of their bucket."""
+
+    __slots__ = ("buckets", "count", "total_ns")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * _BUCKETS
+        self.count = 0
+        self.total_ns = 0
+
+    def add(self, ns: int) -> None:
+        """Count one duration."""
+        self.buckets[min(ns.bit_length(), _BUCKETS - 1)] += 1
+        self.count += 1
+        self.total_ns += ns
+
+    def quantile(self, q: float) -> float | None:
+        """The ``q``-quantile (0..1) in seconds, as its bucket's upper bound; None if empty."""
+        if not self.count:
+            return None
+        rank = max(1, round(q * self.count))
+        seen = 0
+        for k, n in enumerate(self.buckets):
+            seen += n
+            if seen >= rank:
+                return ((1 << k) - 1) / 1e9 if k else 0.0
+        return None  # pragma: no cover - the counts add up to self.count
+
+    def snapshot(self) -> dict[str, float | int | None]:
+        """Count, mean and the 50th, 90th and 99th percentiles, in seconds."""
+        return {
+            "count": self.count,
+            "mean": self.total_ns / self.count / 1e9 if self.count else None,
+            "p50": self.quantile(0.5),
+            "p90": self.quantile(0.9),
+            "p99": self.quantile(0.99),
+        }
+
+
+def timed(
+    fn: Callable[[Any], Any], histogram: Histogram, clock: Callable[[], int]
+) -> Callable[[Any], Any]:
+    """``fn`` wrapped so that each call's duration (``clock`` in ns) goes into ``histogram``;
+    exceptions pass through (and are timed too)."""
+    add = histogram.add
+
+    def timed_call(event: Any) -> Any:
+        t0 = clock()
+        try:
+            return fn(event)
+        finally:
+            add(clock() - t0)
+
+    return timed_call
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerStats:
+    """One installed handler's figures."""
+
+    handler: Any
+    """Its reference: the class, or ``(class, id)``."""
+    events: int
+    """Events delivered to it since it was installed (or last restarted)."""
+    crashes: int
+    """Times a handler under this reference crashed or returned a bad value."""
+    restarts: int
+    """Times it was restarted by its restart policy."""
+    timing: dict[str, float | int | None] | None = None
+    """``handle_event`` durations (count, mean, p50, p90, p99 in seconds) when the manager
+    times them (``start(timing=True)``), else None."""
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerStats:
+    """A manager's figures, read without stopping it (a snapshot: each number is exact, the
+    set of them is taken while the manager may be running)."""
+
+    name: str | None
+    """The registered name, or None."""
+    id: int
+    """``id()`` of the manager object (to tell unnamed managers apart)."""
+    running: bool
+    events: int
+    """Events handled (delivered to every handler installed at the time)."""
+    infos: int
+    """Info messages handled."""
+    requests: int
+    """Control requests handled (calls, sync_notify, add/delete/swap, ...)."""
+    queued: int
+    """Messages waiting in the mailbox now."""
+    high_water: int
+    """The most messages the manager found waiting when it took a batch."""
+    dropped: int
+    """Events and infos dropped (a bounded mailbox's policy, or a stop that drops a backlog)."""
+    refused: int
+    """Events and infos refused to producers (a full mailbox, or a stopped manager)."""
+    crashes: int
+    """Handlers that crashed or returned a bad value."""
+    restarts: int
+    """Handlers restarted by their restart policy."""
+    handlers: tuple[HandlerStats, ...] = field(default_factory=tuple)
+    """The installed handlers, newest first."""
+
+
+class Timings:
+    """A manager's ``handle_event`` histograms, one per handler reference, and the wrapper
+    the core puts on the hot path when timing is on (``core.wrap_event = timings.wrap``)."""
+
+    __slots__ = ("clock", "histograms")
+
+    def __init__(self, clock: Callable[[], int]) -> None:
+        self.clock = clock
+        self.histograms: dict[Any, Histogram] = {}
+
+    def wrap(self, entry: Any, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """``fn`` (entry's bound ``handle_event``) timed into the entry's histogram."""
+        hist = self.histograms.get(entry.ref)
+        if hist is None:
+            hist = self.histograms[entry.ref] = Histogram()
+        return timed(fn, hist, self.clock)
+
+
+def build_stats(
+    core: Any,
+    *,
+    name: str | None,
+    ident: int,
+    running: bool,
+    queued: int,
+    high_water: int,
+    dropped: int,
+    refused: int,
+    timings: Timings | None,
+) -> ManagerStats:
+    """A :class:`ManagerStats` from a core's counters and the runtime's own."""
+    entries = list(core.entries)
+    histograms = timings.histograms if timings is not None else None
+    if histograms is not None and len(histograms) > len(entries):
+        installed = {e.ref for e in entries}  # forget handlers that are gone
+        for ref in [r for r in histograms if r not in installed]:
+            histograms.pop(ref, None)
+    events = core.events
+    handlers = tuple(
+        HandlerStats(
+            handler=e.ref,
+            events=max(0, events - e.events_at),
+            crashes=core.crashes_by_ref.get(e.ref, 0),
+            restarts=e.restart.restarts if e.restart is not None else 0,
+            timing=(
+                histograms[e.ref].snapshot()
+                if histograms is not None and e.ref in histograms
+                else None
+            ),
+        )
+        for e in entries
+    )
+    return ManagerStats(
+        name=name,
+        id=ident,
+        running=running,
+        events=events,
+        infos=core.infos,
+        requests=core.requests,
+        queued=queued,
+        high_water=max(high_water, queued),
+        dropped=dropped,
+        refused=refused,
+        crashes=core.crashes,
+        restarts=core.restarts,
+        handlers=handlers,
+    )

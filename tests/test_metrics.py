@@ -1,0 +1,141 @@
+"""Metrics (``stats()``) on both runtimes, and the Prometheus exporter."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from genevent import EventHandler, ManagerNotRunning, ManagerStats, aio, threads
+
+
+class Count(EventHandler[Any, str, int]):
+    def init(self, args: object) -> None:
+        self.n = 0
+
+    def handle_event(self, event: Any, /) -> None:
+        if event == "boom":
+            raise ValueError("boom")
+        self.n += 1
+
+    def handle_call(self, request: str, /) -> int:
+        return self.n
+
+
+def check_threads(stats: ManagerStats) -> None:
+    assert stats.running
+    assert stats.events == 6  # 5 notifies + 1 sync_notify (the crash's event counts too)
+    assert stats.infos == 1
+    assert stats.crashes == 1
+    assert stats.restarts == 1
+    assert stats.queued == 0
+    assert stats.high_water >= 1
+    (h,) = stats.handlers
+    assert h.handler is Count
+    assert h.crashes == 1
+    assert h.restarts == 1
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_thread_stats(inline: bool) -> None:
+    with threads.start("counted", inline=inline) as mgr:
+        mgr.add_handler(Count, restart="transient")
+        for e in (1, 2, "boom", 3, 4):
+            mgr.notify(e)
+        mgr.send("info")
+        mgr.sync_notify(5)
+        stats = mgr.stats()
+        check_threads(stats)
+        assert stats.name == "counted"
+        assert stats.requests >= 2  # add_handler, sync_notify
+        assert stats.handlers[0].events == 3  # since its restart: 3, 4, 5
+        assert stats.handlers[0].timing is None  # off by default
+    after = mgr.stats()
+    assert not after.running
+    with pytest.raises(ManagerNotRunning):
+        mgr.notify(6)
+    assert mgr.stats().refused == 1
+
+
+def test_thread_timing_when_asked() -> None:
+    with threads.start(timing=True) as mgr:
+        mgr.add_handler(Count)
+        for i in range(100):
+            mgr.notify(i)
+        mgr.sync_notify(100)
+        timing = mgr.stats().handlers[0].timing
+    assert timing is not None
+    assert timing["count"] == 101
+    p50, p99 = timing["p50"], timing["p99"]
+    assert p50 is not None
+    assert p99 is not None
+    assert 0 < p50 <= p99
+
+
+async def test_aio_stats() -> None:
+    async with aio.start("counted-aio", timing=True) as mgr:
+        await mgr.add_handler(Count, restart="transient")
+        for e in (1, 2, "boom", 3, 4):
+            mgr.notify(e)
+        mgr.send("info")
+        await mgr.sync_notify(5)
+        stats = mgr.stats()
+        assert stats.events == 6
+        assert stats.infos == 1
+        assert stats.crashes == 1
+        assert stats.restarts == 1
+        assert stats.requests >= 2
+        (h,) = stats.handlers
+        assert h.events == 3
+        assert h.timing is not None
+        count = h.timing["count"]
+        assert count is not None
+        assert count >= 3
+
+
+async def test_aio_inline_requests_are_counted() -> None:
+    async with aio.start() as mgr:
+        await mgr.add_handler(Count)
+        before = mgr.stats().requests
+        for _ in range(3):
+            await mgr.call(Count, "n")  # idle manager: inline
+        await mgr.sync_notify(1)
+        await mgr.which_handlers()
+        stats = mgr.stats()
+        assert stats.requests - before == 5
+        assert stats.events == 1
+
+
+def test_prometheus_exporter() -> None:
+    prometheus_client = pytest.importorskip("prometheus_client")
+    from genevent.prometheus import GenEventCollector  # noqa: PLC0415 - needs the extra
+
+    registry = prometheus_client.CollectorRegistry()
+    with threads.start("exported") as mgr:
+        mgr.add_handler(Count)
+        for e in (1, "boom"):
+            mgr.notify(e)
+        mgr.add_handler(Count)
+        mgr.sync_notify(2)
+        registry.register(GenEventCollector())
+        text = prometheus_client.generate_latest(registry).decode()
+    assert 'genevent_events_total{manager="exported"} 3.0' in text
+    assert 'genevent_crashes_total{manager="exported"} 1.0' in text
+    assert 'genevent_handler_events_total{handler="Count",manager="exported"} 1.0' in text
+    assert "genevent_mailbox_queued" in text
+
+
+async def test_prometheus_over_given_managers() -> None:
+    prometheus_client = pytest.importorskip("prometheus_client")
+    from genevent.prometheus import GenEventCollector  # noqa: PLC0415 - needs the extra
+
+    async with aio.start() as mgr:
+        await mgr.add_handler(Count)
+        mgr.notify(1)
+        await asyncio.sleep(0)
+        registry = prometheus_client.CollectorRegistry()
+        registry.register(GenEventCollector([mgr]))
+        await mgr.sync_notify(2)
+        text = prometheus_client.generate_latest(registry).decode()
+    assert f'genevent_events_total{{manager="id{id(mgr)}"}} 2.0' in text
