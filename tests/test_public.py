@@ -84,6 +84,8 @@ def test_readme_examples_run(index: int, capsys: pytest.CaptureFixture[str]) -> 
         assert out.splitlines() == ["big order: 1", "alert: PaymentFailed(order=1)", "259.0"]
     if "class Flaky" in code:
         assert out.splitlines() == ["[<class 'readme.Flaky'>] 1"]
+    if 'threads.start("orders", timing=True)' in code:
+        assert out.splitlines() == ["0", "1", "2", "4 0 4"]
     if "evens = mgr.stream" in code:
         assert out.splitlines() == ["[0, 2, 4, 6]"]
     if "ErrorRateAlarm" in code:
