@@ -56,7 +56,7 @@ class Block:
     @property
     def missing(self) -> list[str]:
         """The top-level packages this program imports that are not installed."""
-        names = set()
+        names: set[str] = set()
         for node in ast.walk(ast.parse(self.code)):
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)
