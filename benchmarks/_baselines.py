@@ -4,7 +4,14 @@
 - deque mailbox: a consumer task drains a deque in batches and sleeps on one wake-up future;
 - asyncio.Queue producer / consumer task;
 - queue.SimpleQueue with a consumer thread;
-- round trips: asyncio.Queue + Future, and queue.SimpleQueue with a reply queue.
+- round trips: asyncio.Queue + Future, and queue.SimpleQueue with a reply queue;
+- queued round trips (the floor of a busy manager's request): a server task draining a deque
+  mailbox with one wake-up future, sent one event and then one (request, future) pair; the
+  thread flavour over two SimpleQueues;
+- the inline floor: the caller calling the handler's method itself.
+
+Every consumer tells a control message from an event with the test genevent's drain loop uses
+(``event.__class__ is Marker``), so that the per-event work is the same on both sides.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from . import _harness as h
 from ._workloads import Tally, produce, produce_tasks, produce_threads
@@ -76,7 +84,7 @@ class DequeMailbox:
         while True:
             while q:
                 event = popleft()
-                if isinstance(event, _Sync):
+                if event.__class__ is _Sync:  # genevent's own test (no isinstance)
                     if event.done is None:
                         return
                     event.done.set_result(None)
@@ -123,7 +131,7 @@ class ThreadsafeDequeMailbox(DequeMailbox):
 async def _aqueue_consumer(q: asyncio.Queue[object], handlers: list[Handler]) -> None:
     while True:
         event = await q.get()
-        if isinstance(event, _Sync):
+        if event.__class__ is _Sync:
             if event.done is None:
                 return
             event.done.set_result(None)
@@ -136,7 +144,7 @@ def _simplequeue_consumer(q: queue.SimpleQueue[object], handlers: list[Handler])
     get = q.get
     while True:
         event = get()
-        if isinstance(event, _TSync):
+        if event.__class__ is _TSync:
             if event.done is None:
                 return
             event.done.set()
@@ -275,7 +283,6 @@ async def xthread_aqueue(n: int) -> int:
 # ---------------------------------------------------------------- round trips
 
 Request = tuple[object, "asyncio.Future[object] | None"]
-TRequest = tuple[object, "queue.SimpleQueue[object] | None"]
 
 
 async def _aq_server(q: asyncio.Queue[Request], handler: Handler) -> None:
@@ -284,15 +291,6 @@ async def _aq_server(q: asyncio.Queue[Request], handler: Handler) -> None:
         if reply is None:
             return
         reply.set_result(handler(request))
-
-
-def _sq_server(q: queue.SimpleQueue[TRequest], handler: Handler) -> None:
-    get = q.get
-    while True:
-        request, reply = get()
-        if reply is None:
-            return
-        reply.put(handler(request))
 
 
 async def aq_future(n: int, *, call: bool, latency: bool) -> list[int]:
@@ -324,31 +322,172 @@ async def aq_future(n: int, *, call: bool, latency: bool) -> list[int]:
     return samples if latency else [elapsed]
 
 
-def sq_roundtrip(n: int, *, call: bool, latency: bool) -> list[int]:
-    """``n`` round trips to a thread over queue.SimpleQueue with a reply queue."""
+class _Req:
+    """A request in a queued-round-trip baseline's mailbox."""
+
+    __slots__ = ("fut", "value")
+
+    def __init__(self, value: object, fut: Any) -> None:
+        self.value = value
+        self.fut: Any = fut
+
+
+class DequeServer(DequeMailbox):
+    """A bare server task: events go to the handler, a :class:`_Req` is answered through its
+    future with ``answer(value)`` (a call), or ``None`` after the handler saw it (a sync)."""
+
+    def __init__(self, handle: Handler, answer: Handler | None) -> None:
+        self.answer = answer
+        super().__init__([handle])
+
+    async def _run(self) -> None:
+        q = self.queue
+        popleft = q.popleft
+        handle = self.handlers[0]
+        answer = self.answer
+        while True:
+            while q:
+                msg: Any = popleft()
+                cls = msg.__class__
+                if cls is _Req:
+                    fut = msg.fut
+                    if answer is None:
+                        handle(msg.value)
+                        fut.set_result(None)
+                    else:
+                        fut.set_result(answer(msg.value))
+                elif cls is _Sync:
+                    if msg.done is None:
+                        return
+                    msg.done.set_result(None)
+                else:
+                    handle(msg)
+            await self._park()
+
+
+async def deque_server(n: int, *, call: bool, latency: bool) -> list[int]:
+    """``n`` queued round trips to a :class:`DequeServer`, one event appended ahead of each:
+    per-op ns when ``latency``, else [total ns]."""
     tally = Tally()
-    q: queue.SimpleQueue[TRequest] = queue.SimpleQueue()
+    srv = DequeServer(tally.handle, tally.answer if call else None)
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    create_future, post, now = loop.create_future, srv.notify, h.now
+    samples: list[int] = []
+    t0 = now()
+    for i in range(n):
+        s = now()
+        post(i)
+        fut = create_future()
+        post(_Req(i, fut))
+        await fut
+        if latency:
+            samples.append(now() - s)
+    elapsed = now() - t0
+    await srv.stop()
+    _check([tally], n if call else 2 * n)
+    return samples if latency else [elapsed]
+
+
+def _sq_busy_server(q: queue.SimpleQueue[object], tally: Tally, call: bool) -> None:
+    get, handle, answer = q.get, tally.handle, tally.answer
+    while True:
+        msg: Any = get()
+        if msg.__class__ is _Req:
+            if msg.fut is None:
+                return
+            if call:
+                msg.fut.put(answer(msg.value))
+            else:
+                handle(msg.value)
+                msg.fut.put(None)
+        else:
+            handle(msg)
+
+
+def sq_busy(n: int, *, call: bool, latency: bool) -> list[int]:
+    """``n`` round trips to a thread over two SimpleQueues, one event put ahead of each."""
+    tally = Tally()
+    q: queue.SimpleQueue[object] = queue.SimpleQueue()
     reply: queue.SimpleQueue[object] = queue.SimpleQueue()
-    server = threading.Thread(target=_sq_server, args=(q, tally.answer if call else tally.handle))
+    server = threading.Thread(target=_sq_busy_server, args=(q, tally, call))
     server.start()
     put, get, now = q.put, reply.get, h.now
+    samples: list[int] = []
+    t0 = now()
+    for i in range(n):
+        s = now()
+        put(i)
+        put(_Req(i, reply))
+        get()
+        if latency:
+            samples.append(now() - s)
+    elapsed = now() - t0
+    put(_Req(None, None))
+    server.join()
+    _check([tally], n if call else 2 * n)
+    return samples if latency else [elapsed]
+
+
+def direct(n: int, *, call: bool, latency: bool) -> list[int]:
+    """The inline floor: the caller calls the handler's method itself, ``n`` times."""
+    tally = Tally()
+    fn = tally.answer if call else tally.handle
+    now = h.now
     samples: list[int] = []
     t0 = now()
     if latency:
         for i in range(n):
             s = now()
-            put((i, reply))
-            get()
+            fn(i)
             samples.append(now() - s)
     else:
         for i in range(n):
-            put((i, reply))
-            get()
+            fn(i)
     elapsed = now() - t0
-    put((None, None))
-    server.join()
     _check([tally], 0 if call else n)
     return samples if latency else [elapsed]
+
+
+async def _produce_yielding(notify: Callable[[int], object], n: int) -> None:
+    """One producer task that gives the loop a turn after every event."""
+    sleep = asyncio.sleep
+    for i in range(n):
+        notify(i)
+        await sleep(0)
+
+
+async def deque_yielding(n: int) -> int:
+    """Elapsed ns for ``n`` events through a deque mailbox, the producer yielding each time."""
+    tallies, handlers = _tallies(1)
+    mb = DequeMailbox(handlers)
+    await asyncio.sleep(0)
+    t0 = h.now()
+    await _produce_yielding(mb.notify, n)
+    await mb.sync()
+    elapsed = h.now() - t0
+    await mb.stop()
+    _check(tallies, n)
+    return elapsed
+
+
+async def aqueue_yielding(n: int) -> int:
+    """Elapsed ns for ``n`` events through an asyncio.Queue, the producer yielding each time."""
+    tallies, handlers = _tallies(1)
+    q: asyncio.Queue[object] = asyncio.Queue()
+    task = asyncio.create_task(_aqueue_consumer(q, handlers))
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    t0 = h.now()
+    await _produce_yielding(q.put_nowait, n)
+    done = loop.create_future()
+    q.put_nowait(_Sync(done))
+    await done
+    elapsed = h.now() - t0
+    q.put_nowait(_Sync(None))
+    await task
+    _check(tallies, n)
+    return elapsed
 
 
 # ---------------------------------------------------------------- benches
@@ -394,25 +533,50 @@ def _first(samples: list[int]) -> int:
 
 
 def _roundtrips(cfg: h.Config, sc: h.Scenario, *, call: bool) -> list[h.Bench]:
+    """The queued round trips (one event ahead of each request), asyncio and threads."""
     n, reps = cfg.roundtrips, cfg.rt_reps
+
+    async def deque_once() -> int:
+        return _first(await deque_server(n, call=call, latency=False))
+
+    def sq_once() -> int:
+        return _first(sq_busy(n, call=call, latency=False))
 
     async def aq_once() -> int:
         return _first(await aq_future(n, call=call, latency=False))
 
-    def sq_once() -> int:
-        return _first(sq_roundtrip(n, call=call, latency=False))
-
     return [
-        h.rate(sc, h.AQ_FUTURE, n, h.in_loop(aq_once), reps),
-        h.rate(sc, h.SQ_ROUNDTRIP, n, sq_once, reps),
+        h.rate(sc, h.DEQUE_RT, n, h.in_loop(deque_once), reps),
+        h.rate(sc, h.SQ_RT_BUSY, n, sq_once, reps),
+        h.rate(sc, h.AQ_FUTURE, n, h.in_loop(aq_once), reps, "idle server, no event ahead"),
     ]
+
+
+def _direct(cfg: h.Config, sc: h.Scenario, *, call: bool) -> list[h.Bench]:
+    n, reps = cfg.roundtrips, cfg.rt_reps
+    return [h.rate(sc, h.DIRECT, n, lambda: direct(n, call=call, latency=False)[0], reps)]
 
 
 def _latencies(cfg: h.Config) -> list[h.Bench]:
     per, rounds = cfg.latency_samples // cfg.latency_rounds, cfg.latency_rounds
     return [
-        h.latency(h.AQ_FUTURE, h.in_loop(partial(aq_future, per, call=True, latency=True)), rounds),
-        h.latency(h.SQ_ROUNDTRIP, partial(sq_roundtrip, per, call=True, latency=True), rounds),
+        h.latency(
+            h.DEQUE_RT, h.in_loop(partial(deque_server, per, call=True, latency=True)), rounds
+        ),
+        h.latency(h.SQ_RT_BUSY, partial(sq_busy, per, call=True, latency=True), rounds),
+    ]
+
+
+def _inline_latencies(cfg: h.Config) -> list[h.Bench]:
+    per, rounds = cfg.latency_samples // cfg.latency_rounds, cfg.latency_rounds
+    return [h.latency(h.DIRECT, partial(direct, per, call=True, latency=True), rounds, inline=True)]
+
+
+def _yielding(cfg: h.Config) -> list[h.Bench]:
+    sc, n, reps = h.NOTIFY_YIELD, cfg.yield_events, cfg.reps
+    return [
+        h.rate(sc, h.DEQUE, n, h.in_loop(partial(deque_yielding, n)), reps),
+        h.rate(sc, h.AQUEUE, n, h.in_loop(partial(aqueue_yielding, n)), reps),
     ]
 
 
@@ -426,10 +590,18 @@ def benches(cfg: h.Config) -> list[h.Bench]:
         out += _producers(cfg)
     if cfg.wants(h.XTHREAD):
         out += _xthread(cfg)
+    if cfg.wants(h.NOTIFY_YIELD):
+        out += _yielding(cfg)
     if cfg.wants(h.SYNC):
         out += _roundtrips(cfg, h.SYNC, call=False)
+    if cfg.wants(h.SYNC_INLINE):
+        out += _direct(cfg, h.SYNC_INLINE, call=False)
     if cfg.wants_latency():
         out += _latencies(cfg)
+    if cfg.wants_latency(inline=True):
+        out += _inline_latencies(cfg)
     if cfg.wants(h.CALL_TPUT):
         out += _roundtrips(cfg, h.CALL_TPUT, call=True)
+    if cfg.wants(h.CALL_TPUT_INLINE):
+        out += _direct(cfg, h.CALL_TPUT_INLINE, call=True)
     return out

@@ -17,9 +17,9 @@ from . import _harness as h
 from . import _memory
 from ._workloads import produce, produce_tasks, produce_threads
 
-QUEUED = "genevent asyncio, queued path"
+AIO_NO_TIMEOUT = "genevent asyncio, timeout=None"
 GE_THREADS_INLINE = h.GE_THREADS_INLINE
-QUEUED_NOTE = "each call queued behind one notify (includes that notify)"
+QUEUED_NOTE = "one notify ahead of each request (included)"
 INLINE_NOTE = "idle manager: runs inline in the caller"
 
 
@@ -90,34 +90,35 @@ async def aio_xthread(n: int) -> int:
     return elapsed
 
 
-async def aio_roundtrips(n: int, what: str, *, latency: bool) -> list[int]:
-    """``n`` back-to-back sync_notify / call / queued call: per-op ns or [total ns]."""
+async def aio_roundtrips(
+    n: int, what: str, *, latency: bool, queued: bool, timeout: float | None = 5.0
+) -> list[int]:
+    """``n`` sync_notify or call round trips: per-op ns when ``latency``, else [total ns].
+
+    ``queued``: one event is notified ahead of each request, so that it takes a busy manager's
+    path (through the mailbox); otherwise requests go back to back on an idle manager, which
+    runs them inline in the caller. ``timeout`` is the call's (5 s is call's default)."""
     mgr = aio.start()
     try:
         await mgr.add_handler(Counter)
         now, call, sync, notify = h.now, mgr.call, mgr.sync_notify, mgr.notify
         samples: list[int] = []
         t0 = now()
-        if what == "sync":
-            for i in range(n):
-                await sync(i)
-        elif what == "call" and not latency:
-            for i in range(n):
-                await call(Counter, i)
-        elif what == "call":
-            for i in range(n):
-                s = now()
-                await call(Counter, i)
-                samples.append(now() - s)
-        else:  # queued: a notify in the mailbox keeps the call off the inline path
-            for i in range(n):
-                s = now()
+        for i in range(n):
+            s = now()
+            if queued:
                 notify(i)
-                await call(Counter, i)
+            if what == "sync":
+                await sync(i)
+            else:
+                await call(Counter, i, timeout)
+            if latency:
                 samples.append(now() - s)
         elapsed = now() - t0
+        count = await mgr.call(Counter, None)
     finally:
         await mgr.stop()
+    _check([count], (n if queued else 0) + (n if what == "sync" else 0))
     return samples if latency else [elapsed]
 
 
@@ -202,31 +203,34 @@ def thread_notify(k: int, n: int, producers: int = 1) -> int:
     return elapsed
 
 
-def thread_roundtrips(n: int, what: str, *, latency: bool, inline: bool = False) -> list[int]:
-    """``n`` back-to-back sync_notify / call on the thread runtime: per-op ns or [total ns].
+def thread_roundtrips(
+    n: int, what: str, *, latency: bool, queued: bool, inline: bool = False
+) -> list[int]:
+    """``n`` sync_notify or call round trips on the thread runtime: per-op ns or [total ns].
 
-    ``inline``: start the manager with ``inline=True`` (requests from an idle manager's
-    callers run in the caller's thread)."""
+    ``queued``: one event is notified ahead of each request (a busy manager). ``inline``: start
+    the manager with ``inline=True`` (an idle manager's requests run in the caller's thread)."""
     mgr = threads.start(inline=True) if inline else threads.start()
     try:
         mgr.add_handler(Counter)
-        now, call, sync = h.now, mgr.call, mgr.sync_notify
+        now, call, sync, notify = h.now, mgr.call, mgr.sync_notify, mgr.notify
         samples: list[int] = []
         t0 = now()
-        if what == "sync":
-            for i in range(n):
+        for i in range(n):
+            s = now()
+            if queued:
+                notify(i)
+            if what == "sync":
                 sync(i)
-        elif not latency:
-            for i in range(n):
+            else:
                 call(Counter, i)
-        else:
-            for i in range(n):
-                s = now()
-                call(Counter, i)
+            if latency:
                 samples.append(now() - s)
         elapsed = now() - t0
+        count = mgr.call(Counter, None)
     finally:
         mgr.stop()
+    _check([count], (n if queued else 0) + (n if what == "sync" else 0))
     return samples if latency else [elapsed]
 
 
@@ -355,47 +359,111 @@ def _producers(cfg: h.Config) -> list[h.Bench]:
 
 
 def _roundtrips(cfg: h.Config, sc: h.Scenario, what: str) -> list[h.Bench]:
+    """Queued round trips: one event ahead of each request (a busy manager's path)."""
+    n, reps = cfg.roundtrips, cfg.rt_reps
+
+    async def aio_once(timeout: float | None = 5.0) -> int:
+        return (await aio_roundtrips(n, what, latency=False, queued=True, timeout=timeout))[0]
+
+    def thread_once(inline: bool) -> int:
+        return thread_roundtrips(n, what, latency=False, queued=True, inline=inline)[0]
+
+    out = [
+        h.rate(sc, h.GE_AIO, n, h.in_loop(aio_once), reps, QUEUED_NOTE),
+        h.rate(sc, h.GE_THREADS, n, partial(thread_once, False), reps, QUEUED_NOTE),
+        h.rate(sc, GE_THREADS_INLINE, n, partial(thread_once, True), reps, QUEUED_NOTE),
+    ]
+    if what == "call":
+        out.append(
+            h.rate(sc, AIO_NO_TIMEOUT, n, h.in_loop(partial(aio_once, None)), reps, QUEUED_NOTE)
+        )
+    return out
+
+
+def _inline(cfg: h.Config, sc: h.Scenario, what: str) -> list[h.Bench]:
+    """Back to back on an idle manager: the inline fast paths."""
     n, reps = cfg.roundtrips, cfg.rt_reps
 
     async def aio_once() -> int:
-        return (await aio_roundtrips(n, what, latency=False))[0]
+        return (await aio_roundtrips(n, what, latency=False, queued=False))[0]
 
     def thread_once() -> int:
-        return thread_roundtrips(n, what, latency=False)[0]
-
-    def inline_once() -> int:
-        return thread_roundtrips(n, what, latency=False, inline=True)[0]
+        return thread_roundtrips(n, what, latency=False, queued=False, inline=True)[0]
 
     return [
         h.rate(sc, h.GE_AIO, n, h.in_loop(aio_once), reps, INLINE_NOTE),
-        h.rate(sc, h.GE_THREADS, n, thread_once, reps),
-        h.rate(sc, GE_THREADS_INLINE, n, inline_once, reps, INLINE_NOTE),
+        h.rate(sc, GE_THREADS_INLINE, n, thread_once, reps, INLINE_NOTE),
     ]
 
 
 def _latencies(cfg: h.Config) -> list[h.Bench]:
     per, rounds = cfg.latency_samples // cfg.latency_rounds, cfg.latency_rounds
+    aio_rt, thread_rt = aio_roundtrips, thread_roundtrips
     return [
         h.latency(
             h.GE_AIO,
-            h.in_loop(partial(aio_roundtrips, per, "call", latency=True)),
-            rounds,
-            INLINE_NOTE,
-        ),
-        h.latency(
-            QUEUED,
-            h.in_loop(partial(aio_roundtrips, per, "queued", latency=True)),
+            h.in_loop(partial(aio_rt, per, "call", latency=True, queued=True)),
             rounds,
             QUEUED_NOTE,
         ),
-        h.latency(h.GE_THREADS, partial(thread_roundtrips, per, "call", latency=True), rounds),
+        h.latency(
+            AIO_NO_TIMEOUT,
+            h.in_loop(partial(aio_rt, per, "call", latency=True, queued=True, timeout=None)),
+            rounds,
+            QUEUED_NOTE,
+        ),
+        h.latency(
+            h.GE_THREADS,
+            partial(thread_rt, per, "call", latency=True, queued=True),
+            rounds,
+            QUEUED_NOTE,
+        ),
         h.latency(
             GE_THREADS_INLINE,
-            partial(thread_roundtrips, per, "call", latency=True, inline=True),
+            partial(thread_rt, per, "call", latency=True, queued=True, inline=True),
             rounds,
-            INLINE_NOTE,
+            QUEUED_NOTE,
         ),
     ]
+
+
+def _inline_latencies(cfg: h.Config) -> list[h.Bench]:
+    per, rounds = cfg.latency_samples // cfg.latency_rounds, cfg.latency_rounds
+    return [
+        h.latency(
+            h.GE_AIO,
+            h.in_loop(partial(aio_roundtrips, per, "call", latency=True, queued=False)),
+            rounds,
+            INLINE_NOTE,
+            inline=True,
+        ),
+        h.latency(
+            GE_THREADS_INLINE,
+            partial(thread_roundtrips, per, "call", latency=True, queued=False, inline=True),
+            rounds,
+            INLINE_NOTE,
+            inline=True,
+        ),
+    ]
+
+
+async def aio_yielding(n: int) -> int:
+    """Elapsed ns for ``n`` notifies from a producer task that yields after every event."""
+    mgr = aio.start()
+    try:
+        await mgr.add_handler(Counter)
+        notify, sleep = mgr.notify, asyncio.sleep
+        t0 = h.now()
+        for i in range(n):
+            notify(i)
+            await sleep(0)
+        await mgr.sync_notify(None)
+        elapsed = h.now() - t0
+        count = await mgr.call(Counter, "get")
+    finally:
+        await mgr.stop()
+    _check([count], n + 1)
+    return elapsed
 
 
 def benches(cfg: h.Config) -> list[h.Bench]:
@@ -409,12 +477,23 @@ def benches(cfg: h.Config) -> list[h.Bench]:
     if cfg.wants(h.XTHREAD):
         n = cfg.notify_events
         out.append(h.rate(h.XTHREAD, h.GE_AIO, n, h.in_loop(partial(aio_xthread, n)), cfg.reps))
+    if cfg.wants(h.NOTIFY_YIELD):
+        n = cfg.yield_events
+        out.append(
+            h.rate(h.NOTIFY_YIELD, h.GE_AIO, n, h.in_loop(partial(aio_yielding, n)), cfg.reps)
+        )
     if cfg.wants(h.SYNC):
         out += _roundtrips(cfg, h.SYNC, "sync")
+    if cfg.wants(h.SYNC_INLINE):
+        out += _inline(cfg, h.SYNC_INLINE, "sync")
     if cfg.wants_latency():
         out += _latencies(cfg)
+    if cfg.wants_latency(inline=True):
+        out += _inline_latencies(cfg)
     if cfg.wants(h.CALL_TPUT):
         out += _roundtrips(cfg, h.CALL_TPUT, "call")
+    if cfg.wants(h.CALL_TPUT_INLINE):
+        out += _inline(cfg, h.CALL_TPUT_INLINE, "call")
     return out
 
 

@@ -147,13 +147,51 @@ def rows(cfg: h.Config) -> list[h.Row]:
     return out
 
 
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):  # missing, or "max"
+        return None
+
+
+def thread_limit() -> int | None:
+    """How many threads this machine lets one process have, at most: the smallest of the
+    kernel's thread and pid limits, the cgroup's pids limit and RLIMIT_NPROC (None if unknown)."""
+    limits = [
+        _read_int("/proc/sys/kernel/threads-max"),
+        _read_int("/proc/sys/kernel/pid_max"),
+        _read_int("/sys/fs/cgroup/pids.max"),
+    ]
+    try:
+        import resource  # noqa: PLC0415 - POSIX only
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NPROC)
+        if soft != resource.RLIM_INFINITY:
+            limits.append(soft)
+    except (ImportError, OSError, AttributeError):
+        pass
+    known = [x for x in limits if x]
+    return min(known) if known else None
+
+
 def fit_rows(cfg: h.Config, measured: Sequence[h.Row]) -> list[h.Row]:
-    """Managers per GB, derived from each "memory per idle manager" row."""
+    """Managers per GB, derived from each "memory per idle manager" row. A thread-backed
+    manager is a thread: its row is capped by the machine's thread limit (what is reachable)."""
     if not cfg.wants(h.FIT_1GB):
         return []
     out: list[h.Row] = []
     for r in measured:
         if r.scenario == h.MEM_MANAGER.name and r.value is not None and r.value > 0:
+            fit = GB / r.value
             note = "1 GiB / bytes per manager" + ("; " + r.note if r.note else "")
-            out.append(h.row(h.FIT_1GB, r.impl, GB / r.value, note))
+            if r.note == THREAD_NOTE:
+                limit = thread_limit()
+                if limit is not None and limit < fit:
+                    note = (
+                        f"capped by this machine's thread limit ({limit:,}); the heap alone "
+                        f"would fit {fit:,.0f}"
+                    )
+                    fit = float(limit)
+            out.append(h.row(h.FIT_1GB, r.impl, fit, note))
     return out

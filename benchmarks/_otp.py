@@ -15,17 +15,20 @@ from . import _harness as h
 SCRIPT = Path(__file__).with_name("otp_gen_event.escript")
 NOT_FOUND = "skipped (escript not on PATH)"
 OTP_4P = "OTP gen_event, 4 producer processes"
+OTP_OFF_HEAP = "OTP gen_event, off-heap mailbox"
+QUEUED_NOTE = "one notify ahead of each request (included)"
 
 # script's name -> (scenario, implementation name, note)
 FIGURES: dict[str, tuple[h.Scenario, str, str]] = {
     "notify_1": (h.NOTIFY_1, h.OTP, ""),
+    "notify_1_offheap": (h.NOTIFY_1, OTP_OFF_HEAP, "message_queue_data = off_heap"),
     "notify_10": (h.NOTIFY_10, h.OTP, ""),
     "notify_100": (h.NOTIFY_100, h.OTP, ""),
     "notify_4p": (h.NOTIFY_4P, OTP_4P, ""),
-    "sync_notify": (h.SYNC, h.OTP, ""),
-    "call_median": (h.CALL_MED, h.OTP, ""),
-    "call_p99": (h.CALL_P99, h.OTP, ""),
-    "call_tput": (h.CALL_TPUT, h.OTP, ""),
+    "sync_notify": (h.SYNC, h.OTP, QUEUED_NOTE),
+    "call_median": (h.CALL_MED, h.OTP, QUEUED_NOTE),
+    "call_p99": (h.CALL_P99, h.OTP, QUEUED_NOTE),
+    "call_tput": (h.CALL_TPUT, h.OTP, QUEUED_NOTE),
     "mem_manager": (h.MEM_MANAGER, h.OTP, "erlang:memory(processes) growth"),
     "mem_handler": (h.MEM_HANDLER, h.OTP, "manager's process_info memory growth"),
 }
