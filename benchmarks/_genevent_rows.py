@@ -21,6 +21,7 @@ AIO_NO_TIMEOUT = "genevent asyncio, timeout=None"
 GE_THREADS_INLINE = h.GE_THREADS_INLINE
 QUEUED_NOTE = "one notify ahead of each request (included)"
 INLINE_NOTE = "idle manager: runs inline in the caller"
+TIMING_NOTE = "every handle_event timed into a histogram"
 
 
 class Counter(EventHandler[object, object, int]):
@@ -51,9 +52,11 @@ def _check(counts: list[int], expected: int) -> None:
 # ---------------------------------------------------------------- asyncio runtime
 
 
-async def aio_notify(k: int, n: int, producers: int = 1, *, from_threads: bool = False) -> int:
+async def aio_notify(
+    k: int, n: int, producers: int = 1, *, from_threads: bool = False, timing: bool = False
+) -> int:
     """Elapsed ns for ``n`` notifies then one sync_notify, ``k`` handlers, asyncio runtime."""
-    mgr = aio.start()
+    mgr = aio.start(timing=timing)
     try:
         for i in range(k):
             await mgr.add_handler(_ref(k, i))
@@ -183,9 +186,9 @@ def flood_rows(cfg: h.Config) -> list[h.Row]:
 # ---------------------------------------------------------------- thread runtime
 
 
-def thread_notify(k: int, n: int, producers: int = 1) -> int:
+def thread_notify(k: int, n: int, producers: int = 1, *, timing: bool = False) -> int:
     """Elapsed ns for ``n`` notifies then one sync_notify, ``k`` handlers, thread runtime."""
-    mgr = threads.start()
+    mgr = threads.start(timing=timing)
     try:
         for i in range(k):
             mgr.add_handler(_ref(k, i))
@@ -329,10 +332,30 @@ async def many_managers(k: int) -> tuple[float, float]:
 
 def _notify(cfg: h.Config, sc: h.Scenario, k: int) -> list[h.Bench]:
     n, reps = cfg.events_for(k), cfg.reps
-    return [
+    out = [
         h.rate(sc, h.GE_AIO, n * k, h.in_loop(partial(aio_notify, k, n)), reps),
         h.rate(sc, h.GE_THREADS, n * k, partial(thread_notify, k, n), reps),
     ]
+    if k == 1:  # what timing every handle_event costs (metrics counters are always on)
+        out += [
+            h.rate(
+                sc,
+                "genevent asyncio, timing=True",
+                n,
+                h.in_loop(partial(aio_notify, 1, n, timing=True)),
+                reps,
+                TIMING_NOTE,
+            ),
+            h.rate(
+                sc,
+                "genevent threads, timing=True",
+                n,
+                partial(thread_notify, 1, n, timing=True),
+                reps,
+                TIMING_NOTE,
+            ),
+        ]
+    return out
 
 
 def _producers(cfg: h.Config) -> list[h.Bench]:

@@ -26,6 +26,7 @@ class Count(EventHandler[Any, str, int]):
 def check_threads(stats: ManagerStats) -> None:
     assert stats.running
     assert stats.events == 6  # 5 notifies + 1 sync_notify (the crash's event counts too)
+    assert stats.events_in == 6
     assert stats.infos == 1
     assert stats.crashes == 1
     assert stats.restarts == 1
@@ -139,3 +140,34 @@ async def test_prometheus_over_given_managers() -> None:
         await mgr.sync_notify(2)
         text = prometheus_client.generate_latest(registry).decode()
     assert f'genevent_events_total{{manager="id{id(mgr)}"}} 2.0' in text
+
+
+def test_prometheus_output_parses_with_prometheus_clients_own_parser() -> None:
+    prometheus_client = pytest.importorskip("prometheus_client")
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    from genevent.prometheus import GenEventCollector  # noqa: PLC0415 - needs the extra
+
+    registry = prometheus_client.CollectorRegistry()
+    with threads.start("parsed", timing=True) as mgr:
+        mgr.add_handler(Count, restart="transient")
+        for e in (1, "boom", 2, 3):
+            mgr.notify(e)
+        mgr.sync_notify(4)
+        registry.register(GenEventCollector([mgr]))
+        text = prometheus_client.generate_latest(registry).decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    m = (("manager", "parsed"),)
+    h = (("handler", "Count"), ("manager", "parsed"))
+    assert samples[("genevent_events_total", m)] == 5
+    assert samples[("genevent_crashes_total", m)] == 1
+    assert samples[("genevent_restarts_total", m)] == 1
+    assert samples[("genevent_mailbox_queued", m)] == 0
+    assert samples[("genevent_handler_events_total", h)] == 3  # since its restart: 2, 3, 4
+    assert samples[("genevent_handler_restarts_total", h)] == 1
+    p50 = samples[("genevent_handler_seconds", (*h, ("quantile", "0.5")))]
+    assert 0 < p50 < 1

@@ -25,38 +25,49 @@ _BUCKETS = 64
 class Histogram:
     """Durations in nanoseconds, counted in power-of-two buckets (bucket ``k`` holds durations
     with ``k`` significant bits, so each bucket spans a factor of two): constant memory, one
-    ``int.bit_length`` per sample. Quantiles are read as the upper bound of their bucket."""
+    ``int.bit_length`` per sample. Quantiles are read as the upper bound of their bucket, the
+    mean from the buckets' midpoints (both within a factor of two)."""
 
-    __slots__ = ("buckets", "count", "total_ns")
+    __slots__ = ("buckets",)
 
     def __init__(self) -> None:
         self.buckets = [0] * _BUCKETS
-        self.count = 0
-        self.total_ns = 0
 
     def add(self, ns: int) -> None:
         """Count one duration."""
         self.buckets[min(ns.bit_length(), _BUCKETS - 1)] += 1
-        self.count += 1
-        self.total_ns += ns
+
+    @property
+    def count(self) -> int:
+        """How many durations were counted."""
+        return sum(self.buckets)
 
     def quantile(self, q: float) -> float | None:
         """The ``q``-quantile (0..1) in seconds, as its bucket's upper bound; None if empty."""
-        if not self.count:
+        buckets = list(self.buckets)
+        count = sum(buckets)
+        if not count:
             return None
-        rank = max(1, round(q * self.count))
+        rank = max(1, round(q * count))
         seen = 0
-        for k, n in enumerate(self.buckets):
+        for k, n in enumerate(buckets):
             seen += n
             if seen >= rank:
                 return ((1 << k) - 1) / 1e9 if k else 0.0
-        return None  # pragma: no cover - the counts add up to self.count
+        return None  # pragma: no cover - the counts add up to count
 
     def snapshot(self) -> dict[str, float | int | None]:
         """Count, mean and the 50th, 90th and 99th percentiles, in seconds."""
+        buckets = list(self.buckets)
+        count = sum(buckets)
+        mean = (
+            sum(n * (3 << k) / 4 for k, n in enumerate(buckets) if k) / count / 1e9
+            if count
+            else None
+        )
         return {
-            "count": self.count,
-            "mean": self.total_ns / self.count / 1e9 if self.count else None,
+            "count": count,
+            "mean": mean,
             "p50": self.quantile(0.5),
             "p90": self.quantile(0.9),
             "p99": self.quantile(0.99),
@@ -66,16 +77,16 @@ class Histogram:
 def timed(
     fn: Callable[[Any], Any], histogram: Histogram, clock: Callable[[], int]
 ) -> Callable[[Any], Any]:
-    """``fn`` wrapped so that each call's duration (``clock`` in ns) goes into ``histogram``;
-    exceptions pass through (and are timed too)."""
-    add = histogram.add
+    """``fn`` wrapped so that each call's duration (``clock`` in ns) goes into ``histogram``
+    (a call that raises is not timed: the crash path is rare, and this keeps the wrapper lean).
+    A duration needs more than 62 bits only after 146 years, so no bound check is made."""
+    buckets = histogram.buckets
 
     def timed_call(event: Any) -> Any:
         t0 = clock()
-        try:
-            return fn(event)
-        finally:
-            add(clock() - t0)
+        result = fn(event)
+        buckets[(clock() - t0).bit_length()] += 1
+        return result
 
     return timed_call
 
@@ -107,6 +118,8 @@ class ManagerStats:
     id: int
     """``id()`` of the manager object (to tell unnamed managers apart)."""
     running: bool
+    events_in: int
+    """Events accepted by ``notify``/``sync_notify`` (handled, queued, or dropped later)."""
     events: int
     """Events handled (delivered to every handler installed at the time)."""
     infos: int
@@ -154,12 +167,14 @@ def build_stats(
     ident: int,
     running: bool,
     queued: int,
+    queued_events: int,
     high_water: int,
     dropped: int,
     refused: int,
     timings: Timings | None,
 ) -> ManagerStats:
-    """A :class:`ManagerStats` from a core's counters and the runtime's own."""
+    """A :class:`ManagerStats` from a core's counters and the runtime's own (``queued_events``:
+    how many of the queued messages are events)."""
     entries = list(core.entries)
     histograms = timings.histograms if timings is not None else None
     if histograms is not None and len(histograms) > len(entries):
@@ -167,11 +182,12 @@ def build_stats(
         for ref in [r for r in histograms if r not in installed]:
             histograms.pop(ref, None)
     events = core.events
+    crashes_by_ref = core.crashes_by_ref
     handlers = tuple(
         HandlerStats(
             handler=e.ref,
             events=max(0, events - e.events_at),
-            crashes=core.crashes_by_ref.get(e.ref, 0),
+            crashes=crashes_by_ref.get(e.ref, 0) if crashes_by_ref else 0,
             restarts=e.restart.restarts if e.restart is not None else 0,
             timing=(
                 histograms[e.ref].snapshot()
@@ -185,6 +201,7 @@ def build_stats(
         name=name,
         id=ident,
         running=running,
+        events_in=events + queued_events + dropped,
         events=events,
         infos=core.infos,
         requests=core.requests,
@@ -196,3 +213,9 @@ def build_stats(
         restarts=core.restarts,
         handlers=handlers,
     )
+
+
+def count_events(mailbox: Any, request_class: type) -> int:
+    """How many messages in ``mailbox`` are events (not ``request_class`` instances): a scan,
+    for ``stats()`` only."""
+    return sum(1 for m in list(mailbox) if m.__class__ is not request_class)

@@ -73,7 +73,7 @@ from ._errors import (
     _name,
 )
 from ._handler import HandlerRef
-from ._metrics import ManagerStats, Timings, build_stats
+from ._metrics import ManagerStats, Timings, build_stats, count_events
 from ._overflow import OverflowPolicy
 from ._streams import AsyncEventStream
 from ._text import short
@@ -254,6 +254,7 @@ class EventManager(Generic[E]):
             ident=id(self),
             running=self.is_running,
             queued=len(self._mailbox),
+            queued_events=count_events(self._mailbox, _Request),
             high_water=self._high_water,
             dropped=self._dropped,
             refused=self._refused,

@@ -95,10 +95,10 @@ class GenEventCollector(Collector):
                 events.add_metric(key, h.events)
                 crashes.add_metric(key, h.crashes)
                 restarts.add_metric(key, h.restarts)
-                for q in ("p50", "p90", "p99"):
+                for q, label in (("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99")):
                     value = (h.timing or {}).get(q)
                     if value is not None:
-                        latency.add_metric([*key, q[1:]], float(value))
+                        latency.add_metric([*key, label], float(value))
         yield events
         yield crashes
         yield restarts

@@ -106,7 +106,7 @@ from ._errors import (
     _name,
 )
 from ._handler import HandlerRef
-from ._metrics import ManagerStats, Timings, build_stats
+from ._metrics import ManagerStats, Timings, build_stats, count_events
 from ._overflow import OverflowPolicy
 from ._streams import EventStream
 from ._text import short
@@ -885,6 +885,7 @@ class EventManager(Generic[E]):
             ident=id(self),
             running=not srv.closed,
             queued=len(srv.mailbox),
+            queued_events=count_events(srv.mailbox, _Request),
             high_water=srv.high_water,
             dropped=srv.dropped,
             refused=srv.refused,

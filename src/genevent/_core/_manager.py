@@ -262,7 +262,7 @@ class ManagerCore:
         self.requests = 0
         #: handlers that crashed or returned a bad value, in all and per reference
         self.crashes = 0
-        self.crashes_by_ref: dict[Any, int] = {}
+        self.crashes_by_ref: dict[Any, int] | None = None  # made at the first crash
         #: restarts done by restart policies
         self.restarts = 0
         #: when set (by a runtime that times callbacks), ``wrap_event(entry, fn)`` gives what
@@ -405,14 +405,18 @@ class ManagerCore:
         result = yield from self._terminate(entry, reason)
         if type(reason) is Crashed or type(reason) is BadReturn:
             self.crashes += 1
-            self.crashes_by_ref[entry.ref] = self.crashes_by_ref.get(entry.ref, 0) + 1
+            by_ref = self.crashes_by_ref
+            if by_ref is None:
+                by_ref = self.crashes_by_ref = {}
+            by_ref[entry.ref] = by_ref.get(entry.ref, 0) + 1
             yield Report("crash", entry.ref, entry.instance, message, reason, callback)
         restart = entry.restart
         if restart is not None and restart.wants(reason):
             restarted, reason = yield from self._restart(entry, restart, reason)
             if restarted:
                 return result  # same owner, still watched; nobody is told of a restart
-        self.crashes_by_ref.pop(entry.ref, None)  # gone for good: the totals keep counting
+        if self.crashes_by_ref:  # gone for good: the totals keep counting
+            self.crashes_by_ref.pop(entry.ref, None)
         yield from self._tell(entry, reason)
         yield from self._release_owner(entry.owner)
         return result
