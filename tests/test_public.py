@@ -26,6 +26,7 @@ PUBLIC_MODULES = [
     "genevent.examples",
     "genevent.logs",
     "genevent.prometheus",
+    "genevent.top",
 ]
 
 
@@ -86,6 +87,8 @@ def test_readme_examples_run(index: int, capsys: pytest.CaptureFixture[str]) -> 
         assert out.splitlines() == ["[<class 'readme.Flaky'>] 1"]
     if 'threads.start("orders", timing=True)' in code:
         assert out.splitlines() == ["0", "1", "2", "4 0 4"]
+    if "from genevent.top import serve" in code:
+        assert out.splitlines() == ["True"]
     if "evens = mgr.stream" in code:
         assert out.splitlines() == ["[0, 2, 4, 6]"]
     if "ErrorRateAlarm" in code:

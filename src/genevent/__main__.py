@@ -62,14 +62,20 @@ def seed_session_threads(out: list[str]) -> list[list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``genevent`` console command."""
+    """The ``genevent`` console command: ``demo``, ``top``."""
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    if args_list[:1] == ["top"]:
+        from .top import main as top  # noqa: PLC0415 - only when asked for
+
+        return top(args_list[1:])
     parser = argparse.ArgumentParser(prog="genevent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("top", help="a live view of a process's managers (genevent top --help)")
     demo = sub.add_parser("demo", help="replay the seed session (BroadcastEventHandler)")
     demo.add_argument(
         "--runtime", choices=("aio", "threads"), default="aio", help="default: aio (asyncio)"
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     lines: list[str] = []
     if args.runtime == "threads":
         seed_session_threads(lines)

@@ -1,0 +1,194 @@
+"""``genevent top``: a live terminal view of a process's managers (``pip install "genevent[top]"``).
+
+The process to watch opts in by serving its managers' figures, read-only, as JSON over HTTP on
+the loopback interface (standard library only, nothing is ever unpickled)::
+
+    from genevent.top import serve
+    server = serve(port=9464)              # every running manager of this process
+
+and ``genevent top --url http://127.0.0.1:9464/`` shows, refreshed every second: each manager,
+whether it runs, its backlog and high-water mark, its event rate, drops, refusals, crashes and
+restarts, and under it each handler with its events, crashes, restarts and (when the manager
+times callbacks, ``start(timing=True)``) its p50/p99 ``handle_event`` latency.
+``genevent top --once`` prints one snapshot and exits (for scripts). The view is drawn with
+``rich``; :func:`render` builds it from the JSON alone, so it is tested headless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ._inventory import running_managers
+from ._metrics import ManagerStats
+
+__all__ = ("StatsServer", "main", "render", "serve", "snapshot")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, type):
+        return value.__qualname__
+    return getattr(value, "__qualname__", None) or repr(value)
+
+
+def snapshot(managers: Iterable[Any] | None = None) -> dict[str, Any]:
+    """The figures of ``managers`` (default: every running manager of this process) as plain
+    JSON-ready data: ``{"time": ..., "managers": [ManagerStats as a dict, ...]}``; handler
+    references become text."""
+    found = running_managers() if managers is None else list(managers)
+    stats: list[ManagerStats] = [m.stats() for m in found]
+    return {"time": time.time(), "managers": [_jsonable(asdict(s)) for s in stats]}
+
+
+class StatsServer:
+    """A running stats endpoint (see :func:`serve`): ``url`` to give ``genevent top``,
+    ``close()`` to stop it."""
+
+    def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread) -> None:
+        self._httpd = httpd
+        self._thread = thread
+        host, port = httpd.server_address[:2]
+        #: where ``genevent top --url`` finds it
+        self.url = f"http://{host!s}:{port}/"
+
+    def close(self) -> None:
+        """Stop serving and free the port."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join()
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    managers: Callable[[], Iterable[Any]] | None = None,
+) -> StatsServer:
+    """Serve :func:`snapshot` as JSON at ``http://host:port/`` from a daemon thread (``port``
+    0 picks a free one: read ``server.url``). ``managers`` returns the managers to show
+    (default: every running manager of this process). Bind to the loopback interface unless
+    you mean to publish the figures."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(snapshot(managers() if managers else None)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # a scrape per second is not news
+
+    httpd = ThreadingHTTPServer((host, port), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, name="genevent-top", daemon=True)
+    thread.start()
+    return StatsServer(httpd, thread)
+
+
+def _fetch(url: str, timeout: float) -> dict[str, Any]:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        data = json.loads(response.read())
+    if not isinstance(data, dict) or not isinstance(data.get("managers"), list):
+        raise ValueError(f"{url} did not answer with genevent figures")
+    return data
+
+
+def _ms(seconds: Any) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.3f}"
+
+
+def render(current: dict[str, Any], previous: dict[str, Any] | None = None) -> Any:
+    """The view of one snapshot as a ``rich`` table (rates need the ``previous`` one)."""
+    from rich.table import Table  # noqa: PLC0415 - the top extra
+
+    dt = current["time"] - previous["time"] if previous else 0.0
+    before = {m["id"]: m for m in previous["managers"]} if previous else {}
+    table = Table(title=f"genevent: {len(current['managers'])} managers", expand=True)
+    for column in ("manager / handler", "state", "queued", "high", "events/s", "events"):
+        table.add_column(column, justify="left" if column.startswith("manager") else "right")
+    for column in ("dropped", "refused", "crashes", "restarts", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="right")
+    for m in sorted(current["managers"], key=lambda m: (m["name"] is None, m["name"] or "")):
+        old = before.get(m["id"])
+        rate = (m["events"] - old["events"]) / dt if old is not None and dt > 0 else None
+        table.add_row(
+            f"[bold]{m['name'] or hex(m['id'])}[/bold]",
+            "running" if m["running"] else "stopped",
+            str(m["queued"]),
+            str(m["high_water"]),
+            "-" if rate is None else f"{rate:,.0f}",
+            f"{m['events']:,}",
+            str(m["dropped"]),
+            str(m["refused"]),
+            str(m["crashes"]),
+            str(m["restarts"]),
+            "",
+            "",
+        )
+        for h in m["handlers"]:
+            timing = h.get("timing") or {}
+            table.add_row(
+                f"  {h['handler']}",
+                "",
+                "",
+                "",
+                "",
+                f"{h['events']:,}",
+                "",
+                "",
+                str(h["crashes"]),
+                str(h["restarts"]),
+                _ms(timing.get("p50")),
+                _ms(timing.get("p99")),
+            )
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``genevent top``: show a process's managers, refreshed every ``--interval`` seconds."""
+    parser = argparse.ArgumentParser(prog="genevent top", description=main.__doc__)
+    parser.add_argument("--url", required=True, help="the process's stats URL (genevent.top.serve)")
+    parser.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    parser.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    args = parser.parse_args(argv)
+    try:
+        from rich.console import Console  # noqa: PLC0415 - the top extra
+        from rich.live import Live  # noqa: PLC0415
+    except ImportError:
+        print('genevent top needs rich: pip install "genevent[top]"')
+        return 2
+    console = Console()
+    try:
+        previous = _fetch(args.url, timeout=5.0)
+        if args.once:
+            time.sleep(min(args.interval, 1.0))  # two snapshots give the rates
+            console.print(render(_fetch(args.url, timeout=5.0), previous))
+            return 0
+        with Live(render(previous), console=console, refresh_per_second=4) as live:
+            while True:
+                time.sleep(args.interval)
+                current = _fetch(args.url, timeout=5.0)
+                live.update(render(current, previous))
+                previous = current
+    except KeyboardInterrupt:
+        return 0
+    except (OSError, ValueError) as exc:
+        console.print(f"genevent top: cannot read {args.url}: {exc}")
+        return 1
