@@ -26,7 +26,13 @@ def run(name: str) -> str:
 
 
 def test_every_example_is_tested() -> None:
-    tested = {"broadcast.py", "orders_service.py", "orders_service_pyee.py", "worker_pool.py"}
+    tested = {
+        "broadcast.py",
+        "orders_service.py",
+        "orders_service_pyee.py",
+        "supervised_restart.py",
+        "worker_pool.py",
+    }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -58,3 +64,12 @@ def test_orders_service_pyee() -> None:
 
 def test_worker_pool() -> None:
     assert run("worker_pool.py").strip() == "started 40 jobs, finished 40 of 40"
+
+
+def test_supervised_restart() -> None:
+    assert run("supervised_restart.py").splitlines() == [
+        "after one bad quote: {'ACME': 11.0, 'INIT': 2.0}",  # restarted with a fresh state
+        "restarts so far: 1",
+        "owner told: Crashed",  # told only when the limit removed it for good
+        "installed now: []",
+    ]
