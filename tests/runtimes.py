@@ -137,6 +137,12 @@ class Facade:
         """The same manager, requests made from ``worker`` (its owner context)."""
         return Facade(self.runtime, self.mgr, worker)
 
+    def _iso(self, handler: Any, kw: dict[str, Any]) -> dict[str, Any]:
+        """``kw`` with the runtime's isolation for ``handler`` unless the test chose one."""
+        if "isolation" in kw:
+            return kw
+        return {**self.runtime.isolation_for(handler), **kw}
+
     def _run(self, name: str, *args: Any, **kwargs: Any) -> Any:
         method = getattr(self.mgr, name)
         return self.worker.run(lambda: method(*args, **kwargs))
@@ -154,10 +160,10 @@ class Facade:
         return self._run("call", handler, request, **kw)
 
     def add_handler(self, handler: Any, args: Any = None, **kw: Any) -> None:
-        self._run("add_handler", handler, args, **kw)
+        self._run("add_handler", handler, args, **self._iso(handler, kw))
 
     def add_sup_handler(self, handler: Any, args: Any = None, **kw: Any) -> None:
-        self._run("add_sup_handler", handler, args, **kw)
+        self._run("add_sup_handler", handler, args, **self._iso(handler, kw))
 
     def delete_handler(self, handler: Any, args: Any = None, **kw: Any) -> Any:
         return self._run("delete_handler", handler, args, **kw)
@@ -174,7 +180,7 @@ class Facade:
         return self._run("which_handlers", **kw)  # type: ignore[no-any-return]
 
     def subscribe(self, fn: Any, event_type: Any = None, **kw: Any) -> Any:
-        return self._run("subscribe", fn, event_type, **kw)
+        return self._run("subscribe", fn, event_type, **self._iso(fn, kw))
 
     def on(self, event_type: Any = None, **kw: Any) -> Any:
         """``mgr.on(...)``: returns the decorator (called in the worker by the test)."""
@@ -201,9 +207,16 @@ class Runtime:
     name: str
     main: Worker
 
+    #: the variant's handlers are all isolated: ``isolation_for`` gives the keyword
+    isolated = False
+
     def __init__(self) -> None:
         self.managers: list[Any] = []
         self.workers: list[Worker] = []
+
+    def isolation_for(self, handler: Any) -> dict[str, Any]:
+        """The keywords that isolate ``handler`` in this variant ({}: not isolated)."""
+        return {}
 
     def start(self, name: str | None = None) -> Facade:
         raise NotImplementedError  # pragma: no cover
@@ -290,7 +303,7 @@ class AioRuntime(Runtime):
         async def body() -> None:
             async with aio.start() as mgr:
                 box.append(mgr)
-                await mgr.add_handler(handler, args)
+                await mgr.add_handler(handler, args, **self.isolation_for(handler))
                 if exc is not None:
                     raise exc
 
@@ -379,7 +392,7 @@ class ThreadsRuntime(Runtime):
         try:
             with threads.start() as mgr:
                 box.append(mgr)
-                mgr.add_handler(handler, args)
+                mgr.add_handler(handler, args, **self.isolation_for(handler))
                 if exc is not None:
                     raise exc
         except BaseException as raised:
@@ -408,9 +421,61 @@ class InlineThreadsRuntime(ThreadsRuntime):
         return Facade(self, mgr, self.main)
 
 
+def _has_coroutines(handler: Any) -> bool:
+    cls = (
+        handler if isinstance(handler, type) else handler[0] if isinstance(handler, tuple) else None
+    )
+    if cls is None:  # a function given to subscribe
+        return inspect.iscoroutinefunction(handler)
+    return any(
+        inspect.iscoroutinefunction(getattr(cls, name, None))
+        for name in ("init", "handle_event", "handle_call", "handle_info", "terminate")
+    )
+
+
+class IsolatedTaskRuntime(AioRuntime):
+    """The asyncio runtime, every handler added with ``isolation="task"``."""
+
+    name = "aio-isolated-task"
+    isolated = True
+
+    def isolation_for(self, handler: Any) -> dict[str, Any]:
+        return {"isolation": "task"}
+
+
+class IsolatedThreadAioRuntime(AioRuntime):
+    """The asyncio runtime, every plain handler added with ``isolation="thread"`` (handlers
+    with coroutine methods, which a thread does not run, with ``"task"``)."""
+
+    name = "aio-isolated-thread"
+    isolated = True
+
+    def isolation_for(self, handler: Any) -> dict[str, Any]:
+        return {"isolation": "task" if _has_coroutines(handler) else "thread"}
+
+
+ISOLATION_EXEMPT: dict[str, str] = {
+    "test_call_timeout_says_what_the_manager_was_doing": (
+        "it needs a slow handler to hold up the manager's mailbox; an isolated handler's "
+        "slowness stays in its own mailbox, so the manager's queue does not grow"
+    ),
+    "test_c12_every_handler_sees_each_event_newest_first": (
+        "the order across handlers is that of one thread running them one after the other; "
+        "isolated handlers run side by side, each seeing the events in notify order"
+    ),
+    "test_c26_info_reaches_every_handler": (
+        "the same order across handlers, for an info message: isolated handlers run side by "
+        "side, each seeing the messages in the order they were sent"
+    ),
+}
+"""Conformance tests that do not apply when every handler is isolated (by test name), with
+the reason: each is about a slow handler holding up the others, which isolation is for."""
+
 RUNTIMES: dict[str, type[Runtime]] = {
     "aio": AioRuntime,
     "threads": ThreadsRuntime,
     "threads-inline": InlineThreadsRuntime,
+    "aio-isolated-task": IsolatedTaskRuntime,
+    "aio-isolated-thread": IsolatedThreadAioRuntime,
 }
 AVAILABLE = list(RUNTIMES)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import sys
 import threading
 import time
@@ -67,12 +68,26 @@ from ._errors import (
     CallingSelf,
     CallTimeout,
     GenEventError,
+    InvalidHandler,
     InvalidOwner,
     ManagerNotRunning,
     WrongRuntime,
     _name,
 )
 from ._handler import HandlerRef
+from ._lanes import (
+    STOP_TIMEOUT,
+    Barrier,
+    Isolation,
+    Lane,
+    LaneOverflow,
+    TaskLane,
+    ThreadLane,
+    check_isolation,
+    lanes_to_wait_for,
+    left_behind,
+    reap,
+)
 from ._metrics import ManagerStats, Timings, build_stats, count_events
 from ._overflow import OverflowPolicy
 from ._streams import AsyncEventStream
@@ -98,7 +113,22 @@ _FOREVER: Final = threading.TIMEOUT_MAX  # timeouts this long or longer mean "no
 _LIVE: set[EventManager[Any]] = set()  # running managers stay alive until they stop, like
 # Erlang processes: a manager nobody references is still a running manager, not garbage
 _STOP: Final = object()
-_INTERNAL: Final = frozenset({"info", "owner_down", "stream close"})
+_INTERNAL: Final = frozenset({"info", "owner_down", "stream close", "lane", "lane call"})
+_CONCERNED: Final = frozenset(
+    {
+        "call",
+        "sync_notify",
+        "which_handlers",
+        "get_state",
+        "delete_handler",
+        "add_handler",
+        "add_sup_handler",
+        "swap_handler",
+        "swap_sup_handler",
+    }
+)
+"""Requests that may concern isolated handlers (see ``EventManager._isolated``)."""
+_CAUGHT_UP: Final = " (isolated handlers caught up)"  # a request re-posted after a barrier
 """Mailbox messages that are not control requests (metrics count them elsewhere, or not)."""
 _seal_lock = threading.Lock()  # shared: taken only by a notify that raced a stop, and at seal
 
@@ -214,6 +244,11 @@ class EventManager(Generic[E]):
         # created on first use: an idle manager must stay small (benchmarks: <= 4 KB)
         self._watched: set[Any] | None = None
         self._spawned: set[asyncio.Future[Any]] | None = None
+        #: the lanes of isolated handlers (started ones)
+        self._lanes: list[Lane] = []
+        self._left_behind = 0
+        self._settling = False
+        self._stop_started: float | None = None
         if name is not None:
             _registry.register(name, self)
         _LIVE.add(self)
@@ -260,6 +295,12 @@ class EventManager(Generic[E]):
             refused=self._refused,
             timings=self._timings,
         )
+
+    @property
+    def left_behind(self) -> int:
+        """How many isolated handlers ``stop`` left behind because they did not finish within
+        their ``stop_timeout`` (each logged: a task is cancelled, a thread left running)."""
+        return self._left_behind
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -397,12 +438,17 @@ class EventManager(Generic[E]):
         dispatching = self._dispatch_task
         if dispatching is not None and dispatching is _task_of(self._loop):
             raise CallingSelf(self, what)
+        if self._lanes:  # an isolated handler's task waiting on its own manager
+            current = _task_of(self._loop)
+            if any(getattr(lane, "task", None) is current for lane in self._lanes):
+                raise CallingSelf(self, what)
 
     def _can_inline(self) -> bool:
         return (
             self._waiter is not None
             and not self._mailbox
             and not self._core.async_count
+            and not self._core.isolated
             and self._dispatch_task is None
         )
 
@@ -454,7 +500,15 @@ class EventManager(Generic[E]):
         self, what: str, timeout: float, ahead: int, args: tuple[Any, ...] = ()
     ) -> CallTimeout:
         label = f"call to {_name(args[0])}" if what == "call" and args else what
-        return CallTimeout(label, timeout, queued_ahead=ahead, running=self._running_callback())
+        running = None
+        if what == "call" and args and self._core.isolated:
+            entry = self._core.find(args[0])
+            if entry is not None and entry.lane is not None:
+                label = f"call to isolated handler {_name(args[0])}"
+                running = entry.lane.running_callback()
+        return CallTimeout(
+            label, timeout, queued_ahead=ahead, running=running or self._running_callback()
+        )
 
     def _running_callback(self) -> str | None:
         """The handler callback the manager is awaiting right now (``"Class.method"``), if any:
@@ -570,19 +624,36 @@ class EventManager(Generic[E]):
         restart: RestartPolicy = "temporary",
         max_restarts: int = 3,
         restart_period: float = 5.0,
+        isolation: Isolation | None = None,
+        maxsize: int | None = None,
+        overflow: LaneOverflow = "drop_oldest",
+        stop_timeout: float = STOP_TIMEOUT,
     ) -> None:
         """Create the handler, ``init(args)`` it and install it first (OTP's ``add_handler``).
         Raises :class:`HandlerExists`, :class:`HandlerInitFailed` or :class:`InvalidHandler`.
         ``restart`` (``"temporary"``: gen_event's behaviour; ``"transient"``: added
         again after a crash or a bad return; ``"permanent"``: also after it removed itself)
         re-adds it at the front with the same class and ``args``, at most ``max_restarts``
-        times within ``restart_period`` seconds, then lets it go for good."""
+        times within ``restart_period`` seconds, then lets it go for good.
+
+        ``isolation="task"`` runs the handler in a task of its own with a mailbox of its own
+        (a slow ``await`` in it delays no other handler); ``isolation="thread"`` in a thread
+        of its own (for blocking plain code; coroutine methods are refused). Such a handler
+        keeps gen_event's meaning (see the README, "when to isolate a handler"); its mailbox
+        holds at most ``maxsize`` events (None: unbounded), dropping under ``overflow``
+        (``"drop_oldest"`` or ``"drop_newest"``, counted and logged), and ``stop`` waits
+        ``stop_timeout`` seconds for it, then leaves it behind (logged, counted in
+        :attr:`left_behind`). A handler swapped in for it, or restarted, stays isolated."""
         timeout = check_timeout(timeout)
         check_ref(handler)
         spec = restart_spec(restart, args, max_restarts, restart_period)
+        lane = self._new_lane(handler, isolation, maxsize, overflow, stop_timeout)
         self._check_caller("add_handler")
         await self._request(
-            self._core.add_handler, (handler, args, None, None, spec), "add_handler", timeout
+            self._core.add_handler,
+            (handler, args, None, None, spec, lane),
+            "add_handler",
+            timeout,
         )
 
     async def add_sup_handler(
@@ -596,6 +667,10 @@ class EventManager(Generic[E]):
         restart: RestartPolicy = "temporary",
         max_restarts: int = 3,
         restart_period: float = 5.0,
+        isolation: Isolation | None = None,
+        maxsize: int | None = None,
+        overflow: LaneOverflow = "drop_oldest",
+        stop_timeout: float = STOP_TIMEOUT,
     ) -> None:
         """As :meth:`add_handler`, and tie the handler to ``owner`` (default: the current task).
 
@@ -608,11 +683,12 @@ class EventManager(Generic[E]):
         check_ref(handler)
         spec = restart_spec(restart, args, max_restarts, restart_period)
         check_on_exit(on_exit)
+        lane = self._new_lane(handler, isolation, maxsize, overflow, stop_timeout)
         self._check_caller("add_sup_handler")
         owner = self._owner(owner)
         await self._request(
             self._core.add_handler,
-            (handler, args, owner, on_exit, spec),
+            (handler, args, owner, on_exit, spec, lane),
             "add_sup_handler",
             timeout,
         )
@@ -702,6 +778,10 @@ class EventManager(Generic[E]):
         id: Hashable | None = None,
         timeout: float | None = None,
         restart: RestartPolicy = "temporary",
+        isolation: Isolation | None = None,
+        maxsize: int | None = None,
+        overflow: LaneOverflow = "drop_oldest",
+        stop_timeout: float = STOP_TIMEOUT,
     ) -> HandlerRef[E, Any, Any]: ...
 
     @overload
@@ -714,6 +794,10 @@ class EventManager(Generic[E]):
         id: Hashable | None = None,
         timeout: float | None = None,
         restart: RestartPolicy = "temporary",
+        isolation: Isolation | None = None,
+        maxsize: int | None = None,
+        overflow: LaneOverflow = "drop_oldest",
+        stop_timeout: float = STOP_TIMEOUT,
     ) -> HandlerRef[E, Any, Any]: ...
 
     async def subscribe(
@@ -725,6 +809,10 @@ class EventManager(Generic[E]):
         id: Hashable | None = None,
         timeout: float | None = None,
         restart: RestartPolicy = "temporary",
+        isolation: Isolation | None = None,
+        maxsize: int | None = None,
+        overflow: LaneOverflow = "drop_oldest",
+        stop_timeout: float = STOP_TIMEOUT,
     ) -> HandlerRef[E, Any, Any]:
         """Install the plain or coroutine function ``fn`` as a handler of every event of
         ``event_type`` (``isinstance``; ``None``: every event) for which ``where(event)`` is
@@ -732,11 +820,21 @@ class EventManager(Generic[E]):
         :meth:`delete_handler`. It is an ordinary handler: it shows in :meth:`which_handlers`,
         and if it raises it is removed and reported. Its return value is ignored, except that
         ``Remove()`` unsubscribes it. Subscribing the same function twice needs a distinct
-        ``id``."""
+        ``id``. ``isolation``, ``maxsize``, ``overflow`` and ``stop_timeout`` are those of
+        :meth:`add_handler`."""
         self._check_caller("subscribe")
         ref = _functions.reference(fn, id)
         _functions.check_filter(event_type, where)
-        await self.add_handler(ref, Args(fn, event_type, where), timeout=timeout, restart=restart)
+        await self.add_handler(
+            ref,
+            Args(fn, event_type, where),
+            timeout=timeout,
+            restart=restart,
+            isolation=isolation,
+            maxsize=maxsize,
+            overflow=overflow,
+            stop_timeout=stop_timeout,
+        )
         return ref
 
     def on(
@@ -904,6 +1002,181 @@ class EventManager(Generic[E]):
         if not self._closed:
             self._post(_Request(self._core.owner_down, (owner, reason), None, "owner_down"))
 
+    # -- isolated handlers --------------------------------------------------------------------
+
+    def _new_lane(
+        self,
+        handler: Any,
+        isolation: Any,
+        maxsize: int | None,
+        overflow: Any,
+        stop_timeout: float,
+    ) -> Lane | None:
+        """The lane of a handler to be added with ``isolation=`` (checked), or None."""
+        if isolation is None:
+            check_isolation(maxsize, overflow, stop_timeout, False)
+            return None
+        check_isolation(maxsize, overflow, stop_timeout, True)
+        if isolation == "task":
+            return TaskLane(self, handler, maxsize, overflow, stop_timeout, loop=self._loop)
+        if isolation == "thread":
+            cls = handler if isinstance(handler, type) else handler[0]
+            if _has_coroutines(cls):
+                raise InvalidHandler(
+                    f"{cls.__qualname__} has coroutine methods: isolation='thread' runs plain "
+                    "methods in a thread of their own (use isolation='task' for coroutines)"
+                )
+            return ThreadLane(self, handler, maxsize, overflow, stop_timeout)
+        raise ValueError(f"isolation must be None, 'task' or 'thread', not {isolation!r}")
+
+    def _lane_post(self, req: _Request) -> None:
+        """Post a lane's message to the mailbox (any thread); refused only once sealed."""
+        with _seal_lock:
+            if self._sealed:
+                _fail_threadsafe(self._loop, req.fut, ManagerNotRunning(self))
+                return
+            self._mailbox.append(req)
+        if self._waiter is not None:
+            if threading.get_ident() == self._thread_id:
+                self._wake()
+            else:
+                with contextlib.suppress(ManagerNotRunning, RuntimeError):
+                    self._wake_from_thread()
+
+    def lane_outcome(
+        self, lane: Lane, entry: Entry, out: Raised | Returned, message: Any, callback: str
+    ) -> None:
+        """Host side of an isolated handler (see :mod:`genevent._lanes`)."""
+        self._lane_post(
+            _Request(self._core.event_result, (entry, out, message, callback), None, "lane")
+        )
+
+    def lane_call_outcome(
+        self, lane: Lane, req: Any, entry: Entry, out: Raised | Returned, request: Any
+    ) -> None:
+        """Host side of an isolated handler: a call's outcome that changes the table."""
+        self._lane_post(
+            _Request(self._core.call_result, (entry, out, request), req.fut, "lane call")
+        )
+
+    def lane_reply(self, req: Any, value: Any) -> None:
+        """Host side of an isolated handler: a plain reply, straight to the caller."""
+        if threading.get_ident() == self._thread_id:
+            _resolve(req.fut, value)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(_resolve, req.fut, value)
+
+    def lane_fail(self, req: Any, exc: BaseException) -> None:
+        """Host side of an isolated handler: the call could not be answered."""
+        _fail_threadsafe(self._loop, req.fut, exc)
+
+    def lane_wake(self) -> None:
+        """Host side of an isolated handler: it went idle (``stop`` may wait for that)."""
+        if self._settling and self._waiter is not None:
+            if threading.get_ident() == self._thread_id:
+                self._wake()
+            else:
+                with contextlib.suppress(ManagerNotRunning, RuntimeError):
+                    self._wake_from_thread()
+
+    async def _isolated(self, req: _Request) -> bool:
+        """Requests that isolated handlers concern: a call to one is passed on to it; a request
+        that must see what they did (``lanes_to_wait_for``) waits for them, without holding
+        the manager, and comes back to the mailbox. True when ``req`` was taken care of."""
+        what = req.what
+        core = self._core
+        if what == "call":
+            entry = core.find(req.args[0])
+            if entry is not None and entry.lane is not None and entry.call_fn is not None:
+                core.requests += 1
+                entry.lane.post_call(req.args[1], req)
+                return True
+        if what == "sync_notify":
+            core.requests += 1
+            core.events += 1
+            try:
+                await self._drive(core.notify(*req.args))
+            except GenEventError as exc:  # pragma: no cover - notify raises nothing typed
+                _fail(req.fut, exc)
+                return True
+            self._reap()
+            lanes = [e.lane for e in core.entries if e.lane is not None]
+            self._after(lanes, _Request(_nothing, (), req.fut, what + _CAUGHT_UP))
+            return True
+        lanes = lanes_to_wait_for(core, what, req.args)
+        if not lanes:
+            return False
+        core.requests += 1
+        self._after(lanes, _Request(req.proc, req.args, req.fut, what + _CAUGHT_UP))
+        return True
+
+    def _after(self, lanes: list[Lane], then: _Request) -> None:
+        """Post ``then`` to the mailbox once every lane in ``lanes`` caught up."""
+        if not lanes:
+            self._lane_post(then)
+            return
+        barrier = Barrier(len(lanes), lambda: self._lane_post(then))
+        for lane in lanes:
+            lane.mark(barrier)
+
+    def _reap(self) -> None:
+        if self._lanes:
+            reap(self._core, self._lanes)
+
+    async def _lane_job(self, eff: Invoke) -> Raised | Returned:
+        lane: Lane = eff.via
+        if not lane.started:
+            self._lanes.append(lane)
+        fut = lane.job(eff)  # type: ignore[attr-defined]
+        waiting: Any = fut if lane.kind == "task" else asyncio.wrap_future(fut)
+        if self._stop_started is None:
+            return await waiting  # type: ignore[no-any-return]
+        remaining = self._stop_started + lane.stop_timeout - self._loop.time()
+        try:
+            return await asyncio.wait_for(waiting, max(remaining, 0.0))
+        except TimeoutError:
+            self._abandon(lane)
+            return Returned(None)
+
+    def _abandon(self, lane: Lane) -> None:
+        if not lane.abandoned:
+            left_behind(self, lane)
+            lane.abandon()  # type: ignore[attr-defined]
+            self._left_behind += 1
+
+    async def _settle_lanes(self) -> bool:
+        """Stopping: wait until every isolated handler handled what it was given, each for at
+        most its ``stop_timeout`` (then it is left behind). True if the mailbox got messages
+        meanwhile (their outcomes): the caller drains it and comes back."""
+        loop = self._loop
+        if self._stop_started is None:
+            self._stop_started = loop.time()
+        start = self._stop_started
+        while True:
+            busy = [lane for lane in self._lanes if not lane.idle()]
+            if self._mailbox:
+                return True
+            if not busy:
+                return False
+            now = loop.time()
+            late = [lane for lane in busy if now >= start + lane.stop_timeout]
+            for lane in late:
+                self._abandon(lane)
+            if late:
+                continue
+            waiter = self._waiter = loop.create_future()
+            self._settling = True
+            try:
+                if not any(not lane.idle() for lane in busy) or self._mailbox:
+                    continue
+                await asyncio.wait(
+                    (waiter,), timeout=min(start + lane.stop_timeout for lane in busy) - now
+                )
+            finally:
+                self._settling = False
+                self._waiter = None
+
     # -- the manager task ---------------------------------------------------------------------
 
     async def _finish_inline(
@@ -1024,6 +1297,9 @@ class EventManager(Generic[E]):
                 raise
             send = None
             if type(eff) is Invoke:
+                if eff.via is not None:
+                    send = await self._lane_job(eff)
+                    continue
                 try:
                     value = eff.fn(*eff.args, **eff.kwargs) if eff.kwargs else eff.fn(*eff.args)
                     if eff.is_async:
@@ -1168,8 +1444,17 @@ class EventManager(Generic[E]):
         raise exc
 
     async def _handle(self, req: _Request) -> None:
+        if self._core.isolated and req.what in _CONCERNED and await self._isolated(req):
+            return
+        try:
+            await self._handle_request(req)
+        finally:
+            if self._lanes:
+                reap(self._core, self._lanes)
+
+    async def _handle_request(self, req: _Request) -> None:
         fut = req.fut
-        if req.what not in _INTERNAL:
+        if req.what not in _INTERNAL and not req.what.endswith(_CAUGHT_UP):
             self._core.requests += 1
             if req.what == "sync_notify":
                 self._core.events += 1
@@ -1212,11 +1497,15 @@ class EventManager(Generic[E]):
                         await self._handle(msg)
                 except BaseException as exc:  # the message was finished: remember, go on
                     fatal = fatal or exc
+            if self._lanes and await self._settle_lanes():
+                continue
             with _seal_lock:
                 if not mailbox:
                     self._sealed = True
                     break
         if not core.stopped:
+            if self._lanes and self._stop_started is None:
+                self._stop_started = self._loop.time()
             try:
                 await self._drive(core.stop())
             except BaseException as exc:
@@ -1232,6 +1521,9 @@ class EventManager(Generic[E]):
     def _shutdown(self) -> None:
         self._closed = True
         _LIVE.discard(self)
+        for lane in self._lanes:
+            lane.close()
+        self._lanes = []
         if self.name is not None:
             _registry.unregister(self.name, self)
         for owner in self._watched or ():
@@ -1250,6 +1542,34 @@ class EventManager(Generic[E]):
                 _fail(
                     msg.fut, ManagerNotRunning(self, f" (it stopped before answering {msg.what})")
                 )
+
+
+def _nothing() -> Procedure:
+    return None
+    yield  # pragma: no cover - makes this a generator
+
+
+def _has_coroutines(cls: type) -> bool:
+    return any(
+        inspect.iscoroutinefunction(getattr(cls, name, None))
+        for name in ("init", "handle_event", "handle_call", "handle_info", "terminate")
+    )
+
+
+def _fail_threadsafe(
+    loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any] | None, exc: BaseException
+) -> None:
+    if fut is None:
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        _fail(fut, exc)
+    else:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(_fail, fut, exc)
 
 
 async def _guarded(work: Coroutine[Any, Any, Any]) -> Any:

@@ -26,9 +26,11 @@ __all__ = (
 
 
 class Invoke:
-    """Call user code: ``fn(*args, **kwargs)``; await the result when ``is_async``."""
+    """Call user code: ``fn(*args, **kwargs)``; await the result when ``is_async``. ``via`` is
+    the lane (the own mailbox and task or thread) of an isolated handler whose code this is:
+    the runtime runs it there and waits for its outcome; None: run it in the manager."""
 
-    __slots__ = ("args", "fn", "is_async", "kwargs")
+    __slots__ = ("args", "fn", "is_async", "kwargs", "via")
 
     def __init__(
         self,
@@ -36,11 +38,13 @@ class Invoke:
         args: tuple[Any, ...],
         is_async: bool = False,
         kwargs: dict[str, Any] | None = None,
+        via: Any = None,
     ) -> None:
         self.fn = fn
         self.args = args
         self.is_async = is_async
         self.kwargs = kwargs
+        self.via = via
 
     def __repr__(self) -> str:
         return f"Invoke({getattr(self.fn, '__qualname__', self.fn)!r}, {short(self.args)})"

@@ -29,6 +29,18 @@ Invariants (each pinned by tests)
    API call was ``swap_sup_handler``.
 5. After any failure the table is consistent and the manager goes on.
 
+Isolated handlers
+~~~~~~~~~~~~~~~~~
+A runtime may give a handler a *lane* (its own mailbox, run by a task or thread of the
+runtime's): an opaque object with ``post(event)`` and ``post_info(message)``, which queue and
+return None. The entry's ``event_fn``/``info_fn`` are then those, so every dispatch path (the
+hot loop, :meth:`ManagerCore.notify`, :meth:`ManagerCore.info`) just queues; the lane runs the
+handler's own callbacks and brings what changes the table back to the manager, which applies
+it with :meth:`ManagerCore.event_result` / :meth:`ManagerCore.call_result` in mailbox order.
+The other callbacks (the class, ``init``, ``terminate``, ``format_status``) are yielded as
+:class:`Invoke` with ``via=lane``. A handler that replaces it (a swap, a restart) keeps the
+lane, and with it the events queued behind the one that made it leave.
+
 The hot path
 ~~~~~~~~~~~~
 ``notify`` must cost little more than a method call per handler, so runtimes may dispatch a plain
@@ -187,6 +199,7 @@ class Entry:
         "info_is_async",
         "instance",
         "is_async",
+        "lane",
         "on_exit",
         "owner",
         "ref",
@@ -196,7 +209,13 @@ class Entry:
     )
 
     def __init__(
-        self, ref: Any, instance: Any, info: _ClassInfo, owner: Any, on_exit: OnExit | None
+        self,
+        ref: Any,
+        instance: Any,
+        info: _ClassInfo,
+        owner: Any,
+        on_exit: OnExit | None,
+        lane: Any = None,
     ) -> None:
         self.ref = ref
         self.instance = instance
@@ -219,6 +238,15 @@ class Entry:
             instance.terminate if info.has_terminate else None
         )
         self.terminate_is_async = "terminate" in am
+        #: the lane of an isolated handler (see the module documentation), or None
+        self.lane = lane
+        if lane is not None:  # the manager only queues: nothing of it is awaited there
+            self.is_async = False
+            self.event_fn = lane.post
+            self.event_is_async = False
+            if self.info_fn is not None:
+                self.info_fn = lane.post_info
+                self.info_is_async = False
 
     def __repr__(self) -> str:
         return f"<Entry {self.ref!r} owner={self.owner!r}>"
@@ -245,8 +273,11 @@ class ManagerCore:
         self.entries: list[Entry] = []  # newest first
         self._by_ref: dict[Any, Entry] = {}
         self._owners: dict[Any, int] = {}
-        #: number of installed handlers with at least one coroutine method
+        #: number of installed handlers with at least one coroutine method (isolated ones,
+        #: which the manager never awaits, not counted)
         self.async_count = 0
+        #: number of installed isolated handlers (with a lane)
+        self.isolated = 0
         #: :attr:`event_targets` when fresh, None when the table changed since (hot loops read
         #: ``core.cached_targets or core.event_targets`` to skip the property call)
         self.cached_targets: tuple[tuple[Entry, Callable[[Any], Any]], ...] | None = ()
@@ -294,7 +325,7 @@ class ManagerCore:
                 targets = tuple((e, e.event_fn) for e in self.entries)
             else:
                 targets = tuple(
-                    (e, e.event_fn if e.event_is_async else wrap(e, e.event_fn))
+                    (e, e.event_fn if e.event_is_async or e.lane else wrap(e, e.event_fn))
                     for e in self.entries
                 )
             self.cached_targets = targets
@@ -313,6 +344,8 @@ class ManagerCore:
         self.cached_targets = None
         if entry.is_async:
             self.async_count += 1
+        if entry.lane is not None:
+            self.isolated += 1
         if entry.owner is not None:
             n = self._owners.get(entry.owner, 0)
             self._owners[entry.owner] = n + 1
@@ -328,6 +361,8 @@ class ManagerCore:
         self.cached_targets = None
         if entry.is_async:
             self.async_count -= 1
+        if entry.lane is not None:
+            self.isolated -= 1
         return index
 
     def _release_owner(self, owner: Any) -> Generator[Effect, Any, None]:
@@ -353,12 +388,13 @@ class ManagerCore:
         return info
 
     def _start(
-        self, ref: Any, args: Any, handoff: Any, with_handoff: bool
+        self, ref: Any, args: Any, handoff: Any, with_handoff: bool, lane: Any = None
     ) -> Generator[Effect, Any, tuple[Any, _ClassInfo]]:
-        """Instantiate and ``init`` a handler; raise :class:`HandlerInitFailed` if it refuses."""
+        """Instantiate and ``init`` a handler (in ``lane`` if given); raise
+        :class:`HandlerInitFailed` if it refuses."""
         cls = handler_key(ref)
         info = self._check_class(cls)
-        out = yield Invoke(cls, ())
+        out = yield Invoke(cls, (), via=lane)
         if type(out) is Raised:
             raise HandlerInitFailed(ref, out.exception) from out.exception
         instance = out.value
@@ -371,7 +407,7 @@ class ManagerCore:
                     kwargs = {**args.kwargs, **kwargs} if kwargs else dict(args.kwargs)
             else:
                 call_args = (args,)
-            out = yield Invoke(init, call_args, "init" in info.async_methods, kwargs)
+            out = yield Invoke(init, call_args, "init" in info.async_methods, kwargs, lane)
             if type(out) is Raised:
                 raise HandlerInitFailed(ref, out.exception) from out.exception
             if out.value is not None:
@@ -384,7 +420,7 @@ class ManagerCore:
         """Run ``terminate(reason)``; return ``(ok, result-or-exception)``. Never raises."""
         if entry.terminate_fn is None:
             return True, None
-        out = yield Invoke(entry.terminate_fn, (reason,), entry.terminate_is_async)
+        out = yield Invoke(entry.terminate_fn, (reason,), entry.terminate_is_async, via=entry.lane)
         if type(out) is Raised:
             yield Report("terminate_raised", entry.ref, entry.instance, reason, out.exception)
             return False, out.exception
@@ -433,7 +469,9 @@ class ManagerCore:
             if self.stopped or self.find(ref) is not None:
                 return False, reason  # stopping, or re-added meanwhile by re-entrant code
             try:
-                instance, info = yield from self._start(ref, restart.args, NO_HANDOFF, False)
+                instance, info = yield from self._start(
+                    ref, restart.args, NO_HANDOFF, False, entry.lane
+                )
             except HandlerInitFailed as failed:
                 cause = failed.cause if failed.cause is not None else BadReturn(failed.returned)
                 reason = StartFailed(cause)
@@ -443,7 +481,7 @@ class ManagerCore:
                 return False, reason
             restart.restarts += 1
             self.restarts += 1
-            new = Entry(ref, instance, info, entry.owner, entry.on_exit)
+            new = Entry(ref, instance, info, entry.owner, entry.on_exit, entry.lane)
             new.restart = restart
             yield from self._insert(0, new)
             yield from self._release_owner(entry.owner)  # _insert counted the owner again
@@ -461,19 +499,21 @@ class ManagerCore:
         owner: Any = None,
         on_exit: OnExit | None = None,
         restart: Restart | None = None,
+        lane: Any = None,
     ) -> Procedure:
         """``add_handler`` / ``add_sup_handler`` (when ``owner`` is given): init, install first.
-        ``restart`` (see :mod:`._restart`) says when it is added again after it left."""
+        ``restart`` (see :mod:`._restart`) says when it is added again after it left;
+        ``lane`` makes it an isolated handler (see the module documentation)."""
         handler_key(ref)
         if self.find(ref) is not None:
             raise HandlerExists(ref)
         if restart is not None and self.clock is None:
             raise ValueError("restart policies need a clock: this runtime gave the core none")
-        instance, info = yield from self._start(ref, args, NO_HANDOFF, False)
+        instance, info = yield from self._start(ref, args, NO_HANDOFF, False, lane)
         # init may have re-entered (a notify is queued, never run inline), so re-check.
         if self.find(ref) is not None:
             raise HandlerExists(ref)
-        entry = Entry(ref, instance, info, owner, on_exit)
+        entry = Entry(ref, instance, info, owner, on_exit, lane)
         entry.restart = restart
         yield from self._insert(0, entry)
 
@@ -502,7 +542,7 @@ class ManagerCore:
         """``swap_handler`` / ``swap_sup_handler`` (``sup=True``; the caller's ``owner`` and
         ``on_exit`` take over). The new handler goes first; it is installed even if ``old`` is
         missing (its ``init`` gets ``handoff=NO_HANDOFF``); ``old`` is gone even if the new
-        ``init`` fails."""
+        ``init`` fails. The new handler takes over ``old``'s lane if it was isolated."""
         handler_key(old)
         handler_key(new)
         existing = self.find(new)
@@ -521,14 +561,15 @@ class ManagerCore:
         # the old owner is released only after the new entry is in, so that an owner that stays
         # is not unwatched and watched again in between
         old_owner = old_entry.owner if old_entry is not None else None
+        lane = old_entry.lane if old_entry is not None else None
         try:
-            instance, info = yield from self._start(new, args2, handoff, True)
+            instance, info = yield from self._start(new, args2, handoff, True, lane)
             if self.find(new) is not None:  # installed meanwhile by re-entrant code
                 raise HandlerExists(new)
         except (HandlerInitFailed, HandlerExists):
             yield from self._release_owner(old_owner)
             raise
-        yield from self._insert(0, Entry(new, instance, info, owner, on_exit))
+        yield from self._insert(0, Entry(new, instance, info, owner, on_exit, lane))
         yield from self._release_owner(old_owner)
 
     def call(self, ref: Any, request: Any) -> Procedure:
@@ -539,13 +580,17 @@ class ManagerCore:
             raise HandlerNotFound(ref)
         if entry.call_fn is None:
             raise CallNotSupported(ref)
-        out = yield Invoke(entry.call_fn, (request,), entry.call_is_async)
+        out = yield Invoke(entry.call_fn, (request,), entry.call_is_async, via=entry.lane)
         return (yield from self.call_result(entry, out, request))
 
     def call_result(self, entry: Entry, out: Outcome | None, request: Any) -> Procedure:
         """Act on ``handle_call``'s outcome; return the reply or raise the caller's error.
         The classes :class:`Remove` and :class:`Swap` themselves (a forgotten ``()``) are a
-        bad return, never a reply."""
+        bad return, never a reply. (An isolated handler's outcome may arrive after the handler
+        left by another request: the caller then gets the reply or the error, and nothing
+        else happens.)"""
+        if not entry.alive:
+            return self._late_call_result(entry, out)
         if type(out) is Raised:
             exc = out.exception
             yield from self._leave(entry, Crashed(exc), request, "handle_call")
@@ -563,6 +608,17 @@ class ManagerCore:
             return value
         yield from self._leave(entry, BadReturn(value), request, "handle_call")
         raise HandlerBadReturn(entry.ref, value, "handle_call")
+
+    def _late_call_result(self, entry: Entry, out: Outcome | None) -> Any:
+        if type(out) is Raised:
+            raise HandlerCrashed(entry.ref, out.exception) from out.exception
+        assert type(out) is Returned
+        value = out.value
+        if type(value) is Remove or type(value) is Swap:
+            return value.reply
+        if value is Remove or value is Swap:
+            raise HandlerBadReturn(entry.ref, value, "handle_call")
+        return value
 
     def notify(self, event: Any) -> Procedure:
         """``notify``/``sync_notify``: every handler, newest first, sees ``event``.
@@ -629,7 +685,7 @@ class ManagerCore:
         _, handoff = yield from self._terminate(entry, reason)
         yield from self._tell(entry, reason)
         try:
-            instance, info = yield from self._start(new, swap.args2, handoff, True)
+            instance, info = yield from self._start(new, swap.args2, handoff, True, entry.lane)
         except HandlerInitFailed as failed:
             cause = failed.cause if failed.cause is not None else BadReturn(failed.returned)
             yield Report("crash", new, None, message, StartFailed(cause), "init")
@@ -637,7 +693,7 @@ class ManagerCore:
             yield from self._release_owner(entry.owner)
             return True
         if self.find(new) is None:  # else installed meanwhile by re-entrant code: keep that one
-            new_entry = Entry(new, instance, info, entry.owner, entry.on_exit)
+            new_entry = Entry(new, instance, info, entry.owner, entry.on_exit, entry.lane)
             yield from self._insert(min(index, len(self.entries)), new_entry)
         yield from self._release_owner(entry.owner)
         return True
@@ -648,7 +704,7 @@ class ManagerCore:
         its attributes, taken inside the manager (a consistent snapshot)."""
         states: list[tuple[Any, Any]] = []
         for entry in list(self.entries):
-            out = yield Invoke(_snapshot, (entry.instance,))
+            out = yield Invoke(_snapshot, (entry.instance,), via=entry.lane)
             state: Any = None
             if type(out) is Raised:
                 state = f"<format_status raised {type(out.exception).__name__}; state hidden>"

@@ -1,0 +1,670 @@
+"""Isolated handlers: a handler with a mailbox and a task or thread of its own (a *lane*).
+
+The manager keeps the handler in its table as usual, but the entry's ``handle_event`` /
+``handle_info`` are the lane's :meth:`Lane.post` / :meth:`Lane.post_info`, which only queue.
+The lane runs the handler's callbacks one at a time, in the order the manager queued them:
+
+* a plain ``None`` from ``handle_event``/``handle_info`` and a plain reply from ``handle_call``
+  are the end of it (the reply goes to the caller directly);
+* anything that changes the table (it raised, ``Remove``, ``Swap``, a bad return) is posted
+  back to the manager's mailbox, which applies it in order; meanwhile the lane holds its queue
+  (the handler sees nothing after the event it left on), and goes on once the manager served
+  it again (a swap or a restart keeps the lane, with the events queued behind) or closes it;
+* the manager's own invocations (the class, ``init``, ``terminate``, ``format_status``) are
+  *jobs*: run before anything queued, the manager waiting for their outcome;
+* a *mark* tells a :class:`Barrier` that the lane handled everything queued before it: the
+  runtime answers ``sync_notify``, ``which_handlers``, ``delete_handler``... only once every
+  isolated handler concerned has caught up, so they see what gen_event would show.
+
+Each runtime is the lane's *host* (see :class:`Host`); this module holds what both share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final, Literal, Protocol, TypeAlias
+
+from ._core import Entry, Invoke, ManagerCore, Raised, Remove, Returned, Swap
+from ._driver import CRASHES, callback_in, log
+from ._errors import HandlerNotFound, _name
+from ._overflow import Action, Counts, check_bound
+
+__all__ = (
+    "LANE_OVERFLOW",
+    "STOP_TIMEOUT",
+    "Barrier",
+    "Host",
+    "Isolation",
+    "Lane",
+    "LaneOverflow",
+    "TaskLane",
+    "ThreadLane",
+    "check_isolation",
+    "lanes_to_wait_for",
+    "left_behind",
+    "reap",
+)
+
+Isolation: TypeAlias = Literal["task", "thread"]
+"""How an asyncio handler is isolated: a task of its own, or a thread of its own."""
+
+LaneOverflow: TypeAlias = Literal["drop_oldest", "drop_newest"]
+"""What a full isolated handler's mailbox does with an arriving event or info message."""
+
+LANE_OVERFLOW: Final[tuple[LaneOverflow, ...]] = ("drop_oldest", "drop_newest")
+
+STOP_TIMEOUT: Final = 5.0
+"""Default ``stop_timeout`` of an isolated handler: how long ``stop`` waits for it."""
+
+_BUDGET: Final = 1024  # a task lane gives its loop a turn after this many items in a row
+_LOG_EVERY: Final = 1.0  # drops are logged at most once a second per handler
+
+
+class _Info:
+    __slots__ = ("message",)
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+
+
+class _Call:
+    __slots__ = ("req", "request")
+
+    def __init__(self, request: Any, req: Any) -> None:
+        self.request = request
+        self.req = req
+
+
+class _Mark:
+    __slots__ = ("barrier",)
+
+    def __init__(self, barrier: Barrier) -> None:
+        self.barrier = barrier
+
+
+class _Job:
+    __slots__ = ("eff", "fut")
+
+    def __init__(self, eff: Invoke, fut: Any) -> None:
+        self.eff = eff
+        self.fut = fut
+
+
+_NOTHING: Final = object()  # nothing to run now (None is an event like any other)
+
+
+class Barrier:
+    """Counts lanes down to zero, then calls ``done`` once (from whichever thread got there
+    last)."""
+
+    __slots__ = ("_count", "_done", "_lock")
+
+    def __init__(self, count: int, done: Callable[[], None]) -> None:
+        self._count = count
+        self._done = done
+        self._lock = threading.Lock()
+
+    def reach(self) -> None:
+        """One lane caught up."""
+        with self._lock:
+            self._count -= 1
+            last = self._count == 0
+        if last:
+            self._done()
+
+
+class Host(Protocol):
+    """What a lane needs from the manager that runs it (every method safe from any thread)."""
+
+    def lane_outcome(
+        self, lane: Lane, entry: Entry, out: Raised | Returned, message: Any, callback: str
+    ) -> None:
+        """Post ``core.event_result(entry, out, message, callback)`` to the manager."""
+
+    def lane_call_outcome(
+        self, lane: Lane, req: Any, entry: Entry, out: Raised | Returned, request: Any
+    ) -> None:
+        """Post ``core.call_result(entry, out, request)`` to the manager, answering ``req``."""
+
+    def lane_reply(self, req: Any, value: Any) -> None:
+        """Answer the call ``req`` with a plain reply."""
+
+    def lane_fail(self, req: Any, exc: BaseException) -> None:
+        """Answer the call ``req`` with an error."""
+
+    def lane_wake(self) -> None:
+        """The lane went idle: wake the manager if it waits for that (stop)."""
+
+
+def check_isolation(
+    maxsize: int | None, overflow: str, stop_timeout: float, isolated: bool
+) -> None:
+    """Refuse bad ``maxsize``/``overflow``/``stop_timeout`` keywords of an isolated handler
+    (and any of them on a handler that is not isolated)."""
+    if not isolated:
+        if maxsize is not None:
+            raise ValueError("maxsize= applies to an isolated handler only (pass isolation=)")
+        return
+    check_bound(maxsize, "drop_oldest")
+    if overflow not in LANE_OVERFLOW:
+        raise ValueError(
+            f"an isolated handler's overflow must be one of {', '.join(map(repr, LANE_OVERFLOW))}"
+            f", not {overflow!r} (its mailbox is fed by the manager, which neither waits for "
+            "one handler nor has a producer to refuse)"
+        )
+    if isinstance(stop_timeout, bool) or not isinstance(stop_timeout, (int, float)):
+        raise TypeError(f"stop_timeout must be a number of seconds, not {stop_timeout!r}")
+    if not stop_timeout >= 0.0:
+        raise ValueError(f"stop_timeout must be >= 0, not {stop_timeout!r}")
+
+
+def _is_reply(value: Any) -> bool:
+    cls = value.__class__
+    return cls is not Remove and cls is not Swap and value is not Remove and value is not Swap
+
+
+class Lane:
+    """The mailbox and runner of one isolated handler (and of whatever replaces it by a swap
+    or a restart). Subclasses run it in a task or a thread."""
+
+    kind = ""
+
+    def __init__(
+        self,
+        host: Host,
+        ref: Any,
+        maxsize: int | None = None,
+        overflow: LaneOverflow = "drop_oldest",
+        stop_timeout: float = STOP_TIMEOUT,
+    ) -> None:
+        self.host = host
+        self.ref = ref
+        self.maxsize = maxsize
+        self.overflow = overflow
+        self.stop_timeout = float(stop_timeout)
+        self.fifo: deque[Any] = deque()
+        self.jobs: deque[_Job] = deque()
+        #: the table entry it serves (None before its first handler is installed)
+        self.entry: Entry | None = None
+        #: the entry whose outcome was posted to the manager and not yet applied
+        self.pending: Entry | None = None
+        self.closed = False
+        self.abandoned = False
+        self.busy = False
+        self.started = False
+        #: counted for a bounded mailbox only
+        self.counts = Counts()
+        self._logged_at = -_LOG_EVERY
+        self._logged_drops = 0
+        self._cached: Entry | None = None
+        self._event: Callable[[Any], Any] | None = None
+        self._event_async = False
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} lane of {_name(self.ref)} queued={len(self.fifo)}>"
+
+    # -- the manager's side -------------------------------------------------------------------
+
+    def post(self, event: Any) -> None:
+        """Queue an event (the entry's ``event_fn``: called by the manager, returns None)."""
+        if self.maxsize is not None and not self._room():
+            return
+        self.fifo.append(event)
+        self._wake()
+
+    def post_info(self, message: Any) -> None:
+        """Queue an info message (the entry's ``info_fn``)."""
+        if self.maxsize is not None and not self._room():
+            return
+        self.fifo.append(_Info(message))
+        self._wake()
+
+    def post_call(self, request: Any, req: Any) -> None:
+        """Queue a call; the reply (or error) goes to the host's request ``req``."""
+        self.fifo.append(_Call(request, req))
+        self._wake()
+
+    def mark(self, barrier: Barrier) -> None:
+        """``barrier`` is reached once everything queued before is handled."""
+        if self.closed:
+            barrier.reach()
+            return
+        self.fifo.append(_Mark(barrier))
+        self._wake()
+
+    def serve(self, entry: Entry) -> None:
+        """``entry`` (in the table) is the handler this lane runs from now on."""
+        self.entry = entry
+        pending = self.pending
+        if pending is not None and pending is entry and entry.alive:
+            return  # its outcome is still to be applied: hold on
+        self.pending = None
+        self._wake()
+
+    def close(self) -> None:
+        """No handler uses this lane any more: answer what is queued, then end."""
+        self.closed = True
+        self._wake()
+
+    def idle(self) -> bool:
+        """Nothing queued and nothing running (or left behind)."""
+        return self.abandoned or (not self.busy and not self.fifo and not self.jobs)
+
+    def running_callback(self) -> str | None:  # pragma: no cover - per runner
+        """The handler callback the lane runs now (``"Class.method"``), if any."""
+        return None
+
+    def _room(self) -> bool:
+        assert self.maxsize is not None
+        queued = len(self.fifo)
+        action = self.counts.offer(queued, self.maxsize, self.overflow)
+        if action is Action.ACCEPT:
+            return True
+        if action is Action.DROP_OLDEST:
+            for i, item in enumerate(self.fifo):  # calls and marks are never dropped
+                if item.__class__ is not _Call and item.__class__ is not _Mark:
+                    del self.fifo[i]
+                    break
+            self._log_drop()
+            return True
+        self._log_drop()
+        return False
+
+    def _log_drop(self) -> None:
+        self._logged_drops += 1
+        now = time.monotonic()
+        if now - self._logged_at >= _LOG_EVERY:
+            log.warning(
+                "genevent isolated handler %s: its mailbox is full (maxsize %s); "
+                "%d events dropped (%s) since the last report, %d in all",
+                _name(self.ref),
+                self.maxsize,
+                self._logged_drops,
+                self.overflow,
+                self.counts.dropped,
+            )
+            self._logged_at = now
+            self._logged_drops = 0
+
+    def _wake(self) -> None:  # pragma: no cover - per runner
+        raise NotImplementedError
+
+    # -- the lane's side ----------------------------------------------------------------------
+
+    def _serving(self) -> Entry | None:
+        entry = self.entry
+        if entry is not None and entry.alive and self.pending is None:
+            return entry
+        return None
+
+    def _next(self) -> Any:
+        """The next thing to run: a job first; an item while serving; else ``_NOTHING``."""
+        if self.jobs:
+            return self.jobs.popleft()
+        if self.fifo and (self.closed or self._serving() is not None):
+            return self.fifo.popleft()
+        return _NOTHING
+
+    def _load(self, entry: Entry) -> None:
+        self._cached = entry
+        self._event = entry.instance.handle_event
+        self._event_async = inspect.iscoroutinefunction(self._event)
+
+    def _closed_item(self, item: Any) -> None:
+        """An item found queued after the lane was closed (its handler is gone)."""
+        cls = item.__class__
+        if cls is _Call:
+            self.host.lane_fail(item.req, HandlerNotFound(self.ref))
+        elif cls is _Mark:
+            item.barrier.reach()
+
+    def _settle(self, entry: Entry, out: Raised | Returned, message: Any, cb: str) -> None:
+        if self.maxsize is not None:
+            self.counts.handled += 1
+        if out.__class__ is Returned and out.value is None:
+            return
+        self.pending = entry
+        self.host.lane_outcome(self, entry, out, message, cb)
+
+    def _settle_call(self, entry: Entry, item: _Call, out: Raised | Returned) -> None:
+        if out.__class__ is Returned and _is_reply(out.value):
+            self.host.lane_reply(item.req, out.value)
+            return
+        self.pending = entry
+        self.host.lane_call_outcome(self, item.req, entry, out, item.request)
+
+
+def _outcome(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> Raised | Returned:
+    try:
+        return Returned(fn(*args, **kwargs) if kwargs else fn(*args))
+    except CRASHES as exc:
+        return Raised(exc)
+
+
+class ThreadLane(Lane):
+    """A lane run by a daemon thread of its own (started at its first job)."""
+
+    kind = "thread"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sleeping = False
+        self._token = threading.Lock()
+        self._token.acquire()
+        self.thread: threading.Thread | None = None
+
+    def _wake(self) -> None:
+        if self.sleeping:
+            self.sleeping = False
+            try:  # noqa: SIM105 - cheaper than contextlib.suppress on the notify path
+                self._token.release()
+            except RuntimeError:  # woken already
+                pass
+
+    def start(self) -> None:
+        """Start the thread (once)."""
+        if not self.started:
+            self.started = True
+            self.thread = threading.Thread(
+                target=self._run, name=f"genevent-lane:{_name(self.ref)}", daemon=True
+            )
+            self.thread.start()
+
+    def job(self, eff: Invoke) -> concurrent.futures.Future[Raised | Returned]:
+        """Run the manager's invocation ``eff`` in the lane, before anything queued."""
+        fut: concurrent.futures.Future[Raised | Returned] = concurrent.futures.Future()
+        if self.abandoned:
+            fut.set_result(Returned(None))
+            return fut
+        self.start()
+        self.jobs.append(_Job(eff, fut))
+        self._wake()
+        return fut
+
+    def abandon(self) -> None:
+        """Leave the thread behind (it is a daemon); nothing more runs in it."""
+        self.abandoned = self.closed = True
+        self._wake()
+
+    def running_callback(self) -> str | None:
+        thread = self.thread
+        frame = sys._current_frames().get(thread.ident) if thread and thread.ident else None
+        codes = []
+        while frame is not None:
+            codes.append(frame.f_code)
+            frame = frame.f_back
+        codes.reverse()
+        return callback_in(codes)
+
+    def _run(self) -> None:
+        host = self.host
+        while not self.abandoned:
+            item = self._next()
+            if item is _NOTHING:
+                if self.closed and not self.jobs:
+                    while self.fifo:
+                        self._closed_item(self.fifo.popleft())
+                    host.lane_wake()
+                    return
+                self.sleeping = True
+                if self._next_ready():
+                    self.sleeping = False
+                    continue
+                host.lane_wake()
+                self._token.acquire()
+                continue
+            self.busy = True
+            try:
+                self._do(item)
+            finally:
+                self.busy = False
+
+    def _next_ready(self) -> bool:
+        return bool(self.jobs) or self.closed or (bool(self.fifo) and self._serving() is not None)
+
+    def _do(self, item: Any) -> None:
+        cls = item.__class__
+        if cls is _Job:
+            eff = item.eff
+            out = _outcome(eff.fn, eff.args, eff.kwargs)
+            item.fut.set_result(out)
+            return
+        if self.closed:
+            self._closed_item(item)
+            return
+        entry = self.entry
+        assert entry is not None
+        if cls is _Mark:
+            item.barrier.reach()
+        elif cls is _Call:
+            assert entry.call_fn is not None
+            self._settle_call(entry, item, _outcome(entry.call_fn, (item.request,), None))
+        elif cls is _Info:
+            out = _outcome(entry.instance.handle_info, (item.message,), None)
+            self._settle(entry, out, item.message, "handle_info")
+        else:
+            if entry is not self._cached:
+                self._load(entry)
+            out = _outcome(self._event, (item,), None)  # type: ignore[arg-type]
+            self._settle(entry, out, item, "handle_event")
+
+
+class TaskLane(Lane):
+    """A lane run by an asyncio task of its own, in the manager's loop (started at its first
+    job). Its coroutine callbacks are awaited there, so a slow ``await`` delays nobody else."""
+
+    kind = "task"
+
+    def __init__(self, *args: Any, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loop = loop
+        self.waiter: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def start(self) -> None:
+        """Start the task (once)."""
+        if not self.started:
+            self.started = True
+            self.task = asyncio.Task(self._run(), loop=self.loop)
+
+    def job(self, eff: Invoke) -> asyncio.Future[Raised | Returned]:
+        """Run the manager's invocation ``eff`` in the lane, before anything queued."""
+        fut: asyncio.Future[Raised | Returned] = self.loop.create_future()
+        if self.abandoned:
+            fut.set_result(Returned(None))
+            return fut
+        self.start()
+        self.jobs.append(_Job(eff, fut))
+        self._wake()
+        return fut
+
+    def abandon(self) -> None:
+        """Cancel the task: nothing more runs in it."""
+        self.abandoned = self.closed = True
+        if self.task is not None:
+            self.task.cancel()
+
+    def running_callback(self) -> str | None:
+        task = self.task
+        if task is None or task.done():
+            return None
+        codes: list[Any] = []
+        aw: Any = task.get_coro()
+        while aw is not None and len(codes) < 1000:
+            code = getattr(aw, "cr_code", None) or getattr(aw, "gi_code", None)
+            if code is None:
+                break
+            codes.append(code)
+            aw = getattr(aw, "cr_await", None) or getattr(aw, "gi_yieldfrom", None)
+        return callback_in(codes)
+
+    async def _call(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Raised | Returned:
+        try:
+            value = fn(*args, **kwargs) if kwargs else fn(*args)
+            if inspect.isawaitable(value):
+                value = await value
+        except asyncio.CancelledError as exc:
+            task = self.task
+            if task is not None and task.cancelling():
+                raise  # the lane itself is cancelled (left behind, or its loop closes)
+            return Raised(exc)
+        except CRASHES as exc:
+            return Raised(exc)
+        return Returned(value)
+
+    async def _run(self) -> None:
+        host = self.host
+        spent = 0
+        try:
+            while True:
+                item = self._next()
+                if item is _NOTHING:
+                    if self.closed and not self.jobs:
+                        while self.fifo:
+                            self._closed_item(self.fifo.popleft())
+                        host.lane_wake()
+                        return
+                    self.waiter = self.loop.create_future()
+                    host.lane_wake()
+                    await self.waiter
+                    continue
+                spent += 1
+                if spent >= _BUDGET:  # fairness: the loop's other tasks get a turn
+                    spent = 0
+                    self.fifo.appendleft(item) if item.__class__ is not _Job else (
+                        self.jobs.appendleft(item)
+                    )
+                    await asyncio.sleep(0)
+                    continue
+                self.busy = True
+                try:
+                    await self._do(item)
+                finally:
+                    self.busy = False
+        finally:
+            self.closed = True
+            while self.jobs:  # cancelled with jobs waiting: their waiters go on
+                job = self.jobs.popleft()
+                if not job.fut.done():
+                    job.fut.set_result(Returned(None))
+            while self.fifo:
+                self._closed_item(self.fifo.popleft())
+
+    async def _do(self, item: Any) -> None:
+        cls = item.__class__
+        if cls is _Job:
+            eff = item.eff
+            out = await self._call(eff.fn, eff.args, eff.kwargs)
+            if not item.fut.done():
+                item.fut.set_result(out)
+            return
+        if self.closed:
+            self._closed_item(item)
+            return
+        entry = self.entry
+        assert entry is not None
+        if cls is _Mark:
+            item.barrier.reach()
+        elif cls is _Call:
+            assert entry.call_fn is not None
+            self._settle_call(entry, item, await self._call(entry.call_fn, (item.request,), None))
+        elif cls is _Info:
+            out = await self._call(entry.instance.handle_info, (item.message,), None)
+            self._settle(entry, out, item.message, "handle_info")
+        else:
+            if entry is not self._cached:
+                self._load(entry)
+            fn = self._event
+            assert fn is not None
+            if self._event_async:
+                out = await self._call(fn, (item,), None)
+            else:
+                try:
+                    value = fn(item)
+                except CRASHES as exc:
+                    out = Raised(exc)
+                else:
+                    if value is None:
+                        if self.maxsize is not None:
+                            self.counts.handled += 1
+                        return
+                    out = Returned(value)
+            self._settle(entry, out, item, "handle_event")
+
+
+# -- what the manager does around its requests ---------------------------------------------------
+
+_ALL: Final = frozenset({"which_handlers", "get_state"})
+_BY_REF: Final = frozenset({"delete_handler", "add_handler", "add_sup_handler", "call"})
+_SWAPS: Final = frozenset({"swap_handler", "swap_sup_handler"})
+
+
+def lanes_to_wait_for(core: ManagerCore, what: str, args: tuple[Any, ...]) -> list[Lane]:
+    """The isolated handlers a request must wait for (each must have handled everything the
+    manager queued for it before) so that it sees the table gen_event would show: all of them
+    for ``which_handlers``/``get_state``; the one it names, or all of them if the handler it
+    names is not installed (an isolated handler may be about to swap it in), for the others.
+    Empty when the manager has no isolated handler."""
+    if not core.isolated:
+        return []
+    every = [e.lane for e in core.entries if e.lane is not None]
+    if what in _ALL:
+        return every
+    if what in _BY_REF:
+        refs: tuple[Any, ...] = (args[0],)
+    elif what in _SWAPS:
+        refs = (args[0], args[2])
+    else:
+        return []
+    lanes: list[Lane] = []
+    for ref in refs:
+        entry = core.find(ref)
+        if entry is None:
+            if what in ("add_handler", "add_sup_handler"):
+                continue
+            return every
+        if entry.lane is not None:
+            lanes.append(entry.lane)
+    return lanes
+
+
+def reap(core: ManagerCore, lanes: list[Lane]) -> None:
+    """After the table changed: every lane serves the entry that uses it now; a lane no entry
+    uses is closed and forgotten."""
+    using = {id(e.lane): e for e in core.entries if e.lane is not None}
+    keep = []
+    for lane in lanes:
+        entry = using.get(id(lane))
+        if entry is None:
+            lane.close()
+        else:
+            lane.serve(entry)
+            keep.append(lane)
+    lanes[:] = keep
+
+
+def left_behind(manager: Any, lane: Lane) -> None:
+    """Log that ``lane`` did not finish within its stop timeout."""
+    log.error(
+        "genevent manager %s: isolated handler %s did not finish within its stop timeout "
+        "(%s s; running %s); left behind: %s, its terminate not run",
+        getattr(manager, "name", None) or manager,
+        _name(lane.ref),
+        lane.stop_timeout,
+        lane.running_callback() or "nothing",
+        "its task cancelled" if lane.kind == "task" else "its thread left running as a daemon",
+    )
