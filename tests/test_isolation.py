@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from genevent import Stopped, Swap, aio
+from genevent import EventHandler, Stopped, Swap, aio
 from tests.handlers import WAIT
 
 
-class Blocking:
+class Blocking(EventHandler[Any, Any, Any]):
     """Plain code that blocks its thread until its gate opens."""
 
     def init(self, args: tuple[threading.Event, threading.Event]) -> None:
@@ -24,7 +24,7 @@ class Blocking:
         self.gate.wait(WAIT)
 
 
-class Awaiting:
+class Awaiting(EventHandler[Any, Any, Any]):
     """A coroutine handler that waits until its gate opens."""
 
     def init(self, gate: asyncio.Event) -> None:
@@ -39,7 +39,7 @@ class Awaiting:
         return list(self.seen)
 
 
-class Counting:
+class Counting(EventHandler[Any, Any, Any]):
     """Records events; ``done`` is set once it saw ``last``."""
 
     def init(self, args: tuple[Any, list[Any], threading.Event]) -> None:
@@ -57,7 +57,7 @@ class Counting:
         return ("handoff", len(self.seen))
 
 
-class Next:
+class Next(EventHandler[Any, Any, Any]):
     def init(self, args: Any, /, *, handoff: Any = None) -> None:
         self.handoff = handoff
 
@@ -75,7 +75,7 @@ async def test_a_blocked_handler_does_not_delay_an_isolated_sibling(isolation: s
     done = threading.Event()
     async with aio.start() as mgr:
         await mgr.add_handler(Blocking, (entered, gate), isolation="thread")
-        await mgr.add_handler(Counting, (99, seen, done), isolation=isolation)
+        await mgr.add_handler(Counting, (99, seen, done), isolation=isolation)  # type: ignore[arg-type]
         try:
             for i in range(100):
                 mgr.notify(i)
@@ -118,7 +118,9 @@ async def test_stop_leaves_a_stuck_isolated_handler_behind(
         assert mgr.left_behind == 1
         assert seen == [0]
         text = caplog.text
-        assert "Blocking" in text and "left behind" in text and "Blocking.handle_event" in text
+        assert "Blocking" in text
+        assert "left behind" in text
+        assert "Blocking.handle_event" in text
     finally:
         gate.set()
 
@@ -132,10 +134,12 @@ async def test_swap_keeps_isolation_and_hands_state_over() -> None:
         await mgr.swap_handler(Counting, "bye", Next, None)
         assert await mgr.which_handlers() == [Next]
         assert await mgr.call(Next, "h") == ("handoff", 3)
-        assert mgr._core.find(Next).lane is not None  # noqa: SLF001 - still isolated
+        entry = mgr._core.find(Next)
+        assert entry is not None
+        assert entry.lane is not None
 
 
-class SwapsItself:
+class SwapsItself(EventHandler[Any, Any, Any]):
     def init(self, args: Any) -> None:
         pass
 
@@ -169,10 +173,13 @@ async def test_a_bounded_isolated_mailbox_drops_and_counts() -> None:
         await mgr.call(Next, "h")  # answered once the manager forwarded every event
         gate.set()
         seen = await mgr.call(Awaiting, "seen")
-        lane = mgr._core.find(Awaiting).lane  # noqa: SLF001
+        entry = mgr._core.find(Awaiting)
+        assert entry is not None
+        lane = entry.lane
         counts = lane.counts
         assert counts.handled + counts.dropped + counts.refused == counts.sent
-        assert counts.dropped >= 3 and seen[-1] == "x"
+        assert counts.dropped >= 3
+        assert seen[-1] == "x"
 
 
 async def test_isolation_keywords_are_checked() -> None:
