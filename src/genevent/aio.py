@@ -88,6 +88,7 @@ from ._lanes import (
     left_behind,
     reap,
 )
+from ._mailbox import Bound, check_mailbox, log_backlog, take_backlog
 from ._metrics import ManagerStats, Timings, build_stats, count_events
 from ._overflow import OverflowPolicy
 from ._streams import AsyncEventStream
@@ -207,13 +208,29 @@ def _consume_outcome(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
+def _is_control(msg: Any) -> bool:
+    """A control request (never dropped), as opposed to an event or an info message."""
+    return msg.__class__ is _Request and msg.what != "info"
+
+
+def _droppable(msg: Any) -> bool:
+    return not _is_control(msg)
+
+
 class EventManager(Generic[E]):
     """An asyncio event manager (OTP's ``gen_event`` process). Create it with :func:`start`.
 
     ``EventManager[Event]`` accepts only handlers of ``Event``; ``notify`` only ``Event``.
     Use it as ``async with aio.start() as mgr:`` to stop it (every handler terminated) when the
-    block exits, normally or by an exception.
+    block exits: normally after handling everything queued, by an exception without (see
+    :meth:`stop`'s ``drain``).
     """
+
+    # set on the few managers that need them (an idle manager must stay small)
+    _bound: Bound | None = None
+    _room: asyncio.Future[None] | None = None
+    _dropping = False
+    _late_dropped = 0
 
     def __init__(self, name: str | None = None, *, timing: bool = False) -> None:
         """Internal: use :func:`start`."""
@@ -278,11 +295,18 @@ class EventManager(Generic[E]):
         one being handled: a snapshot, which other tasks and threads may change at once."""
         return len(self._mailbox)
 
+    @property
+    def maxsize(self) -> int | None:
+        """The mailbox's bound (``start(maxsize=...)``), or None: unbounded."""
+        bound = self._bound
+        return None if bound is None else bound.maxsize
+
     def stats(self) -> ManagerStats:
         """What the manager and its handlers did (events, infos, requests, mailbox depth and
         high-water mark, drops, refusals, crashes, restarts, per-handler counts and, with
         ``start(timing=True)``, ``handle_event`` durations), read without stopping it. Safe
         from any thread."""
+        bound = self._bound
         return build_stats(
             self._core,
             name=self.name,
@@ -291,8 +315,8 @@ class EventManager(Generic[E]):
             queued=len(self._mailbox),
             queued_events=count_events(self._mailbox, _Request),
             high_water=self._high_water,
-            dropped=self._dropped,
-            refused=self._refused,
+            dropped=self._dropped + (bound.counts.dropped if bound is not None else 0),
+            refused=self._refused + (bound.counts.refused if bound is not None else 0),
             timings=self._timings,
         )
 
@@ -411,6 +435,44 @@ class EventManager(Generic[E]):
                 self._wake()
             else:
                 self._wake_from_thread()
+
+    async def notify_wait(self, event: E, *, timeout: float | None = None) -> None:
+        """As :meth:`notify`, for a producer that accepts to wait: under
+        ``start(maxsize=..., overflow="block")``, when the mailbox is full, wait for room for
+        at most ``timeout`` seconds (None: as long as it takes), then raise
+        :class:`~genevent.MailboxFull` (counted as refused). It waits only in the manager's
+        loop (elsewhere :class:`~genevent.WrongRuntime`), and never in a handler of this
+        manager (which the manager would have to finish first: ``MailboxFull`` at once).
+        On an unbounded mailbox, one with room, or under another policy it never waits:
+        it is :meth:`notify`."""
+        if timeout is not None:
+            check_timeout(timeout)
+        self.notify(event)
+
+    def _wake_room(self) -> None:
+        """Wake the producers waiting for room (``notify_wait``): after each batch, and at
+        stop (they are then refused)."""
+        room = self._room
+        self._room = None
+        if room is not None and not room.done():
+            with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits
+                room.set_result(None)
+
+    def _drop_backlog(self) -> None:
+        """``stop(drain=False)``: take the backlog out of the mailbox now; its events and infos
+        are dropped (counted and logged), its requests answered with
+        :class:`ManagerNotRunning`."""
+        self._dropping = True
+        dropped, rest = take_backlog(self._mailbox, _droppable)
+        self._dropped += dropped
+        refused = 0
+        for msg in rest:
+            if msg.proc is _STOP:
+                self._mailbox.append(msg)
+            else:
+                refused += msg.fut is not None
+                _fail(msg.fut, ManagerNotRunning(self, f" (it stopped before {msg.what})"))
+        log_backlog(self, dropped, refused, "at stop(drain=False)")
 
     def _late(self, item: Any) -> None:
         """``item`` was appended and the manager was found stopping afterwards: accept it if the
@@ -940,16 +1002,28 @@ class EventManager(Generic[E]):
         return self._core.which_handlers()
         yield  # pragma: no cover - makes this a generator
 
-    async def stop(self, *, timeout: float | None = None) -> None:
+    async def stop(self, *, drain: bool = True, timeout: float | None = None) -> None:
         """Terminate every handler, newest first, with :class:`~genevent.Stopped`, tell their
-        owners, then stop (OTP's ``stop``). Requests still queued behind it are answered with
+        owners, then stop (OTP's ``stop``). New events and requests are refused from the call
+        on. With ``drain=True`` (the default) everything accepted before is handled first;
+        ``drain=False`` drops the events and infos still queued (counted in
+        ``stats().dropped`` and logged) and answers the queued requests with
+        :class:`ManagerNotRunning`, so that the handlers are terminated as soon as the
+        callback running now returns. Requests queued behind the stop are answered with
         :class:`ManagerNotRunning`; the name is free once this returns. ``timeout=0`` requests
         the stop without waiting for it (and raises :class:`CallTimeout`)."""
         timeout = check_timeout(timeout)
+        if drain.__class__ is not bool:
+            raise TypeError(f"drain must be True or False, not {short(drain)}")
         self._check_caller("stop")
         fut: asyncio.Future[Any] = self._loop.create_future()
         ahead = len(self._mailbox)
         self._closed = True  # from now on refuse; everything accepted before is handled first
+        if not drain:
+            self._drop_backlog()
+            ahead = 0
+        if self._room is not None:
+            self._wake_room()
         self._post(_Request(_STOP, (), fut, "stop"))
         await self._answer(fut, "stop", timeout, ahead)
 
@@ -964,7 +1038,8 @@ class EventManager(Generic[E]):
     ) -> None:
         if not self._closed:
             with contextlib.suppress(ManagerNotRunning):  # someone else stopped it meanwhile
-                await self.stop()
+                # leaving by an exception: surface it now, not after the whole backlog
+                await self.stop(drain=exc_type is None)
         await self.wait_stopped()
 
     # -- owners -------------------------------------------------------------------------------
@@ -1373,7 +1448,11 @@ class EventManager(Generic[E]):
                         base = core.events
                         requests = 0
                         for i in range(batch):
-                            msg = popleft()
+                            try:
+                                msg = popleft()
+                            except IndexError:  # taken by stop(drain=False) or drop_oldest
+                                batch = i
+                                break
                             if msg.__class__ is _Request:
                                 core.events = base + i - requests
                                 requests += 1
@@ -1409,6 +1488,8 @@ class EventManager(Generic[E]):
                                         )
                                         targets = None
                         core.events = base + batch - requests
+                        if self._room is not None:  # producers wait for room (notify_wait)
+                            self._wake_room()
                 finally:
                     self._dispatch_task = None
                 if mailbox:  # the slice is spent: the loop's other tasks and timers go first
@@ -1484,15 +1565,22 @@ class EventManager(Generic[E]):
         fatal: BaseException | None = None
         mailbox = self._mailbox
         core = self._core
+        dropping = self._dropping
         while True:
             while mailbox:
                 msg = mailbox.popleft()
                 try:
-                    if msg.__class__ is not _Request:
+                    if dropping and (msg.__class__ is not _Request or msg.what == "info"):
+                        # stop(drain=False): what raced the stop is dropped, not handled
+                        self._dropped += 1
+                        self._late_dropped += 1
+                    elif msg.__class__ is not _Request:
                         core.events += 1
                         await self._drive(core.notify(msg))
                     elif msg.proc is _STOP:
                         stops.append(msg)
+                    elif dropping:
+                        _fail(msg.fut, ManagerNotRunning(self, f" (it stopped before {msg.what})"))
                     else:
                         await self._handle(msg)
                 except BaseException as exc:  # the message was finished: remember, go on
@@ -1511,6 +1599,8 @@ class EventManager(Generic[E]):
             except BaseException as exc:
                 fatal = fatal or exc
         self._shutdown()
+        if self._late_dropped:
+            log_backlog(self, self._late_dropped, 0, "that raced stop(drain=False)")
         for req in stops:
             _resolve(req.fut, None)
         if fatal is not None and not isinstance(fatal, FATAL):
@@ -1524,6 +1614,9 @@ class EventManager(Generic[E]):
         for lane in self._lanes:
             lane.close()
         self._lanes = []
+        if self._bound is not None:
+            self._wake_room()
+            self._bound.flush_log(self)
         if self.name is not None:
             _registry.unregister(self.name, self)
         for owner in self._watched or ():
@@ -1572,6 +1665,124 @@ def _fail_threadsafe(
             loop.call_soon_threadsafe(_fail, fut, exc)
 
 
+class _BoundedEventManager(EventManager[E]):
+    """An :class:`EventManager` with a bounded mailbox (``start(maxsize=...)``): only
+    ``notify``, ``send`` and ``notify_wait`` differ, so that an unbounded manager's ``notify``
+    pays nothing for bounds. Room is found without a lock (see :mod:`genevent._mailbox`);
+    a full mailbox is handled by :meth:`Bound.put_full` under its lock."""
+
+    def __init__(self, name: str | None, *, timing: bool, bound: Bound) -> None:
+        self._bound = bound
+        self._maxsize = bound.maxsize
+        super().__init__(name, timing=timing)
+
+    def notify(self, event: E) -> None:
+        if self._closed:
+            self._refused += 1
+            raise ManagerNotRunning(self)
+        mailbox = self._mailbox
+        if len(mailbox) < self._maxsize:
+            mailbox.append(event)
+        elif not self._put_full(event):
+            return
+        if self._closed:  # stop was requested meanwhile: accepted only if it will be handled
+            self._late(event)
+        if self._waiter is not None:
+            if threading.get_ident() == self._thread_id:
+                self._wake()
+            else:
+                self._wake_from_thread()
+
+    def send(self, message: Any) -> None:
+        if self._closed:
+            self._refused += 1
+            raise ManagerNotRunning(self)
+        req = _Request(self._core.info, (message,), None, "info")
+        mailbox = self._mailbox
+        if len(mailbox) < self._maxsize:
+            mailbox.append(req)
+        elif not self._put_full(req):
+            return
+        if self._closed:
+            self._late(req)
+        if self._waiter is not None:
+            if threading.get_ident() == self._thread_id:
+                self._wake()
+            else:
+                self._wake_from_thread()
+
+    async def notify_wait(self, event: E, *, timeout: float | None = None) -> None:
+        if timeout is not None:
+            timeout = check_timeout(timeout)
+        if self._closed:
+            self._refused += 1
+            raise ManagerNotRunning(self)
+        mailbox = self._mailbox
+        if len(mailbox) < self._maxsize:
+            mailbox.append(event)
+        elif not await self._put_waiting(event, timeout):
+            return
+        if self._closed:
+            self._late(event)
+        if self._waiter is not None:
+            if threading.get_ident() == self._thread_id:
+                self._wake()
+            else:
+                self._wake_from_thread()
+
+    def _put_full(self, item: Any) -> bool:
+        """``item`` met a full mailbox: the policy decides (a plain ``notify`` or ``send``
+        cannot wait: under ``"block"`` it is refused)."""
+        bound: Bound = self._bound  # type: ignore[assignment]
+        with bound.lock:
+            queued = bound.put_full(self._mailbox, item, self, _is_control)
+            if queued is None:
+                raise bound.refuse(self)
+        return queued
+
+    async def _put_waiting(self, item: Any, timeout: float | None) -> bool:
+        """``item`` met a full mailbox, and its producer accepts to wait (``notify_wait``)."""
+        bound: Bound = self._bound  # type: ignore[assignment]
+        loop = self._loop
+        deadline = None if timeout is None else loop.time() + timeout
+        checked = False
+        while True:
+            with bound.lock:
+                if self._closed:  # stopped while it waited
+                    bound.counts.refused += 1
+                    raise ManagerNotRunning(self)
+                queued = bound.put_full(self._mailbox, item, self, _is_control)
+                if queued is not None:
+                    return queued
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0.0:
+                    raise bound.refuse(self)
+            if not checked:
+                try:
+                    running = asyncio.get_running_loop()
+                except RuntimeError:  # pragma: no cover - a coroutine runs in a loop
+                    running = None
+                if running is not loop:
+                    raise WrongRuntime(
+                        f"notify_wait on {short(self)} can wait for room only in the "
+                        "manager's own event loop"
+                    )
+                if self._dispatch_task is not None and self._dispatch_task is _task_of(loop):
+                    with bound.lock:  # its own handler: the manager cannot make room
+                        raise bound.refuse(self)
+                checked = True
+            room = self._room
+            if room is None:
+                room = self._room = loop.create_future()
+            try:
+                if remaining is None:
+                    await asyncio.shield(room)
+                else:
+                    await asyncio.wait_for(asyncio.shield(room), remaining)
+            except TimeoutError:
+                pass  # offered once more: refused unless room appeared meanwhile
+
+
 async def _guarded(work: Coroutine[Any, Any, Any]) -> Any:
     """Inline work, run in a task of its own: a KeyboardInterrupt or SystemExit comes back as
     a value, so that it goes on from the caller's task once the request is finished."""
@@ -1581,14 +1792,33 @@ async def _guarded(work: Coroutine[Any, Any, Any]) -> Any:
         return _Fatal(exc)
 
 
-def start(name: str | None = None, *, timing: bool = False) -> EventManager[Any]:
+def start(
+    name: str | None = None,
+    *,
+    timing: bool = False,
+    maxsize: int | None = None,
+    overflow: OverflowPolicy = "block",
+) -> EventManager[Any]:
     """Start an event manager in the running event loop (OTP's ``start``/``start_link``).
 
     With ``name``, it is registered so that :func:`genevent.whereis` finds it; a second manager
     under a taken name raises :class:`~genevent.NameTaken`. ``async with start() as mgr:``
-    links it to the block: it stops when the block exits, normally or by an exception.
+    links it to the block: it stops when the block exits, normally (after handling what is
+    queued) or by an exception (dropping what is queued: ``stop(drain=False)``).
     Annotate to type the events: ``mgr: EventManager[MyEvent] = start()``. ``timing=True``
     times every plain ``handle_event`` into per-handler histograms that
     :meth:`EventManager.stats` reports (it costs about as much as the hot path itself, so it is
-    off by default)."""
-    return EventManager(name, timing=timing)
+    off by default).
+
+    ``maxsize`` bounds the mailbox (default None: unbounded, as gen_event): an event or info
+    that finds ``maxsize`` messages queued is treated by ``overflow``: ``"block"`` (the
+    default: ``await mgr.notify_wait(event)`` waits for room; a plain ``notify`` or ``send``
+    raises :class:`~genevent.MailboxFull`), ``"drop_newest"``, ``"drop_oldest"`` (counted in
+    ``stats().dropped`` and logged at most once a second) or ``"raise"``
+    (:class:`~genevent.MailboxFull`, counted in ``stats().refused``). Control requests are
+    never dropped or refused for room. A bad ``maxsize`` or ``overflow`` raises
+    :class:`TypeError` / :class:`ValueError`."""
+    bound = check_mailbox(maxsize, overflow)
+    if bound is None:
+        return EventManager(name, timing=timing)
+    return _BoundedEventManager(name, timing=timing, bound=bound)

@@ -106,6 +106,7 @@ from ._errors import (
     _name,
 )
 from ._handler import HandlerRef
+from ._mailbox import Bound, check_mailbox, log_backlog, take_backlog
 from ._metrics import ManagerStats, Timings, build_stats, count_events
 from ._overflow import OverflowPolicy
 from ._streams import EventStream
@@ -122,6 +123,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_TIMEOUT: Final = 2.0
 """At interpreter exit, how long (seconds, in all) the exit hook waits for running managers to
 terminate their handlers."""
+
+_EXIT_DRAIN_SHARE: Final = 0.75
+"""The share of :data:`EXIT_TIMEOUT` the exit hook lets managers drain their mailboxes; then
+it drops what is left (counted) so that their handlers are terminated in the rest."""
 
 _JOINER_RELEASE: Final = 1.0  # how often an idle owner-watching thread checks it is still needed
 
@@ -169,6 +174,15 @@ def _answer(req: _Request, value: Any) -> None:
         lock.release()
 
 
+def _is_control(msg: Any) -> bool:
+    """A control request (never dropped), as opposed to an event or an info message."""
+    return msg.__class__ is _Request and msg.what != "info"
+
+
+def _droppable(msg: Any) -> bool:
+    return not _is_control(msg)
+
+
 def _fail(req: _Request, exc: BaseException) -> None:
     fut = req.future
     if fut is not None:
@@ -187,6 +201,11 @@ def _fail(req: _Request, exc: BaseException) -> None:
 class _Server:
     """Everything the manager's thread needs. The thread references this, never the public
     :class:`EventManager`, so that an abandoned manager can be collected (and then stopped)."""
+
+    #: a bounded mailbox's limits, counts and waiting producers (set before the thread starts)
+    bound: Bound | None = None
+    #: set by a stop that drops the backlog: what races it is dropped too, not handled
+    dropping = False
 
     def __init__(self, name: str | None, inline: bool, timing: bool = False) -> None:
         self.name = name
@@ -286,6 +305,66 @@ class _Server:
             self.refused += 1
         raise ManagerNotRunning(who)
 
+    def room(self) -> None:
+        """Wake the producers waiting for room in a bounded mailbox (after each batch, and at
+        stop: they are then refused)."""
+        bound = self.bound
+        if bound is not None:
+            with bound.room:
+                if bound.waiting:
+                    bound.room.notify_all()
+
+    def put_full(self, item: Any, who: Any, timeout: float | None) -> bool:
+        """``item`` (an event or info) met a full bounded mailbox: carry out the policy. Under
+        ``"block"`` wait for room for at most ``timeout`` seconds (None: as long as it takes;
+        never on the manager's own thread, which would wait for itself), then refuse it with
+        :class:`~genevent.MailboxFull`. Returns whether it was queued."""
+        bound: Bound = self.bound  # type: ignore[assignment]
+        deadline: float | None = None
+        with bound.room:
+            while True:
+                if self.closed:  # stopped (maybe while it waited)
+                    bound.counts.refused += 1
+                    raise ManagerNotRunning(who)
+                queued = bound.put_full(self.mailbox, item, who, _is_control)
+                if queued is not None:
+                    return queued
+                ident = _get_ident()
+                if ident in (self.ident, self.inline_ident) or timeout == 0.0:
+                    raise bound.refuse(who)
+                remaining = None
+                if timeout is not None:
+                    now = _monotonic()
+                    if deadline is None:
+                        deadline = now + timeout
+                    remaining = deadline - now
+                    if remaining <= 0.0:
+                        raise bound.refuse(who)
+                bound.waiting += 1
+                try:
+                    bound.room.wait(remaining)
+                finally:
+                    bound.waiting -= 1
+
+    def drop_backlog(self) -> tuple[int, int]:
+        """Drop what is queued (a stop that does not drain, or the exit hook): the events and
+        infos are counted in ``dropped``, the queued requests answered with
+        :class:`ManagerNotRunning`, a queued stop kept. Returns ``(events, requests)``."""
+        self.dropping = True
+        events, rest = take_backlog(self.mailbox, _droppable)
+        with self.seal_lock:
+            self.dropped += events
+        stops = [m for m in rest if m.proc is _STOP]
+        with self.post_lock:
+            self.mailbox.extend(stops)
+        for msg in rest:
+            if msg.proc is not _STOP:
+                _fail(msg, ManagerNotRunning(self.label(), f" (it stopped before {msg.what})"))
+        self.room()
+        if self.sleeping:
+            self.wake()
+        return events, sum(1 for m in rest if m.proc is not _STOP)
+
     def interrupt(self) -> None:
         """A KeyboardInterrupt or SystemExit ran through an inline request: stop as by stop."""
         with contextlib.suppress(ManagerNotRunning):
@@ -324,7 +403,11 @@ class _Server:
                     base = core.events
                     requests = 0
                     for i in range(batch):
-                        msg = popleft()
+                        try:
+                            msg = popleft()
+                        except IndexError:  # taken by stop(drain=False) or drop_oldest
+                            batch = i
+                            break
                         if msg.__class__ is request:
                             core.events = base + i - requests
                             requests += 1
@@ -350,6 +433,8 @@ class _Server:
                                         drive(core.event_result(entry, Returned(result), msg))
                                         targets = core.event_targets
                     core.events = base + batch - requests
+                    if self.bound is not None:
+                        self.room()
                 self.sleeping = True
                 if mailbox:  # re-check: a poster may have appended before seeing the flag
                     self.sleeping = False
@@ -546,14 +631,20 @@ class _Server:
         with self.post_lock:
             self.closed = True
         mailbox = self.mailbox
+        late = 0
         while True:
             while mailbox:
                 msg = mailbox.popleft()
                 try:
-                    if msg.__class__ is not _Request:
+                    if self.dropping and _droppable(msg):  # raced stop(drain=False): dropped
+                        late += 1
+                    elif msg.__class__ is not _Request:
                         self.dispatch(msg)
                     elif msg.proc is _STOP:
                         stops.append(msg)
+                    elif self.dropping:
+                        why = f" (it stopped before {msg.what})"
+                        _fail(msg, ManagerNotRunning(self.label(), why))
                     else:
                         self.handle(msg)
                 except BaseException as exc:  # the message was finished; remember, go on
@@ -561,7 +652,10 @@ class _Server:
             with self.seal_lock:
                 if not mailbox:
                     self.sealed = True
+                    self.dropped += late
                     break
+        if late:
+            log_backlog(self.label(), late, 0, "that raced stop(drain=False)")
         if not self.core.stopped:
             try:
                 self.drive(self.core.stop())
@@ -582,6 +676,9 @@ class _Server:
         if not drained and (lost := sum(m.__class__ is not _Request for m in pending)):
             self.dropped += lost
             log.error("genevent manager %r dropped %d queued events", self.label(), lost)
+        if self.bound is not None:
+            self.room()
+            self.bound.flush_log(self.label())
         if self.name is not None:
             mgr = self.public()
             if mgr is not None:
@@ -769,26 +866,33 @@ def _stop_all_at_exit() -> None:
 
 
 def _stop_servers(servers: list[_Server], timeout: float) -> None:
-    """Ask each manager to stop and wait ``timeout`` seconds in all for their threads; log
-    (as an error) what each one that did not make it leaves undone: its queued events, which
-    are dropped, and its handlers, which get no ``terminate``."""
+    """Ask each manager to stop and wait ``timeout`` seconds in all for their threads: for
+    most of it (:data:`_EXIT_DRAIN_SHARE`) while they drain their mailboxes; then what is left
+    queued is dropped (counted in ``stats().dropped``) so that their handlers are terminated
+    in the rest of the time. Log (as an error) what each one that did not make it leaves
+    undone: the events dropped, and its handlers, which get no ``terminate``."""
+    here = threading.current_thread()
     for server in servers:
         with contextlib.suppress(ManagerNotRunning):
             server.post(_Request(_STOP, (), "stop"), server)
-    deadline = time.monotonic() + timeout
+    start = time.monotonic()
+    deadline = start + timeout
     for server in servers:
-        if server.thread is not threading.current_thread():
-            server.thread.join(max(0.0, deadline - time.monotonic()))
-    for server in servers:
-        if server.thread is threading.current_thread() or not server.thread.is_alive():
-            continue
-        _log_exit_backlog(server, timeout)
+        if server.thread is not here:
+            server.thread.join(max(0.0, start + timeout * _EXIT_DRAIN_SHARE - time.monotonic()))
+    late = [s for s in servers if s.thread is not here and s.thread.is_alive()]
+    dropped = {server: server.drop_backlog() for server in late}
+    for server in late:
+        server.thread.join(max(0.0, deadline - time.monotonic()))
+    for server in late:
+        events, requests = dropped[server]
+        if server.thread.is_alive():
+            _log_exit_backlog(server, timeout, events, requests)
+        elif events or requests:
+            log_backlog(server.label(), events, requests, "when the interpreter exited")
 
 
-def _log_exit_backlog(server: _Server, timeout: float) -> None:
-    pending = list(server.mailbox)
-    events = sum(1 for m in pending if m.__class__ is not _Request)
-    requests = sum(1 for m in pending if m.__class__ is _Request and m.proc is not _STOP)
+def _log_exit_backlog(server: _Server, timeout: float, events: int, requests: int) -> None:
     refs = server.core.which_handlers()
     running = server.running_callback()
     log.error(
@@ -842,12 +946,19 @@ class EventManager(Generic[E]):
     """
 
     def __init__(
-        self, name: str | None = None, *, inline: bool = False, timing: bool = False
+        self,
+        name: str | None = None,
+        *,
+        inline: bool = False,
+        timing: bool = False,
+        bound: Bound | None = None,
     ) -> None:
         """Internal: use :func:`start`."""
         #: the name it is registered under, or None
         self.name = name
         srv = self._srv = _Server(name, inline, timing)
+        if bound is not None:
+            srv.bound = bound
         self._append = srv.mailbox.append
         if name is not None:
             _registry.register(name, self)
@@ -879,6 +990,7 @@ class EventManager(Generic[E]):
         high-water mark, drops, refusals, crashes, restarts, per-handler counts and, with
         ``start(timing=True)``, ``handle_event`` durations), read without stopping it."""
         srv = self._srv
+        bound = srv.bound
         return build_stats(
             srv.core,
             name=self.name,
@@ -887,10 +999,16 @@ class EventManager(Generic[E]):
             queued=len(srv.mailbox),
             queued_events=count_events(srv.mailbox, _Request),
             high_water=srv.high_water,
-            dropped=srv.dropped,
-            refused=srv.refused,
+            dropped=srv.dropped + (bound.counts.dropped if bound is not None else 0),
+            refused=srv.refused + (bound.counts.refused if bound is not None else 0),
             timings=srv.timings,
         )
+
+    @property
+    def maxsize(self) -> int | None:
+        """The mailbox's bound (``start(maxsize=...)``), or None: unbounded."""
+        bound = self._srv.bound
+        return None if bound is None else bound.maxsize
 
     @property
     def thread(self) -> threading.Thread:
@@ -934,6 +1052,16 @@ class EventManager(Generic[E]):
         except ManagerNotRunning:
             srv.refused += 1
             raise
+
+    def notify_wait(self, event: E, *, timeout: float | None = None) -> None:
+        """As :meth:`notify`, with a limit on the wait: under ``start(maxsize=...,
+        overflow="block")``, when the mailbox is full, block for at most ``timeout`` seconds
+        (None: as long as it takes, which is what ``notify`` does) for room, then raise
+        :class:`~genevent.MailboxFull` (counted as refused). On an unbounded mailbox, one with
+        room, or under another policy it never waits: it is :meth:`notify`."""
+        if timeout is not None:
+            check_timeout(timeout)
+        self.notify(event)
 
     # -- waiting for an answer ----------------------------------------------------------------
 
@@ -1330,17 +1458,39 @@ class EventManager(Generic[E]):
         timeout = check_timeout(timeout)
         return self._request(self._srv.core.get_state, (), "get_state", timeout)  # type: ignore[no-any-return]
 
-    def stop(self, *, timeout: float | None = None) -> None:
+    def stop(self, *, drain: bool = True, timeout: float | None = None) -> None:
         """Terminate every handler, newest first, with :class:`~genevent.Stopped`, tell their
-        owners, then stop and join the manager's thread (OTP's ``stop``). Requests still queued
-        behind it are answered with :class:`ManagerNotRunning`; the name is free once this
-        returns. Raises :class:`CallingSelf` on the manager's own thread. ``timeout=0``
-        requests the stop without waiting for it (and raises :class:`CallTimeout`)."""
+        owners, then stop and join the manager's thread (OTP's ``stop``). New events and
+        requests are refused from the call on. With ``drain=True`` (the default) everything
+        accepted before is handled first; ``drain=False`` drops the events and infos still
+        queued (counted in ``stats().dropped`` and logged) and answers the queued requests with
+        :class:`ManagerNotRunning`, so that the handlers are terminated as soon as the callback
+        running now returns. Requests queued behind the stop are answered with
+        :class:`ManagerNotRunning`; the name is free once this returns. Raises
+        :class:`CallingSelf` on the manager's own thread. ``timeout=0`` requests the stop
+        without waiting for it (and raises :class:`CallTimeout`)."""
         timeout = check_timeout(timeout)
+        if drain.__class__ is not bool:
+            raise TypeError(f"drain must be True or False, not {short(drain)}")
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._request(_STOP, (), "stop", timeout)
+        if drain:
+            self._request(_STOP, (), "stop", timeout)
+        else:
+            self._stop_dropping(timeout)
         self._finalizer.detach()
         _wait_ended(self._srv, "stop", None if deadline is None else deadline - time.monotonic())
+
+    def _stop_dropping(self, timeout: float | None) -> None:
+        """``stop(drain=False)`` up to the stop's answer."""
+        srv = self._srv
+        fut = self._submit(_STOP, (), "stop")  # CallingSelf here; ManagerNotRunning in fut
+        if not fut.done():  # posted: this stop closed the manager, and drops what is queued
+            events, requests = srv.drop_backlog()
+            log_backlog(self, events, requests, "at stop(drain=False)")
+        try:
+            fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise srv.timeout_error("stop", timeout or 0.0, 0) from None
 
     def stop_future(self) -> concurrent.futures.Future[None]:
         """As :meth:`stop`, without blocking: the future is done once every handler was
@@ -1361,7 +1511,8 @@ class EventManager(Generic[E]):
             self.wait_stopped()
             return
         try:
-            self.stop()
+            # leaving by an exception: surface it now, not after the whole backlog
+            self.stop(drain=exc_type is None)
         except ManagerNotRunning:  # stopped meanwhile by another thread
             self.wait_stopped()
 
@@ -1420,8 +1571,69 @@ async def _await(
         raise srv.timeout_error(what, timeout, ahead, args) from None
 
 
+class _BoundedEventManager(EventManager[E]):
+    """An :class:`EventManager` with a bounded mailbox (``start(maxsize=...)``): only
+    ``notify``, ``send`` and ``notify_wait`` differ, so that an unbounded manager's ``notify``
+    pays nothing for bounds. Room is found without a lock (see :mod:`genevent._mailbox`); a
+    full mailbox is handled by :meth:`_Server.put_full` under the bound's lock."""
+
+    def __init__(self, name: str | None, *, inline: bool, timing: bool, bound: Bound) -> None:
+        self._maxsize = bound.maxsize
+        super().__init__(name, inline=inline, timing=timing, bound=bound)
+
+    def notify(self, event: E) -> None:
+        srv = self._srv
+        if srv.closed:
+            srv.refused += 1
+            raise ManagerNotRunning(self)
+        if len(srv.mailbox) < self._maxsize:
+            self._append(event)
+        elif not srv.put_full(event, self, None):
+            return
+        if srv.closed:  # stop was requested meanwhile: accepted only if it will be handled
+            srv.late(event, self)
+        if srv.sleeping:
+            srv.wake()
+
+    def notify_wait(self, event: E, *, timeout: float | None = None) -> None:
+        if timeout is not None:
+            timeout = check_timeout(timeout)
+        srv = self._srv
+        if srv.closed:
+            srv.refused += 1
+            raise ManagerNotRunning(self)
+        if len(srv.mailbox) < self._maxsize:
+            self._append(event)
+        elif not srv.put_full(event, self, timeout):
+            return
+        if srv.closed:
+            srv.late(event, self)
+        if srv.sleeping:
+            srv.wake()
+
+    def send(self, message: Any) -> None:
+        srv = self._srv
+        if srv.closed:
+            srv.refused += 1
+            raise ManagerNotRunning(self)
+        req = _Request(srv.core.info, (message,), "info")
+        if len(srv.mailbox) < self._maxsize:
+            self._append(req)
+        elif not srv.put_full(req, self, None):
+            return
+        if srv.closed:
+            srv.late(req, self)
+        if srv.sleeping:
+            srv.wake()
+
+
 def start(
-    name: str | None = None, *, inline: bool = False, timing: bool = False
+    name: str | None = None,
+    *,
+    inline: bool = False,
+    timing: bool = False,
+    maxsize: int | None = None,
+    overflow: OverflowPolicy = "block",
 ) -> EventManager[Any]:
     """Start an event manager on a new daemon thread (OTP's ``start``/``start_link``).
 
@@ -1434,5 +1646,17 @@ def start(
     thread (see the module documentation): far lower latency, but handler callbacks are then
     not confined to the manager's thread. ``timing=True`` times every plain
     ``handle_event`` into per-handler histograms that :meth:`EventManager.stats` reports (it
-    costs about as much as the hot path itself, so it is off by default)."""
-    return EventManager(name, inline=inline, timing=timing)
+    costs about as much as the hot path itself, so it is off by default).
+
+    ``maxsize`` bounds the mailbox (default None: unbounded, as gen_event): an event or info
+    that finds ``maxsize`` messages queued is treated by ``overflow``: ``"block"`` (the
+    default: ``notify`` and ``send`` block until there is room; ``notify_wait(event,
+    timeout=...)`` blocks for at most ``timeout``, then raises :class:`~genevent.MailboxFull`),
+    ``"drop_newest"``, ``"drop_oldest"`` (counted in ``stats().dropped`` and logged at most
+    once a second) or ``"raise"`` (:class:`~genevent.MailboxFull`, counted in
+    ``stats().refused``). Control requests are never dropped or refused for room. A bad
+    ``maxsize`` or ``overflow`` raises :class:`TypeError` / :class:`ValueError`."""
+    bound = check_mailbox(maxsize, overflow)
+    if bound is None:
+        return EventManager(name, inline=inline, timing=timing)
+    return _BoundedEventManager(name, inline=inline, timing=timing, bound=bound)
