@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import tracemalloc
 from functools import partial
 from typing import Any
 
@@ -489,6 +490,127 @@ async def aio_yielding(n: int) -> int:
     return elapsed
 
 
+# ---------------------------------------------------------------- bounded mailboxes
+
+BOUND = 10_000
+BLOCK_AIO = f"maxsize={BOUND:,}, block: await notify_wait per event"
+BLOCK_THREADS = f"maxsize={BOUND:,}, block: notify blocks when full"
+ROOM = "maxsize > burst: notify, never full (the bound check alone)"
+FLOOD_AIO_UNBOUNDED = "asyncio, unbounded mailbox"
+
+
+async def aio_bounded_burst(n: int, maxsize: int | None, wait: bool) -> int:
+    """Elapsed ns for ``n`` notifies (``await notify_wait`` when ``wait``) then a sync_notify."""
+    mgr = aio.start(maxsize=maxsize)
+    try:
+        await mgr.add_handler(Counter)
+        t0 = h.now()
+        if wait:
+            notify_wait = mgr.notify_wait
+            for i in range(n):
+                await notify_wait(i)
+        else:
+            produce(mgr.notify, n)
+        await mgr.sync_notify(None)
+        elapsed = h.now() - t0
+        count = await mgr.call(Counter, "get")
+    finally:
+        await mgr.stop()
+    _check([count], n + 1)
+    return elapsed
+
+
+def thread_bounded_burst(n: int, maxsize: int | None) -> int:
+    """Elapsed ns for ``n`` notifies (blocking when full) then a sync_notify, threads."""
+    mgr = threads.start(maxsize=maxsize)
+    try:
+        mgr.add_handler(Counter)
+        t0 = h.now()
+        produce(mgr.notify, n)
+        mgr.sync_notify(None)
+        elapsed = h.now() - t0
+        count = mgr.call(Counter, "get")
+    finally:
+        mgr.stop()
+    _check([count], n + 1)
+    return elapsed
+
+
+def _bounded(cfg: h.Config) -> list[h.Bench]:
+    n, reps = cfg.notify_events, cfg.reps
+    out: list[h.Bench] = []
+    if cfg.wants(h.BOUNDED_AIO):
+        sc = h.BOUNDED_AIO
+        out += [
+            h.rate(sc, h.UNBOUNDED, n, h.in_loop(partial(aio_bounded_burst, n, None, False)), reps),
+            h.rate(sc, BLOCK_AIO, n, h.in_loop(partial(aio_bounded_burst, n, BOUND, True)), reps),
+            h.rate(sc, ROOM, n, h.in_loop(partial(aio_bounded_burst, n, n + 2, False)), reps),
+        ]
+    if cfg.wants(h.BOUNDED_THREADS):
+        sc = h.BOUNDED_THREADS
+        out += [
+            h.rate(sc, h.UNBOUNDED, n, partial(thread_bounded_burst, n, None), reps),
+            h.rate(sc, BLOCK_THREADS, n, partial(thread_bounded_burst, n, BOUND), reps),
+            h.rate(sc, ROOM, n, partial(thread_bounded_burst, n, n + 2), reps),
+        ]
+    return out
+
+
+def _peak(run: Any) -> float:
+    """tracemalloc's peak while ``run()`` floods a manager (what it held at the worst)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        run()
+        return float(tracemalloc.get_traced_memory()[1] - base)
+    finally:
+        tracemalloc.stop()
+
+
+def flood_peak_rows(cfg: h.Config) -> list[h.Row]:
+    """Peak memory of a manager flooded with ``cfg.notify_events`` distinct events (a tuple
+    and a str each), bounded (maxsize=10,000, block: every event handled) or not."""
+    if not cfg.wants(h.FLOOD_PEAK):
+        return []
+    n = cfg.notify_events
+    h.progress(f"genevent: {h.FLOOD_PEAK.name}")
+
+    async def aio_flood(maxsize: int | None) -> None:
+        mgr = aio.start(maxsize=maxsize)
+        await mgr.add_handler(Counter)
+        for i in range(n):
+            await mgr.notify_wait((i, str(i)))
+        await mgr.stop()
+
+    def thread_flood(maxsize: int | None) -> None:
+        mgr = threads.start(maxsize=maxsize)
+        mgr.add_handler(Counter)
+        notify = mgr.notify
+        for i in range(n):
+            notify((i, str(i)))
+        mgr.stop()
+
+    note = f"{n:,} events, each a new (int, str) tuple"
+    rows = [
+        h.guarded(h.FLOOD_PEAK, h.UNBOUNDED, lambda: _peak(lambda: asyncio.run(aio_flood(None)))),
+        h.guarded(
+            h.FLOOD_PEAK,
+            f"asyncio, maxsize={BOUND:,}, block",
+            lambda: _peak(lambda: asyncio.run(aio_flood(BOUND))),
+        ),
+        h.guarded(h.FLOOD_PEAK, "threads, unbounded", lambda: _peak(lambda: thread_flood(None))),
+        h.guarded(
+            h.FLOOD_PEAK,
+            f"threads, maxsize={BOUND:,}, block",
+            lambda: _peak(lambda: thread_flood(BOUND)),
+        ),
+    ]
+    rows[0].note = f"asyncio; {note} (the threads rows compare with their own unbounded row)"
+    return rows
+
+
 def benches(cfg: h.Config) -> list[h.Bench]:
     """genevent's timing benches in the scenarios that ``cfg`` selects."""
     out: list[h.Bench] = []
@@ -517,6 +639,7 @@ def benches(cfg: h.Config) -> list[h.Bench]:
         out += _roundtrips(cfg, h.CALL_TPUT, "call")
     if cfg.wants(h.CALL_TPUT_INLINE):
         out += _inline(cfg, h.CALL_TPUT_INLINE, "call")
+    out += _bounded(cfg)
     return out
 
 
@@ -555,5 +678,5 @@ def _memory_rows(cfg: h.Config) -> list[h.Row]:
 
 
 def memory_rows(cfg: h.Config) -> list[h.Row]:
-    """genevent's memory rows, and the 100,000-manager check."""
-    return _memory_rows(cfg)
+    """genevent's memory rows, the 100,000-manager check and the flood peaks."""
+    return _memory_rows(cfg) + flood_peak_rows(cfg)

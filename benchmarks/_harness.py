@@ -87,6 +87,17 @@ FLOOD = Scenario(
     "cross-thread flood, burst with a 1 ms ticker in the loop", "events/s", "higher", None
 )
 FLOOD_LATE = Scenario("cross-thread flood, ticker lateness p99", "ms", "lower", None)
+# Bounded mailboxes: each runtime's bounded manager against the same runtime unbounded
+UNBOUNDED = "unbounded mailbox"
+BOUNDED_AIO = Scenario(
+    "notify burst, asyncio: bounded mailbox vs unbounded", "events/s", "higher", UNBOUNDED
+)
+BOUNDED_THREADS = Scenario(
+    "notify burst, threads: bounded mailbox vs unbounded", "events/s", "higher", UNBOUNDED
+)
+FLOOD_PEAK = Scenario(
+    "peak memory under a flood (tracemalloc): bounded vs unbounded", "bytes", "lower", UNBOUNDED
+)
 
 SCENARIOS: tuple[Scenario, ...] = (
     NOTIFY_1,
@@ -109,6 +120,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     MANY,
     FLOOD,
     FLOOD_LATE,
+    BOUNDED_AIO,
+    BOUNDED_THREADS,
+    FLOOD_PEAK,
 )
 
 
