@@ -1,5 +1,5 @@
 """Bounded manager mailboxes and stop(drain=False), on both runtimes: docs/semantics.md P7,
-P21 and P22.
+P26 and P27.
 
 Every wait is on an event (or a bounded number of loop turns), never on a clock; the counts
 must add up exactly: handled + dropped + refused = sent.
