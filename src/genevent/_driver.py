@@ -188,12 +188,14 @@ def drive_sync(
     manager: Any,
     watch: Callable[[Watch | Unwatch], None],
     tell: Callable[[TellOwner], None] = tell_owner,
+    via: Callable[[Invoke], Raised | Returned] | None = None,
 ) -> Any:
     """Run a core procedure to its end without an event loop; return its reply (or raise the
     typed error it raises). A ``KeyboardInterrupt`` or ``SystemExit`` from user code is a
     crash of that handler for the procedure, and is re-raised once the procedure finished.
     ``manager`` labels reports; ``watch`` performs :class:`Watch`/:class:`Unwatch` effects;
-    ``tell`` delivers notices."""
+    ``tell`` delivers notices; ``via`` runs an isolated handler's invocation (``eff.via`` set)
+    in its lane and returns the outcome."""
     send: Any = None
     interrupted: BaseException | None = None
     while True:
@@ -209,6 +211,11 @@ def drive_sync(
             raise
         send = None
         if type(eff) is Invoke:
+            if eff.via is not None and via is not None:
+                send = via(eff)
+                if send.__class__ is Raised and isinstance(send.exception, FATAL):
+                    interrupted = interrupted or send.exception
+                continue
             if eff.is_async:
                 fn_name = getattr(eff.fn, "__qualname__", None) or short(eff.fn)
                 send = Raised(WrongRuntime(f"{fn_name} is a coroutine and cannot run here"))

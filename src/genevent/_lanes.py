@@ -31,12 +31,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, Literal, Protocol, TypeAlias
 
-from ._core import Entry, Invoke, ManagerCore, Raised, Remove, Returned, Swap
-from ._driver import CRASHES, callback_in, log
+from ._core import Entry, Invoke, ManagerCore, Procedure, Raised, Remove, Returned, Swap
+from ._driver import CRASHES, FATAL, callback_in, log
 from ._errors import HandlerNotFound, _name
 from ._overflow import Action, Counts, check_bound
 
 __all__ = (
+    "CAUGHT_UP",
+    "CONCERNED",
     "LANE_OVERFLOW",
     "STOP_TIMEOUT",
     "Barrier",
@@ -46,6 +48,8 @@ __all__ = (
     "LaneOverflow",
     "TaskLane",
     "ThreadLane",
+    "applied",
+    "call_applied",
     "check_isolation",
     "lanes_to_wait_for",
     "left_behind",
@@ -53,10 +57,14 @@ __all__ = (
 )
 
 Isolation: TypeAlias = Literal["task", "thread"]
-"""How an asyncio handler is isolated: a task of its own, or a thread of its own."""
+"""How an asyncio handler is isolated (``add_handler(..., isolation=...)``): ``"task"``, a
+task of its own in the manager's loop (for slow coroutine handlers), or ``"thread"``, a thread
+of its own (for plain handlers that block). On :mod:`genevent.threads`, ``isolation=True``."""
 
 LaneOverflow: TypeAlias = Literal["drop_oldest", "drop_newest"]
-"""What a full isolated handler's mailbox does with an arriving event or info message."""
+"""What a full isolated handler's mailbox (``maxsize=``) does with an arriving event or info
+message: drop the oldest queued one, or the arriving one; either way counted (in
+``HandlerStats.dropped`` and ``ManagerStats.dropped``) and logged at most once a second."""
 
 LANE_OVERFLOW: Final[tuple[LaneOverflow, ...]] = ("drop_oldest", "drop_newest")
 
@@ -646,6 +654,26 @@ class TaskLane(Lane):
 
 # -- what the manager does around its requests ---------------------------------------------------
 
+CONCERNED: Final = frozenset(
+    {
+        "call",
+        "sync_notify",
+        "which_handlers",
+        "get_state",
+        "delete_handler",
+        "add_handler",
+        "add_sup_handler",
+        "swap_handler",
+        "swap_sup_handler",
+        "owner_down",
+    }
+)
+"""Requests that may concern isolated handlers (the runtime looks at these before it runs
+them: a call goes to the handler's lane, the others may wait for lanes to catch up)."""
+
+CAUGHT_UP: Final = " (isolated handlers caught up)"
+"""Appended to a request's name when it comes back to the mailbox after its barrier."""
+
 _ALL: Final = frozenset({"which_handlers", "get_state"})
 _BY_REF: Final = frozenset({"delete_handler", "add_handler", "add_sup_handler", "call"})
 _SWAPS: Final = frozenset({"swap_handler", "swap_sup_handler"})
@@ -655,13 +683,17 @@ def lanes_to_wait_for(core: ManagerCore, what: str, args: tuple[Any, ...]) -> li
     """The isolated handlers a request must wait for (each must have handled everything the
     manager queued for it before) so that it sees the table gen_event would show: all of them
     for ``which_handlers``/``get_state``; the one it names, or all of them if the handler it
-    names is not installed (an isolated handler may be about to swap it in), for the others.
-    Empty when the manager has no isolated handler."""
+    names is not installed (an isolated handler may be about to swap it in), for the others;
+    an ended owner's (``owner_down``): its handlers catch up on what was notified before it
+    ended, then they are terminated. Empty when the manager has no isolated handler."""
     if not core.isolated:
         return []
     every = [e.lane for e in core.entries if e.lane is not None]
     if what in _ALL:
         return every
+    if what == "owner_down":
+        owner = args[0]
+        return [e.lane for e in core.entries if e.lane is not None and e.owner == owner]
     if what in _BY_REF:
         refs: tuple[Any, ...] = (args[0],)
     elif what in _SWAPS:
@@ -678,6 +710,29 @@ def lanes_to_wait_for(core: ManagerCore, what: str, args: tuple[Any, ...]) -> li
         if entry.lane is not None:
             lanes.append(entry.lane)
     return lanes
+
+
+def applied(
+    core: ManagerCore, entry: Entry, out: Raised | Returned, message: Any, callback: str
+) -> Procedure:
+    """Apply an isolated handler's outcome (``core.event_result``); a KeyboardInterrupt or
+    SystemExit it raised then goes on, as from a handler that is not isolated."""
+    yield from core.event_result(entry, out, message, callback)
+    if out.__class__ is Raised and isinstance(out.exception, FATAL):
+        raise out.exception
+
+
+def call_applied(
+    core: ManagerCore, entry: Entry, out: Raised | Returned, request: Any
+) -> Procedure:
+    """Apply an isolated handler's call outcome (``core.call_result``); a KeyboardInterrupt or
+    SystemExit its ``handle_call`` raised goes on once it is applied (the caller is then told
+    the manager was interrupted, as for a handler that is not isolated)."""
+    try:
+        return (yield from core.call_result(entry, out, request))
+    finally:
+        if out.__class__ is Raised and isinstance(out.exception, FATAL):
+            raise out.exception  # on purpose: it wins over the caller's error
 
 
 def reap(core: ManagerCore, lanes: list[Lane]) -> None:

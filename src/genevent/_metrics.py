@@ -106,6 +106,10 @@ class HandlerStats:
     timing: dict[str, float | int | None] | None = None
     """``handle_event`` durations (count, mean, p50, p90, p99 in seconds) when the manager
     times them (``start(timing=True)``), else None."""
+    dropped: int = 0
+    """Events and infos its own mailbox dropped (an isolated handler with ``maxsize``: the
+    handler missed them, the others did not); counted since it was isolated, across the swaps
+    and restarts that kept its mailbox. 0 for a handler that is not isolated."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +135,9 @@ class ManagerStats:
     high_water: int
     """The most messages the manager found waiting when it took a batch."""
     dropped: int
-    """Events and infos dropped (a bounded mailbox's policy, or a stop that drops a backlog)."""
+    """Events and infos dropped (a bounded mailbox's policy, or a stop that drops a backlog),
+    counting those an isolated handler's bounded mailbox dropped (once per such handler; see
+    :attr:`HandlerStats.dropped`: the manager itself handled those)."""
     refused: int
     """Events and infos refused to producers (a full mailbox, or a stopped manager)."""
     crashes: int
@@ -172,9 +178,11 @@ def build_stats(
     dropped: int,
     refused: int,
     timings: Timings | None,
+    lane_dropped: int = 0,
 ) -> ManagerStats:
     """A :class:`ManagerStats` from a core's counters and the runtime's own (``queued_events``:
-    how many of the queued messages are events)."""
+    how many of the queued messages are events; ``dropped``: by the manager's mailbox;
+    ``lane_dropped``: by the mailboxes of isolated handlers that are gone)."""
     entries = list(core.entries)
     histograms = timings.histograms if timings is not None else None
     if histograms is not None and len(histograms) > len(entries):
@@ -194,9 +202,12 @@ def build_stats(
                 if histograms is not None and e.ref in histograms
                 else None
             ),
+            dropped=e.lane.counts.dropped if e.lane is not None else 0,
         )
         for e in entries
     )
+    lanes = {id(e.lane): e.lane for e in entries if e.lane is not None}
+    lane_dropped += sum(lane.counts.dropped for lane in lanes.values())
     return ManagerStats(
         name=name,
         id=ident,
@@ -207,7 +218,7 @@ def build_stats(
         requests=core.requests,
         queued=queued,
         high_water=max(high_water, queued),
-        dropped=dropped,
+        dropped=dropped + lane_dropped,
         refused=refused,
         crashes=core.crashes,
         restarts=core.restarts,

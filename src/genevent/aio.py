@@ -76,6 +76,8 @@ from ._errors import (
 )
 from ._handler import HandlerRef
 from ._lanes import (
+    CAUGHT_UP,
+    CONCERNED,
     STOP_TIMEOUT,
     Barrier,
     Isolation,
@@ -83,6 +85,8 @@ from ._lanes import (
     LaneOverflow,
     TaskLane,
     ThreadLane,
+    applied,
+    call_applied,
     check_isolation,
     lanes_to_wait_for,
     left_behind,
@@ -115,22 +119,9 @@ _LIVE: set[EventManager[Any]] = set()  # running managers stay alive until they 
 # Erlang processes: a manager nobody references is still a running manager, not garbage
 _STOP: Final = object()
 _INTERNAL: Final = frozenset({"info", "owner_down", "stream close", "lane", "lane call"})
-_CONCERNED: Final = frozenset(
-    {
-        "call",
-        "sync_notify",
-        "which_handlers",
-        "get_state",
-        "delete_handler",
-        "add_handler",
-        "add_sup_handler",
-        "swap_handler",
-        "swap_sup_handler",
-    }
-)
+_CONCERNED: Final = CONCERNED
 """Requests that may concern isolated handlers (see ``EventManager._isolated``)."""
-_CAUGHT_UP: Final = " (isolated handlers caught up)"  # a request re-posted after a barrier
-"""Mailbox messages that are not control requests (metrics count them elsewhere, or not)."""
+_CAUGHT_UP: Final = CAUGHT_UP  # a request re-posted after a barrier
 _seal_lock = threading.Lock()  # shared: taken only by a notify that raced a stop, and at seal
 
 _BUDGET: Final = 1024
@@ -264,6 +255,7 @@ class EventManager(Generic[E]):
         #: the lanes of isolated handlers (started ones)
         self._lanes: list[Lane] = []
         self._left_behind = 0
+        self._lane_dropped = 0  # by the bounded mailboxes of isolated handlers that are gone
         self._settling = False
         self._stop_started: float | None = None
         if name is not None:
@@ -318,6 +310,7 @@ class EventManager(Generic[E]):
             dropped=self._dropped + (bound.counts.dropped if bound is not None else 0),
             refused=self._refused + (bound.counts.refused if bound is not None else 0),
             timings=self._timings,
+            lane_dropped=self._lane_dropped,
         )
 
     @property
@@ -1123,7 +1116,7 @@ class EventManager(Generic[E]):
     ) -> None:
         """Host side of an isolated handler (see :mod:`genevent._lanes`)."""
         self._lane_post(
-            _Request(self._core.event_result, (entry, out, message, callback), None, "lane")
+            _Request(applied, (self._core, entry, out, message, callback), None, "lane")
         )
 
     def lane_call_outcome(
@@ -1131,7 +1124,7 @@ class EventManager(Generic[E]):
     ) -> None:
         """Host side of an isolated handler: a call's outcome that changes the table."""
         self._lane_post(
-            _Request(self._core.call_result, (entry, out, request), req.fut, "lane call")
+            _Request(call_applied, (self._core, entry, out, request), req.fut, "lane call")
         )
 
     def lane_reply(self, req: Any, value: Any) -> None:
@@ -1182,7 +1175,8 @@ class EventManager(Generic[E]):
         lanes = lanes_to_wait_for(core, what, req.args)
         if not lanes:
             return False
-        core.requests += 1
+        if what not in _INTERNAL:
+            core.requests += 1
         self._after(lanes, _Request(req.proc, req.args, req.fut, what + _CAUGHT_UP))
         return True
 
@@ -1197,7 +1191,13 @@ class EventManager(Generic[E]):
 
     def _reap(self) -> None:
         if self._lanes:
+            before = list(self._lanes)
             reap(self._core, self._lanes)
+            if len(before) != len(self._lanes):
+                kept = {id(lane) for lane in self._lanes}
+                self._lane_dropped += sum(
+                    lane.counts.dropped for lane in before if id(lane) not in kept
+                )
 
     async def _lane_job(self, eff: Invoke) -> Raised | Returned:
         lane: Lane = eff.via
@@ -1374,6 +1374,8 @@ class EventManager(Generic[E]):
             if type(eff) is Invoke:
                 if eff.via is not None:
                     send = await self._lane_job(eff)
+                    if send.__class__ is Raised and isinstance(send.exception, FATAL):
+                        interrupted = interrupted or send.exception
                     continue
                 try:
                     value = eff.fn(*eff.args, **eff.kwargs) if eff.kwargs else eff.fn(*eff.args)
@@ -1530,8 +1532,7 @@ class EventManager(Generic[E]):
         try:
             await self._handle_request(req)
         finally:
-            if self._lanes:
-                reap(self._core, self._lanes)
+            self._reap()
 
     async def _handle_request(self, req: _Request) -> None:
         fut = req.fut
@@ -1612,6 +1613,7 @@ class EventManager(Generic[E]):
         self._closed = True
         _LIVE.discard(self)
         for lane in self._lanes:
+            self._lane_dropped += lane.counts.dropped
             lane.close()
         self._lanes = []
         if self._bound is not None:

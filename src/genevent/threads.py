@@ -83,7 +83,9 @@ from . import _functions, _registry
 from ._checks import check_on_exit, check_ref, check_timeout
 from ._core import (
     Args,
+    Entry,
     HandlerExit,
+    Invoke,
     ManagerCore,
     Procedure,
     Raised,
@@ -106,6 +108,21 @@ from ._errors import (
     _name,
 )
 from ._handler import HandlerRef
+from ._lanes import (
+    CAUGHT_UP,
+    CONCERNED,
+    STOP_TIMEOUT,
+    Barrier,
+    Lane,
+    LaneOverflow,
+    ThreadLane,
+    applied,
+    call_applied,
+    check_isolation,
+    lanes_to_wait_for,
+    left_behind,
+    reap,
+)
 from ._mailbox import Bound, check_mailbox, log_backlog, take_backlog
 from ._metrics import ManagerStats, Timings, build_stats, count_events
 from ._overflow import OverflowPolicy
@@ -131,7 +148,10 @@ it drops what is left (counted) so that their handlers are terminated in the res
 _JOINER_RELEASE: Final = 1.0  # how often an idle owner-watching thread checks it is still needed
 
 _STOP: Final = object()
-_INTERNAL: Final = frozenset({"info", "owner_down", "stream close"})
+_INTERNAL: Final = frozenset(
+    {"info", "owner_down", "stream close", "lane", "lane call"}
+    | {what + CAUGHT_UP for what in CONCERNED}  # counted when they first came in
+)
 """Messages that are not control requests (metrics count them elsewhere, or not at all)."""
 _SYNC_NOTIFY: Final = object()
 _CALL: Final = object()  # a call, answered through _Server.call's fast path
@@ -243,6 +263,14 @@ class _Server:
         self.thread = threading.Thread(
             target=self.run, name=f"genevent:{name or hex(id(self))}", daemon=True
         )
+        #: the lanes of isolated handlers (started ones; see :mod:`genevent._lanes`)
+        self.lanes: list[Lane] = []
+        self.left_behind = 0
+        #: events and infos dropped by the bounded mailboxes of lanes that are gone
+        self.lane_dropped = 0
+        #: True while ``stop`` waits for isolated handlers to catch up (they wake it)
+        self.settling = False
+        self.stop_started: float | None = None
 
     def forked(self) -> None:
         """This is a forked child's copy of a running manager: it is stopped here."""
@@ -458,6 +486,8 @@ class _Server:
             run_lock.release()
 
     def handle(self, req: _Request) -> None:
+        if self.core.isolated and req.what in CONCERNED and self.isolated(req):
+            return
         if req.what not in _INTERNAL:
             self.core.requests += 1
         try:
@@ -484,6 +514,8 @@ class _Server:
             raise
         else:
             _answer(req, result)
+        if self.lanes:
+            self.reap()
 
     def call(self, handler: Any, request: Any) -> Any:
         """``call``, entering the core only when the reply is not a plain value."""
@@ -524,15 +556,29 @@ class _Server:
     def timeout_error(
         self, what: str, timeout: float, ahead: int | None, args: tuple[Any, ...] = ()
     ) -> CallTimeout:
-        """The :class:`CallTimeout` for a request that timed out now."""
+        """The :class:`CallTimeout` for a request that timed out now (a call to an isolated
+        handler names it, and what it is running)."""
         label = f"call to {_name(args[0])}" if what == "call" and args else what
-        return CallTimeout(label, timeout, queued_ahead=ahead, running=self.running_callback())
+        running = None
+        if what == "call" and args and self.core.isolated:
+            entry = self.core.find(args[0])
+            if entry is not None and entry.lane is not None:
+                label = f"call to isolated handler {_name(args[0])}"
+                running = entry.lane.running_callback()
+        return CallTimeout(
+            label, timeout, queued_ahead=ahead, running=running or self.running_callback()
+        )
 
     def enter_inline(self) -> bool:
         """Take the manager for the calling thread if it is idle (parked, mailbox empty), so
         that a request can run in the caller. Every earlier message of this caller has then
         been handled; :meth:`leave_inline` gives it back."""
-        if self.sleeping and not self.mailbox and self.run_lock.acquire(False):
+        if (
+            self.sleeping
+            and not self.mailbox
+            and not self.core.isolated  # requests must wait for isolated handlers: queued
+            and self.run_lock.acquire(False)
+        ):
             if not self.mailbox and not self.closed:
                 self.inline_ident = _get_ident()
                 return True
@@ -586,7 +632,7 @@ class _Server:
 
     def drive(self, proc: Procedure) -> Any:
         """Run a core procedure to its end on this thread; return its reply."""
-        return drive_sync(proc, self.label(), self.watch_effect, self.tell)
+        return drive_sync(proc, self.label(), self.watch_effect, self.tell, self.lane_job)
 
     def tell(self, eff: TellOwner) -> None:
         """Deliver an owner notice naming the public manager (the core knows this server)."""
@@ -613,6 +659,156 @@ class _Server:
         reg = self.watched.pop(owner, None)
         if reg is not None:
             reg.unsubscribe(self)
+
+    # -- isolated handlers (see genevent._lanes; this server is their host) ------------------
+
+    def on_lane(self, ident: int) -> bool:
+        """True on the thread of one of this manager's isolated handlers."""
+        return any(
+            lane.thread is not None and lane.thread.ident == ident
+            for lane in list(self.lanes)
+            if isinstance(lane, ThreadLane)
+        )
+
+    def isolated(self, req: _Request) -> bool:
+        """Requests that isolated handlers concern: a call to one is passed on to it; a request
+        that must see what they did (``lanes_to_wait_for``) waits for them, without holding
+        the manager, and comes back to the mailbox. True when ``req`` was taken care of."""
+        what = req.what
+        core = self.core
+        if what == "call":
+            entry = core.find(req.args[0])
+            if entry is not None and entry.lane is not None and entry.call_fn is not None:
+                core.requests += 1
+                entry.lane.post_call(req.args[1], req)
+                return True
+        if what == "sync_notify":
+            core.requests += 1
+            req.proc, event, req.args = _nothing, req.args[0], ()
+            req.what = what + CAUGHT_UP
+            try:
+                self.dispatch(event)
+            finally:  # answered once every isolated handler handled it too
+                self.reap()
+                self.after([e.lane for e in core.entries if e.lane is not None], req)
+            return True
+        args = req.args[1:] if req.proc is _swap_proc else req.args
+        lanes = lanes_to_wait_for(core, what, args)
+        if not lanes:
+            return False
+        if what not in _INTERNAL:
+            core.requests += 1
+        if req.proc is _CALL:  # by then the handler it names may be isolated: the core's way
+            req.proc = core.call
+        req.what = what + CAUGHT_UP
+        self.after(lanes, req)
+        return True
+
+    def after(self, lanes: list[Lane], req: _Request) -> None:
+        """Post ``req`` back to the mailbox once every lane in ``lanes`` caught up."""
+        if not lanes:
+            self.lane_post(req)
+            return
+        barrier = Barrier(len(lanes), lambda: self.lane_post(req))
+        for lane in lanes:
+            lane.mark(barrier)
+
+    def reap(self) -> None:
+        """After the table changed: lanes serve their new entries; unused ones are closed."""
+        before = list(self.lanes)
+        reap(self.core, self.lanes)
+        if len(before) != len(self.lanes):
+            kept = {id(lane) for lane in self.lanes}
+            self.lane_dropped += sum(x.counts.dropped for x in before if id(x) not in kept)
+
+    def lane_post(self, req: _Request) -> None:
+        """Post a lane's message to the mailbox (any thread): accepted until the manager is
+        sealed (a stopping manager still drains), then refused."""
+        with self.seal_lock:
+            sealed = self.sealed
+            if not sealed:
+                self.mailbox.append(req)
+        if sealed:
+            _fail(req, ManagerNotRunning(self.label(), f" (it stopped before {req.what})"))
+            return
+        if self.sleeping:
+            self.wake()
+
+    def lane_outcome(
+        self, lane: Lane, entry: Entry, out: Raised | Returned, message: Any, callback: str
+    ) -> None:
+        """Host side of an isolated handler: an outcome that changes the table."""
+        self.lane_post(_Request(applied, (self.core, entry, out, message, callback), "lane"))
+
+    def lane_call_outcome(
+        self, lane: Lane, req: Any, entry: Entry, out: Raised | Returned, request: Any
+    ) -> None:
+        """Host side of an isolated handler: a call's outcome that changes the table (the
+        caller's request comes back to the mailbox, to be answered once it is applied)."""
+        req.proc, req.args, req.what = call_applied, (self.core, entry, out, request), "lane call"
+        self.lane_post(req)
+
+    def lane_reply(self, req: Any, value: Any) -> None:
+        """Host side of an isolated handler: a plain reply, straight to the caller."""
+        _answer(req, value)
+
+    def lane_fail(self, req: Any, exc: BaseException) -> None:
+        """Host side of an isolated handler: the call could not be answered."""
+        _fail(req, exc)
+
+    def lane_wake(self) -> None:
+        """Host side of an isolated handler: it went idle (``stop`` may wait for that)."""
+        if self.settling and self.sleeping:
+            self.wake()
+
+    def lane_job(self, eff: Invoke) -> Raised | Returned:
+        """Run the core's invocation in the isolated handler's thread and wait for it; while
+        stopping, for at most the rest of its ``stop_timeout`` (then it is left behind)."""
+        lane: ThreadLane = eff.via
+        if not lane.started:
+            self.lanes.append(lane)
+        fut = lane.job(eff)
+        if self.stop_started is None:
+            return fut.result()
+        remaining = self.stop_started + lane.stop_timeout - _monotonic()
+        try:
+            return fut.result(max(remaining, 0.0))
+        except concurrent.futures.TimeoutError:
+            self.abandon(lane)
+            return Returned(None)
+
+    def abandon(self, lane: Lane) -> None:
+        if not lane.abandoned:
+            left_behind(self.label(), lane)
+            lane.abandon()  # type: ignore[attr-defined]
+            self.left_behind += 1
+
+    def settle_lanes(self) -> bool:
+        """Stopping: wait until every isolated handler handled what it was given, each for at
+        most its ``stop_timeout`` (then it is left behind). True if the mailbox got messages
+        meanwhile (their outcomes): the caller drains it and comes back."""
+        if self.stop_started is None:
+            self.stop_started = _monotonic()
+        start = self.stop_started
+        while True:
+            if self.mailbox:
+                return True
+            busy = [lane for lane in self.lanes if not lane.idle()]
+            if not busy:
+                return False
+            now = _monotonic()
+            late = [lane for lane in busy if now >= start + lane.stop_timeout]
+            for lane in late:
+                self.abandon(lane)
+            if late:
+                continue
+            self.settling = self.sleeping = True
+            try:
+                if self.mailbox or all(lane.idle() for lane in busy):
+                    continue
+                self.wakeup.acquire(True, min(start + lane.stop_timeout for lane in busy) - now)
+            finally:
+                self.settling = self.sleeping = False
 
     def stop(self, req: _Request) -> None:
         interrupted = self.finish([req], None)
@@ -649,6 +845,8 @@ class _Server:
                         self.handle(msg)
                 except BaseException as exc:  # the message was finished; remember, go on
                     interrupted = interrupted or exc
+            if self.lanes and self.settle_lanes():
+                continue
             with self.seal_lock:
                 if not mailbox:
                     self.sealed = True
@@ -657,6 +855,8 @@ class _Server:
         if late:
             log_backlog(self.label(), late, 0, "that raced stop(drain=False)")
         if not self.core.stopped:
+            if self.lanes and self.stop_started is None:
+                self.stop_started = _monotonic()
             try:
                 self.drive(self.core.stop())
             except BaseException as exc:
@@ -687,6 +887,10 @@ class _Server:
             if reg is not None:
                 reg.unsubscribe(self)
         self.watched.clear()
+        for lane in self.lanes:
+            self.lane_dropped += lane.counts.dropped
+            lane.close()
+        self.lanes = []
         _live.discard(self)
         for msg in pending:
             if msg.__class__ is _Request:
@@ -1002,6 +1206,7 @@ class EventManager(Generic[E]):
             dropped=srv.dropped + (bound.counts.dropped if bound is not None else 0),
             refused=srv.refused + (bound.counts.refused if bound is not None else 0),
             timings=srv.timings,
+            lane_dropped=srv.lane_dropped,
         )
 
     @property
@@ -1014,6 +1219,30 @@ class EventManager(Generic[E]):
     def thread(self) -> threading.Thread:
         """The thread the manager runs on."""
         return self._srv.thread
+
+    @property
+    def left_behind(self) -> int:
+        """How many isolated handlers ``stop`` left behind because they did not finish within
+        their ``stop_timeout`` (each logged; its thread, a daemon, left running)."""
+        return self._srv.left_behind
+
+    def _new_lane(
+        self,
+        handler: Any,
+        isolation: Any,
+        maxsize: int | None,
+        overflow: Any,
+        stop_timeout: float,
+    ) -> Lane | None:
+        """The lane of a handler to be added with ``isolation=True`` (checked), or None."""
+        if isolation is not True and isolation is not False:
+            raise ValueError(
+                f"isolation must be True (a thread of its own) or False, not {isolation!r}"
+            )
+        check_isolation(maxsize, overflow, stop_timeout, isolation)
+        if not isolation:
+            return None
+        return ThreadLane(self._srv, handler, maxsize, overflow, stop_timeout)
 
     @property
     def is_running(self) -> bool:
@@ -1068,7 +1297,7 @@ class EventManager(Generic[E]):
     def _check_caller(self, what: str) -> None:
         srv = self._srv
         ident = _get_ident()
-        if ident in (srv.ident, srv.inline_ident):
+        if ident in (srv.ident, srv.inline_ident) or (srv.lanes and srv.on_lane(ident)):
             raise CallingSelf(self, what)
 
     def _request(
@@ -1081,7 +1310,7 @@ class EventManager(Generic[E]):
     ) -> Any:
         srv = self._srv
         ident = _get_ident()
-        if ident in (srv.ident, srv.inline_ident):
+        if ident in (srv.ident, srv.inline_ident) or (srv.lanes and srv.on_lane(ident)):
             raise CallingSelf(self, what)
         req = _Request(proc, args, what)
         req.watch = watch
@@ -1216,6 +1445,10 @@ class EventManager(Generic[E]):
         restart: RestartPolicy = "temporary",
         max_restarts: int = 3,
         restart_period: float = 5.0,
+        isolation: bool = False,
+        maxsize: int | None = None,
+        overflow: LaneOverflow = "drop_oldest",
+        stop_timeout: float = STOP_TIMEOUT,
     ) -> None:
         """Create the handler, ``init(args)`` it and install it first (OTP's ``add_handler``).
         Raises :class:`HandlerExists`, :class:`HandlerInitFailed` or :class:`InvalidHandler`
@@ -1223,12 +1456,24 @@ class EventManager(Generic[E]):
         ``restart`` (``"temporary"``: gen_event's behaviour; ``"transient"``: added
         again after a crash or a bad return; ``"permanent"``: also after it removed itself)
         re-adds it at the front with the same class and ``args``, at most ``max_restarts``
-        times within ``restart_period`` seconds, then lets it go for good."""
+        times within ``restart_period`` seconds, then lets it go for good.
+
+        ``isolation=True`` runs the handler in a thread of its own with a mailbox of its own,
+        so a handler that blocks delays no other handler. It keeps gen_event's meaning (see
+        the README, "when to isolate a handler"); its mailbox holds at most ``maxsize`` events
+        (None: unbounded), dropping under ``overflow`` (``"drop_oldest"`` or
+        ``"drop_newest"``, counted and logged), and ``stop`` waits ``stop_timeout`` seconds
+        for it, then leaves its thread behind as a daemon (logged, counted in
+        :attr:`left_behind`). A handler swapped in for it, or restarted, stays isolated."""
         timeout = check_timeout(timeout)
         check_ref(handler)
         spec = restart_spec(restart, args, max_restarts, restart_period)
+        lane = self._new_lane(handler, isolation, maxsize, overflow, stop_timeout)
         self._request(
-            self._srv.core.add_handler, (handler, args, None, None, spec), "add_handler", timeout
+            self._srv.core.add_handler,
+            (handler, args, None, None, spec, lane),
+            "add_handler",
+            timeout,
         )
 
     def add_sup_handler(
@@ -1242,6 +1487,10 @@ class EventManager(Generic[E]):
         restart: RestartPolicy = "temporary",
         max_restarts: int = 3,
         restart_period: float = 5.0,
+        isolation: bool = False,
+        maxsize: int | None = None,
+        overflow: LaneOverflow = "drop_oldest",
+        stop_timeout: float = STOP_TIMEOUT,
     ) -> None:
         """As :meth:`add_handler`, and tie the handler to ``owner`` (default: the calling
         thread).
@@ -1256,11 +1505,12 @@ class EventManager(Generic[E]):
         check_ref(handler)
         spec = restart_spec(restart, args, max_restarts, restart_period)
         check_on_exit(on_exit)
+        lane = self._new_lane(handler, isolation, maxsize, overflow, stop_timeout)
         self._check_caller("add_sup_handler")
         owner_thread, reg = _check_owner(owner)
         self._request(
             self._srv.core.add_handler,
-            (handler, args, owner_thread, on_exit, spec),
+            (handler, args, owner_thread, on_exit, spec, lane),
             "add_sup_handler",
             timeout,
             reg,
@@ -1339,6 +1589,10 @@ class EventManager(Generic[E]):
         id: Hashable | None = None,
         timeout: float | None = None,
         restart: RestartPolicy = "temporary",
+        isolation: bool = False,
+        maxsize: int | None = None,
+        overflow: LaneOverflow = "drop_oldest",
+        stop_timeout: float = STOP_TIMEOUT,
     ) -> HandlerRef[E, Any, Any]: ...
 
     @overload
@@ -1351,6 +1605,10 @@ class EventManager(Generic[E]):
         id: Hashable | None = None,
         timeout: float | None = None,
         restart: RestartPolicy = "temporary",
+        isolation: bool = False,
+        maxsize: int | None = None,
+        overflow: LaneOverflow = "drop_oldest",
+        stop_timeout: float = STOP_TIMEOUT,
     ) -> HandlerRef[E, Any, Any]: ...
 
     def subscribe(
@@ -1362,17 +1620,30 @@ class EventManager(Generic[E]):
         id: Hashable | None = None,
         timeout: float | None = None,
         restart: RestartPolicy = "temporary",
+        isolation: bool = False,
+        maxsize: int | None = None,
+        overflow: LaneOverflow = "drop_oldest",
+        stop_timeout: float = STOP_TIMEOUT,
     ) -> HandlerRef[E, Any, Any]:
         """Install the plain function ``fn`` as a handler of every event of ``event_type``
         (``isinstance``; ``None``: every event) for which ``where(event)`` is true, and return
         its reference, ``(FunctionHandler, id or fn)``, for :meth:`delete_handler`. It is an
         ordinary handler: it shows in :meth:`which_handlers`, and if it raises it is removed
         and reported. Its return value is ignored, except that ``Remove()`` unsubscribes it.
-        Subscribing the same function twice needs a distinct ``id``; ``restart`` is
-        :meth:`add_handler`'s."""
+        Subscribing the same function twice needs a distinct ``id``; ``restart``,
+        ``isolation``, ``maxsize``, ``overflow`` and ``stop_timeout`` are :meth:`add_handler`'s."""
         ref = _functions.reference(fn, id)
         _functions.check_filter(event_type, where)
-        self.add_handler(ref, Args(fn, event_type, where), timeout=timeout, restart=restart)
+        self.add_handler(
+            ref,
+            Args(fn, event_type, where),
+            timeout=timeout,
+            restart=restart,
+            isolation=isolation,
+            maxsize=maxsize,
+            overflow=overflow,
+            stop_timeout=stop_timeout,
+        )
         return ref
 
     def on(
@@ -1541,6 +1812,11 @@ def _swap_proc(
     on_exit: Callable[[HandlerExit], object] | None,
 ) -> Procedure:
     return core.swap_handler(old, args1, new, args2, sup=sup, owner=owner, on_exit=on_exit)
+
+
+def _nothing() -> Procedure:
+    return None
+    yield  # pragma: no cover - makes this a generator
 
 
 def _which_proc(core: ManagerCore) -> Procedure:
