@@ -611,6 +611,59 @@ def flood_peak_rows(cfg: h.Config) -> list[h.Row]:
     return rows
 
 
+async def aio_isolated(n: int, isolation: Any) -> int:
+    """Elapsed ns for ``n`` notifies then one sync_notify to one Counter, added with
+    ``isolation`` (None: not isolated), asyncio runtime."""
+    mgr = aio.start()
+    try:
+        await mgr.add_handler(Counter, None, isolation=isolation)
+        t0 = h.now()
+        produce(mgr.notify, n)
+        await mgr.sync_notify(None)
+        elapsed = h.now() - t0
+        count = await mgr.call(Counter, "get")
+    finally:
+        await mgr.stop()
+    _check([count], n + 1)
+    return elapsed
+
+
+def thread_isolated(n: int, isolation: bool) -> int:
+    """As :func:`aio_isolated`, thread runtime (``isolation=True`` or not)."""
+    mgr = threads.start()
+    try:
+        mgr.add_handler(Counter, None, isolation=isolation)
+        t0 = h.now()
+        produce(mgr.notify, n)
+        mgr.sync_notify(None)
+        elapsed = h.now() - t0
+        count = mgr.call(Counter, "get")
+    finally:
+        mgr.stop()
+    _check([count], n + 1)
+    return elapsed
+
+
+def _isolation(cfg: h.Config) -> list[h.Bench]:
+    n = cfg.notify_events
+    out: list[h.Bench] = []
+    if cfg.wants(h.ISO_AIO):
+        for impl, isolation in (
+            (h.AIO_NOT_ISOLATED, None),
+            ('genevent asyncio, isolation="task"', "task"),
+            ('genevent asyncio, isolation="thread"', "thread"),
+        ):
+            once = h.in_loop(partial(aio_isolated, n, isolation))
+            out.append(h.rate(h.ISO_AIO, impl, n, once, cfg.reps))
+    if cfg.wants(h.ISO_THREADS):
+        for impl, flag in (
+            (h.THREADS_NOT_ISOLATED, False),
+            ("genevent threads, isolation=True", True),
+        ):
+            out.append(h.rate(h.ISO_THREADS, impl, n, partial(thread_isolated, n, flag), cfg.reps))
+    return out
+
+
 def benches(cfg: h.Config) -> list[h.Bench]:
     """genevent's timing benches in the scenarios that ``cfg`` selects."""
     out: list[h.Bench] = []
@@ -640,6 +693,7 @@ def benches(cfg: h.Config) -> list[h.Bench]:
     if cfg.wants(h.CALL_TPUT_INLINE):
         out += _inline(cfg, h.CALL_TPUT_INLINE, "call")
     out += _bounded(cfg)
+    out += _isolation(cfg)
     return out
 
 

@@ -99,6 +99,24 @@ FLOOD_PEAK = Scenario(
     "peak memory under a flood (tracemalloc): bounded vs unbounded", "bytes", "lower", UNBOUNDED
 )
 
+# Isolated handlers: the same burst (notifies, then one sync_notify, which returns once the
+# handler handled every event) to one handler, isolated or not, in one runtime: the ratio is
+# what isolation costs (or saves) on the notify path.
+AIO_NOT_ISOLATED = "genevent asyncio, not isolated"
+THREADS_NOT_ISOLATED = "genevent threads, not isolated"
+ISO_AIO = Scenario(
+    "notify burst to one isolated handler vs not isolated, asyncio",
+    "events/s",
+    "higher",
+    AIO_NOT_ISOLATED,
+)
+ISO_THREADS = Scenario(
+    "notify burst to one isolated handler vs not isolated, threads",
+    "events/s",
+    "higher",
+    THREADS_NOT_ISOLATED,
+)
+
 SCENARIOS: tuple[Scenario, ...] = (
     NOTIFY_1,
     NOTIFY_10,
@@ -123,6 +141,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     BOUNDED_AIO,
     BOUNDED_THREADS,
     FLOOD_PEAK,
+    ISO_AIO,
+    ISO_THREADS,
 )
 
 

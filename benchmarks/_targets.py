@@ -152,6 +152,17 @@ def evaluate(rows: Sequence[h.Row], cfg: h.Config) -> list[Target]:
             "pykka tell's events/s",
         ),
     ]
+    t.append(
+        _ratio_target(
+            rows,
+            'asyncio isolation="task", notify burst >= 0.5x not isolated',
+            h.ISO_AIO,
+            'genevent asyncio, isolation="task"',
+            h.AIO_NOT_ISOLATED,
+            lambda r: r >= 0.5,
+            "the handler not isolated",
+        )
+    )
     mem = _value(rows, h.MEM_MANAGER, h.GE_AIO)
     name = "idle asyncio manager with one handler <= 4 KB"
     if mem is None:

@@ -58,6 +58,7 @@ from ._errors import (
 )
 from ._functions import AsyncFunctionHandler, FunctionHandler
 from ._handler import EventHandler, HandlerRef, Instruction
+from ._lanes import Isolation, LaneOverflow
 from ._metrics import HandlerStats, ManagerStats
 from ._registry import whereis
 from ._routing import handles
@@ -91,6 +92,8 @@ __all__ = (
     "InvalidHandler",
     "InvalidName",
     "InvalidOwner",
+    "Isolation",
+    "LaneOverflow",
     "MailboxFull",
     "ManagerNotRunning",
     "ManagerStats",
