@@ -3,7 +3,9 @@
 Handlers are the same classes as for :mod:`genevent.aio`, with plain (non-coroutine) methods
 only: a handler with a coroutine method is refused with :class:`~genevent.InvalidHandler`.
 Every handler callback and every ``on_exit`` owner callback runs on the manager's thread (unless
-``inline=True``, below), one at a time, in arrival order, so handlers need no locks.
+``inline=True``, below), one at a time, in arrival order, so handlers need no locks. A handler
+added with ``isolation=True`` runs on a thread of its own instead, still one callback at a
+time and in arrival order (see :meth:`EventManager.add_handler`).
 
 Which calls are safe from where:
 
