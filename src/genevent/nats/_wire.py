@@ -1,0 +1,289 @@
+"""The wire: a versioned envelope, msgpack (default) or JSON, and the tagged forms that let
+tuples, bytes, odd dicts and registered types survive both.
+
+Nothing here imports anything named on the wire and nothing is unpickled: a frame decodes
+into a fixed envelope type (msgspec validates its shape), and its values are walked once,
+accepting only plain data, the documented ``$`` tags and the registered type names.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+import msgspec
+
+from ._errors import InvalidName, MalformedMessage, NotEncodable
+
+__all__ = (
+    "OPS",
+    "VERSION",
+    "Codec",
+    "Reply",
+    "Request",
+    "TypeRegistry",
+    "check_name",
+)
+
+VERSION: Final = 1
+"""The protocol version this node speaks (the envelope's ``v``)."""
+
+OPS: Final = frozenset(
+    {
+        "notify",
+        "info",
+        "sync_notify",
+        "call",
+        "add_handler",
+        "delete_handler",
+        "swap_handler",
+        "which_handlers",
+        "get_state",
+        "stop",
+    }
+)
+"""The operations a request envelope may name."""
+
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def check_name(name: object, what: str = "manager name") -> str:
+    """Return ``name`` if NATS can carry it as one subject token, else raise
+    :class:`InvalidName`."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidName(f"a {what} must match [A-Za-z0-9_-]{{1,64}}, not {name!r}")
+    return name
+
+
+class Request(msgspec.Struct, omit_defaults=True):
+    """A request envelope (what a caller sends to ``ge.<ns>.mgr.<name>``)."""
+
+    v: int
+    op: str
+    body: Any = None
+    h: str | None = None
+    hid: Any | msgspec.UnsetType = msgspec.UNSET
+    h2: str | None = None
+    hid2: Any | msgspec.UnsetType = msgspec.UNSET
+    body2: Any = None
+
+
+class Reply(msgspec.Struct, omit_defaults=True):
+    """A reply envelope: ``ok`` holds the result, or ``err`` names the error."""
+
+    v: int
+    ok: Any = None
+    err: str | None = None
+    msg: str = ""
+    h: str | None = None
+    hid: Any | msgspec.UnsetType = msgspec.UNSET
+    ct: str | None = None
+    cm: str = ""
+    n: str | None = None
+
+
+_PLAIN: Final = frozenset({type(None), bool, int, float, str})
+_TAGS: Final = frozenset({"$tuple", "$bytes", "$dict", "$type"})
+
+
+class TypeRegistry:
+    """The allow-list of user types that may cross the wire, by name (dataclasses and
+    msgspec Structs)."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, type] = {}
+        self._by_type: dict[type, tuple[str, tuple[str, ...]]] = {}
+
+    def register(self, cls: type, name: str | None = None) -> str:
+        """Allow ``cls`` (a dataclass or a msgspec Struct) on the wire as ``name`` (default: its
+        ``__name__``). Return the name."""
+        if isinstance(cls, type) and issubclass(cls, msgspec.Struct):
+            fields = tuple(cls.__struct_fields__)
+        elif isinstance(cls, type) and dataclasses.is_dataclass(cls):
+            fields = tuple(f.name for f in dataclasses.fields(cls))
+        else:
+            raise TypeError(f"only dataclasses and msgspec Structs can be registered, not {cls!r}")
+        name = check_name(cls.__name__ if name is None else name, "type name")
+        held = self._by_name.get(name)
+        if held is not None and held is not cls:
+            raise ValueError(f"the type name {name!r} is registered for {held!r}")
+        self._by_name[name] = cls
+        self._by_type[cls] = (name, fields)
+        return name
+
+    def names(self) -> list[str]:
+        """The registered type names."""
+        return sorted(self._by_name)
+
+
+class Codec:
+    """Encodes and decodes envelopes. ``json=False``: msgpack (the default); ``json=True``:
+    JSON. Decoding accepts both (a frame whose first non-blank byte is ``{`` is JSON)."""
+
+    def __init__(self, types: TypeRegistry | None = None, *, json: bool = False) -> None:
+        self.types = types if types is not None else TypeRegistry()
+        self.json = json
+        self._enc: Callable[[Any], bytes] = (
+            msgspec.json.Encoder().encode if json else msgspec.msgpack.Encoder().encode
+        )
+        self._dec_req_mp = msgspec.msgpack.Decoder(Request)
+        self._dec_req_js = msgspec.json.Decoder(Request)
+        self._dec_rep_mp = msgspec.msgpack.Decoder(Reply)
+        self._dec_rep_js = msgspec.json.Decoder(Reply)
+
+    # -- values -------------------------------------------------------------------------------
+
+    def to_wire(self, value: Any) -> Any:
+        """``value`` as plain wire data (tagged forms for tuples, registered types, ...)."""
+        try:
+            return self._out(value)
+        except RecursionError:
+            raise NotEncodable("the value is nested too deeply") from None
+
+    def _out(self, v: Any) -> Any:
+        t = type(v)
+        if t in _PLAIN:
+            return v
+        if t is list:
+            return [self._out(x) for x in v]
+        if t is tuple:
+            return {"$tuple": [self._out(x) for x in v]}
+        if t is dict:
+            if all(type(k) is str and not k.startswith("$") for k in v):
+                return {k: self._out(x) for k, x in v.items()}
+            return {"$dict": [[self._out(k), self._out(x)] for k, x in v.items()]}
+        if t is bytes or t is bytearray or t is memoryview:
+            raw = bytes(v)
+            return {"$bytes": base64.b64encode(raw).decode("ascii")} if self.json else raw
+        known = self.types._by_type.get(t)
+        if known is not None:
+            name, fields = known
+            return {"$type": [name, {f: self._out(getattr(v, f)) for f in fields}]}
+        raise NotEncodable(
+            f"cannot send a {t.__qualname__} over the wire: register its class by name "
+            "(a dataclass or msgspec Struct), or send plain data"
+        )
+
+    def from_wire(self, value: Any) -> Any:
+        """The Python value of decoded wire data; raises :class:`MalformedMessage`."""
+        try:
+            return self._in(value)
+        except RecursionError:
+            raise MalformedMessage("the value is nested too deeply") from None
+
+    def _in(self, v: Any) -> Any:
+        t = type(v)
+        if t in _PLAIN or t is bytes:
+            return v
+        if t is list:
+            return [self._in(x) for x in v]
+        if t is dict:
+            if len(v) == 1:
+                ((key, inner),) = v.items()
+                if type(key) is str and key.startswith("$"):
+                    return self._tag(key, inner)
+            for key in v:
+                if type(key) is str and key.startswith("$"):
+                    raise MalformedMessage(f"unknown tag {key!r} in a map")
+            return {self._in(k): self._in(x) for k, x in v.items()}
+        raise MalformedMessage(f"a {t.__qualname__} is not wire data")
+
+    def _tag(self, key: str, inner: Any) -> Any:
+        if key == "$tuple":
+            if type(inner) is not list:
+                raise MalformedMessage("$tuple takes a list")
+            return tuple(self._in(x) for x in inner)
+        if key == "$bytes":
+            if type(inner) is bytes:
+                return inner
+            if type(inner) is not str:
+                raise MalformedMessage("$bytes takes a base64 string")
+            try:
+                return base64.b64decode(inner, validate=True)
+            except (binascii.Error, ValueError):
+                raise MalformedMessage("$bytes takes a base64 string") from None
+        if key == "$dict":
+            if type(inner) is not list:
+                raise MalformedMessage("$dict takes a list of [key, value] pairs")
+            out: dict[Any, Any] = {}
+            for pair in inner:
+                if type(pair) is not list or len(pair) != 2:
+                    raise MalformedMessage("$dict takes a list of [key, value] pairs")
+                k = self._in(pair[0])
+                try:
+                    out[k] = self._in(pair[1])
+                except TypeError:
+                    raise MalformedMessage("a $dict key must be hashable") from None
+            return out
+        if key == "$type":
+            if type(inner) is not list or len(inner) != 2 or type(inner[0]) is not str:
+                raise MalformedMessage("$type takes [name, {field: value}]")
+            cls = self.types._by_name.get(inner[0])
+            if cls is None:
+                raise MalformedMessage(f"the type {inner[0]!r} is not registered on this node")
+            if type(inner[1]) is not dict:
+                raise MalformedMessage("$type takes [name, {field: value}]")
+            fields = {k: self._in(x) for k, x in inner[1].items()}
+            try:
+                return msgspec.convert(fields, cls, from_attributes=True)
+            except (msgspec.ValidationError, TypeError, ValueError) as exc:
+                raise MalformedMessage(f"bad fields for the type {inner[0]!r}: {exc}") from None
+        raise MalformedMessage(f"unknown tag {key!r}")
+
+    # -- envelopes ----------------------------------------------------------------------------
+
+    def encode(self, envelope: Request | Reply) -> bytes:
+        """Encode an envelope whose values are already wire data (see :meth:`to_wire`)."""
+        try:
+            return self._enc(envelope)
+        except (TypeError, OverflowError, ValueError) as exc:
+            raise NotEncodable(str(exc)) from None
+
+    @staticmethod
+    def is_json(data: bytes) -> bool:
+        """Whether a frame is JSON (its first non-blank byte is ``{``)."""
+        return data.lstrip()[:1] == b"{"
+
+    def decode_request(self, data: bytes) -> Request:
+        """A request envelope, its version and operation checked (values still wire data)."""
+        try:
+            req = (
+                self._dec_req_js.decode(data)
+                if self.is_json(data)
+                else self._dec_req_mp.decode(data)
+            )
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+            raise MalformedMessage(f"not a genevent request envelope: {exc}") from None
+        if req.v != VERSION:
+            raise MalformedMessage(
+                f"unknown protocol version {req.v!r} (this node speaks {VERSION})"
+            )
+        if req.op not in OPS:
+            raise MalformedMessage(f"unknown operation {req.op!r}")
+        return req
+
+    def decode_reply(self, data: bytes) -> Reply:
+        """A reply envelope, version checked."""
+        try:
+            rep = (
+                self._dec_rep_js.decode(data)
+                if self.is_json(data)
+                else self._dec_rep_mp.decode(data)
+            )
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+            raise MalformedMessage(f"not a genevent reply envelope: {exc}") from None
+        if rep.v != VERSION:
+            raise MalformedMessage(f"unknown protocol version {rep.v!r} in a reply")
+        return rep
+
+
+def registered(types: Iterable[type]) -> TypeRegistry:
+    """A :class:`TypeRegistry` holding ``types`` under their class names."""
+    reg = TypeRegistry()
+    for cls in types:
+        reg.register(cls)
+    return reg
