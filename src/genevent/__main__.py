@@ -1,10 +1,14 @@
-"""``genevent demo`` (also ``python -m genevent demo``): replay the seed session."""
+"""``genevent demo`` (also ``python -m genevent demo``): replay the seed session.
+
+With the ``nats`` extra: ``genevent node`` hosts managers on NATS, ``genevent ls`` lists the
+cluster's managers, ``genevent notify`` and ``genevent call`` talk to one from a shell."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 from . import aio, threads
 from .examples import BroadcastEventHandler
@@ -75,7 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument(
         "--runtime", choices=("aio", "threads"), default="aio", help="default: aio (asyncio)"
     )
+    _nats_commands(sub)
     args = parser.parse_args(args_list)
+    if args.command in _NATS_COMMANDS:
+        from .nats._cli import run  # noqa: PLC0415  # the nats extra: imported when asked for
+
+        return run(args)
     lines: list[str] = []
     if args.runtime == "threads":
         seed_session_threads(lines)
@@ -84,6 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     for line in lines:
         print(line)
     return 0
+
+
+_NATS_COMMANDS = ("node", "ls", "notify", "call")
+
+
+def _nats_commands(sub: Any) -> None:
+    """``node``, ``ls``, ``notify`` and ``call`` (with the ``nats`` extra installed)."""
+    try:
+        from .nats._cli import add_commands  # noqa: PLC0415  # optional extra
+    except ImportError:
+        return  # without the extra the command offers demo only
+    add_commands(sub)
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ class _Pending:
 
 
 class _Hosted:
-    __slots__ = ("mgr", "name", "revision", "sub", "watcher")
+    __slots__ = ("busy", "idle", "mgr", "name", "revision", "sub", "watcher")
 
     def __init__(self, name: str, mgr: aio.EventManager[Any]) -> None:
         self.name = name
@@ -138,6 +138,8 @@ class _Hosted:
         self.sub: Any = None
         self.revision = 0
         self.watcher: asyncio.Task[None] | None = None
+        self.busy = 0  # requests being served (the subscription's callback is running)
+        self.idle = asyncio.Event()
 
 
 _ERRORS_BY_HANDLER: Final[dict[type[GenEventError], str]] = {
@@ -203,6 +205,7 @@ class Node:
         self._out: deque[tuple[str, str, bytes]] = deque()
         self._out_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._background: set[asyncio.Task[Any]] = set()
         self._closing = False
         self._nc: Client = Client()
         self._names: KeyValue | None = None
@@ -304,6 +307,7 @@ class Node:
             mon._fire("noconnection")
         with contextlib.suppress(Exception):
             await self._flush_out()
+        await asyncio.gather(*self._background, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -435,9 +439,6 @@ class Node:
             return
         if self._where.get(name) == self.id:
             del self._where[name]
-        if hosted.sub is not None:
-            with contextlib.suppress(Exception):
-                await hosted.sub.unsubscribe()
         if self._names is not None and self._nc.is_connected:
             with contextlib.suppress(Exception):
                 await self._names.delete(f"mgr.{name}", last=hosted.revision)
@@ -447,6 +448,20 @@ class Node:
         current = asyncio.current_task()
         if hosted.watcher is not None and hosted.watcher is not current:
             hosted.watcher.cancel()
+        if hosted.sub is not None:
+            # unsubscribing cancels the subscription's task, which may be serving the very
+            # request that stopped the manager: wait until it answered
+            task = asyncio.get_running_loop().create_task(self._unsubscribe(hosted))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _unsubscribe(hosted: _Hosted) -> None:
+        while hosted.busy:
+            hosted.idle.clear()
+            await hosted.idle.wait()
+        with contextlib.suppress(Exception):
+            await hosted.sub.unsubscribe()
 
     def hosted(self) -> dict[str, aio.EventManager[Any]]:
         """The managers this node serves, by name."""
@@ -609,7 +624,13 @@ class Node:
         async def serve(msg: Msg) -> None:
             # nats-py runs one subscription's callbacks one after the other: each request is
             # handed to the manager (and a control request answered) before the next one
-            await self._serve(hosted, msg)
+            hosted.busy += 1
+            try:
+                await self._serve(hosted, msg)
+            finally:
+                hosted.busy -= 1
+                if not hosted.busy:
+                    hosted.idle.set()
 
         return serve
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, Final
@@ -87,7 +88,6 @@ class Reply(msgspec.Struct, omit_defaults=True):
 
 
 _PLAIN: Final = frozenset({type(None), bool, int, float, str})
-_TAGS: Final = frozenset({"$tuple", "$bytes", "$dict", "$type"})
 
 
 class TypeRegistry:
@@ -147,6 +147,8 @@ class Codec:
     def _out(self, v: Any) -> Any:
         t = type(v)
         if t in _PLAIN:
+            if t is float and self.json and not math.isfinite(v):
+                return {"$float": repr(v)}  # JSON has no inf/nan
             return v
         if t is list:
             return [self._out(x) for x in v]
@@ -206,6 +208,10 @@ class Codec:
                 return base64.b64decode(inner, validate=True)
             except (binascii.Error, ValueError):
                 raise MalformedMessage("$bytes takes a base64 string") from None
+        if key == "$float":
+            if inner not in ("inf", "-inf", "nan"):
+                raise MalformedMessage("$float takes 'inf', '-inf' or 'nan'")
+            return float(inner)
         if key == "$dict":
             if type(inner) is not list:
                 raise MalformedMessage("$dict takes a list of [key, value] pairs")

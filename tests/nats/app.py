@@ -1,0 +1,85 @@
+"""Handlers the NATS tests register on their nodes, and the module ``genevent node`` loads in
+the tests' child processes (``setup`` starts the managers named in ``$GE_TEST_MANAGERS``)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+from typing import Any
+
+from genevent import EventHandler, Remove
+from genevent.examples import BroadcastEventHandler
+from genevent.nats import Node
+
+
+@dataclasses.dataclass
+class Point:
+    """A user type registered by name on both ends."""
+
+    x: int
+    y: int
+    label: tuple[str, ...] = ()
+
+
+class Log(EventHandler[Any, Any, Any]):
+    """Keeps every event and info it sees; ``call("log")`` returns them, ``call("infos")`` the
+    infos, ``call(("sleep", s))`` sleeps s seconds first (a request in flight)."""
+
+    def init(self, args: Any, /) -> None:
+        if args == "refuse":
+            raise ValueError("refused")
+        self.events: list[Any] = []
+        self.infos: list[Any] = []
+
+    def handle_event(self, event: Any, /) -> Any:
+        if event == "leave":
+            return Remove()
+        if event == "crash":
+            raise RuntimeError("crashed on purpose")
+        self.events.append(event)
+        return None
+
+    def handle_info(self, message: Any, /) -> None:
+        self.infos.append(message)
+
+    async def handle_call(self, request: Any, /) -> Any:
+        if request == "log":
+            return list(self.events)
+        if request == "count":
+            return len(self.events)
+        if request == "infos":
+            return list(self.infos)
+        if isinstance(request, tuple) and request[0] == "sleep":
+            await asyncio.sleep(request[1])
+            return "slept"
+        if request == "crash":
+            raise KeyError("boom")
+        if request == "unencodable":
+            return object()
+        return ("echo", request)
+
+    def terminate(self, reason: Any, /) -> Any:
+        return {"events": len(self.events)}
+
+
+class Quiet(EventHandler[Any, Any, Any]):
+    """No handle_call."""
+
+    def handle_event(self, event: Any, /) -> None:
+        return None
+
+
+HANDLERS = (BroadcastEventHandler, Log, Quiet)
+TYPES = (Point,)
+
+
+async def setup(node: Node) -> None:
+    """Register the test handlers and start the managers in ``$GE_TEST_MANAGERS``."""
+    for cls in HANDLERS:
+        node.register_handler(cls)
+    for cls in TYPES:
+        node.register_type(cls)
+    for name in filter(None, os.environ.get("GE_TEST_MANAGERS", "").split(",")):
+        mgr = await node.start_manager(name)
+        await mgr.add_handler(Log)
