@@ -36,7 +36,8 @@ from genevent.nats import (
     RemoteException,
     connect,
 )
-from tests.nats.app import HANDLERS, TYPES, Log, Point, Quiet
+from tests.distributed.app import HANDLERS, TYPES, Log, Point, Quiet
+from tests.distributed.test_wire import HOSTILE_FRAMES
 
 WAIT = 20.0  # generous bound for anything that should happen "soon"
 
@@ -224,8 +225,6 @@ async def test_payload_limits(url: str, ns: str) -> None:
 
 
 async def test_hostile_frames_get_typed_error_replies(url: str, ns: str) -> None:
-    from tests.nats.test_wire import HOSTILE_FRAMES
-
     async with node(url, ns, "a", max_frame=250_000) as a:
         mgr = await a.start_manager("m")
         await mgr.add_handler(Log)

@@ -44,7 +44,7 @@ class NodeProcess:
     def __init__(self, url: str, ns: str, node_id: str, managers: list[str], lease: float):
         env = dict(os.environ, GE_TEST_MANAGERS=",".join(managers), PYTHONPATH=str(ROOT))
         args = [sys.executable, "-m", "genevent", "node", "--server", url, "--ns", ns]
-        args += ["--module", "tests.nats.app", "--node-id", node_id, "--lease", str(lease)]
+        args += ["--module", "tests.distributed.app", "--node-id", node_id, "--lease", str(lease)]
         self.node_id = node_id
         self.proc = subprocess.Popen(
             args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -70,8 +70,8 @@ class Quiet(EventHandler[Any, Any, Any]):
         return None
 
 
-HANDLERS = (BroadcastEventHandler, Log, Quiet)
-TYPES = (Point,)
+HANDLERS: tuple[type, ...] = (BroadcastEventHandler, Log, Quiet)
+TYPES: tuple[type, ...] = (Point,)
 
 
 async def setup(node: Node) -> None:
