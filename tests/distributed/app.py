@@ -12,6 +12,9 @@ from genevent import EventHandler, Remove
 from genevent.examples import BroadcastEventHandler
 from genevent.nats import Node
 
+GATES: dict[str, asyncio.Event] = {}
+"""Events a test opens to let a ``call(("wait", key))`` answer (in-process nodes only)."""
+
 
 @dataclasses.dataclass
 class Point:
@@ -24,7 +27,8 @@ class Point:
 
 class Log(EventHandler[Any, Any, Any]):
     """Keeps every event and info it sees; ``call("log")`` returns them, ``call("infos")`` the
-    infos, ``call(("sleep", s))`` sleeps s seconds first (a request in flight)."""
+    infos, ``call(("sleep", s))`` sleeps s seconds first and ``call(("wait", key))`` waits for
+    ``GATES[key]`` (a request in flight)."""
 
     def init(self, args: Any, /) -> None:
         if args == "refuse":
@@ -50,6 +54,9 @@ class Log(EventHandler[Any, Any, Any]):
             return len(self.events)
         if request == "infos":
             return list(self.infos)
+        if isinstance(request, tuple) and request[0] == "wait":
+            await GATES[request[1]].wait()
+            return "opened"
         if isinstance(request, tuple) and request[0] == "sleep":
             await asyncio.sleep(request[1])
             return "slept"

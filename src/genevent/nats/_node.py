@@ -263,7 +263,7 @@ class Node:
             await self._nc.subscribe(f"$KV.ge_{self.ns}_nodes.>", cb=self._on_heartbeat)
             await self._nc.subscribe(f"{self._pfx}.down.*", cb=self._on_down_notice)
             await self._renew()
-            await self._nc.flush()
+            await sync(self._nc)
         except BaseException:
             await self._nc.close()
             raise
@@ -387,7 +387,7 @@ class Node:
             hosted.sub = await self._nc.subscribe(
                 f"{self._pfx}.mgr.{name}", cb=self._server(hosted)
             )
-            await self._nc.flush()
+            await sync(self._nc)  # the server has the subscription: requests reach it
         except BaseException:
             await mgr.stop()
             await self._unhost(name)
@@ -942,6 +942,18 @@ async def connect(servers: str | list[str] = "nats://127.0.0.1:4222", **options:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+async def sync(nc: Client) -> None:
+    """Return once the server has processed everything ``nc`` sent so far.
+
+    nats-py 2.16's ``flush()`` writes its PING straight to the socket, ahead of commands still
+    in the client's buffer (a SUBSCRIBE, say), so its PONG can come back before the server saw
+    them. Write the buffer out first."""
+    flush_pending = getattr(nc, "_flush_pending", None)
+    if flush_pending is not None:
+        await flush_pending(force_flush=True)
+    await nc.flush()
 
 
 def _holder(value: bytes | None) -> str | None:
