@@ -4,9 +4,13 @@ restarted under live nodes. Waits are bounded generously; no sleep synchronises 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
+import nats
 import pytest
 
 from genevent import CallTimeout, NameTaken
@@ -19,6 +23,7 @@ from genevent.nats import (
     TransportDown,
     connect,
 )
+from genevent.nats._node import sync
 from tests.distributed.app import GATES, HANDLERS, TYPES, Log
 from tests.distributed.conftest import NodeProcess
 
@@ -137,3 +142,35 @@ async def test_server_restart_under_live_nodes(own_server: NatsServer, ns: str) 
 
 async def _down(node: Node) -> bool:
     return not node.is_connected
+
+
+async def test_a_stalled_node_gives_up_a_name_taken_over_meanwhile(
+    url: str, ns: str, spawn: list[NodeProcess]
+) -> None:
+    spawn.append(NodeProcess(url, ns, "b", ["b1"], lease=1.0))
+    a = await connect(url, ns=ns, node_id="a", lease=1.0, handlers=HANDLERS, types=TYPES)
+    raw = await nats.connect(url)
+    try:
+        notices: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def on_down(msg: Any) -> None:
+            await notices.put(json.loads(msg.data))
+
+        await raw.subscribe(f"ge.{ns}.down.b1", cb=on_down)
+        await sync(raw)
+        mon = await a.monitor("b1")
+        os.kill(spawn[0].proc.pid, signal.SIGSTOP)  # hung, socket still open
+        try:
+            assert (await mon.wait(WAIT)).reason == "nodedown"
+            await until(lambda: _claims(a, "b1"), "b1 can be claimed from the stalled node")
+        finally:
+            os.kill(spawn[0].proc.pid, signal.SIGCONT)
+        # back from the stall, b sees its lease had lapsed and stops serving the lost name
+        assert await asyncio.wait_for(notices.get(), WAIT) == {"node": "b", "reason": "noproc"}
+        assert await a.managers() == {"b1": "a"}
+        assert await a.nodes() == ["a", "b"]  # b itself is alive again
+        a.manager("b1").notify("x")
+        assert await a.manager("b1").which_handlers() == []  # a's own, empty manager
+    finally:
+        await raw.close()
+        await a.close()

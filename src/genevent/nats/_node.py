@@ -439,7 +439,7 @@ class Node:
             return
         if self._where.get(name) == self.id:
             del self._where[name]
-        if self._names is not None and self._nc.is_connected:
+        if self._names is not None and self._nc.is_connected and hosted.revision >= 0:
             with contextlib.suppress(Exception):
                 await self._names.delete(f"mgr.{name}", last=hosted.revision)
         notice = json.dumps({"node": self.id, "reason": "noproc"}).encode()
@@ -737,6 +737,7 @@ class Node:
         await self._nodes.put(f"node.{self.id}", json.dumps(info).encode())
 
     async def _lease_loop(self) -> None:
+        renewed = time.monotonic()
         while True:
             await asyncio.sleep(self.lease / 5)
             if self._nc.is_connected:
@@ -744,6 +745,36 @@ class Node:
                     await self._renew()
                 except Exception as exc:  # JetStream not ready yet after a restart, ...
                     log.debug("genevent.nats: lease renewal failed: %r", exc)
+                    continue
+                lapsed = time.monotonic() - renewed > self.lease
+                renewed = time.monotonic()
+                if lapsed:  # we were stalled (or cut off) past our lease: names may be gone
+                    await self._verify_names()
+
+    async def _verify_names(self) -> None:
+        """Stop serving every name another node claimed while our lease had lapsed."""
+        assert self._names is not None
+        for name, hosted in list(self._hosted.items()):
+            try:
+                entry = await self._names.get(f"mgr.{name}")
+                holder = _holder(entry.value)
+            except nats.js.errors.KeyNotFoundError:
+                holder = None
+            except Exception:
+                continue  # cannot tell now; the next lapse checks again
+            if holder == self.id:
+                continue
+            log.warning(
+                "genevent.nats: node %r lost the name %r to %r while its lease had lapsed; "
+                "stopping its manager",
+                self.id,
+                name,
+                holder,
+            )
+            hosted.revision = -1  # never delete the new holder's claim
+            with contextlib.suppress(GenEventError):
+                await hosted.mgr.stop()
+            await self._unhost(name)
 
     async def _on_heartbeat(self, msg: Msg) -> None:
         node = msg.subject.rsplit("node.", 1)[-1]
@@ -806,6 +837,7 @@ class Node:
         self._seen = {node: (now, lease) for node, (_, lease) in self._seen.items()}
         with contextlib.suppress(Exception):
             await self._renew()
+            await self._verify_names()
 
     async def _on_closed(self) -> None:
         self._fail_all(TransportDown(f"node {self.id!r} is closed"))
