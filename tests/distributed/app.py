@@ -8,7 +8,7 @@ import dataclasses
 import os
 from typing import Any
 
-from genevent import EventHandler, Remove
+from genevent import NO_HANDOFF, EventHandler, Remove
 from genevent.examples import BroadcastEventHandler
 from genevent.nats import Node
 
@@ -70,6 +70,19 @@ class Log(EventHandler[Any, Any, Any]):
         return {"events": len(self.events)}
 
 
+class Heir(Log):
+    """Takes part in swaps: keeps the hand-off it got."""
+
+    def init(self, args: Any, /, *, handoff: Any = NO_HANDOFF) -> None:
+        super().init(args)
+        self.handoff = "none" if handoff is NO_HANDOFF else handoff
+
+    async def handle_call(self, request: Any, /) -> Any:
+        if request == "handoff":
+            return self.handoff
+        return await super().handle_call(request)
+
+
 class Quiet(EventHandler[Any, Any, Any]):
     """No handle_call."""
 
@@ -77,7 +90,7 @@ class Quiet(EventHandler[Any, Any, Any]):
         return None
 
 
-HANDLERS: tuple[type, ...] = (BroadcastEventHandler, Log, Quiet)
+HANDLERS: tuple[type, ...] = (BroadcastEventHandler, Log, Heir, Quiet)
 TYPES: tuple[type, ...] = (Point,)
 
 

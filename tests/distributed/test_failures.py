@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import nats
+import nats.errors
 import pytest
 
 from genevent import CallTimeout, NameTaken
@@ -174,3 +175,15 @@ async def test_a_stalled_node_gives_up_a_name_taken_over_meanwhile(
     finally:
         await raw.close()
         await a.close()
+
+
+async def test_credentials_pass_through(ns: str) -> None:
+    server = NatsServer(extra_args=("--auth", "s3cret-token")).start()
+    try:
+        with pytest.raises(nats.errors.Error, match=r"Authorization"):
+            await connect(server.url, ns=ns, max_reconnect_attempts=0, allow_reconnect=False)
+        async with await connect(server.url, ns=ns, token="s3cret-token") as n:
+            await n.start_manager("m")
+            assert await n.managers() == {"m": n.id}
+    finally:
+        server.cleanup()
