@@ -253,7 +253,16 @@ class Node:
             "closed_cb": self._on_closed,
         }
         opts.update(options)
-        await self._nc.connect(servers, **opts)
+        try:
+            await self._nc.connect(servers, **opts)
+        except BaseException:
+            # nats-py leaves the socket of a refused connection (bad credentials) open
+            with contextlib.suppress(Exception):
+                await self._nc.close()
+            transport = getattr(self._nc, "_transport", None)
+            if transport is not None:
+                transport.close()
+            raise
         try:
             js = self._nc.jetstream()
             self._names = await self._bucket(js, f"ge_{self.ns}_names", None)
