@@ -206,6 +206,7 @@ class Node:
         self._out_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Task[Any]] = set()
+        self._leaving: dict[str, asyncio.Event] = {}
         self._closing = False
         self._nc: Client = Client()
         self._names: KeyValue | None = None
@@ -444,33 +445,41 @@ class Node:
 
     async def _unhost(self, name: str) -> None:
         hosted = self._hosted.pop(name, None)
-        if hosted is None:
+        if hosted is None:  # someone else is un-hosting it: return when they are done
+            leaving = self._leaving.get(name)
+            if leaving is not None:
+                await leaving.wait()
             return
-        if self._where.get(name) == self.id:
-            del self._where[name]
-        if self._names is not None and self._nc.is_connected and hosted.revision >= 0:
-            with contextlib.suppress(Exception):
-                await self._names.delete(f"mgr.{name}", last=hosted.revision)
-        notice = json.dumps({"node": self.id, "reason": "noproc"}).encode()
-        with contextlib.suppress(Exception):
-            await self._nc.publish(f"{self._pfx}.down.{name}", notice)
-        current = asyncio.current_task()
-        if hosted.watcher is not None and hosted.watcher is not current:
-            hosted.watcher.cancel()
-        if hosted.sub is not None:
+        leaving = self._leaving[name] = asyncio.Event()
+        try:
+            if self._where.get(name) == self.id:
+                del self._where[name]
+            current = asyncio.current_task()
+            if hosted.watcher is not None and hosted.watcher is not current:
+                hosted.watcher.cancel()
+            if self._names is not None and self._nc.is_connected and hosted.revision >= 0:
+                with contextlib.suppress(Exception):
+                    await self._names.delete(f"mgr.{name}", last=hosted.revision)
             # unsubscribing cancels the subscription's task, which may be serving the very
-            # request that stopped the manager: wait until it answered
+            # request that stopped the manager: a task of its own waits until it answered
             task = asyncio.get_running_loop().create_task(self._unsubscribe(hosted))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+        finally:
+            del self._leaving[name]
+            leaving.set()
 
-    @staticmethod
-    async def _unsubscribe(hosted: _Hosted) -> None:
+    async def _unsubscribe(self, hosted: _Hosted) -> None:
         while hosted.busy:
             hosted.idle.clear()
             await hosted.idle.wait()
         with contextlib.suppress(Exception):
-            await hosted.sub.unsubscribe()
+            if hosted.sub is not None:
+                await hosted.sub.unsubscribe()
+            await sync(self._nc)  # the server stopped routing to it before monitors hear
+        notice = json.dumps({"node": self.id, "reason": "noproc"}).encode()
+        with contextlib.suppress(Exception):
+            await self._nc.publish(f"{self._pfx}.down.{hosted.name}", notice)
 
     def hosted(self) -> dict[str, aio.EventManager[Any]]:
         """The managers this node serves, by name."""
