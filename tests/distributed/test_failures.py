@@ -134,7 +134,11 @@ async def test_server_restart_under_live_nodes(own_server: NatsServer, ns: str) 
         await until(serves, "the hosted manager serves again")
         m.notify(3)
         assert (await m.call(Log, "log"))[-1] == 3
-        assert await b.managers() == {"m": "a"}  # the name is still held
+
+        async def listed() -> bool:  # once a's lease is renewed on the restarted server
+            return await b.managers() == {"m": "a"}
+
+        await until(listed, "the name is still held by a")
     finally:
         GATES.pop(ns).set()
         await b.close()
