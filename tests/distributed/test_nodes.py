@@ -45,7 +45,7 @@ WAIT = 20.0  # generous bound for anything that should happen "soon"
 
 @asynccontextmanager
 async def node(url: str, ns: str, name: str, **kw: Any) -> AsyncIterator[Node]:
-    n = await connect(url, ns=ns, node_id=name, lease=1.0, handlers=HANDLERS, types=TYPES, **kw)
+    n = await connect(url, ns=ns, node_id=name, handlers=HANDLERS, types=TYPES, **kw)
     try:
         yield n
     finally:

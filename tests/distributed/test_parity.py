@@ -90,7 +90,7 @@ async def manager(kind: str, url: str, ns: str) -> AsyncIterator[Any]:
             if mgr.is_running:
                 await mgr.stop()
         return
-    opts: dict[str, Any] = {"ns": ns, "lease": 1.0, "handlers": HANDLERS, "types": TYPES}
+    opts: dict[str, Any] = {"ns": ns, "handlers": HANDLERS, "types": TYPES}
     host = await connect(url, node_id="host", **opts)
     caller = await connect(url, node_id="caller", **opts)
     async with host, caller:

@@ -321,8 +321,9 @@ class Node:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await self._nc.drain()
+        if self._nc.is_connected:
+            with contextlib.suppress(Exception):
+                await self._nc.drain()
         if not self._nc.is_closed:
             await self._nc.close()
 
@@ -476,7 +477,8 @@ class Node:
         with contextlib.suppress(Exception):
             if hosted.sub is not None:
                 await hosted.sub.unsubscribe()
-            await sync(self._nc)  # the server stopped routing to it before monitors hear
+            if self._nc.is_connected:
+                await sync(self._nc)  # the server stopped routing to it before monitors hear
         notice = json.dumps({"node": self.id, "reason": "noproc"}).encode()
         with contextlib.suppress(Exception):
             await self._nc.publish(f"{self._pfx}.down.{hosted.name}", notice)
