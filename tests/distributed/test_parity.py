@@ -61,8 +61,8 @@ class Local:
     async def call(self, h: Any, request: Any) -> Any:
         return await self.mgr.call(self._ref(h), request)
 
-    async def add_handler(self, h: Any, args: Any = None) -> None:
-        await self.mgr.add_handler(self._ref(h), args)
+    async def add_handler(self, h: Any, args: Any = None, **kw: Any) -> None:
+        await self.mgr.add_handler(self._ref(h), args, **kw)
 
     async def delete_handler(self, h: Any, args: Any = None) -> Any:
         return await self.mgr.delete_handler(self._ref(h), args)
@@ -164,6 +164,19 @@ async def test_call_errors(kind: str, url: str, ns: str) -> None:
         name = cause.type_name if isinstance(cause, RemoteException) else type(cause).__name__
         assert name == "KeyError"
         assert await m.which_handlers() == ["Quiet"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_restart_policies_apply_on_the_serving_node(kind: str, url: str, ns: str) -> None:
+    async with manager(kind, url, ns) as m:
+        await m.add_handler("Log", restart="transient", max_restarts=5, restart_period=60.0)
+        await m.add_handler(("Log", 2))
+        with pytest.raises(HandlerCrashed):
+            await m.call("Log", "crash")
+        with pytest.raises(HandlerCrashed):
+            await m.call(("Log", 2), "crash")
+        assert await m.which_handlers() == ["Log"]  # re-added (fresh), the temporary one gone
+        assert await m.call("Log", "log") == []
 
 
 @pytest.mark.parametrize("kind", KINDS)

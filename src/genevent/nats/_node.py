@@ -688,7 +688,14 @@ class Node:
                 result = await mgr.call(self._local_ref(req.h, req.hid, codec, False), body, None)
             elif op == "add_handler":
                 ref = self._local_ref(req.h, req.hid, codec, True)
-                await mgr.add_handler(ref, body)
+                opts: dict[str, Any] = {}
+                if req.restart is not None:
+                    opts["restart"] = req.restart
+                if req.max_restarts is not None:
+                    opts["max_restarts"] = req.max_restarts
+                if req.restart_period is not None:
+                    opts["restart_period"] = req.restart_period
+                await mgr.add_handler(ref, body, **opts)
                 result = None
             elif op == "delete_handler":
                 ref = self._local_ref(req.h, req.hid, codec, False)
@@ -944,11 +951,23 @@ class RemoteManager:
         return await self._node._request(self.name, env, "call", timeout)
 
     async def add_handler(
-        self, handler: Any, args: Any = None, *, timeout: float | None = None
+        self,
+        handler: Any,
+        args: Any = None,
+        *,
+        timeout: float | None = None,
+        restart: Literal["temporary", "transient", "permanent"] = "temporary",
+        max_restarts: int = 3,
+        restart_period: float = 5.0,
     ) -> None:
         """Install the handler class registered under ``handler`` on the serving node
-        (:class:`~genevent.InvalidHandler` if it registered none by that name)."""
+        (:class:`~genevent.InvalidHandler` if it registered none by that name). The restart
+        options are the local manager's; the serving node applies them."""
         env = self._req("add_handler", args, handler)
+        if restart != "temporary":
+            env.restart = restart
+            env.max_restarts = max_restarts
+            env.restart_period = restart_period
         await self._node._request(self.name, env, "add_handler", timeout)
 
     async def delete_handler(

@@ -14,7 +14,7 @@ import dataclasses
 import math
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -71,6 +71,9 @@ class Request(msgspec.Struct, omit_defaults=True):
     h2: str | None = None
     hid2: Any | msgspec.UnsetType = msgspec.UNSET
     body2: Any = None
+    restart: Literal["temporary", "transient", "permanent"] | None = None
+    max_restarts: int | None = None
+    restart_period: float | None = None
 
 
 class Reply(msgspec.Struct, omit_defaults=True):
