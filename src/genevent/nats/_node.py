@@ -500,8 +500,9 @@ class Node:
         assert self._names is not None
         assert self._nodes is not None
         self._check_up()
-        names = await _entries(self._names)
-        live = set(await _keys(self._nodes))
+        js = self._nc.jetstream()
+        names = await _entries(js, self._names, f"ge_{self.ns}_names")
+        live = set(await _entries(js, self._nodes, f"ge_{self.ns}_nodes"))
         out = {}
         for key, value in names.items():
             holder = _holder(value)
@@ -513,7 +514,8 @@ class Node:
         """The ids of the nodes holding a live lease in this namespace."""
         assert self._nodes is not None
         self._check_up()
-        return sorted(k[5:] for k in await _keys(self._nodes) if k.startswith("node."))
+        live = await _entries(self._nc.jetstream(), self._nodes, f"ge_{self.ns}_nodes")
+        return sorted(k[5:] for k in live if k.startswith("node."))
 
     async def whereis(self, name: str) -> str | None:
         """The id of the node serving ``name``, or None."""
@@ -1035,17 +1037,17 @@ def _holder(value: bytes | None) -> str | None:
     return node if isinstance(node, str) else None
 
 
-async def _keys(kv: KeyValue) -> list[str]:
-    try:
-        return list(await kv.keys())
-    except nats.js.errors.NoKeysError:
-        return []
+async def _entries(js: Any, kv: KeyValue, bucket: str) -> dict[str, bytes]:
+    """The live keys of a bucket and their values.
 
-
-async def _entries(kv: KeyValue) -> dict[str, bytes]:
+    The subjects come from the stream's info (one request, exact), not from ``kv.keys()``,
+    whose watcher can report "no keys" when its messages are still on the way."""
+    info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"$KV.{bucket}.>")
+    prefix = f"$KV.{bucket}."
     out: dict[str, bytes] = {}
-    for key in await _keys(kv):
-        with contextlib.suppress(nats.js.errors.KeyNotFoundError):
+    for subject in sorted(info.state.subjects or {}):
+        key = subject[len(prefix) :]
+        with contextlib.suppress(nats.js.errors.KeyNotFoundError):  # deleted or expired
             entry = await kv.get(key)
             out[key] = entry.value or b""
     return out
