@@ -579,7 +579,12 @@ class Node:
         payload = self._encode(env)
         node = self._where.get(name)
         if node is None:
-            node = await self.whereis(name)
+            try:  # best effort: knowing the node lets a lapsed lease fail the request early
+                node = await self.whereis(name)
+            except GenEventError:
+                raise
+            except Exception:
+                node = None
             self._check_up()
         token = str(next(self._tokens))
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
