@@ -37,7 +37,7 @@ from genevent.nats import (
     connect,
 )
 from genevent.nats._node import sync
-from tests.distributed.app import HANDLERS, TYPES, Log, Point, Quiet
+from tests.distributed.app import GATES, HANDLERS, TYPES, Log, Point, Quiet
 from tests.distributed.test_wire import HOSTILE_FRAMES
 
 WAIT = 20.0  # generous bound for anything that should happen "soon"
@@ -180,6 +180,24 @@ async def test_calls_in_flight_time_out_and_late_replies_are_dropped(url: str, n
         with pytest.raises(CallTimeout):
             await m.call(Log, ("sleep", 0.3), timeout=0.05)
         assert await m.call(Log, ("sleep", 0), timeout=WAIT) == "slept"
+
+
+async def test_a_bounded_blocking_mailbox_loses_nothing(url: str, ns: str) -> None:
+    async with node(url, ns, "a") as a, node(url, ns, "b") as b:
+        mgr = await a.start_manager("m", maxsize=4, overflow="block")
+        await mgr.add_handler(Log)
+        GATES[ns] = asyncio.Event()
+        try:
+            m = b.manager("m")
+            waiting = asyncio.ensure_future(m.call(Log, ("wait", ns), timeout=None))
+            for i in range(10):
+                mgr.notify(("local", i)) if i < 4 else m.notify(("remote", i))
+            GATES[ns].set()
+            assert await waiting == "opened"
+            log = await m.call(Log, "log")
+            assert log == [("local", i) for i in range(4)] + [("remote", i) for i in range(4, 10)]
+        finally:
+            GATES.pop(ns).set()
 
 
 async def test_names_are_claimed_once_across_the_cluster(url: str, ns: str) -> None:

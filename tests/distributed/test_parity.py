@@ -180,6 +180,19 @@ async def test_restart_policies_apply_on_the_serving_node(kind: str, url: str, n
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_isolated_handlers(kind: str, url: str, ns: str) -> None:
+    async with manager(kind, url, ns) as m:
+        await m.add_handler("Log", isolation="task", maxsize=1000, stop_timeout=30.0)
+        await m.add_handler("BroadcastEventHandler", isolation="thread", stop_timeout=30.0)
+        for i in range(20):
+            m.notify(("broadcast", str(i)))
+        await m.sync_notify("last")
+        assert await m.call("Log", "log") == [*(("broadcast", str(i)) for i in range(20)), "last"]
+        texts = await m.call("BroadcastEventHandler", "broadcasts")
+        assert texts == [str(i) for i in reversed(range(20))]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_init_failure_installs_nothing(kind: str, url: str, ns: str) -> None:
     async with manager(kind, url, ns) as m:
         with pytest.raises(HandlerInitFailed):

@@ -47,6 +47,7 @@ from .._errors import (
     HandlerInitFailed,
     HandlerNotFound,
     InvalidHandler,
+    MailboxFull,
     ManagerNotRunning,
     NameTaken,
     TerminateFailed,
@@ -130,7 +131,7 @@ class _Pending:
 
 
 class _Hosted:
-    __slots__ = ("busy", "idle", "mgr", "name", "revision", "sub", "watcher")
+    __slots__ = ("bounded", "busy", "idle", "mgr", "name", "revision", "sub", "watcher")
 
     def __init__(self, name: str, mgr: aio.EventManager[Any]) -> None:
         self.name = name
@@ -138,6 +139,7 @@ class _Hosted:
         self.sub: Any = None
         self.revision = 0
         self.watcher: asyncio.Task[None] | None = None
+        self.bounded = False  # a bounded mailbox under "block": notify waits for room
         self.busy = 0  # requests being served (the subscription's callback is running)
         self.idle = asyncio.Event()
 
@@ -373,18 +375,28 @@ class Node:
 
     # -- hosting ------------------------------------------------------------------------------
 
-    async def start_manager(self, name: str) -> aio.EventManager[Any]:
+    async def start_manager(
+        self,
+        name: str,
+        *,
+        maxsize: int | None = None,
+        overflow: Literal["block", "drop_newest", "drop_oldest", "raise"] = "block",
+        timing: bool = False,
+    ) -> aio.EventManager[Any]:
         """Start a local asyncio manager, claim ``name`` across the cluster and serve it.
 
         Raises :class:`~genevent.NameTaken` if a live node holds the name (a name whose node's
         lease expired is taken over) and :class:`InvalidName` for a name NATS cannot carry.
         The manager is an ordinary :mod:`genevent.aio` manager: use it locally as usual;
-        stopping it (locally or remotely) frees the name."""
+        stopping it (locally or remotely) frees the name. ``maxsize``, ``overflow`` and
+        ``timing`` are :func:`genevent.aio.start`'s; under ``"block"`` a full mailbox makes
+        this node wait before it takes the next remote request for the manager (NATS keeps
+        them meanwhile)."""
         check_name(name)
         self._check_up()
         if name in self._hosted:
             raise NameTaken(name, self.id)
-        mgr: aio.EventManager[Any] = aio.start()
+        mgr: aio.EventManager[Any] = aio.start(maxsize=maxsize, overflow=overflow, timing=timing)
         try:
             revision = await self._claim(name)
         except BaseException:
@@ -392,6 +404,7 @@ class Node:
             raise
         hosted = _Hosted(name, mgr)
         hosted.revision = revision
+        hosted.bounded = maxsize is not None and overflow == "block"
         self._hosted[name] = hosted
         self._where[name] = self.id
         try:
@@ -683,7 +696,10 @@ class Node:
         op = req.op
         try:
             if op == "notify":
-                mgr.notify(body)
+                if hosted.bounded:  # back-pressure: NATS holds the rest meanwhile
+                    await mgr.notify_wait(body)
+                else:
+                    mgr.notify(body)
                 result: Any = None
             elif op == "info":
                 mgr.send(body)
@@ -702,6 +718,14 @@ class Node:
                     opts["max_restarts"] = req.max_restarts
                 if req.restart_period is not None:
                     opts["restart_period"] = req.restart_period
+                if req.isolation is not None:
+                    opts["isolation"] = req.isolation
+                    if req.maxsize is not None:
+                        opts["maxsize"] = req.maxsize
+                    if req.overflow is not None:
+                        opts["overflow"] = req.overflow
+                    if req.stop_timeout is not None:
+                        opts["stop_timeout"] = req.stop_timeout
                 await mgr.add_handler(ref, body, **opts)
                 result = None
             elif op == "delete_handler":
@@ -966,15 +990,24 @@ class RemoteManager:
         restart: Literal["temporary", "transient", "permanent"] = "temporary",
         max_restarts: int = 3,
         restart_period: float = 5.0,
+        isolation: Literal["task", "thread"] | None = None,
+        maxsize: int | None = None,
+        overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest",
+        stop_timeout: float = 5.0,
     ) -> None:
         """Install the handler class registered under ``handler`` on the serving node
         (:class:`~genevent.InvalidHandler` if it registered none by that name). The restart
-        options are the local manager's; the serving node applies them."""
+        and isolation options are the local manager's; the serving node applies them."""
         env = self._req("add_handler", args, handler)
         if restart != "temporary":
             env.restart = restart
             env.max_restarts = max_restarts
             env.restart_period = restart_period
+        if isolation is not None:
+            env.isolation = isolation
+            env.maxsize = maxsize
+            env.overflow = overflow
+            env.stop_timeout = stop_timeout
         await self._node._request(self.name, env, "add_handler", timeout)
 
     async def delete_handler(
@@ -1099,6 +1132,8 @@ def _error_reply(exc: Exception, node: str, names: dict[type, str]) -> Reply:
     else:
         if isinstance(exc, ManagerNotRunning):
             rep.err = "ManagerNotRunning"
+        elif isinstance(exc, MailboxFull):
+            rep.err, rep.cm = "MailboxFull", str(exc.maxsize)
     return rep
 
 
@@ -1126,6 +1161,8 @@ def _error_from(rep: Reply, name: str) -> GenEventError:
         exc = TerminateFailed(handler, cause)
     elif kind == "ManagerNotRunning":
         exc = ManagerNotRunning(name, f" (remote: {rep.msg})")
+    elif kind == "MailboxFull":
+        exc = MailboxFull(name, int(rep.cm) if rep.cm.isdigit() else 0)
     else:
         simple: dict[str, type[GenEventError]] = {
             "InvalidHandler": InvalidHandler,

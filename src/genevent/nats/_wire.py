@@ -74,6 +74,10 @@ class Request(msgspec.Struct, omit_defaults=True):
     restart: Literal["temporary", "transient", "permanent"] | None = None
     max_restarts: int | None = None
     restart_period: float | None = None
+    isolation: Literal["task", "thread"] | None = None
+    maxsize: int | None = None
+    overflow: Literal["drop_oldest", "drop_newest"] | None = None
+    stop_timeout: float | None = None
 
 
 class Reply(msgspec.Struct, omit_defaults=True):
