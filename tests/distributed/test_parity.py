@@ -19,6 +19,7 @@ import pytest
 
 from genevent import (
     CallNotSupported,
+    EventHandler,
     HandlerCrashed,
     HandlerExists,
     HandlerInitFailed,
@@ -269,3 +270,31 @@ async def test_stopped_manager(kind: str, url: str, ns: str) -> None:
             with pytest.raises(ManagerNotFound):
                 await m.call("Log", "log")
             m.notify(1)
+
+
+def test_blocking_node_from_threads(url: str, ns: str) -> None:
+    from genevent import threads  # noqa: PLC0415 - the thread runtime's side of the story
+    from genevent.nats import BlockingNode  # noqa: PLC0415
+
+    opts: dict[str, Any] = {"ns": ns, "handlers": HANDLERS, "types": TYPES}
+    with BlockingNode(url, node_id="host", **opts) as host, BlockingNode(url, **opts) as caller:
+        host.start_manager("m")
+        m = caller.manager("m")
+        m.add_handler("Log")
+        with threads.start() as local:  # a thread-runtime manager forwards to the remote one
+
+            class Forward(EventHandler[Any, Any, Any]):
+                def handle_event(self, event: Any, /) -> None:
+                    m.notify(("fwd", event))
+
+            local.add_handler(Forward)
+            for i in range(20):
+                local.notify(i)
+                m.notify(("direct", i))
+            local.sync_notify("last")
+        log = m.call("Log", "log")
+        assert [e for e in log if e[0] == "direct"] == [("direct", i) for i in range(20)]
+        assert [e for e in log if e[0] == "fwd"] == [("fwd", i) for i in [*range(20), "last"]]
+        assert caller.managers() == {"m": "host"}
+        with pytest.raises(HandlerNotFound):
+            m.call("Nope", 1)

@@ -21,6 +21,7 @@ except ImportError as _exc:  # pragma: no cover - exercised without the extra
         "pip install 'genevent[nats]'"
     ) from _exc
 
+from ._blocking import BlockingNode, BlockingRemoteManager
 from ._errors import (
     InvalidName,
     MalformedMessage,
@@ -38,6 +39,8 @@ from ._wire import VERSION as PROTOCOL_VERSION
 
 __all__ = (
     "PROTOCOL_VERSION",
+    "BlockingNode",
+    "BlockingRemoteManager",
     "Down",
     "DownReason",
     "InvalidName",

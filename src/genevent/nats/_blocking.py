@@ -1,0 +1,158 @@
+"""A thin blocking face of a node, for code on the thread runtime (or no event loop at all)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, TypeVar
+
+from ._node import Node, RemoteManager
+
+__all__ = ("BlockingNode", "BlockingRemoteManager")
+
+T = TypeVar("T")
+
+
+class BlockingNode:
+    """A :class:`Node` running in an event loop thread of its own; every method blocks the
+    calling thread until the node answered. Use as ``with BlockingNode(url) as node:``.
+
+    Managers it hosts (:meth:`start_manager`) are asyncio managers in that loop; their plain
+    (non-coroutine) handlers run there too."""
+
+    def __init__(self, servers: str | list[str] = "nats://127.0.0.1:4222", **options: Any):
+        """Connect (blocking); ``options`` are :meth:`Node.connect`'s."""
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="genevent-nats-node", daemon=True
+        )
+        self._thread.start()
+        try:
+            self.node: Node = self._run(Node.connect(servers, **options))
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        fut: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return fut.result(timeout)
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def register_handler(self, cls: type, name: str | None = None) -> str:
+        """As :meth:`Node.register_handler`."""
+        return self.node.register_handler(cls, name)
+
+    def register_type(self, cls: type, name: str | None = None) -> str:
+        """As :meth:`Node.register_type`."""
+        return self.node.register_type(cls, name)
+
+    def start_manager(self, name: str, **options: Any) -> Any:
+        """As :meth:`Node.start_manager`; the manager lives in the node's loop (reach it from
+        threads through :meth:`manager`, like any remote one)."""
+        return self._run(self.node.start_manager(name, **options))
+
+    def manager(self, name: str) -> BlockingRemoteManager:
+        """A blocking reference to the manager ``name``."""
+        return BlockingRemoteManager(self, self.node.manager(name))
+
+    def managers(self) -> dict[str, str]:
+        """As :meth:`Node.managers`."""
+        return self._run(self.node.managers())
+
+    def nodes(self) -> list[str]:
+        """As :meth:`Node.nodes`."""
+        return self._run(self.node.nodes())
+
+    def close(self) -> None:
+        """Close the node (hosted managers stopped) and end its thread."""
+        if self._loop.is_closed():
+            return
+        try:
+            self._run(self.node.close())
+        finally:
+            self._stop_loop()
+
+    def __enter__(self) -> BlockingNode:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class BlockingRemoteManager:
+    """:class:`RemoteManager`'s API, blocking. Requests from one thread keep their order (a
+    call never overtakes an earlier notify), as in asyncio."""
+
+    __slots__ = ("_node", "_ref")
+
+    def __init__(self, node: BlockingNode, ref: RemoteManager) -> None:
+        self._node = node
+        self._ref = ref
+
+    @property
+    def name(self) -> str:
+        """The manager's name."""
+        return self._ref.name
+
+    def __repr__(self) -> str:
+        return f"<BlockingRemoteManager {self._ref.name!r}>"
+
+    async def _notify(self, event: Any, info: bool) -> None:
+        if info:
+            self._ref.send(event)
+        else:
+            self._ref.notify(event)
+
+    def notify(self, event: Any) -> None:
+        """As :meth:`RemoteManager.notify` (returns once the node has queued it to send)."""
+        self._node._run(self._notify(event, False))
+
+    def send(self, message: Any) -> None:
+        """As :meth:`RemoteManager.send`."""
+        self._node._run(self._notify(message, True))
+
+    def sync_notify(self, event: Any, *, timeout: float | None = None) -> None:
+        """As :meth:`RemoteManager.sync_notify`."""
+        self._node._run(self._ref.sync_notify(event, timeout=timeout))
+
+    def call(self, handler: Any, request: Any, timeout: float | None = 5.0) -> Any:
+        """As :meth:`RemoteManager.call`."""
+        return self._node._run(self._ref.call(handler, request, timeout))
+
+    def add_handler(self, handler: Any, args: Any = None, **options: Any) -> None:
+        """As :meth:`RemoteManager.add_handler`."""
+        self._node._run(self._ref.add_handler(handler, args, **options))
+
+    def delete_handler(self, handler: Any, args: Any = None, **options: Any) -> Any:
+        """As :meth:`RemoteManager.delete_handler`."""
+        return self._node._run(self._ref.delete_handler(handler, args, **options))
+
+    def swap_handler(
+        self, old: Any, args1: Any, new: Any, args2: Any = None, **options: Any
+    ) -> None:
+        """As :meth:`RemoteManager.swap_handler`."""
+        self._node._run(self._ref.swap_handler(old, args1, new, args2, **options))
+
+    def which_handlers(self, **options: Any) -> list[Any]:
+        """As :meth:`RemoteManager.which_handlers`."""
+        return self._node._run(self._ref.which_handlers(**options))
+
+    def get_state(self, **options: Any) -> list[tuple[Any, Any]]:
+        """As :meth:`RemoteManager.get_state`."""
+        return self._node._run(self._ref.get_state(**options))
+
+    def stop(self, **options: Any) -> None:
+        """As :meth:`RemoteManager.stop`."""
+        self._node._run(self._ref.stop(**options))
