@@ -95,6 +95,7 @@ class Reply(msgspec.Struct, omit_defaults=True):
 
 
 _PLAIN: Final = frozenset({type(None), bool, int, float, str})
+_SCALARS: Final = frozenset({type(None), bool, int, str})  # the same in both codecs, as is
 
 
 class TypeRegistry:
@@ -157,10 +158,11 @@ class Codec:
             if t is float and self.json and not math.isfinite(v):
                 return {"$float": repr(v)}  # JSON has no inf/nan
             return v
+        out = self._out
         if t is list:
-            return [self._out(x) for x in v]
+            return [x if type(x) in _SCALARS else out(x) for x in v]
         if t is tuple:
-            return {"$tuple": [self._out(x) for x in v]}
+            return {"$tuple": [x if type(x) in _SCALARS else out(x) for x in v]}
         if t is dict:
             if all(type(k) is str and not k.startswith("$") for k in v):
                 return {k: self._out(x) for k, x in v.items()}
@@ -188,10 +190,14 @@ class Codec:
         t = type(v)
         if t in _PLAIN or t is bytes:
             return v
+        inn = self._in
         if t is list:
-            return [self._in(x) for x in v]
+            return [x if type(x) in _SCALARS else inn(x) for x in v]
         if t is dict:
             if len(v) == 1:
+                inner = v.get("$tuple")
+                if type(inner) is list:  # the commonest tag first (gen_event's events)
+                    return tuple([x if type(x) in _SCALARS else inn(x) for x in inner])
                 ((key, inner),) = v.items()
                 if type(key) is str and key.startswith("$"):
                     return self._tag(key, inner)
@@ -205,7 +211,8 @@ class Codec:
         if key == "$tuple":
             if type(inner) is not list:
                 raise MalformedMessage("$tuple takes a list")
-            return tuple(self._in(x) for x in inner)
+            inn = self._in
+            return tuple([x if type(x) in _SCALARS else inn(x) for x in inner])
         if key == "$bytes":
             if type(inner) is bytes:
                 return inner
@@ -259,7 +266,10 @@ class Codec:
     @staticmethod
     def is_json(data: bytes) -> bool:
         """Whether a frame is JSON (its first non-blank byte is ``{``)."""
-        return data.lstrip()[:1] == b"{"
+        first = data[:1]
+        if first == b"{":
+            return True
+        return first.isspace() and data.lstrip()[:1] == b"{"
 
     def decode_request(self, data: bytes) -> Request:
         """A request envelope, its version and operation checked (values still wire data)."""
