@@ -315,3 +315,45 @@ async def test_malformed_replies_are_typed(url: str, ns: str) -> None:
                 await b.manager("fake").call("X", 1, timeout=WAIT)
         finally:
             await raw.close()
+
+
+async def test_batches_are_checked_item_by_item(url: str, ns: str) -> None:
+    async with node(url, ns, "a") as a:
+        mgr = await a.start_manager("m")
+        await mgr.add_handler(Log)
+        raw = await nats.connect(url)
+        try:
+            items: list[Any] = [
+                {"v": 1, "op": "notify", "body": {"$tuple": ["ok", 1]}},
+                {"v": 1, "op": "notify", "body": {"$eval": "x"}},
+                {"v": 1, "op": "call", "h": "Log", "body": "log"},
+                {"v": 2, "op": "notify", "body": "future"},
+                "not an envelope",
+                {"v": 1, "op": "info", "body": "tick"},
+                {"v": 1, "op": "notify", "body": {"$tuple": ["ok", 2]}},
+            ]
+            frame = {"v": 1, "op": "batch", "body": items}
+            msg = await raw.request(f"ge.{ns}.mgr.m", json.dumps(frame).encode(), timeout=WAIT)
+            assert json.loads(msg.data) == {"v": 1, "n": "a"}
+            await raw.publish(f"ge.{ns}.mgr.m", msgspec.msgpack.encode(frame))
+            bad = {"v": 1, "op": "batch", "body": "nope"}
+            msg = await raw.request(f"ge.{ns}.mgr.m", json.dumps(bad).encode(), timeout=WAIT)
+            assert json.loads(msg.data)["err"] == "MalformedMessage"
+            await sync(raw)
+            m = a.manager("m")
+            assert await m.call(Log, "log") == [("ok", 1), ("ok", 2)] * 2
+            assert await m.call(Log, "infos") == ["tick", "tick"]
+            assert a.refused == 2 * 4 + 1
+        finally:
+            await raw.close()
+
+
+async def test_queued_notifies_travel_together_and_in_order(url: str, ns: str) -> None:
+    async with node(url, ns, "a") as a, node(url, ns, "b", codec="json") as b:
+        mgr = await a.start_manager("m")
+        await mgr.add_handler(Log)
+        m = b.manager("m")
+        for i in range(5000):  # queued faster than sent: the writer packs them into frames
+            m.notify(i) if i % 2 else m.send(i)
+        assert await m.call(Log, "log") == list(range(1, 5000, 2))
+        assert await m.call(Log, "infos") == list(range(0, 5000, 2))

@@ -204,7 +204,7 @@ class Node:
         self._where: dict[str, str] = {}  # manager name -> node id (from claims and replies)
         self._seen: dict[str, tuple[float, float]] = {}  # node id -> (last heartbeat, lease)
         self._tokens = itertools.count(1)
-        self._out: deque[tuple[str, str, bytes]] = deque()
+        self._out: deque[tuple[str, str | None, bytes]] = deque()  # reply None: a notify
         self._out_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._background: set[asyncio.Task[Any]] = set()
@@ -578,14 +578,14 @@ class Node:
             )
         return data
 
-    def _post(self, subject: str, reply: str, payload: bytes) -> None:
+    def _post(self, subject: str, reply: str | None, payload: bytes) -> None:
         self._out.append((subject, reply, payload))
         self._out_ready.set()
 
     def _publish(self, name: str, env: Request) -> None:
         """Fire and forget (notify, info)."""
         self._check_up()
-        self._post(f"{self._pfx}.mgr.{name}", "", self._encode(env))
+        self._post(f"{self._pfx}.mgr.{name}", None, self._encode(env))
 
     async def _request(self, name: str, env: Request, what: str, timeout: float | None) -> Any:
         self._check_up()
@@ -643,8 +643,11 @@ class Node:
         out = self._out
         while out:
             subject, reply, payload = out.popleft()
+            if reply is None and out and out[0][1] is None and out[0][0] == subject:
+                # several notifies to one manager are queued: one frame carries them, in order
+                payload = self._batch(subject, payload)
             try:
-                await self._nc.publish(subject, payload, reply=reply)
+                await self._nc.publish(subject, payload, reply=reply or "")
             except Exception as exc:
                 if reply:
                     pending = self._pending.get(reply.rsplit(".", 1)[-1])
@@ -652,6 +655,20 @@ class Node:
                         pending.fut.set_exception(_transport_error(exc))
                 else:
                     log.warning("genevent.nats: a publish to %s failed: %r", subject, exc)
+
+    def _batch(self, subject: str, first: bytes) -> bytes:
+        out = self._out
+        limit = self._limit() - 64
+        frames = [msgspec.Raw(first)]
+        size = len(first)
+        while out and out[0][1] is None and out[0][0] == subject and len(frames) < 4096:
+            nxt = out[0][2]
+            if size + len(nxt) + 8 > limit:
+                break
+            out.popleft()
+            frames.append(msgspec.Raw(nxt))
+            size += len(nxt) + 8
+        return self._codec.encode(Request(v=VERSION, op="batch", body=frames))
 
     def _fail_all(self, exc: GenEventError) -> None:
         for pending in list(self._pending.values()):
@@ -686,6 +703,10 @@ class Node:
             return
         try:
             req = codec.decode_request(data)
+            if req.op == "batch":
+                await self._serve_batch(hosted, req, codec)
+                self._answer(reply_to, Reply(v=VERSION, n=self.id), codec)
+                return
             body = codec.from_wire(req.body)
         except MalformedMessage as exc:
             self.refused += 1
@@ -753,6 +774,32 @@ class Node:
             log.exception("genevent.nats: %s on %r failed", op, hosted.name)
             rep = Reply(v=VERSION, err=type(exc).__name__, msg=str(exc), n=self.id)
         self._answer(reply_to, rep, codec)
+
+    async def _serve_batch(self, hosted: _Hosted, req: Request, codec: Codec) -> None:
+        """Several notifies (or infos) in one frame, handled in order; a malformed one is
+        refused alone."""
+        if type(req.body) is not list:
+            raise MalformedMessage("a batch takes a list of notify/info envelopes")
+        mgr = hosted.mgr
+        for item in req.body:
+            try:
+                one = codec.check_request(item)
+                if one.op not in ("notify", "info"):
+                    raise MalformedMessage(f"a batch carries notify and info only, not {one.op!r}")
+                value = codec.from_wire(one.body)
+            except MalformedMessage as exc:
+                self.refused += 1
+                log.warning("genevent.nats: refused a batched frame for %r: %s", hosted.name, exc)
+                continue
+            try:
+                if one.op == "info":
+                    mgr.send(value)
+                elif hosted.bounded:
+                    await mgr.notify_wait(value)
+                else:
+                    mgr.notify(value)
+            except GenEventError as exc:  # fire-and-forget: nobody to tell
+                log.debug("genevent.nats: a batched %s for %r failed: %r", one.op, hosted.name, exc)
 
     def _answer(self, reply_to: str, rep: Reply, codec: Codec) -> None:
         if not reply_to:

@@ -45,6 +45,7 @@ OPS: Final = frozenset(
         "which_handlers",
         "get_state",
         "stop",
+        "batch",
     }
 )
 """The operations a request envelope may name."""
@@ -287,6 +288,18 @@ class Codec:
             )
         if req.op not in OPS:
             raise MalformedMessage(f"unknown operation {req.op!r}")
+        return req
+
+    def check_request(self, value: Any) -> Request:
+        """A request envelope from already decoded data (an element of a batch)."""
+        try:
+            req = msgspec.convert(value, Request)
+        except (msgspec.ValidationError, TypeError, ValueError) as exc:
+            raise MalformedMessage(f"not a genevent request envelope: {exc}") from None
+        if req.v != VERSION:
+            raise MalformedMessage(
+                f"unknown protocol version {req.v!r} (this node speaks {VERSION})"
+            )
         return req
 
     def decode_reply(self, data: bytes) -> Reply:
