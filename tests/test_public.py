@@ -87,6 +87,8 @@ def test_readme_examples_run(index: int, capsys: pytest.CaptureFixture[str]) -> 
         assert out.splitlines() == ["[<class 'readme.Flaky'>] 1"]
     if 'threads.start("orders", timing=True)' in code:
         assert out.splitlines() == ["0", "1", "2", "4 0 4"]
+    if "from genevent.nats import NatsServer, connect" in code:
+        assert out.splitlines() == ["['hello']"]
     if "from genevent.top import serve" in code:
         assert out.splitlines() == ["True"]
     if "evens = mgr.stream" in code:
