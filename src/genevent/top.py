@@ -12,11 +12,15 @@ restarts, and under it each handler with its events, crashes, restarts and (when
 times callbacks, ``start(timing=True)``) its p50/p99 ``handle_event`` latency.
 ``genevent top --once`` prints one snapshot and exits (for scripts). The view is drawn with
 ``rich``; :func:`render` builds it from the JSON alone, so it is tested headless.
+
+With the NATS transport, ``genevent top --nats nats://HOST:4222`` shows every manager of every
+node of the cluster instead (``name@node``), read with each manager's ``stats`` operation.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import threading
 import time
@@ -26,10 +30,11 @@ from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ._errors import GenEventError
 from ._inventory import running_managers
 from ._metrics import ManagerStats
 
-__all__ = ("StatsServer", "main", "render", "serve", "snapshot")
+__all__ = ("StatsServer", "cluster_snapshot", "main", "render", "serve", "snapshot")
 
 
 def _jsonable(value: Any) -> Any:
@@ -164,7 +169,10 @@ def render(current: dict[str, Any], previous: dict[str, Any] | None = None) -> A
 def main(argv: Sequence[str] | None = None) -> int:
     """``genevent top``: show a process's managers, refreshed every ``--interval`` seconds."""
     parser = argparse.ArgumentParser(prog="genevent top", description=main.__doc__)
-    parser.add_argument("--url", required=True, help="the process's stats URL (genevent.top.serve)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="a process's stats URL (genevent.top.serve)")
+    where.add_argument("--nats", metavar="SERVER", help="a NATS server: the whole cluster")
+    parser.add_argument("--ns", default="default", help="the cluster namespace (with --nats)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
     parser.add_argument("--once", action="store_true", help="print one snapshot and exit")
     args = parser.parse_args(argv)
@@ -175,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print('genevent top needs rich: pip install "genevent[top]"')
         return 2
     console = Console()
+    if args.nats:
+        return asyncio.run(_cluster(args, console, Live))
     try:
         previous = _fetch(args.url, timeout=5.0)
         if args.once:
@@ -191,4 +201,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except (OSError, ValueError) as exc:
         console.print(f"genevent top: cannot read {args.url}: {exc}")
+        return 1
+
+
+async def cluster_snapshot(node: Any) -> dict[str, Any]:
+    """Every manager of ``node``'s cluster namespace (a :class:`genevent.nats.Node`), read
+    with each one's ``stats`` operation; names become ``name@node``. A manager that went away
+    meanwhile is left out."""
+    rows: list[dict[str, Any]] = []
+    for name, where in (await node.managers()).items():
+        try:
+            stats = await node.manager(name).stats(timeout=5.0)
+        except Exception:
+            continue
+        stats["name"] = f"{name}@{where}"
+        rows.append(stats)
+    return {"time": time.time(), "managers": rows}
+
+
+async def _cluster(args: argparse.Namespace, console: Any, live_class: Any) -> int:
+    try:
+        from .nats import connect  # noqa: PLC0415 - the nats extra
+    except ImportError as exc:
+        console.print(f"genevent top: {exc}")
+        return 2
+    try:
+        async with await connect(args.nats, ns=args.ns, max_reconnect_attempts=0) as node:
+            previous = await cluster_snapshot(node)
+            if args.once:
+                await asyncio.sleep(min(args.interval, 1.0))
+                console.print(render(await cluster_snapshot(node), previous))
+                return 0
+            with live_class(render(previous), console=console, refresh_per_second=4) as live:
+                while True:
+                    await asyncio.sleep(args.interval)
+                    current = await cluster_snapshot(node)
+                    live.update(render(current, previous))
+                    previous = current
+    except KeyboardInterrupt:
+        return 0
+    except (OSError, GenEventError) as exc:
+        console.print(f"genevent top: cannot read the cluster at {args.nats}: {exc}")
         return 1

@@ -53,6 +53,7 @@ from .._errors import (
     TerminateFailed,
     WrongRuntime,
 )
+from ..top import snapshot
 from ._errors import (
     InvalidName,
     MalformedMessage,
@@ -763,6 +764,8 @@ class Node:
                 result = [
                     (self._wire_ref(r), _plain_or_repr(codec, s)) for r, s in await mgr.get_state()
                 ]
+            elif op == "stats":  # genevent top's cluster view: plain data, read, never waits
+                result = snapshot([mgr])["managers"][0]
             else:  # "stop"
                 await mgr.stop()
                 await self._unhost(hosted.name)
@@ -1084,6 +1087,13 @@ class RemoteManager:
         """``[(handler, state)]``; a state the wire cannot carry comes as its ``repr``."""
         result = await self._node._request(self.name, self._req("get_state"), "get_state", timeout)
         return [tuple(x) for x in result]
+
+    async def stats(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """The manager's :meth:`~genevent.aio.EventManager.stats` as plain data (the fields of
+        :class:`~genevent.ManagerStats`, handler references as text), read on the serving node
+        without waiting for the manager."""
+        result = await self._node._request(self.name, self._req("stats"), "stats", timeout)
+        return dict(result)
 
     async def stop(self, *, timeout: float | None = None) -> None:
         """Stop the manager (every handler terminated); its name is free once this returns."""

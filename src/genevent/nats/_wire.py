@@ -44,6 +44,7 @@ OPS: Final = frozenset(
         "swap_handler",
         "which_handlers",
         "get_state",
+        "stats",
         "stop",
         "batch",
     }
