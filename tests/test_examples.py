@@ -31,6 +31,7 @@ def test_every_example_is_tested() -> None:
         "orders_service.py",
         "orders_service_pyee.py",
         "supervised_restart.py",
+        "two_nodes.py",
         "worker_pool.py",
     }
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
@@ -72,4 +73,14 @@ def test_supervised_restart() -> None:
         "restarts so far: 1",
         "owner told: Crashed",  # told only when the limit removed it for good
         "installed now: []",
+    ]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nats") is None, reason="the nats extra")
+def test_two_nodes() -> None:
+    assert run("two_nodes.py").splitlines() == [
+        "managers: True",
+        "[\"Meetup at 10 o'clock\", 'I dare you!']",  # the call saw both notifies, in order
+        "crashed remotely: HandlerCrashed",  # the serving node's crash, as the local error
+        "left: []",  # the crashed handler was removed, as in one process
     ]
