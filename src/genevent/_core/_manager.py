@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from collections.abc import Callable, Generator, Hashable
+from collections.abc import Callable, Generator
 from typing import Any, TypeAlias
 
 from .._errors import (
@@ -94,7 +94,19 @@ OnExit: TypeAlias = Callable[[HandlerExit], object]
 class _ClassInfo:
     """What the core needs to know about a handler class, read once per class."""
 
-    __slots__ = ("async_methods", "has_call", "has_info", "has_terminate", "init_handoff")
+    __slots__ = (
+        "async_methods",
+        "call_is_async",
+        "event_is_async",
+        "has_call",
+        "has_info",
+        "has_terminate",
+        "info_is_async",
+        "init_handoff",
+        "is_async",
+        "plain_call",
+        "terminate_is_async",
+    )
 
     def __init__(self, cls: type) -> None:
         handle_event = getattr(cls, "handle_event", None)
@@ -109,6 +121,13 @@ class _ClassInfo:
             if inspect.iscoroutinefunction(getattr(cls, name, None))
         )
         self.init_handoff = _accepts_handoff(getattr(cls, "init", None))
+        self.call_is_async = "handle_call" in self.async_methods
+        self.event_is_async = "handle_event" in self.async_methods
+        self.is_async = bool(self.async_methods)
+        self.info_is_async = "handle_info" in self.async_methods
+        self.terminate_is_async = "terminate" in self.async_methods
+        #: a plain ``handle_call``: runtimes may call it themselves on their fast paths
+        self.plain_call = self.has_call and not self.call_is_async
 
 
 def _accepts_handoff(init: Any) -> bool:
@@ -128,10 +147,20 @@ def _accepts_handoff(init: Any) -> bool:
 _class_info: weakref.WeakKeyDictionary[type, _ClassInfo] = weakref.WeakKeyDictionary()
 
 
+_last_info: tuple[weakref.ref[type], _ClassInfo] | None = None
+"""The class read last and its info: adding, finding and checking handlers of one class in a
+row (the usual case) skips the weak dictionary's lookup (it makes a weak reference per call)."""
+
+
 def _info_of(cls: type) -> _ClassInfo:
+    global _last_info  # a one-entry cache, replaced whole (thread-safe)
+    last = _last_info
+    if last is not None and last[0]() is cls:
+        return last[1]
     info = _class_info.get(cls)
     if info is None:
         info = _class_info[cls] = _ClassInfo(cls)
+    _last_info = (weakref.ref(cls), info)
     return info
 
 
@@ -142,9 +171,7 @@ def handler_key(ref: Any) -> type:
         cls = ref
     elif isinstance(ref, tuple) and len(ref) == 2 and isinstance(ref[0], type):
         cls = ref[0]
-        if not isinstance(ref[1], Hashable):
-            raise InvalidHandler(f"handler id {short(ref[1])} is not hashable")
-        try:
+        try:  # what is not Hashable raises here too (cheaper than the ABC's isinstance)
             hash(ref[1])
         except Exception as exc:
             raise InvalidHandler(f"handler id {short(ref[1])} is not hashable") from exc
@@ -186,26 +213,24 @@ def _snapshot(instance: Any) -> Any:
 
 
 class Entry:
-    """One installed handler: its reference, instance, owner and bound callbacks."""
+    """One installed handler: its reference, instance, owner and bound ``handle_event``.
+
+    What is the same for every handler of a class (which callbacks exist, which are
+    coroutines) is read from the class's shared ``info``; only ``handle_event``, the hot
+    path's callback, is kept bound. Memory per handler counts (the benchmarks' "memory per
+    handler"): the other bound callbacks are made when used."""
 
     __slots__ = (
         "alive",
-        "call_fn",
-        "call_is_async",
         "event_fn",
-        "event_is_async",
         "events_at",
-        "info_fn",
-        "info_is_async",
+        "info",
         "instance",
-        "is_async",
         "lane",
         "on_exit",
         "owner",
         "ref",
         "restart",
-        "terminate_fn",
-        "terminate_is_async",
     )
 
     def __init__(
@@ -219,6 +244,7 @@ class Entry:
     ) -> None:
         self.ref = ref
         self.instance = instance
+        self.info = info
         self.owner = owner
         self.on_exit = on_exit
         self.alive = True
@@ -226,27 +252,54 @@ class Entry:
         self.restart: Restart | None = None
         #: the manager's event count when it was installed (its own count is derived)
         self.events_at = 0
-        am = info.async_methods
-        self.is_async = bool(am)
         self.event_fn: Callable[[Any], Any] = instance.handle_event
-        self.event_is_async = "handle_event" in am
-        self.call_fn: Callable[[Any], Any] | None = instance.handle_call if info.has_call else None
-        self.call_is_async = "handle_call" in am
-        self.info_fn: Callable[[Any], Any] | None = instance.handle_info if info.has_info else None
-        self.info_is_async = "handle_info" in am
-        self.terminate_fn: Callable[[Any], Any] | None = (
-            instance.terminate if info.has_terminate else None
-        )
-        self.terminate_is_async = "terminate" in am
         #: the lane of an isolated handler (see the module documentation), or None
         self.lane = lane
         if lane is not None:  # the manager only queues: nothing of it is awaited there
-            self.is_async = False
             self.event_fn = lane.post
-            self.event_is_async = False
-            if self.info_fn is not None:
-                self.info_fn = lane.post_info
-                self.info_is_async = False
+
+    @property
+    def is_async(self) -> bool:
+        """Whether the manager awaits any of its callbacks (never for an isolated handler:
+        the manager only queues to its lane)."""
+        return self.lane is None and self.info.is_async
+
+    @property
+    def event_is_async(self) -> bool:
+        """Whether the manager awaits ``handle_event`` (a coroutine, not isolated)."""
+        return self.lane is None and self.info.event_is_async
+
+    @property
+    def call_fn(self) -> Callable[[Any], Any] | None:
+        """The bound ``handle_call``, or None."""
+        return self.instance.handle_call if self.info.has_call else None
+
+    @property
+    def call_is_async(self) -> bool:
+        """Whether ``handle_call`` is a coroutine function."""
+        return self.info.call_is_async
+
+    @property
+    def info_fn(self) -> Callable[[Any], Any] | None:
+        """The bound ``handle_info`` (an isolated handler's lane's ``post_info``), or None."""
+        if not self.info.has_info:
+            return None
+        return self.instance.handle_info if self.lane is None else self.lane.post_info
+
+    @property
+    def info_is_async(self) -> bool:
+        """Whether the manager awaits ``handle_info`` (a coroutine, not isolated)."""
+        return self.lane is None and self.info.info_is_async
+
+    @property
+    def terminate_fn(self) -> Callable[[Any], Any] | None:
+        """The bound ``terminate``, or None."""
+        return self.instance.terminate if self.info.has_terminate else None
+
+    @property
+    def terminate_is_async(self) -> bool:
+        """Whether ``terminate`` is a coroutine function."""
+        return self.info.terminate_is_async
 
     def __repr__(self) -> str:
         return f"<Entry {self.ref!r} owner={self.owner!r}>"
@@ -271,7 +324,9 @@ class ManagerCore:
         #: itself never reads a clock: the runtime passes one in)
         self.clock = clock
         self.entries: list[Entry] = []  # newest first
-        self._by_ref: dict[Any, Entry] = {}
+        #: the entries by reference (read-only outside the core; :meth:`find` also takes
+        #: unhashable references)
+        self.by_ref: dict[Any, Entry] = {}
         self._owners: dict[Any, int] = {}
         #: number of installed handlers with at least one coroutine method (isolated ones,
         #: which the manager never awaits, not counted)
@@ -309,7 +364,7 @@ class ManagerCore:
     def find(self, ref: Any) -> Entry | None:
         """The entry installed under ``ref``, or None."""
         try:
-            return self._by_ref.get(ref)
+            return self.by_ref.get(ref)
         except TypeError:  # unhashable reference: never installed
             return None
 
@@ -340,7 +395,7 @@ class ManagerCore:
     def _insert(self, index: int, entry: Entry) -> Generator[Effect, Any, None]:
         entry.events_at = self.events
         self.entries.insert(index, entry)
-        self._by_ref[entry.ref] = entry
+        self.by_ref[entry.ref] = entry
         self.cached_targets = None
         if entry.is_async:
             self.async_count += 1
@@ -356,7 +411,7 @@ class ManagerCore:
         """Take ``entry`` out of the table; return the index it had."""
         index = self.entries.index(entry)
         del self.entries[index]
-        del self._by_ref[entry.ref]
+        del self.by_ref[entry.ref]
         entry.alive = False
         self.cached_targets = None
         if entry.is_async:
@@ -388,11 +443,19 @@ class ManagerCore:
         return info
 
     def _start(
-        self, ref: Any, args: Any, handoff: Any, with_handoff: bool, lane: Any = None
+        self,
+        ref: Any,
+        args: Any,
+        handoff: Any,
+        with_handoff: bool,
+        lane: Any = None,
+        cls: type | None = None,
     ) -> Generator[Effect, Any, tuple[Any, _ClassInfo]]:
         """Instantiate and ``init`` a handler (in ``lane`` if given); raise
-        :class:`HandlerInitFailed` if it refuses."""
-        cls = handler_key(ref)
+        :class:`HandlerInitFailed` if it refuses. ``cls``: ``handler_key(ref)`` when the caller
+        has it already."""
+        if cls is None:
+            cls = handler_key(ref)
         info = self._check_class(cls)
         out = yield Invoke(cls, (), via=lane)
         if type(out) is Raised:
@@ -504,12 +567,12 @@ class ManagerCore:
         """``add_handler`` / ``add_sup_handler`` (when ``owner`` is given): init, install first.
         ``restart`` (see :mod:`._restart`) says when it is added again after it left;
         ``lane`` makes it an isolated handler (see the module documentation)."""
-        handler_key(ref)
+        cls = handler_key(ref)
         if self.find(ref) is not None:
             raise HandlerExists(ref)
         if restart is not None and self.clock is None:
             raise ValueError("restart policies need a clock: this runtime gave the core none")
-        instance, info = yield from self._start(ref, args, NO_HANDOFF, False, lane)
+        instance, info = yield from self._start(ref, args, NO_HANDOFF, False, lane, cls)
         # init may have re-entered (a notify is queued, never run inline), so re-check.
         if self.find(ref) is not None:
             raise HandlerExists(ref)
