@@ -114,6 +114,7 @@ try:  # the running task, cheaply: 3.11's asyncio.current_task is Python code (~
 except ImportError:  # pragma: no cover - a Python without it has a C current_task
     _task_of = asyncio.current_task
 
+_running_loop = asyncio._get_running_loop  # C; None outside a running loop (public twin raises)
 _FOREVER: Final = threading.TIMEOUT_MAX  # timeouts this long or longer mean "no timeout"
 _LIVE: set[EventManager[Any]] = set()  # running managers stay alive until they stop, like
 # Erlang processes: a manager nobody references is still a running manager, not garbage
@@ -122,6 +123,12 @@ _INTERNAL: Final = frozenset({"info", "owner_down", "stream close", "lane", "lan
 _CONCERNED: Final = CONCERNED
 """Requests that may concern isolated handlers (see ``EventManager._isolated``)."""
 _CAUGHT_UP: Final = CAUGHT_UP  # a request re-posted after a barrier
+# request kinds the manager answers without the core's generator when the reply is plain
+_CALL: Final = object()
+_SYNC: Final = object()
+_WHICH: Final = object()
+_CALL_OUTCOME: Final = object()  # a queued call whose handle_call ran: (entry, outcome, request)
+_SYNC_REST: Final = object()  # a queued sync_notify from its first handler that did more
 _seal_lock = threading.Lock()  # shared: taken only by a notify that raced a stop, and at seal
 
 _BUDGET: Final = 1024
@@ -155,9 +162,16 @@ class _Fatal:
 
 
 class _Request:
-    """A control message in the mailbox. Events from ``notify`` go in as themselves."""
+    """A control message in the mailbox. Events from ``notify`` go in as themselves.
 
-    __slots__ = ("args", "fut", "proc", "what")
+    A request with a deadline also carries ``deadline`` (the loop's clock), ``timeout`` and
+    ``ahead`` (the messages queued ahead of it when it was posted); the others leave them
+    unset."""
+
+    __slots__ = ("ahead", "args", "deadline", "fut", "proc", "timeout", "what")
+    ahead: int
+    deadline: float
+    timeout: float
 
     def __init__(
         self,
@@ -249,6 +263,23 @@ class EventManager(Generic[E]):
         self._finishing = False
         self._dispatch_task: object = None
         self._inline_done: asyncio.Future[None] | None = None
+        # requests with a deadline, in mailbox order, until answered; one timer (the watchdog)
+        # is armed at the earliest deadline while any is pending (see _enqueue)
+        self._pending: deque[_Request] | None = None
+        self._pending_sorted = True
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog_at = 0.0
+        #: how many awaits the manager's work is suspended in (a coroutine callback, a turn
+        #: given to the loop, an inline request's work): only then can a deadline pass before
+        #: the manager gets to the request, so only then is the watchdog armed
+        self._suspended = 0
+        # the loop's clock (deadlines are compared with it); the default loop's is
+        # time.monotonic itself, called without the method in between
+        self._time = (
+            time.monotonic
+            if type(self._loop).time is asyncio.BaseEventLoop.time
+            else self._loop.time
+        )
         # created on first use: an idle manager must stay small (benchmarks: <= 4 KB)
         self._watched: set[Any] | None = None
         self._spawned: set[asyncio.Future[Any]] | None = None
@@ -341,6 +372,7 @@ class EventManager(Generic[E]):
         with _seal_lock:
             lost = len(self._mailbox)
             self._mailbox.clear()
+        self._pending = self._watchdog = None  # the loop is closed: its timers never fire
         self._dropped += lost
         log.error(
             "genevent manager %r: its event loop was closed while it was running; %d queued "
@@ -507,18 +539,107 @@ class EventManager(Generic[E]):
             and self._dispatch_task is None
         )
 
-    async def _request(
+    def _enqueue(
         self,
-        proc: Callable[..., Procedure],
+        proc: Callable[..., Procedure] | object,
         args: tuple[Any, ...],
         what: str,
         timeout: float | None,
-    ) -> Any:
-        """Queue a request and await its answer (``timeout`` already checked)."""
+    ) -> asyncio.Future[Any]:
+        """Queue a request (from the manager's loop) and return the future of its answer,
+        failed with :class:`CallTimeout` once ``timeout`` has passed (0: at once).
+
+        There is no timer per request: a request with a deadline joins the pending ones, which
+        the manager drops once answered, and one timer (the watchdog), armed at the earliest
+        pending deadline while the manager's work is suspended in an await, expires what is
+        due when it fires (see :meth:`_suspend`; a blocked loop fires no timer at all)."""
         fut: asyncio.Future[Any] = self._loop.create_future()
-        ahead = len(self._mailbox)
-        self._post(_Request(proc, args, fut, what))
-        return await self._answer(fut, what, timeout, ahead, args)
+        mailbox = self._mailbox
+        req = _Request(proc, args, fut, what)
+        ahead = len(mailbox)
+        mailbox.append(req)
+        if self._waiter is not None:  # _check_caller ran: this is the manager's own thread
+            self._wake()
+        if timeout is not None:
+            if not timeout:  # delivered, but not waited for (OTP: a call with timeout 0)
+                self._expire(fut, what, timeout, ahead, args)
+                return fut
+            self._deadline(req, ahead, timeout)
+        return fut
+
+    def _deadline(self, req: _Request, ahead: int, timeout: float) -> None:
+        """Give ``req`` its deadline: it joins the pending requests (and the watchdog is armed
+        now if the manager's work is suspended)."""
+        req.ahead = ahead
+        req.timeout = timeout
+        req.deadline = at = self._time() + timeout
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = deque()
+        if not pending:
+            self._pending_sorted = True
+        elif at < pending[-1].deadline:
+            self._pending_sorted = False
+        pending.append(req)
+        if self._suspended and (self._watchdog is None or at < self._watchdog_at):
+            self._arm(at)
+
+    def _arm(self, at: float) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._watchdog = self._loop.call_at(at, self._expire_due)
+        self._watchdog_at = at
+
+    def _suspend(self) -> None:
+        """The manager's work is about to await something other than its mailbox: from now
+        on the loop runs other callbacks, timers included, before the pending requests are
+        answered, so the watchdog watches their deadlines. (While the manager task runs or is
+        about to, the loop fires no timer before it answered what is queued: a request's
+        deadline can pass then only if the loop is blocked, when no timer fires either.)"""
+        self._suspended += 1
+        if self._pending:
+            self._watch_pending()
+
+    def _watch_pending(self) -> None:
+        """Arm the watchdog at the earliest deadline still pending, if it is not armed."""
+        self._answered()
+        pending = self._pending
+        if pending and self._watchdog is None:
+            self._arm(
+                min(r.deadline for r in pending)
+                if not self._pending_sorted
+                else pending[0].deadline
+            )
+
+    def _expire_due(self) -> None:
+        """The watchdog: fail every pending request whose deadline has passed, then re-arm at
+        the earliest deadline still pending (if any)."""
+        self._watchdog = None
+        pending = self._pending
+        if not pending:
+            return
+        now = self._time()
+        sorted_ = self._pending_sorted
+        earliest: float | None = None
+        for req in pending:  # _expire only schedules callbacks: nothing changes pending here
+            if req.fut is None or req.fut.done():
+                continue
+            if req.deadline <= now:
+                self._expire(req.fut, req.what, req.timeout, req.ahead, req.args)
+            elif earliest is None or req.deadline < earliest:
+                earliest = req.deadline
+                if sorted_:  # deadlines in mailbox order: the rest come later
+                    break
+        if earliest is not None:
+            self._arm(earliest)
+
+    def _answered(self) -> None:
+        """Drop the answered requests from the front of the pending list. Requests are
+        answered in mailbox order, except a call passed on to an isolated handler: it stays
+        (its deadline watched) until its lane answers, and those behind it until then."""
+        pending = self._pending
+        while pending and pending[0].fut.done():  # type: ignore[union-attr]
+            pending.popleft()
 
     async def _answer(
         self,
@@ -611,7 +732,7 @@ class EventManager(Generic[E]):
                 if self._dispatch_task is caller:
                     self._inline_finished(None)
             return
-        await self._request(self._core.notify, (event,), "sync_notify", timeout)
+        await self._enqueue(_SYNC, (event,), "sync_notify", timeout)
 
     async def call(
         self, handler: HandlerRef[Any, Req, Rep], request: Req, timeout: float | None = 5.0
@@ -628,16 +749,49 @@ class EventManager(Generic[E]):
             if timeout == 0.0:  # never inline: delivered, and the caller times out at once
                 self._check_caller("call")
                 return await self._queued_call(handler, request, timeout)  # type: ignore[no-any-return]
+        if (
+            self._waiter is None  # busy: it will not run inline (the queued path, kept lean)
+            and self._dispatch_task is None
+            and not self._closed
+            and _running_loop() is self._loop  # running, so not closed
+        ):
+            try:  # an installed reference needs no check
+                known = handler in self._core.by_ref
+            except TypeError:
+                known = False
+            if not known:
+                check_ref(handler)
+            # _enqueue, inlined: the waiter is None (nothing to wake) and timeout is not 0
+            fut = self._loop.create_future()
+            mailbox = self._mailbox
+            req = _Request(_CALL, (handler, request), fut, "call")
+            if timeout is not None:  # _deadline, inlined
+                req.ahead = len(mailbox)
+                req.timeout = timeout
+                req.deadline = at = self._time() + timeout
+                pending = self._pending
+                if pending:
+                    if at < pending[-1].deadline:
+                        self._pending_sorted = False
+                else:
+                    if pending is None:
+                        pending = self._pending = deque()
+                    self._pending_sorted = True
+                pending.append(req)
+                if self._suspended and (self._watchdog is None or at < self._watchdog_at):
+                    self._arm(at)
+            mailbox.append(req)
+            return await fut  # type: ignore[no-any-return]
         self._check_caller("call")
         if self._can_inline():
             core = self._core
             entry = core.find(handler)
-            if entry is not None and entry.call_fn is not None:
+            if entry is not None and entry.info.has_call:
                 core.requests += 1
                 caller = self._dispatch_task = _task_of(self._loop)
                 try:
                     try:
-                        reply = entry.call_fn(request)
+                        reply = entry.instance.handle_call(request)
                     except CRASHES as exc:
                         if isinstance(exc, FATAL):  # finish the request, then let it go on
                             with contextlib.suppress(GenEventError):
@@ -664,11 +818,13 @@ class EventManager(Generic[E]):
                 finally:
                     if self._dispatch_task is caller:
                         self._inline_finished(None)
-        return await self._queued_call(handler, request, timeout)  # type: ignore[no-any-return]
+        if self._core.find(handler) is None:  # an installed reference needs no check
+            check_ref(handler)
+        return await self._enqueue(_CALL, (handler, request), "call", timeout)  # type: ignore[no-any-return]
 
     async def _queued_call(self, handler: Any, request: Any, timeout: float | None) -> Any:
         check_ref(handler)
-        return await self._request(self._core.call, (handler, request), "call", timeout)
+        return await self._enqueue(_CALL, (handler, request), "call", timeout)
 
     async def add_handler(
         self,
@@ -704,7 +860,7 @@ class EventManager(Generic[E]):
         spec = restart_spec(restart, args, max_restarts, restart_period)
         lane = self._new_lane(handler, isolation, maxsize, overflow, stop_timeout)
         self._check_caller("add_handler")
-        await self._request(
+        await self._enqueue(
             self._core.add_handler,
             (handler, args, None, None, spec, lane),
             "add_handler",
@@ -741,7 +897,7 @@ class EventManager(Generic[E]):
         lane = self._new_lane(handler, isolation, maxsize, overflow, stop_timeout)
         self._check_caller("add_sup_handler")
         owner = self._owner(owner)
-        await self._request(
+        await self._enqueue(
             self._core.add_handler,
             (handler, args, owner, on_exit, spec, lane),
             "add_sup_handler",
@@ -757,7 +913,7 @@ class EventManager(Generic[E]):
         timeout = check_timeout(timeout)
         check_ref(handler)
         self._check_caller("delete_handler")
-        return await self._request(
+        return await self._enqueue(
             self._core.delete_handler, (handler, args), "delete_handler", timeout
         )
 
@@ -779,7 +935,7 @@ class EventManager(Generic[E]):
         check_ref(old)
         check_ref(new)
         self._check_caller("swap_handler")
-        await self._request(
+        await self._enqueue(
             self._swap_proc, (old, args1, new, args2, False, None, None), "swap_handler", timeout
         )
 
@@ -802,7 +958,7 @@ class EventManager(Generic[E]):
         check_on_exit(on_exit)
         self._check_caller("swap_sup_handler")
         owner = self._owner(owner)
-        await self._request(
+        await self._enqueue(
             self._swap_proc,
             (old, args1, new, args2, True, owner, on_exit),
             "swap_sup_handler",
@@ -981,7 +1137,7 @@ class EventManager(Generic[E]):
         if timeout != 0.0 and self._can_inline():
             self._core.requests += 1
             return self._core.which_handlers()
-        return await self._request(self._which_proc, (), "which_handlers", timeout)  # type: ignore[no-any-return]
+        return await self._enqueue(_WHICH, (), "which_handlers", timeout)  # type: ignore[no-any-return]
 
     async def get_state(self, *, timeout: float | None = None) -> list[tuple[Any, Any]]:
         """``[(handler, state)]``, newest first (OTP's ``sys:get_state``): each handler's
@@ -989,11 +1145,7 @@ class EventManager(Generic[E]):
         the other messages."""
         timeout = check_timeout(timeout)
         self._check_caller("get_state")
-        return await self._request(self._core.get_state, (), "get_state", timeout)  # type: ignore[no-any-return]
-
-    def _which_proc(self) -> Procedure:
-        return self._core.which_handlers()
-        yield  # pragma: no cover - makes this a generator
+        return await self._enqueue(self._core.get_state, (), "get_state", timeout)  # type: ignore[no-any-return]
 
     async def stop(self, *, drain: bool = True, timeout: float | None = None) -> None:
         """Terminate every handler, newest first, with :class:`~genevent.Stopped`, tell their
@@ -1300,7 +1452,11 @@ class EventManager(Generic[E]):
         work = self._dispatch_task
         if isinstance(work, asyncio.Task) and work is not self._task and not work.done():
             work.cancel()
-            await asyncio.wait((work,))
+            self._suspend()
+            try:
+                await asyncio.wait((work,))
+            finally:
+                self._suspended -= 1
 
     def _inline_finished(self, task: asyncio.Task[Any] | None) -> None:
         self._dispatch_task = None
@@ -1380,7 +1536,11 @@ class EventManager(Generic[E]):
                 try:
                     value = eff.fn(*eff.args, **eff.kwargs) if eff.kwargs else eff.fn(*eff.args)
                     if eff.is_async:
-                        value = await value
+                        self._suspend()
+                        try:
+                            value = await value
+                        finally:
+                            self._suspended -= 1
                 except asyncio.CancelledError as exc:
                     if not self._finishing:
                         running = asyncio.current_task()
@@ -1411,19 +1571,27 @@ class EventManager(Generic[E]):
         core = self._core
         task = asyncio.current_task()
         budget = _BUDGET
+        create_future = self._loop.create_future
+        quick = self._quick
         try:
             while True:
                 if not mailbox:
-                    waiter = self._waiter = self._loop.create_future()
+                    waiter = self._waiter = create_future()
                     if mailbox:  # re-check: a thread may have posted before seeing the waiter
                         self._waiter = None
                     else:
+                        if self._pending:  # calls passed on to isolated handlers: watched
+                            self._watch_pending()
                         await waiter
                     continue
                 if self._dispatch_task is not None:
                     # an inline request is awaiting a coroutine (rare): let it finish first
                     done = self._inline_done = self._loop.create_future()
-                    await done
+                    self._suspend()
+                    try:
+                        await done
+                    finally:
+                        self._suspended -= 1
                     continue
                 self._dispatch_task = task
                 try:
@@ -1431,18 +1599,24 @@ class EventManager(Generic[E]):
                     # may change the table (a control request, a non-None outcome)
                     targets = None
                     spent = 0
-                    deadline = _clock() + _SLICE
+                    deadline = 0.0  # read from the clock once the first budget is spent
                     while mailbox:
                         # the budget is counted per batch of messages known to be there, not
                         # per message: the loop below is a C iterator, as cheap as the plain
                         # ``while mailbox`` drain it replaces; the clock is read per budget
+                        # (not per wake-up: a request's round trip is one wake-up)
                         if spent >= budget:
-                            if _clock() >= deadline:
+                            if not deadline:
+                                deadline = _clock() + _SLICE
+                            elif _clock() >= deadline:
                                 break
                             spent = 0
                         batch = len(mailbox)
-                        self._high_water = max(self._high_water, batch)
-                        batch = min(batch, budget - spent)
+                        # comparisons, not max()/min(): a builtin call each costs per wake-up
+                        if batch > self._high_water:  # noqa: PLR1730
+                            self._high_water = batch
+                        if batch > budget - spent:  # noqa: PLR1730
+                            batch = budget - spent
                         spent += batch
                         # the event count (metrics) is brought up to date on the slow paths
                         # (a request, a callback that raised or returned something) and once
@@ -1463,6 +1637,9 @@ class EventManager(Generic[E]):
                                     if fatal is not None:
                                         raise fatal
                                     return
+                                if quick(msg):  # answered; a plain reply changes no table
+                                    base = core.events - i - 1 + requests
+                                    continue
                                 await self._handle(msg)
                                 base = core.events - i - 1 + requests  # _handle may count one
                                 targets = None
@@ -1495,7 +1672,11 @@ class EventManager(Generic[E]):
                 finally:
                     self._dispatch_task = None
                 if mailbox:  # the slice is spent: the loop's other tasks and timers go first
-                    await _yield(0)
+                    self._suspend()
+                    try:
+                        await _yield(0)
+                    finally:
+                        self._suspended -= 1
         except GeneratorExit:  # its loop was closed under it and the coroutine closed
             raise
         except asyncio.CancelledError:
@@ -1536,13 +1717,29 @@ class EventManager(Generic[E]):
 
     async def _handle_request(self, req: _Request) -> None:
         fut = req.fut
+        core = self._core
         if req.what not in _INTERNAL and not req.what.endswith(_CAUGHT_UP):
-            self._core.requests += 1
+            core.requests += 1
             if req.what == "sync_notify":
-                self._core.events += 1
+                core.events += 1
         try:
-            proc = req.proc(*req.args)  # type: ignore[operator]
-            result = await self._drive(proc)
+            proc = req.proc
+            if proc is _CALL:
+                result = await self._drive(core.call(*req.args))
+            elif proc is _SYNC:
+                await self._drive(core.notify(req.args[0]))
+                result = None
+            elif proc is _CALL_OUTCOME:
+                result = await self._drive(self._call_outcome(*req.args))
+            elif proc is _SYNC_REST:
+                fatal = await self._finish_dispatch(*req.args)
+                if fatal is not None:
+                    raise fatal
+                result = None
+            elif proc is _WHICH:
+                result = core.which_handlers()
+            else:
+                result = await self._drive(proc(*req.args))  # type: ignore[operator]
         except GenEventError as exc:
             _fail(fut, exc)
         except asyncio.CancelledError:
@@ -1556,6 +1753,82 @@ class EventManager(Generic[E]):
             _fail(fut, exc)
         else:
             _resolve(fut, result)
+        finally:
+            if self._pending:
+                self._answered()
+
+    def _quick(self, req: _Request) -> bool:
+        """Answer a queued ``call``, ``sync_notify`` or ``which_handlers`` without the core's
+        generators when the handlers do nothing more than reply (or return None); True if
+        answered. Otherwise the request is left for :meth:`_handle`, turned into what remains
+        to do once a callback ran (its outcome goes to the core, as on the hot path)."""
+        proc = req.proc
+        core = self._core
+        if core.isolated:  # requests may concern isolated handlers: see _handle
+            return False
+        if proc is _CALL:
+            handler, request = req.args
+            entry = core.by_ref.get(handler)  # hashable: the caller checked the reference
+            if entry is None or not entry.info.plain_call:
+                return False  # the core raises the typed error, or awaits the coroutine
+            try:
+                result = entry.instance.handle_call(request)
+            except CRASHES as exc:
+                req.proc, req.args = _CALL_OUTCOME, (entry, Raised(exc), request)
+                return False
+            cls = result.__class__
+            # a class as reply may be Remove or Swap (a forgotten "()"): the core tells them
+            if cls is Remove or cls is Swap or cls is type:
+                req.proc, req.args = _CALL_OUTCOME, (entry, Returned(result), request)
+                return False
+        elif proc is _SYNC:
+            if core.async_count:
+                return False
+            event = req.args[0]
+            targets = core.cached_targets or core.event_targets
+            for entry, fn in targets:
+                try:
+                    value = fn(event)
+                except CRASHES as exc:
+                    outcome: Raised | Returned = Raised(exc)
+                else:
+                    if value is None:
+                        continue
+                    outcome = Returned(value)
+                rest = targets[targets.index((entry, fn)) + 1 :]
+                req.proc, req.args = _SYNC_REST, (entry, outcome, event, rest)
+                return False
+            core.events += 1
+            result = None
+        elif proc is _WHICH:
+            result = core.which_handlers()
+        else:
+            return False
+        core.requests += 1
+        # cheaper than asking done() first: it is done only if it timed out or its caller
+        # was cancelled
+        try:  # noqa: SIM105
+            req.fut.set_result(result)  # type: ignore[union-attr]
+        except asyncio.InvalidStateError:
+            pass
+        if self._pending:
+            self._answered()
+        return True
+
+    def _call_outcome(self, entry: Entry, out: Raised | Returned, request: Any) -> Procedure:
+        """The core's part of a queued call whose ``handle_call`` already ran. A
+        KeyboardInterrupt or SystemExit goes on once the request is finished, and a
+        CancelledError while the manager task is being cancelled is that cancellation (both as
+        when the core's ``call`` runs the callback)."""
+        if type(out) is Raised and isinstance(out.exception, asyncio.CancelledError):
+            running = asyncio.current_task()
+            if not self._finishing and running is not None and running.cancelling():
+                raise out.exception
+        try:
+            return (yield from self._core.call_result(entry, out, request))
+        finally:
+            if type(out) is Raised and isinstance(out.exception, FATAL):
+                raise out.exception
 
     async def _finish(self, stops: list[_Request]) -> BaseException | None:
         """Stop: refuse new messages, handle every event and info accepted before (a notify
@@ -1637,6 +1910,10 @@ class EventManager(Generic[E]):
                 _fail(
                     msg.fut, ManagerNotRunning(self, f" (it stopped before answering {msg.what})")
                 )
+        self._pending = None  # every request was answered
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
 
 def _nothing() -> Procedure:

@@ -284,7 +284,10 @@ class Entry:
         """The bound ``handle_info`` (an isolated handler's lane's ``post_info``), or None."""
         if not self.info.has_info:
             return None
-        return self.instance.handle_info if self.lane is None else self.lane.post_info
+        fn: Callable[[Any], Any] = (
+            self.instance.handle_info if self.lane is None else self.lane.post_info
+        )
+        return fn
 
     @property
     def info_is_async(self) -> bool:
