@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--quick] [--json FILE] [--only SUBSTRING]``: run, print, judge.
+"""``python -m benchmarks [--quick] [--json FILE] [--only SUBSTRING] [--plot DIR]``: run,
+print, judge (and plot).
 
 Exits 0 when every measurement ran (missing optional peers and OTP are skips, not failures),
 1 when a measurement raised: the quick run in CI keeps the suite from rotting. Timing figures are
@@ -25,6 +26,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="smoke run: tiny counts, seconds")
     p.add_argument("--json", metavar="FILE", help="also write the rows and targets as JSON")
     p.add_argument("--only", metavar="SUBSTRING", help="only scenarios whose name contains this")
+    p.add_argument("--plot", metavar="DIR", help="also write SVG plots into DIR (needs matplotlib)")
     return p.parse_args(argv)
 
 
@@ -87,6 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         h.write_json(args.json, rows, targets, cfg.meta)
         print(f"\nwrote {args.json}")
+    if args.plot:
+        from . import _plots  # noqa: PLC0415 - matplotlib only when asked for
+
+        for path in _plots.write(rows, args.plot):
+            print(f"wrote {path}")
     errors = [r for r in rows if r.error]
     if errors:
         print(f"\n{len(errors)} measurement(s) failed", file=sys.stderr)

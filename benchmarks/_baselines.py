@@ -365,9 +365,9 @@ class DequeServer(DequeMailbox):
             await self._park()
 
 
-async def deque_server(n: int, *, call: bool, latency: bool) -> list[int]:
-    """``n`` queued round trips to a :class:`DequeServer`, one event appended ahead of each:
-    per-op ns when ``latency``, else [total ns]."""
+async def deque_server(n: int, *, call: bool, latency: bool, ahead: int = 1) -> list[int]:
+    """``n`` queued round trips to a :class:`DequeServer`, ``ahead`` events appended ahead of
+    each: per-op ns when ``latency``, else [total ns]."""
     tally = Tally()
     srv = DequeServer(tally.handle, tally.answer if call else None)
     await asyncio.sleep(0)
@@ -377,7 +377,8 @@ async def deque_server(n: int, *, call: bool, latency: bool) -> list[int]:
     t0 = now()
     for i in range(n):
         s = now()
-        post(i)
+        for _ in range(ahead):
+            post(i)
         fut = create_future()
         post(_Req(i, fut))
         await fut
@@ -385,7 +386,7 @@ async def deque_server(n: int, *, call: bool, latency: bool) -> list[int]:
             samples.append(now() - s)
     elapsed = now() - t0
     await srv.stop()
-    _check([tally], n if call else 2 * n)
+    _check([tally], n * ahead if call else (ahead + 1) * n)
     return samples if latency else [elapsed]
 
 
@@ -447,6 +448,79 @@ def direct(n: int, *, call: bool, latency: bool) -> list[int]:
     elapsed = now() - t0
     _check([tally], 0 if call else n)
     return samples if latency else [elapsed]
+
+
+# ---------------------------------------------------------------- control operations
+
+
+class PlainHandler:
+    """A handler as a bare server would keep one: made, ``init``-ed, ``terminate``-d."""
+
+    def init(self, args: object) -> None:
+        """Start at zero."""
+        self.n = 0
+
+    def handle_event(self, event: object) -> None:
+        """Count one event."""
+        self.n += 1
+
+    def terminate(self, reason: object) -> None:
+        """Nothing to clean up."""
+
+
+async def bare_task_life(n: int) -> list[int]:
+    """The floor of a manager's life: ``n`` times, create and start a :class:`DequeServer`
+    task, do one round trip with it, and stop it (per-op ns)."""
+    tally = Tally()
+    loop = asyncio.get_running_loop()
+    now = h.now
+    samples: list[int] = []
+    for i in range(n):
+        s = now()
+        srv = DequeServer(tally.handle, tally.answer)
+        fut = loop.create_future()
+        srv.notify(_Req(i, fut))
+        await fut
+        await srv.stop()
+        samples.append(now() - s)
+    return samples
+
+
+async def bare_install(n: int, *, delete: bool) -> list[int]:
+    """The floor of ``add_handler`` (``delete=False``) or ``delete_handler`` on a busy server:
+    ``n`` queued round trips to a :class:`DequeServer`, one event ahead of each, whose answer
+    makes a handler and calls its ``init`` (or calls ``terminate`` on one made earlier)."""
+    tally = Tally()
+    made: list[PlainHandler] = []
+
+    def change(value: object) -> None:  # install one if there is none, else remove it
+        if made:
+            made.pop().terminate(value)
+        else:
+            handler = PlainHandler()
+            handler.init(value)
+            made.append(handler)
+
+    srv = DequeServer(tally.handle, change)
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    create_future, post, now = loop.create_future, srv.notify, h.now
+    samples: list[int] = []
+    for i in range(n):
+        if delete:  # untimed: a handler to remove
+            fut = create_future()
+            post(_Req(i, fut))
+            await fut
+        s = now()
+        post(i)
+        fut = create_future()
+        post(_Req(i, fut))
+        await fut
+        samples.append(now() - s)
+        if not delete:  # untimed: back to none
+            made.pop().terminate(None)
+    await srv.stop()
+    return samples
 
 
 async def _produce_yielding(notify: Callable[[int], object], n: int) -> None:
@@ -567,9 +641,50 @@ def _latencies(cfg: h.Config) -> list[h.Bench]:
     ]
 
 
+def _flooded(cfg: h.Config) -> list[h.Bench]:
+    per, rounds = max(cfg.latency_samples // cfg.latency_rounds // 10, 10), cfg.latency_rounds
+    fn = partial(deque_server, per, call=True, latency=True, ahead=h.FLOOD_AHEAD)
+    note = f"here {h.FLOOD_AHEAD} events ahead of each request"
+    return [h.median(h.CALL_FLOODED, h.DEQUE_RT, h.in_loop(fn), rounds, note)]
+
+
 def _inline_latencies(cfg: h.Config) -> list[h.Bench]:
     per, rounds = cfg.latency_samples // cfg.latency_rounds, cfg.latency_rounds
     return [h.latency(h.DIRECT, partial(direct, per, call=True, latency=True), rounds, inline=True)]
+
+
+def _uvloop(cfg: h.Config) -> list[h.Bench]:
+    """The bare floors on uvloop, beside genevent's uvloop rows."""
+    out: list[h.Bench] = []
+    have = h.uvloop_factory() is not None
+    if cfg.wants(h.NOTIFY_1):
+        n, reps = cfg.notify_events, cfg.reps
+        out.append(
+            h.rate(h.NOTIFY_1, h.DEQUE_UVLOOP, n, h.in_uvloop(partial(deque_mailbox, 1, n)), reps)
+            if have
+            else h.skip(h.NOTIFY_1, h.DEQUE_UVLOOP, h.NO_UVLOOP)
+        )
+    if cfg.wants_latency():
+        per, rounds = cfg.latency_samples // cfg.latency_rounds, cfg.latency_rounds
+        fn = partial(deque_server, per, call=True, latency=True)
+        out.append(
+            h.latency(h.DEQUE_RT_UVLOOP, h.in_uvloop(fn), rounds)
+            if have
+            else h.skip(h.CALL_MED, h.DEQUE_RT_UVLOOP, h.NO_UVLOOP)
+        )
+    return out
+
+
+def _control(cfg: h.Config) -> list[h.Bench]:
+    n, rounds = cfg.control_samples, cfg.latency_rounds
+    out: list[h.Bench] = []
+    if cfg.wants(h.LIFE):
+        out.append(h.median(h.LIFE, h.BARE_TASK, h.in_loop(partial(bare_task_life, n)), rounds))
+    for sc, impl, delete in ((h.ADD_BUSY, h.BARE_ADD, False), (h.DELETE_BUSY, h.BARE_DELETE, True)):
+        if cfg.wants(sc):
+            fn = h.in_loop(partial(bare_install, n, delete=delete))
+            out.append(h.median(sc, impl, fn, rounds))
+    return out
 
 
 def _yielding(cfg: h.Config) -> list[h.Bench]:
@@ -600,8 +715,12 @@ def benches(cfg: h.Config) -> list[h.Bench]:
         out += _latencies(cfg)
     if cfg.wants_latency(inline=True):
         out += _inline_latencies(cfg)
+    if cfg.wants(h.CALL_FLOODED):
+        out += _flooded(cfg)
     if cfg.wants(h.CALL_TPUT):
         out += _roundtrips(cfg, h.CALL_TPUT, call=True)
     if cfg.wants(h.CALL_TPUT_INLINE):
         out += _direct(cfg, h.CALL_TPUT_INLINE, call=True)
+    out += _control(cfg)
+    out += _uvloop(cfg)
     return out

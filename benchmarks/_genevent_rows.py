@@ -95,13 +95,20 @@ async def aio_xthread(n: int) -> int:
 
 
 async def aio_roundtrips(
-    n: int, what: str, *, latency: bool, queued: bool, timeout: float | None = 5.0
+    n: int,
+    what: str,
+    *,
+    latency: bool,
+    queued: bool,
+    timeout: float | None = 5.0,
+    ahead: int = 1,
 ) -> list[int]:
     """``n`` sync_notify or call round trips: per-op ns when ``latency``, else [total ns].
 
     ``queued``: one event is notified ahead of each request, so that it takes a busy manager's
     path (through the mailbox); otherwise requests go back to back on an idle manager, which
-    runs them inline in the caller. ``timeout`` is the call's (5 s is call's default)."""
+    runs them inline in the caller. ``timeout`` is the call's (5 s is call's default);
+    ``ahead``: how many events are notified ahead of each request when ``queued``."""
     mgr = aio.start()
     try:
         await mgr.add_handler(Counter)
@@ -111,7 +118,8 @@ async def aio_roundtrips(
         for i in range(n):
             s = now()
             if queued:
-                notify(i)
+                for _ in range(ahead):
+                    notify(i)
             if what == "sync":
                 await sync(i)
             else:
@@ -122,7 +130,7 @@ async def aio_roundtrips(
         count = await mgr.call(Counter, None)
     finally:
         await mgr.stop()
-    _check([count], (n if queued else 0) + (n if what == "sync" else 0))
+    _check([count], (n * ahead if queued else 0) + (n if what == "sync" else 0))
     return samples if latency else [elapsed]
 
 
@@ -208,7 +216,7 @@ def thread_notify(k: int, n: int, producers: int = 1, *, timing: bool = False) -
 
 
 def thread_roundtrips(
-    n: int, what: str, *, latency: bool, queued: bool, inline: bool = False
+    n: int, what: str, *, latency: bool, queued: bool, inline: bool = False, ahead: int = 1
 ) -> list[int]:
     """``n`` sync_notify or call round trips on the thread runtime: per-op ns or [total ns].
 
@@ -223,7 +231,8 @@ def thread_roundtrips(
         for i in range(n):
             s = now()
             if queued:
-                notify(i)
+                for _ in range(ahead):
+                    notify(i)
             if what == "sync":
                 sync(i)
             else:
@@ -234,7 +243,7 @@ def thread_roundtrips(
         count = mgr.call(Counter, None)
     finally:
         mgr.stop()
-    _check([count], (n if queued else 0) + (n if what == "sync" else 0))
+    _check([count], (n * ahead if queued else 0) + (n if what == "sync" else 0))
     return samples if latency else [elapsed]
 
 
@@ -451,6 +460,17 @@ def _latencies(cfg: h.Config) -> list[h.Bench]:
     ]
 
 
+def _flooded(cfg: h.Config) -> list[h.Bench]:
+    per, rounds = max(cfg.latency_samples // cfg.latency_rounds // 10, 10), cfg.latency_rounds
+    ahead = h.FLOOD_AHEAD
+    aio_fn = partial(aio_roundtrips, per, "call", latency=True, queued=True, ahead=ahead)
+    thread_fn = partial(thread_roundtrips, per, "call", latency=True, queued=True, ahead=ahead)
+    return [
+        h.median(h.CALL_FLOODED, h.GE_AIO, h.in_loop(aio_fn), rounds),
+        h.median(h.CALL_FLOODED, h.GE_THREADS, thread_fn, rounds),
+    ]
+
+
 def _inline_latencies(cfg: h.Config) -> list[h.Bench]:
     per, rounds = cfg.latency_samples // cfg.latency_rounds, cfg.latency_rounds
     return [
@@ -469,6 +489,95 @@ def _inline_latencies(cfg: h.Config) -> list[h.Bench]:
             inline=True,
         ),
     ]
+
+
+async def aio_life(n: int) -> list[int]:
+    """Per-op ns of ``n`` manager lives: start, add the first handler, stop."""
+    now = h.now
+    samples: list[int] = []
+    for _ in range(n):
+        s = now()
+        mgr = aio.start()
+        await mgr.add_handler(Counter)
+        await mgr.stop()
+        samples.append(now() - s)
+    return samples
+
+
+async def aio_install(n: int, *, delete: bool) -> list[int]:
+    """Per-op ns of ``n`` add_handler (or delete_handler) calls on a manager with one handler,
+    one event notified ahead of each; the other half of each pair is untimed."""
+    mgr = aio.start()
+    try:
+        await mgr.add_handler(Counter)
+        now, notify = h.now, mgr.notify
+        add, remove = mgr.add_handler, mgr.delete_handler
+        samples: list[int] = []
+        for i in range(n):
+            ref = (Counter, i)
+            if delete:
+                await add(ref)
+                s = now()
+                notify(i)
+                await remove(ref)
+            else:
+                s = now()
+                notify(i)
+                await add(ref)
+            samples.append(now() - s)
+            if not delete:
+                await remove(ref)
+        count = await mgr.call(Counter, None)
+    finally:
+        await mgr.stop()
+    _check([count], n)
+    return samples
+
+
+def _uvloop(cfg: h.Config) -> list[h.Bench]:
+    """genevent on uvloop (the ``uvloop`` extra): notify, queued sync_notify and call."""
+    out: list[h.Bench] = []
+    have = h.uvloop_factory() is not None
+    impl = h.GE_UVLOOP
+    if cfg.wants(h.NOTIFY_1):
+        n, reps = cfg.notify_events, cfg.reps
+        out.append(
+            h.rate(h.NOTIFY_1, impl, n, h.in_uvloop(partial(aio_notify, 1, n)), reps)
+            if have
+            else h.skip(h.NOTIFY_1, impl, h.NO_UVLOOP)
+        )
+    if cfg.wants(h.SYNC):
+        n, reps = cfg.roundtrips, cfg.rt_reps
+
+        async def sync_once() -> int:
+            return (await aio_roundtrips(n, "sync", latency=False, queued=True))[0]
+
+        out.append(
+            h.rate(h.SYNC, impl, n, h.in_uvloop(sync_once), reps, QUEUED_NOTE)
+            if have
+            else h.skip(h.SYNC, impl, h.NO_UVLOOP)
+        )
+    if cfg.wants_latency():
+        per, rounds = cfg.latency_samples // cfg.latency_rounds, cfg.latency_rounds
+        fn = partial(aio_roundtrips, per, "call", latency=True, queued=True)
+        out.append(
+            h.latency(impl, h.in_uvloop(fn), rounds, QUEUED_NOTE)
+            if have
+            else h.skip(h.CALL_MED, impl, h.NO_UVLOOP)
+        )
+    return out
+
+
+def _control(cfg: h.Config) -> list[h.Bench]:
+    n, rounds = cfg.control_samples, cfg.latency_rounds
+    out: list[h.Bench] = []
+    if cfg.wants(h.LIFE):
+        out.append(h.median(h.LIFE, h.GE_AIO, h.in_loop(partial(aio_life, n)), rounds))
+    for sc, delete in ((h.ADD_BUSY, False), (h.DELETE_BUSY, True)):
+        if cfg.wants(sc):
+            fn = h.in_loop(partial(aio_install, n, delete=delete))
+            out.append(h.median(sc, h.GE_AIO, fn, rounds))
+    return out
 
 
 async def aio_yielding(n: int) -> int:
@@ -688,12 +797,16 @@ def benches(cfg: h.Config) -> list[h.Bench]:
         out += _latencies(cfg)
     if cfg.wants_latency(inline=True):
         out += _inline_latencies(cfg)
+    if cfg.wants(h.CALL_FLOODED):
+        out += _flooded(cfg)
     if cfg.wants(h.CALL_TPUT):
         out += _roundtrips(cfg, h.CALL_TPUT, "call")
     if cfg.wants(h.CALL_TPUT_INLINE):
         out += _inline(cfg, h.CALL_TPUT_INLINE, "call")
     out += _bounded(cfg)
     out += _isolation(cfg)
+    out += _control(cfg)
+    out += _uvloop(cfg)
     return out
 
 

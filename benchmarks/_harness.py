@@ -34,6 +34,10 @@ SQ_RT_BUSY = "two SimpleQueues + thread, one event ahead"
 DIRECT = "caller runs the handler itself"
 XT_DEQUE = "deque + call_soon_threadsafe wake-up"
 GE_AIO = "genevent asyncio"
+GE_UVLOOP = "genevent asyncio on uvloop"
+DEQUE_UVLOOP = "deque mailbox on uvloop"
+DEQUE_RT_UVLOOP = "deque server + Future on uvloop, one event ahead"
+NO_UVLOOP = "skipped (uvloop not installed: pip install genevent[uvloop])"
 GE_THREADS = "genevent threads"
 GE_THREADS_INLINE = "genevent threads, inline=True"
 PYKKA_TELL = "pykka tell"
@@ -42,6 +46,9 @@ PYEE = "pyee emit"
 BLINKER = "blinker send"
 OTP = "OTP gen_event"
 PLAIN_OBJECT = "plain object + bound method in a list"
+BARE_TASK = "bare task: create, one round trip, stop"
+BARE_ADD = "bare queued round trip + handler made and init() called"
+BARE_DELETE = "bare queued round trip + terminate() called"
 
 
 @dataclass(frozen=True)
@@ -73,11 +80,22 @@ SYNC = Scenario("sync_notify, queued (one event ahead of each)", "ops/s", "highe
 SYNC_INLINE = Scenario("sync_notify, idle manager (inline fast path)", "ops/s", "higher", DIRECT)
 CALL_MED = Scenario("call round trip, queued (one event ahead), median", "µs", "lower", DEQUE_RT)
 CALL_P99 = Scenario("call round trip, queued (one event ahead), p99", "µs", "lower", DEQUE_RT)
+FLOOD_AHEAD = 100
+CALL_FLOODED = Scenario(
+    f"call round trip, flooded ({FLOOD_AHEAD} events ahead), median", "µs", "lower", DEQUE_RT
+)
 CALL_TPUT = Scenario("call throughput, queued (one event ahead)", "calls/s", "higher", DEQUE_RT)
 CALL_INLINE_MED = Scenario("call, idle manager (inline fast path), median", "µs", "lower", DIRECT)
 CALL_INLINE_P99 = Scenario("call, idle manager (inline fast path), p99", "µs", "lower", DIRECT)
 CALL_TPUT_INLINE = Scenario(
     "call throughput, idle manager (inline fast path)", "calls/s", "higher", DIRECT
+)
+# Control operations (asyncio): a manager's life, and handler installation on a busy manager
+# (one event queued ahead); the floors do the same work with a bare server task.
+LIFE = Scenario("start + first add_handler + stop, median", "µs", "lower", BARE_TASK)
+ADD_BUSY = Scenario("add_handler, queued (one event ahead), median", "µs", "lower", BARE_ADD)
+DELETE_BUSY = Scenario(
+    "delete_handler, queued (one event ahead), median", "µs", "lower", BARE_DELETE
 )
 MEM_MANAGER = Scenario("memory per idle manager with 1 handler", "bytes", "lower", DEQUE)
 MEM_HANDLER = Scenario("memory per handler", "bytes", "lower", PLAIN_OBJECT)
@@ -128,10 +146,14 @@ SCENARIOS: tuple[Scenario, ...] = (
     SYNC_INLINE,
     CALL_MED,
     CALL_P99,
+    CALL_FLOODED,
     CALL_TPUT,
     CALL_INLINE_MED,
     CALL_INLINE_P99,
     CALL_TPUT_INLINE,
+    LIFE,
+    ADD_BUSY,
+    DELETE_BUSY,
     MEM_MANAGER,
     MEM_HANDLER,
     FIT_1GB,
@@ -170,6 +192,7 @@ class Config:
     roundtrips: int = 40_000
     latency_samples: int = 20_000
     latency_rounds: int = 4
+    control_samples: int = 5_000
     reps: int = 5
     rt_reps: int = 3
     mem_managers: int = 2_000
@@ -193,6 +216,7 @@ class Config:
             roundtrips=500,
             latency_samples=500,
             latency_rounds=1,
+            control_samples=100,
             reps=1,
             rt_reps=1,
             mem_managers=50,
@@ -294,6 +318,14 @@ def latency(
     return Bench(med, impl, latency=round_, reps=rounds + 1, note=note, p99=p99)
 
 
+def median(
+    scenario: Scenario, impl: str, round_: Callable[[], list[int]], rounds: int, note: str = ""
+) -> Bench:
+    """A per-operation bench reported as its median only (``round_()`` returns per-op ns;
+    the first round warms up)."""
+    return Bench(scenario, impl, latency=round_, reps=rounds + 1, note=note)
+
+
 def skip(scenario: Scenario, impl: str, why: str) -> Bench:
     """A bench that is not run: its row says why."""
     return Bench(scenario, impl, skip=why)
@@ -304,6 +336,27 @@ def in_loop(make: Callable[[], Coroutine[Any, Any, T]]) -> Callable[[], T]:
 
     def run_it() -> T:
         return asyncio.run(make())
+
+    return run_it
+
+
+def uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's ``new_event_loop`` when uvloop is installed (the ``uvloop`` extra), else None."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def in_uvloop(make: Callable[[], Coroutine[Any, Any, T]]) -> Callable[[], T]:
+    """Like :func:`in_loop`, on a fresh uvloop event loop (check :func:`uvloop_factory`)."""
+
+    def run_it() -> T:
+        factory = uvloop_factory()
+        assert factory is not None
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(make())
 
     return run_it
 
@@ -358,17 +411,17 @@ def run(benches: Sequence[Bench]) -> list[Row]:
 def _rows_of(
     b: Bench, ns: float | None, samples: list[int], exc: BaseException | None
 ) -> list[Row]:
-    p99 = b.p99 or CALL_P99
-    scenarios = [b.scenario, p99] if b.latency is not None else [b.scenario]
+    p99 = b.p99
+    scenarios = [b.scenario, p99] if b.latency is not None and p99 else [b.scenario]
     if b.skip:
         return [skipped(sc, b.impl, b.skip) for sc in scenarios]
     if exc is not None:
         return [failed(sc, b.impl, exc) for sc in scenarios]
     if b.latency is not None:
-        return [
-            row(b.scenario, b.impl, percentile(samples, 0.5) / 1000, b.note),
-            row(p99, b.impl, percentile(samples, 0.99) / 1000, b.note),
-        ]
+        med = row(b.scenario, b.impl, percentile(samples, 0.5) / 1000, b.note)
+        if p99 is None:
+            return [med]
+        return [med, row(p99, b.impl, percentile(samples, 0.99) / 1000, b.note)]
     return [row(b.scenario, b.impl, per_second(b.count, ns) if ns else None, b.note)]
 
 

@@ -29,6 +29,11 @@ FIGURES: dict[str, tuple[h.Scenario, str, str]] = {
     "call_median": (h.CALL_MED, h.OTP, QUEUED_NOTE),
     "call_p99": (h.CALL_P99, h.OTP, QUEUED_NOTE),
     "call_tput": (h.CALL_TPUT, h.OTP, QUEUED_NOTE),
+    "call_flooded": (h.CALL_FLOODED, h.OTP, ""),
+    "call_idle": (h.CALL_INLINE_MED, h.OTP, "no inline path: a round trip to an idle manager"),
+    "life": (h.LIFE, h.OTP, ""),
+    "add_busy": (h.ADD_BUSY, h.OTP, QUEUED_NOTE),
+    "delete_busy": (h.DELETE_BUSY, h.OTP, QUEUED_NOTE),
     "mem_manager": (h.MEM_MANAGER, h.OTP, "erlang:memory(processes) growth"),
     "mem_handler": (h.MEM_HANDLER, h.OTP, "manager's process_info memory growth"),
 }
@@ -81,6 +86,7 @@ def measure(cfg: h.Config) -> Run | None:
         cfg.reps,
         cfg.mem_managers,
         cfg.mem_handlers,
+        cfg.control_samples,
     ]
     try:
         done = subprocess.run(

@@ -163,6 +163,33 @@ def evaluate(rows: Sequence[h.Row], cfg: h.Config) -> list[Target]:
             "the handler not isolated",
         )
     )
+    for sc, what in (
+        (h.LIFE, "start + first add_handler + stop"),
+        (h.ADD_BUSY, "add_handler, queued,"),
+        (h.DELETE_BUSY, "delete_handler, queued,"),
+    ):
+        t.append(
+            _ratio_target(
+                rows,
+                f"asyncio {what} median <= 1.5x its bare floor",
+                sc,
+                h.GE_AIO,
+                str(sc.baseline),
+                lambda r: r <= 1.5,
+                "the floor's median",
+            )
+        )
+    t.append(
+        _ratio_target(
+            rows,
+            "asyncio memory per handler <= 2x a plain object + bound method",
+            h.MEM_HANDLER,
+            h.GE_AIO,
+            h.PLAIN_OBJECT,
+            lambda r: r <= 2.0,
+            "the plain object's bytes",
+        )
+    )
     mem = _value(rows, h.MEM_MANAGER, h.GE_AIO)
     name = "idle asyncio manager with one handler <= 4 KB"
     if mem is None:

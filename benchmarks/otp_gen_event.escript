@@ -7,6 +7,7 @@
 %%
 %% usage: escript otp_gen_event.escript NotifyEvents FanoutInvocations RoundTrips
 %%                                      LatencySamples Reps MemManagers MemHandlers
+%%                                      ControlSamples
 %% prints one line per figure: "<name> <value> <unit>".
 -module(otp_gen_event).
 -mode(compile).
@@ -26,10 +27,11 @@ code_change(_OldVsn, N, _Extra) -> {ok, N}.
 
 %% ------------------------------------------------------------------ main
 
-main([NotifyS, FanoutS, RoundTripsS, LatencyS, RepsS, MemMgrS, MemHandlersS]) ->
-    [Notify, Fanout, RoundTrips, Latency, Reps, MemMgr, MemHandlers] =
+main([NotifyS, FanoutS, RoundTripsS, LatencyS, RepsS, MemMgrS, MemHandlersS, ControlS]) ->
+    [Notify, Fanout, RoundTrips, Latency, Reps, MemMgr, MemHandlers, Control] =
         [list_to_integer(A)
-         || A <- [NotifyS, FanoutS, RoundTripsS, LatencyS, RepsS, MemMgrS, MemHandlersS]],
+         || A <- [NotifyS, FanoutS, RoundTripsS, LatencyS, RepsS, MemMgrS, MemHandlersS,
+                  ControlS]],
     out(otp_release, list_to_integer(erlang:system_info(otp_release)), release),
     out(schedulers, erlang:system_info(schedulers_online), count),
     lists:foreach(
@@ -51,13 +53,29 @@ main([NotifyS, FanoutS, RoundTripsS, LatencyS, RepsS, MemMgrS, MemHandlersS]) ->
                 [call_latency(max(1, Latency div Rounds)) || _ <- lists:seq(1, Rounds)])),
     out(call_median, percentile(Samples, 0.5) / 1000, us),
     out(call_p99, percentile(Samples, 0.99) / 1000, us),
+    FloodN = max(10, Latency div Rounds div 10),
+    _ = call_latency(FloodN, 100),
+    Flooded = lists:sort(lists:append([call_latency(FloodN, 100) || _ <- lists:seq(1, Rounds)])),
+    out(call_flooded, percentile(Flooded, 0.5) / 1000, us),
+    _ = call_latency(max(1, Latency div Rounds), 0),
+    Idle = lists:sort(lists:append(
+             [call_latency(max(1, Latency div Rounds), 0) || _ <- lists:seq(1, Rounds)])),
+    out(call_idle, percentile(Idle, 0.5) / 1000, us),
     out(call_tput, rate(RoundTrips, best(RtReps, fun() -> call_once(RoundTrips) end)), per_s),
+    %% control operations: medians of per-operation samples, after a warm-up round
+    lists:foreach(
+      fun({Name, F}) ->
+              _ = F(Control),
+              S = lists:sort(lists:append([F(Control) || _ <- lists:seq(1, Rounds)])),
+              out(Name, percentile(S, 0.5) / 1000, us)
+      end, [{life, fun life/1}, {add_busy, fun add_busy/1}, {delete_busy, fun delete_busy/1}]),
     out(mem_manager, mem_per_manager(MemMgr), bytes),
     out(mem_handler, mem_per_handler(MemHandlers), bytes),
     halt(0);
 main(_) ->
     io:format(standard_error, "usage: escript otp_gen_event.escript NotifyEvents "
-              "FanoutInvocations RoundTrips LatencySamples Reps MemManagers MemHandlers~n", []),
+              "FanoutInvocations RoundTrips LatencySamples Reps MemManagers MemHandlers "
+              "ControlSamples~n", []),
     halt(2).
 
 %% ------------------------------------------------------------------ scenarios
@@ -124,18 +142,58 @@ call_once(N) ->
     check(M, 1, N),
     T1 - T0.
 
-latency_loop(_M, 0, Acc) -> Acc;
-latency_loop(M, N, Acc) ->
+latency_loop(_M, 0, _Ahead, Acc) -> Acc;
+latency_loop(M, N, Ahead, Acc) ->
     T0 = now_ns(),
-    ok = gen_event:notify(M, N),
+    [ok = gen_event:notify(M, N) || _ <- lists:seq(1, Ahead)],
     _ = gen_event:call(M, {?MODULE, 1}, N),
-    latency_loop(M, N - 1, [now_ns() - T0 | Acc]).
+    latency_loop(M, N - 1, Ahead, [now_ns() - T0 | Acc]).
 
-call_latency(N) ->
+call_latency(N) -> call_latency(N, 1).
+
+%% N calls, each with Ahead notifies queued ahead of it (0: an idle manager).
+call_latency(N, Ahead) ->
     M = start_manager(1),
-    Samples = latency_loop(M, N, []),
-    check(M, 1, N),
+    Samples = latency_loop(M, N, Ahead, []),
+    check(M, 1, N * Ahead),
     Samples.
+
+%% N manager lives: start, add the first handler, stop (per-operation ns).
+life(N) ->
+    [begin
+         T0 = now_ns(),
+         {ok, M} = gen_event:start(),
+         ok = gen_event:add_handler(M, {?MODULE, 1}, []),
+         ok = gen_event:stop(M),
+         now_ns() - T0
+     end || _ <- lists:seq(1, N)].
+
+%% N add_handler (delete_handler) calls on a manager with one handler, one notify ahead of
+%% each; the other half of each pair is untimed.
+add_busy(N) ->
+    M = start_manager(1),
+    S = [begin
+             T0 = now_ns(),
+             ok = gen_event:notify(M, I),
+             ok = gen_event:add_handler(M, {?MODULE, I + 1}, []),
+             T = now_ns() - T0,
+             ok = gen_event:delete_handler(M, {?MODULE, I + 1}, []),
+             T
+         end || I <- lists:seq(1, N)],
+    check(M, 1, N),
+    S.
+
+delete_busy(N) ->
+    M = start_manager(1),
+    S = [begin
+             ok = gen_event:add_handler(M, {?MODULE, I + 1}, []),
+             T0 = now_ns(),
+             ok = gen_event:notify(M, I),
+             ok = gen_event:delete_handler(M, {?MODULE, I + 1}, []),
+             now_ns() - T0
+         end || I <- lists:seq(1, N)],
+    check(M, 1, N),
+    S.
 
 %% erlang:memory(processes) growth per idle manager with one handler.
 mem_per_manager(K) ->
