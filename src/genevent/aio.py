@@ -208,6 +208,28 @@ def _awaited_codes(awaitable: Any) -> list[Any]:
     return codes
 
 
+class _Pending(deque[_Request]):
+    """A manager's requests with a deadline, in mailbox order until answered, with what
+    watches them: one timer (the watchdog), armed at the earliest deadline only while the
+    manager's work is suspended in an await (see ``EventManager._suspend``). Made on first
+    use; kept on one attribute, since the manager's instance dictionary stays compact (and
+    small) only while its attributes are few."""
+
+    __slots__ = ("sorted", "time", "watchdog", "watchdog_at")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        #: whether the deadlines are in mailbox order (they are, unless timeouts differ)
+        self.sorted = True
+        self.watchdog: asyncio.TimerHandle | None = None
+        self.watchdog_at = 0.0
+        # the loop's clock (deadlines are compared with it); the default loop's is
+        # time.monotonic itself, called without the method in between
+        self.time: Callable[[], float] = (
+            time.monotonic if type(loop).time is asyncio.BaseEventLoop.time else loop.time
+        )
+
+
 def _consume_outcome(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():
         fut.exception()
@@ -263,23 +285,13 @@ class EventManager(Generic[E]):
         self._finishing = False
         self._dispatch_task: object = None
         self._inline_done: asyncio.Future[None] | None = None
-        # requests with a deadline, in mailbox order, until answered; one timer (the watchdog)
-        # is armed at the earliest deadline while any is pending (see _enqueue)
-        self._pending: deque[_Request] | None = None
-        self._pending_sorted = True
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._watchdog_at = 0.0
+        # requests with a deadline until answered, and their watchdog (see _enqueue); made
+        # on first use (an idle manager's attributes stay few: see _Pending)
+        self._pending: _Pending | None = None
         #: how many awaits the manager's work is suspended in (a coroutine callback, a turn
         #: given to the loop, an inline request's work): only then can a deadline pass before
         #: the manager gets to the request, so only then is the watchdog armed
         self._suspended = 0
-        # the loop's clock (deadlines are compared with it); the default loop's is
-        # time.monotonic itself, called without the method in between
-        self._time = (
-            time.monotonic
-            if type(self._loop).time is asyncio.BaseEventLoop.time
-            else self._loop.time
-        )
         # created on first use: an idle manager must stay small (benchmarks: <= 4 KB)
         self._watched: set[Any] | None = None
         self._spawned: set[asyncio.Future[Any]] | None = None
@@ -372,7 +384,7 @@ class EventManager(Generic[E]):
         with _seal_lock:
             lost = len(self._mailbox)
             self._mailbox.clear()
-        self._pending = self._watchdog = None  # the loop is closed: its timers never fire
+        self._pending = None  # the loop is closed: its timers never fire
         self._dropped += lost
         log.error(
             "genevent manager %r: its event loop was closed while it was running; %d queued "
@@ -570,25 +582,27 @@ class EventManager(Generic[E]):
     def _deadline(self, req: _Request, ahead: int, timeout: float) -> None:
         """Give ``req`` its deadline: it joins the pending requests (and the watchdog is armed
         now if the manager's work is suspended)."""
-        req.ahead = ahead
-        req.timeout = timeout
-        req.deadline = at = self._time() + timeout
         pending = self._pending
         if pending is None:
-            pending = self._pending = deque()
+            pending = self._pending = _Pending(self._loop)
+        req.ahead = ahead
+        req.timeout = timeout
+        req.deadline = at = pending.time() + timeout
         if not pending:
-            self._pending_sorted = True
+            pending.sorted = True
         elif at < pending[-1].deadline:
-            self._pending_sorted = False
+            pending.sorted = False
         pending.append(req)
-        if self._suspended and (self._watchdog is None or at < self._watchdog_at):
+        if self._suspended and (pending.watchdog is None or at < pending.watchdog_at):
             self._arm(at)
 
     def _arm(self, at: float) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-        self._watchdog = self._loop.call_at(at, self._expire_due)
-        self._watchdog_at = at
+        pending = self._pending
+        assert pending is not None
+        if pending.watchdog is not None:
+            pending.watchdog.cancel()
+        pending.watchdog = self._loop.call_at(at, self._expire_due)
+        pending.watchdog_at = at
 
     def _suspend(self) -> None:
         """The manager's work is about to await something other than its mailbox: from now
@@ -604,22 +618,22 @@ class EventManager(Generic[E]):
         """Arm the watchdog at the earliest deadline still pending, if it is not armed."""
         self._answered()
         pending = self._pending
-        if pending and self._watchdog is None:
+        if pending and pending.watchdog is None:
             self._arm(
-                min(r.deadline for r in pending)
-                if not self._pending_sorted
-                else pending[0].deadline
+                min(r.deadline for r in pending) if not pending.sorted else pending[0].deadline
             )
 
     def _expire_due(self) -> None:
         """The watchdog: fail every pending request whose deadline has passed, then re-arm at
         the earliest deadline still pending (if any)."""
-        self._watchdog = None
         pending = self._pending
+        if pending is None:
+            return
+        pending.watchdog = None
         if not pending:
             return
-        now = self._time()
-        sorted_ = self._pending_sorted
+        now = pending.time()
+        sorted_ = pending.sorted
         earliest: float | None = None
         for req in pending:  # _expire only schedules callbacks: nothing changes pending here
             if req.fut is None or req.fut.done():
@@ -766,19 +780,19 @@ class EventManager(Generic[E]):
             mailbox = self._mailbox
             req = _Request(_CALL, (handler, request), fut, "call")
             if timeout is not None:  # _deadline, inlined
+                pending = self._pending
+                if pending is None:
+                    pending = self._pending = _Pending(self._loop)
                 req.ahead = len(mailbox)
                 req.timeout = timeout
-                req.deadline = at = self._time() + timeout
-                pending = self._pending
+                req.deadline = at = pending.time() + timeout
                 if pending:
                     if at < pending[-1].deadline:
-                        self._pending_sorted = False
+                        pending.sorted = False
                 else:
-                    if pending is None:
-                        pending = self._pending = deque()
-                    self._pending_sorted = True
+                    pending.sorted = True
                 pending.append(req)
-                if self._suspended and (self._watchdog is None or at < self._watchdog_at):
+                if self._suspended and (pending.watchdog is None or at < pending.watchdog_at):
                     self._arm(at)
             mailbox.append(req)
             return await fut  # type: ignore[no-any-return]
@@ -1910,10 +1924,10 @@ class EventManager(Generic[E]):
                 _fail(
                     msg.fut, ManagerNotRunning(self, f" (it stopped before answering {msg.what})")
                 )
-        self._pending = None  # every request was answered
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+        if self._pending is not None:  # every request was answered
+            if self._pending.watchdog is not None:
+                self._pending.watchdog.cancel()
+            self._pending = None
 
 
 def _nothing() -> Procedure:
