@@ -16,7 +16,15 @@ from typing import Any
 
 import pytest
 
-from genevent import EventHandler, MailboxFull, ManagerNotRunning, aio, threads
+from genevent import (
+    EventHandler,
+    MailboxFull,
+    ManagerNotRunning,
+    _thread_owners,
+    _thread_server,
+    aio,
+    threads,
+)
 from genevent._mailbox import check_mailbox
 from genevent._overflow import OVERFLOW_POLICIES
 from tests.handlers import WAIT
@@ -499,10 +507,10 @@ def test_exit_hook_counts_what_it_drops(monkeypatch: pytest.MonkeyPatch) -> None
     assert GatedThread.entered.wait(WAIT)
     for i in range(5):
         mgr.notify(i)
-    live = threads._live
-    monkeypatch.setattr(threads, "_live", {mgr._srv})
+    live = _thread_server._live
+    monkeypatch.setattr(_thread_server, "_live", {mgr._srv})
     monkeypatch.setattr(threads, "EXIT_TIMEOUT", 0.0)
-    monkeypatch.setattr(threads, "_exiting", False)
+    monkeypatch.setattr(_thread_owners, "_exiting", False)
     try:
         threads._stop_all_at_exit()
     finally:

@@ -21,6 +21,7 @@ from genevent import (
     InvalidOwner,
     OwnerExited,
     Stopped,
+    _thread_owners,
     aio,
     threads,
 )
@@ -255,7 +256,7 @@ def test_failed_supervised_adds_leave_no_owner_watch(rec: Recorder) -> None:
                 mgr.add_sup_handler(
                     H, Spec(rec, init=lambda h: 1 / 0), owner=ended, on_exit=rec.notice
                 )
-    assert ended not in threads._watches
+    assert ended not in _thread_owners._watches
 
 
 def test_stopped_manager_forgets_its_thread_id(rec: Recorder) -> None:

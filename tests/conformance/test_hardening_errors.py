@@ -35,6 +35,8 @@ from genevent import (
     StartFailed,
     Swap,
     Swapped,
+    _thread_owners,
+    _thread_server,
     threads,
 )
 from tests.handlers import H2, WAIT, H, Recorder, Spec, raise_, returns
@@ -487,10 +489,10 @@ def test_exit_hook_logs_what_it_drops(monkeypatch: pytest.MonkeyPatch, reports: 
     rec.wait("h", "waiting")
     for i in range(3):
         mgr.notify(i)
-    live = threads._live
-    monkeypatch.setattr(threads, "_live", {mgr._srv})
+    live = _thread_server._live
+    monkeypatch.setattr(_thread_server, "_live", {mgr._srv})
     monkeypatch.setattr(threads, "EXIT_TIMEOUT", 0.0)
-    monkeypatch.setattr(threads, "_exiting", False)
+    monkeypatch.setattr(_thread_owners, "_exiting", False)
     try:
         threads._stop_all_at_exit()
     finally:
