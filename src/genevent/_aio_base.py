@@ -44,7 +44,6 @@ from ._errors import (
 from ._lanes import (
     CAUGHT_UP,
     CONCERNED,
-    Barrier,
     Lane,
     TaskLane,
     ThreadLane,
@@ -52,8 +51,10 @@ from ._lanes import (
     call_applied,
     check_isolation,
     lanes_to_wait_for,
-    left_behind,
+    leave_behind,
+    pass_call,
     reap,
+    when_caught_up,
 )
 from ._mailbox import Bound, log_backlog, take_backlog
 from ._metrics import Timings
@@ -734,12 +735,8 @@ class _ManagerBase(Generic[E]):
         the manager, and comes back to the mailbox. True when ``req`` was taken care of."""
         what = req.what
         core = self._core
-        if what == "call":
-            entry = core.find(req.args[0])
-            if entry is not None and entry.lane is not None and entry.call_fn is not None:
-                core.requests += 1
-                entry.lane.post_call(req.args[1], req)
-                return True
+        if what == "call" and pass_call(core, req.args[0], req.args[1], req):
+            return True
         if what == "sync_notify":
             core.requests += 1
             core.events += 1
@@ -762,22 +759,11 @@ class _ManagerBase(Generic[E]):
 
     def _after(self, lanes: list[Lane], then: _Request) -> None:
         """Post ``then`` to the mailbox once every lane in ``lanes`` caught up."""
-        if not lanes:
-            self._lane_post(then)
-            return
-        barrier = Barrier(len(lanes), lambda: self._lane_post(then))
-        for lane in lanes:
-            lane.mark(barrier)
+        when_caught_up(lanes, lambda: self._lane_post(then))
 
     def _reap(self) -> None:
         if self._lanes:
-            before = list(self._lanes)
-            reap(self._core, self._lanes)
-            if len(before) != len(self._lanes):
-                kept = {id(lane) for lane in self._lanes}
-                self._lane_dropped += sum(
-                    lane.counts.dropped for lane in before if id(lane) not in kept
-                )
+            self._lane_dropped += reap(self._core, self._lanes)
 
     async def _lane_job(self, eff: Invoke) -> Raised | Returned:
         lane: Lane = eff.via
@@ -795,9 +781,7 @@ class _ManagerBase(Generic[E]):
             return Returned(None)
 
     def _abandon(self, lane: Lane) -> None:
-        if not lane.abandoned:
-            left_behind(self, lane)
-            lane.abandon()  # type: ignore[attr-defined]
+        if leave_behind(self, lane):
             self._left_behind += 1
 
     async def _settle_lanes(self) -> bool:

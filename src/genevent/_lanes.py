@@ -735,19 +735,54 @@ def call_applied(
             raise out.exception  # on purpose: it wins over the caller's error
 
 
-def reap(core: ManagerCore, lanes: list[Lane]) -> None:
+def reap(core: ManagerCore, lanes: list[Lane]) -> int:
     """After the table changed: every lane serves the entry that uses it now; a lane no entry
-    uses is closed and forgotten."""
+    uses is closed and forgotten. Returns how many events the closed lanes' mailboxes dropped
+    (the manager counts them from then on)."""
     using = {id(e.lane): e for e in core.entries if e.lane is not None}
     keep = []
+    closed = []
     for lane in lanes:
         entry = using.get(id(lane))
         if entry is None:
             lane.close()
+            closed.append(lane)
         else:
             lane.serve(entry)
             keep.append(lane)
     lanes[:] = keep
+    return sum(lane.counts.dropped for lane in closed)
+
+
+def pass_call(core: ManagerCore, handler: Any, request: Any, req: Any) -> bool:
+    """A call to an isolated handler goes to its lane, not through the manager: True when
+    ``req`` (the caller's request, answered by the lane) was passed on."""
+    entry = core.find(handler)
+    if entry is not None and entry.lane is not None and entry.call_fn is not None:
+        core.requests += 1
+        entry.lane.post_call(request, req)
+        return True
+    return False
+
+
+def when_caught_up(lanes: list[Lane], then: Callable[[], None]) -> None:
+    """Run ``then`` once every lane in ``lanes`` handled what it was given (at once if none)."""
+    if not lanes:
+        then()
+        return
+    barrier = Barrier(len(lanes), then)
+    for lane in lanes:
+        lane.mark(barrier)
+
+
+def leave_behind(manager: Any, lane: Lane) -> bool:
+    """Stopping, ``lane`` did not finish within its stop timeout: log it and let it go. False
+    if it was left behind already."""
+    if lane.abandoned:
+        return False
+    left_behind(manager, lane)
+    lane.abandon()  # type: ignore[attr-defined]
+    return True
 
 
 def left_behind(manager: Any, lane: Lane) -> None:

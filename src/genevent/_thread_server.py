@@ -40,14 +40,15 @@ from ._errors import (
 from ._lanes import (
     CAUGHT_UP,
     CONCERNED,
-    Barrier,
     Lane,
     ThreadLane,
     applied,
     call_applied,
     lanes_to_wait_for,
-    left_behind,
+    leave_behind,
+    pass_call,
     reap,
+    when_caught_up,
 )
 from ._mailbox import Bound, log_backlog, take_backlog
 from ._metrics import Timings
@@ -636,12 +637,8 @@ class _Server:
         the manager, and comes back to the mailbox. True when ``req`` was taken care of."""
         what = req.what
         core = self.core
-        if what == "call":
-            entry = core.find(req.args[0])
-            if entry is not None and entry.lane is not None and entry.call_fn is not None:
-                core.requests += 1
-                entry.lane.post_call(req.args[1], req)
-                return True
+        if what == "call" and pass_call(core, req.args[0], req.args[1], req):
+            return True
         if what == "sync_notify":
             core.requests += 1
             req.proc, event, req.args = _nothing, req.args[0], ()
@@ -666,20 +663,11 @@ class _Server:
 
     def after(self, lanes: list[Lane], req: _Request) -> None:
         """Post ``req`` back to the mailbox once every lane in ``lanes`` caught up."""
-        if not lanes:
-            self.lane_post(req)
-            return
-        barrier = Barrier(len(lanes), lambda: self.lane_post(req))
-        for lane in lanes:
-            lane.mark(barrier)
+        when_caught_up(lanes, lambda: self.lane_post(req))
 
     def reap(self) -> None:
         """After the table changed: lanes serve their new entries; unused ones are closed."""
-        before = list(self.lanes)
-        reap(self.core, self.lanes)
-        if len(before) != len(self.lanes):
-            kept = {id(lane) for lane in self.lanes}
-            self.lane_dropped += sum(x.counts.dropped for x in before if id(x) not in kept)
+        self.lane_dropped += reap(self.core, self.lanes)
 
     def lane_post(self, req: _Request) -> None:
         """Post a lane's message to the mailbox (any thread): accepted until the manager is
@@ -738,9 +726,7 @@ class _Server:
             return Returned(None)
 
     def abandon(self, lane: Lane) -> None:
-        if not lane.abandoned:
-            left_behind(self.label(), lane)
-            lane.abandon()  # type: ignore[attr-defined]
+        if leave_behind(self.label(), lane):
             self.left_behind += 1
 
     def settle_lanes(self) -> bool:
