@@ -10,16 +10,28 @@ from __future__ import annotations
 import math
 import numbers
 import threading
+from collections.abc import Callable, Hashable
 from typing import Any, Final
 
-from ._core import handler_key
+from . import _functions
+from ._core import Args, Restart, handler_key, restart_spec
 from ._errors import InvalidName, InvalidOwner
 from ._text import short
 
-__all__ = ("NO_WAIT", "check_name", "check_on_exit", "check_ref", "check_timeout")
+__all__ = (
+    "NO_WAIT",
+    "check_add",
+    "check_name",
+    "check_on_exit",
+    "check_ref",
+    "check_subscribe",
+    "check_timeout",
+)
 
 NO_WAIT: Final = 0.0
 """A checked timeout of 0: the request is delivered, and the caller times out at once."""
+
+_UNSUPERVISED: Final = object()
 
 _FOREVER: Final = threading.TIMEOUT_MAX
 """Timeouts at least this long (about 292 years on 64-bit systems) mean "no timeout"."""
@@ -65,3 +77,38 @@ def check_name(name: Any) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidName(f"a manager name must be a non-empty str, not {short(name)}")
     return name
+
+
+def check_add(
+    handler: Any,
+    args: Any,
+    timeout: float | None,
+    restart: str,
+    max_restarts: int,
+    restart_period: float,
+    new_lane: Callable[[Any, Any, int | None, Any, float], Any],
+    isolation: Any,
+    maxsize: int | None,
+    overflow: Any,
+    stop_timeout: float,
+    on_exit: object = _UNSUPERVISED,
+) -> tuple[float | None, Restart | None, Any]:
+    """The options of ``add_handler`` and ``add_sup_handler`` (with ``on_exit``), checked in
+    the order both runtimes check them: the checked timeout, the restart spec, and the lane
+    ``new_lane`` (the runtime's) makes for ``isolation`` (None: not isolated)."""
+    timeout = check_timeout(timeout)
+    check_ref(handler)
+    spec = restart_spec(restart, args, max_restarts, restart_period)
+    if on_exit is not _UNSUPERVISED:
+        check_on_exit(on_exit)
+    return timeout, spec, new_lane(handler, isolation, maxsize, overflow, stop_timeout)
+
+
+def check_subscribe(
+    fn: Callable[[Any], object], event_type: Any, where: Any, id: Hashable | None
+) -> tuple[tuple[type[_functions.FunctionHandler], Hashable], Args]:
+    """``subscribe``'s and ``on``'s function handler: its reference (``id`` or ``fn``) and the
+    ``Args`` it is added with, checked."""
+    ref = _functions.reference(fn, id)
+    _functions.check_filter(event_type, where)
+    return ref, Args(fn, event_type, where)

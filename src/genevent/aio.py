@@ -55,9 +55,8 @@ from ._aio_base import (
     _task_of,
 )
 from ._aio_engine import _ManagerEngine
-from ._checks import check_on_exit, check_ref, check_timeout
+from ._checks import check_add, check_on_exit, check_ref, check_subscribe, check_timeout
 from ._core import (
-    Args,
     HandlerExit,
     Raised,
     Remove,
@@ -368,10 +367,19 @@ class EventManager(_ManagerEngine[E]):
         (``"drop_oldest"`` or ``"drop_newest"``, counted and logged), and ``stop`` waits
         ``stop_timeout`` seconds for it, then leaves it behind (logged, counted in
         :attr:`left_behind`). A handler swapped in for it, or restarted, stays isolated."""
-        timeout = check_timeout(timeout)
-        check_ref(handler)
-        spec = restart_spec(restart, args, max_restarts, restart_period)
-        lane = self._new_lane(handler, isolation, maxsize, overflow, stop_timeout)
+        timeout, spec, lane = check_add(
+            handler,
+            args,
+            timeout,
+            restart,
+            max_restarts,
+            restart_period,
+            self._new_lane,
+            isolation,
+            maxsize,
+            overflow,
+            stop_timeout,
+        )
         self._check_caller("add_handler")
         await self._enqueue(
             self._core.add_handler,
@@ -403,11 +411,20 @@ class EventManager(_ManagerEngine[E]):
         the owner ends, the handler is terminated with :class:`~genevent.OwnerExited`.
         ``owner`` may be any asyncio task or future. ``on_exit`` must be callable (or None: no
         notices), else :class:`InvalidOwner`."""
-        timeout = check_timeout(timeout)
-        check_ref(handler)
-        spec = restart_spec(restart, args, max_restarts, restart_period)
-        check_on_exit(on_exit)
-        lane = self._new_lane(handler, isolation, maxsize, overflow, stop_timeout)
+        timeout, spec, lane = check_add(
+            handler,
+            args,
+            timeout,
+            restart,
+            max_restarts,
+            restart_period,
+            self._new_lane,
+            isolation,
+            maxsize,
+            overflow,
+            stop_timeout,
+            on_exit,
+        )
         self._check_caller("add_sup_handler")
         owner = self._owner(owner)
         await self._enqueue(
@@ -533,11 +550,10 @@ class EventManager(_ManagerEngine[E]):
         ``id``. ``isolation``, ``maxsize``, ``overflow`` and ``stop_timeout`` are those of
         :meth:`add_handler`."""
         self._check_caller("subscribe")
-        ref = _functions.reference(fn, id)
-        _functions.check_filter(event_type, where)
+        ref, args = check_subscribe(fn, event_type, where, id)
         await self.add_handler(
             ref,
-            Args(fn, event_type, where),
+            args,
             timeout=timeout,
             restart=restart,
             isolation=isolation,
@@ -564,14 +580,13 @@ class EventManager(_ManagerEngine[E]):
         ``@mgr.on(OrderPlaced)`` / ``def audit(event: OrderPlaced) -> None: ...``"""
 
         def register(fn: F) -> F:
-            ref = _functions.reference(fn, id)
-            _functions.check_filter(event_type, where)
-            spec = restart_spec(restart, Args(fn, event_type, where))
+            ref, fn_args = check_subscribe(fn, event_type, where, id)
+            spec = restart_spec(restart, fn_args)
             if self._closed:
                 raise ManagerNotRunning(self)
             fut: asyncio.Future[Any] = self._loop.create_future()
             fut.add_done_callback(lambda f: _functions.log_failure(f, fn))
-            args = (ref, Args(fn, event_type, where), None, None, spec)
+            args = (ref, fn_args, None, None, spec)
             self._post(_Request(self._core.add_handler, args, fut, "subscribe"))
             return fn
 

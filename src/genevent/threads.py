@@ -76,13 +76,11 @@ from collections.abc import Callable, Hashable
 from types import TracebackType
 from typing import Any, Final, Generic, TypeVar, overload
 
-from . import _functions, _registry, _thread_owners, _thread_server
-from ._checks import check_on_exit, check_ref, check_timeout
+from . import _registry, _thread_owners, _thread_server
+from ._checks import check_add, check_on_exit, check_ref, check_subscribe, check_timeout
 from ._core import (
-    Args,
     HandlerExit,
     RestartPolicy,
-    restart_spec,
 )
 from ._driver import FATAL
 from ._errors import (
@@ -502,10 +500,19 @@ class EventManager(Generic[E]):
         ``"drop_newest"``, counted and logged), and ``stop`` waits ``stop_timeout`` seconds
         for it, then leaves its thread behind as a daemon (logged, counted in
         :attr:`left_behind`). A handler swapped in for it, or restarted, stays isolated."""
-        timeout = check_timeout(timeout)
-        check_ref(handler)
-        spec = restart_spec(restart, args, max_restarts, restart_period)
-        lane = self._new_lane(handler, isolation, maxsize, overflow, stop_timeout)
+        timeout, spec, lane = check_add(
+            handler,
+            args,
+            timeout,
+            restart,
+            max_restarts,
+            restart_period,
+            self._new_lane,
+            isolation,
+            maxsize,
+            overflow,
+            stop_timeout,
+        )
         self._request(
             self._srv.core.add_handler,
             (handler, args, None, None, spec, lane),
@@ -538,11 +545,20 @@ class EventManager(Generic[E]):
         :class:`~genevent.OwnerExited` (``reason`` None, or the exception the thread died of).
         ``owner`` must be a started :class:`threading.Thread`, ``on_exit`` callable (or None:
         no notices); else :class:`InvalidOwner`."""
-        timeout = check_timeout(timeout)
-        check_ref(handler)
-        spec = restart_spec(restart, args, max_restarts, restart_period)
-        check_on_exit(on_exit)
-        lane = self._new_lane(handler, isolation, maxsize, overflow, stop_timeout)
+        timeout, spec, lane = check_add(
+            handler,
+            args,
+            timeout,
+            restart,
+            max_restarts,
+            restart_period,
+            self._new_lane,
+            isolation,
+            maxsize,
+            overflow,
+            stop_timeout,
+            on_exit,
+        )
         self._check_caller("add_sup_handler")
         owner_thread, reg = _check_owner(owner)
         self._request(
@@ -669,11 +685,10 @@ class EventManager(Generic[E]):
         and reported. Its return value is ignored, except that ``Remove()`` unsubscribes it.
         Subscribing the same function twice needs a distinct ``id``; ``restart``,
         ``isolation``, ``maxsize``, ``overflow`` and ``stop_timeout`` are :meth:`add_handler`'s."""
-        ref = _functions.reference(fn, id)
-        _functions.check_filter(event_type, where)
+        ref, args = check_subscribe(fn, event_type, where, id)
         self.add_handler(
             ref,
-            Args(fn, event_type, where),
+            args,
             timeout=timeout,
             restart=restart,
             isolation=isolation,
