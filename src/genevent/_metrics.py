@@ -172,17 +172,25 @@ def build_stats(
     name: str | None,
     ident: int,
     running: bool,
-    queued: int,
-    queued_events: int,
+    mailbox: Any,
+    request_class: type,
     high_water: int,
     dropped: int,
     refused: int,
+    bound: Any,
     timings: Timings | None,
     lane_dropped: int = 0,
 ) -> ManagerStats:
-    """A :class:`ManagerStats` from a core's counters and the runtime's own (``queued_events``:
-    how many of the queued messages are events; ``dropped``: by the manager's mailbox;
-    ``lane_dropped``: by the mailboxes of isolated handlers that are gone)."""
+    """A :class:`ManagerStats` from a core's counters and the runtime's own, the same on both
+    runtimes (``mailbox``: the manager's, whose messages that are not ``request_class`` are
+    events; ``dropped`` and ``refused``: by the manager itself, to which its ``bound``'s
+    counts are added when it is bounded; ``lane_dropped``: by the mailboxes of isolated
+    handlers that are gone)."""
+    queued = len(mailbox)
+    queued_events = count_events(mailbox, request_class)
+    if bound is not None:
+        dropped += bound.counts.dropped
+        refused += bound.counts.refused
     entries = list(core.entries)
     histograms = timings.histograms if timings is not None else None
     if histograms is not None and len(histograms) > len(entries):

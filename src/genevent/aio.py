@@ -79,7 +79,7 @@ from ._lanes import (
     LaneOverflow,
 )
 from ._mailbox import Bound, check_mailbox
-from ._metrics import ManagerStats, build_stats, count_events
+from ._metrics import ManagerStats, build_stats
 from ._overflow import OverflowPolicy
 from ._streams import AsyncEventStream
 from ._text import short
@@ -127,17 +127,17 @@ class EventManager(_ManagerEngine[E]):
         high-water mark, drops, refusals, crashes, restarts, per-handler counts and, with
         ``start(timing=True)``, ``handle_event`` durations), read without stopping it. Safe
         from any thread."""
-        bound = self._bound
         return build_stats(
             self._core,
             name=self.name,
             ident=id(self),
             running=self.is_running,
-            queued=len(self._mailbox),
-            queued_events=count_events(self._mailbox, _Request),
+            mailbox=self._mailbox,
+            request_class=_Request,
             high_water=self._high_water,
-            dropped=self._dropped + (bound.counts.dropped if bound is not None else 0),
-            refused=self._refused + (bound.counts.refused if bound is not None else 0),
+            dropped=self._dropped,
+            refused=self._refused,
+            bound=self._bound,
             timings=self._timings,
             lane_dropped=self._lane_dropped,
         )

@@ -98,7 +98,7 @@ from ._lanes import (
     check_isolation,
 )
 from ._mailbox import Bound, check_mailbox, log_backlog
-from ._metrics import ManagerStats, build_stats, count_events
+from ._metrics import ManagerStats, build_stats
 from ._overflow import OverflowPolicy
 from ._streams import EventStream
 from ._text import short
@@ -198,17 +198,17 @@ class EventManager(Generic[E]):
         high-water mark, drops, refusals, crashes, restarts, per-handler counts and, with
         ``start(timing=True)``, ``handle_event`` durations), read without stopping it."""
         srv = self._srv
-        bound = srv.bound
         return build_stats(
             srv.core,
             name=self.name,
             ident=id(self),
             running=not srv.closed,
-            queued=len(srv.mailbox),
-            queued_events=count_events(srv.mailbox, _Request),
+            mailbox=srv.mailbox,
+            request_class=_Request,
             high_water=srv.high_water,
-            dropped=srv.dropped + (bound.counts.dropped if bound is not None else 0),
-            refused=srv.refused + (bound.counts.refused if bound is not None else 0),
+            dropped=srv.dropped,
+            refused=srv.refused,
+            bound=srv.bound,
             timings=srv.timings,
             lane_dropped=srv.lane_dropped,
         )
