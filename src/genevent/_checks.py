@@ -86,22 +86,17 @@ def check_add(
     restart: str,
     max_restarts: int,
     restart_period: float,
-    new_lane: Callable[[Any, Any, int | None, Any, float], Any],
-    isolation: Any,
-    maxsize: int | None,
-    overflow: Any,
-    stop_timeout: float,
     on_exit: object = _UNSUPERVISED,
-) -> tuple[float | None, Restart | None, Any]:
+) -> tuple[float | None, Restart | None]:
     """The options of ``add_handler`` and ``add_sup_handler`` (with ``on_exit``), checked in
-    the order both runtimes check them: the checked timeout, the restart spec, and the lane
-    ``new_lane`` (the runtime's) makes for ``isolation`` (None: not isolated)."""
+    the order both runtimes check them: the checked timeout and the restart spec. (The lane
+    of an isolated handler is the runtime's, checked next.)"""
     timeout = check_timeout(timeout)
     check_ref(handler)
     spec = restart_spec(restart, args, max_restarts, restart_period)
     if on_exit is not _UNSUPERVISED:
         check_on_exit(on_exit)
-    return timeout, spec, new_lane(handler, isolation, maxsize, overflow, stop_timeout)
+    return timeout, spec
 
 
 def check_subscribe(

@@ -367,19 +367,8 @@ class EventManager(_ManagerEngine[E]):
         (``"drop_oldest"`` or ``"drop_newest"``, counted and logged), and ``stop`` waits
         ``stop_timeout`` seconds for it, then leaves it behind (logged, counted in
         :attr:`left_behind`). A handler swapped in for it, or restarted, stays isolated."""
-        timeout, spec, lane = check_add(
-            handler,
-            args,
-            timeout,
-            restart,
-            max_restarts,
-            restart_period,
-            self._new_lane,
-            isolation,
-            maxsize,
-            overflow,
-            stop_timeout,
-        )
+        timeout, spec = check_add(handler, args, timeout, restart, max_restarts, restart_period)
+        lane = self._new_lane(handler, isolation, maxsize, overflow, stop_timeout)
         self._check_caller("add_handler")
         await self._enqueue(
             self._core.add_handler,
@@ -411,20 +400,10 @@ class EventManager(_ManagerEngine[E]):
         the owner ends, the handler is terminated with :class:`~genevent.OwnerExited`.
         ``owner`` may be any asyncio task or future. ``on_exit`` must be callable (or None: no
         notices), else :class:`InvalidOwner`."""
-        timeout, spec, lane = check_add(
-            handler,
-            args,
-            timeout,
-            restart,
-            max_restarts,
-            restart_period,
-            self._new_lane,
-            isolation,
-            maxsize,
-            overflow,
-            stop_timeout,
-            on_exit,
+        timeout, spec = check_add(
+            handler, args, timeout, restart, max_restarts, restart_period, on_exit
         )
+        lane = self._new_lane(handler, isolation, maxsize, overflow, stop_timeout)
         self._check_caller("add_sup_handler")
         owner = self._owner(owner)
         await self._enqueue(

@@ -500,19 +500,8 @@ class EventManager(Generic[E]):
         ``"drop_newest"``, counted and logged), and ``stop`` waits ``stop_timeout`` seconds
         for it, then leaves its thread behind as a daemon (logged, counted in
         :attr:`left_behind`). A handler swapped in for it, or restarted, stays isolated."""
-        timeout, spec, lane = check_add(
-            handler,
-            args,
-            timeout,
-            restart,
-            max_restarts,
-            restart_period,
-            self._new_lane,
-            isolation,
-            maxsize,
-            overflow,
-            stop_timeout,
-        )
+        timeout, spec = check_add(handler, args, timeout, restart, max_restarts, restart_period)
+        lane = self._new_lane(handler, isolation, maxsize, overflow, stop_timeout)
         self._request(
             self._srv.core.add_handler,
             (handler, args, None, None, spec, lane),
@@ -545,20 +534,10 @@ class EventManager(Generic[E]):
         :class:`~genevent.OwnerExited` (``reason`` None, or the exception the thread died of).
         ``owner`` must be a started :class:`threading.Thread`, ``on_exit`` callable (or None:
         no notices); else :class:`InvalidOwner`."""
-        timeout, spec, lane = check_add(
-            handler,
-            args,
-            timeout,
-            restart,
-            max_restarts,
-            restart_period,
-            self._new_lane,
-            isolation,
-            maxsize,
-            overflow,
-            stop_timeout,
-            on_exit,
+        timeout, spec = check_add(
+            handler, args, timeout, restart, max_restarts, restart_period, on_exit
         )
+        lane = self._new_lane(handler, isolation, maxsize, overflow, stop_timeout)
         self._check_caller("add_sup_handler")
         owner_thread, reg = _check_owner(owner)
         self._request(
