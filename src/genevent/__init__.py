@@ -60,6 +60,7 @@ from ._functions import AsyncFunctionHandler, FunctionHandler
 from ._handler import EventHandler, HandlerRef, Instruction
 from ._lanes import Isolation, LaneOverflow
 from ._metrics import HandlerStats, ManagerStats
+from ._overflow import OverflowPolicy
 from ._registry import whereis
 from ._routing import handles
 from ._streams import AsyncEventStream, EventStream, StreamFeed
@@ -99,6 +100,7 @@ __all__ = (
     "ManagerStats",
     "NameTaken",
     "NoHandoff",
+    "OverflowPolicy",
     "OwnerExited",
     "Remove",
     "RemovedItself",
