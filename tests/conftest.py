@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.handlers import Recorder
-from tests.runtimes import AVAILABLE, ISOLATION_EXEMPT, RUNTIMES, Runtime
+from tests.runtimes import AVAILABLE, ISOLATION_EXEMPT, RUNTIMES, Runtime, close_nats_cluster
 
 
 @pytest.fixture(params=AVAILABLE)
@@ -20,6 +20,11 @@ def rt(request: pytest.FixtureRequest) -> Iterator[Runtime]:
     test = request.node.originalname
     if cls.isolated and test in ISOLATION_EXEMPT:
         pytest.skip(f"not with isolated handlers: {ISOLATION_EXEMPT[test]}")
+    if test in cls.exempt:
+        pytest.skip(f"not on the {cls.name} runtime: {cls.exempt[test]}")
+    why = cls.unavailable()
+    if why is not None:
+        pytest.skip(f"the {cls.name} runtime is unavailable: {why}")
     runtime = cls()
     try:
         yield runtime
@@ -48,3 +53,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         asyncio.run(pyfuncitem.obj(**kwargs))
         return True
     return None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The nats runtime's nats-server and nodes (started on first use) end with the session."""
+    close_nats_cluster()

@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import inspect
+import itertools
+import os
 import queue
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, ClassVar
 
 from genevent import aio, threads
 from tests.handlers import WAIT, H
@@ -209,6 +212,13 @@ class Runtime:
 
     #: the variant's handlers are all isolated: ``isolation_for`` gives the keyword
     isolated = False
+    #: conformance tests (by name) that do not apply to the variant, with the reason
+    exempt: ClassVar[dict[str, str]] = {}
+
+    @staticmethod
+    def unavailable() -> str | None:
+        """Why the variant cannot run here (None: it can)."""
+        return None
 
     def __init__(self) -> None:
         self.managers: list[Any] = []
@@ -506,3 +516,457 @@ RUNTIMES: dict[str, type[Runtime]] = {
     "threads-inline-isolated": IsolatedInlineThreadsRuntime,
 }
 AVAILABLE = list(RUNTIMES)
+
+
+# -- the NATS variant -------------------------------------------------------------------------
+#
+# Every request crosses NATS: the test talks to a RemoteManager on a *client* node, which
+# reaches an ordinary asyncio manager hosted by a *serving* node. Both nodes live in this
+# process (one loop thread, one nats-server for the session), which is what lets the harness
+# stand in for the application on the serving side:
+#
+# * handler classes a test uses are registered on the serving node (and, for their names, on
+#   the client node) just before use: the allow-list stays, the harness is the application;
+# * test handler arguments (a Spec with a Recorder and callables) cannot cross the wire, so
+#   the client sends an :class:`ArgToken` instead and the serving side resolves it to the real
+#   object from a process-local table. This is a test-harness technique only: the wire carries
+#   the token, never the object; in production the arguments are plain data. Replies that are
+#   not plain data (a handler's state, what terminate returned) come back the same way.
+
+try:
+    import genevent.nats as _gnats
+except ImportError:  # pragma: no cover - exercised without the nats extra
+    _gnats = None  # type: ignore[assignment]
+
+
+@dataclasses.dataclass(frozen=True)
+class ArgToken:
+    """Stands on the wire for a test argument the wire cannot carry (see above)."""
+
+    n: int
+
+
+_SCALAR = (type(None), bool, int, float, str, bytes)
+
+
+def _plain(value: Any) -> bool:
+    """Whether the wire carries ``value`` as it is (plain data, tuples included)."""
+    if isinstance(value, _SCALAR):
+        return True
+    if type(value) in (list, tuple):
+        return all(_plain(x) for x in value)
+    if type(value) is dict:
+        return all(_plain(k) and _plain(x) for k, x in value.items())
+    return False
+
+
+class NatsCluster:
+    """One nats-server and two nodes (serving and client) for the whole test session, their
+    loop in a thread of its own. Started the first time the nats variant runs."""
+
+    def __init__(self) -> None:
+        assert _gnats is not None
+        self.server = _gnats.NatsServer(jetstream=True).start()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.serving: Any = None
+        self.client: Any = None
+        try:
+            self.serving = self.run(self._connect("serving"))
+            self.client = self.run(self._connect("client"))
+        except BaseException:
+            self.close()
+            raise
+        self.names: dict[type, str] = {}  # handler class -> registered name
+        self.classes: dict[str, type] = {}  # registered name -> handler class
+        self.tokens: dict[int, Any] = {}  # ArgToken.n -> the object it stands for
+        self.errors: dict[int, Exception] = {}  # id(hosted manager) -> the error it raised last
+        self._count = itertools.count(1)
+
+    async def _connect(self, role: str) -> Any:
+        assert _gnats is not None
+        return await _gnats.connect(
+            self.server.url,
+            ns=f"conf{os.getpid()}",
+            node_id=f"{role}-{os.getpid()}",
+            types=[ArgToken],
+        )
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(WAIT)
+
+    def next(self) -> int:
+        return next(self._count)
+
+    def register(self, cls: type) -> str:
+        """``cls``'s name on both nodes (registered on first use)."""
+        name = self.names.get(cls)
+        if name is None:
+            name = cls.__name__
+            if name in self.classes:
+                name = f"{name}_{self.next()}"
+            self.serving.register_handler(cls, name)
+            self.client.register_handler(cls, name)
+            self.names[cls] = name
+            self.classes[name] = cls
+        return name
+
+    def token(self, value: Any) -> Any:
+        """``value`` as it may cross the wire: itself if plain data, else a token."""
+        if _plain(value):
+            return value
+        n = self.next()
+        self.tokens[n] = value
+        return ArgToken(n)
+
+    def resolve(self, value: Any) -> Any:
+        """The object a token stands for (``value`` itself if it is no token)."""
+        if isinstance(value, ArgToken):
+            return self.tokens.pop(value.n)
+        return value
+
+    def close(self) -> None:
+        async def down() -> None:
+            for node in (self.client, self.serving):
+                if node is not None:
+                    with contextlib.suppress(Exception):
+                        await node.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            self.run(down())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(WAIT)
+        self.loop.close()
+        self.server.cleanup()
+
+
+_CLUSTER: NatsCluster | None = None
+
+
+def nats_cluster() -> NatsCluster:
+    """The session's cluster, started on first use."""
+    global _CLUSTER
+    if _CLUSTER is None:
+        _CLUSTER = NatsCluster()
+    return _CLUSTER
+
+
+def close_nats_cluster() -> None:
+    """Stop the session's nodes and nats-server (if they were started)."""
+    global _CLUSTER
+    if _CLUSTER is not None:
+        cluster, _CLUSTER = _CLUSTER, None
+        cluster.close()
+
+
+class NatsFacade(Facade):
+    """A :class:`Facade` whose manager is a RemoteManager: every request crosses NATS."""
+
+    def __init__(self, runtime: Runtime, mgr: Any, worker: Worker, hosted: Any, name: Any):
+        super().__init__(runtime, mgr, worker)
+        #: the asyncio manager the serving node hosts (its liveness only)
+        self.hosted = hosted
+        self._name = name
+
+    def via(self, worker: Worker) -> Facade:
+        return NatsFacade(self.runtime, self.mgr, worker, self.hosted, self._name)
+
+    @property
+    def cluster(self) -> NatsCluster:
+        return nats_cluster()
+
+    def _ref(self, handler: Any) -> Any:
+        c = self.cluster
+        if isinstance(handler, tuple) and len(handler) == 2 and isinstance(handler[0], type):
+            return (self._ref(handler[0]), handler[1])
+        if isinstance(handler, type) and hasattr(handler, "handle_event"):
+            return c.register(handler)
+        return handler  # the remote manager refuses it, as the local one would
+
+    def _back(self, ref: Any) -> Any:
+        classes = self.cluster.classes
+        if isinstance(ref, tuple):
+            return (classes.get(ref[0], ref[0]), ref[1])
+        return classes.get(ref, ref)
+
+    def _run(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        c = self.cluster
+        if name in ("call", "add_handler", "delete_handler"):
+            args = (self._ref(args[0]), c.token(args[1]))
+        elif name == "swap_handler":
+            old, a1, new, a2 = args
+            args = (self._ref(old), c.token(a1), self._ref(new), c.token(a2))
+        elif name in ("notify", "send", "sync_notify"):
+            args = (c.token(args[0]),)
+        c.errors.pop(id(self.hosted), None)
+        try:
+            result = super()._run(name, *args, **kwargs)
+        except Exception as exc:
+            raise self._original(exc)  # noqa: B904 - the original, with its own cause
+        if name == "which_handlers":
+            return [self._back(r) for r in result]
+        if name == "get_state":
+            return [(self._back(r), c.resolve(s)) for r, s in result]
+        return c.resolve(result)
+
+    def _original(self, exc: Exception) -> Exception:
+        """The error object the serving side raised, if ``exc`` is what crossed the wire for
+        it: same class, and a cause of the same class name and text (a harness technique, as
+        the tokens: only the class and text crossed; identity checks need the object)."""
+        kept = self.cluster.errors.pop(id(self.hosted), None)
+        if kept is None or type(kept) is not type(exc):
+            return exc
+        cause, wire = getattr(kept, "cause", None), getattr(exc, "cause", None)
+        if (
+            isinstance(cause, BaseException)
+            and getattr(wire, "type_name", None) != type(cause).__name__
+        ):
+            return exc
+        return kept
+
+    @property
+    def is_running(self) -> bool:
+        return bool(self.hosted.is_running)
+
+    @property
+    def name(self) -> str | None:
+        return self._name  # type: ignore[no-any-return]
+
+
+class NatsRuntime(Runtime):
+    """Remote managers over NATS: a manager hosted by a node in this process, every request
+    made through a RemoteManager on a second node (see :data:`NATS_EXEMPT`)."""
+
+    name = "nats"
+
+    @staticmethod
+    def unavailable() -> str | None:
+        """Why the variant cannot run here (None: it can)."""
+        if _gnats is None:
+            return "the nats extra is not installed"
+        try:
+            _gnats.find_server_binary()
+        except FileNotFoundError as exc:
+            return str(exc)
+        return None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cluster = nats_cluster()
+        self.loop = self.cluster.loop
+        self.main = TaskWorker(self.loop)
+        self.workers = [self.main]
+
+    def _serve_tokens(self, mgr: Any) -> None:
+        """Let the hosted manager resolve argument tokens (and answer with tokens)."""
+        c = self.cluster
+        res = c.resolve
+
+        def plain_in(method: str) -> None:
+            orig = getattr(mgr, method)
+            setattr(mgr, method, lambda value, *a, **k: orig(res(value), *a, **k))
+
+        for method in ("notify", "send"):
+            plain_in(method)
+
+        def kept(fn: Any) -> Any:  # the serving side keeps the error object it answered with
+            async def run(*a: Any, **kw: Any) -> Any:
+                try:
+                    return await fn(*a, **kw)
+                except Exception as exc:
+                    c.errors[id(mgr)] = exc
+                    raise
+
+            return run
+
+        add, delete, swap = kept(mgr.add_handler), kept(mgr.delete_handler), kept(mgr.swap_handler)
+        call, get_state = kept(mgr.call), kept(mgr.get_state)
+        notify_wait, sync_notify = kept(mgr.notify_wait), kept(mgr.sync_notify)
+        mgr.notify_wait = lambda value: notify_wait(res(value))
+        mgr.sync_notify = lambda value, **kw: sync_notify(res(value), **kw)
+
+        async def add_handler(ref: Any, args: Any, **kw: Any) -> Any:
+            return await add(ref, res(args), **kw)
+
+        async def delete_handler(ref: Any, args: Any = None, **kw: Any) -> Any:
+            return c.token(await delete(ref, res(args), **kw))
+
+        async def swap_handler(old: Any, a1: Any, new: Any, a2: Any = None, **kw: Any) -> Any:
+            return await swap(old, res(a1), new, res(a2), **kw)
+
+        async def call_(ref: Any, request: Any, *a: Any, **kw: Any) -> Any:
+            return c.token(await call(ref, res(request), *a, **kw))
+
+        async def get_state_(**kw: Any) -> Any:
+            return [(r, c.token(s)) for r, s in await get_state(**kw)]
+
+        mgr.add_handler, mgr.delete_handler, mgr.swap_handler = (
+            add_handler,
+            delete_handler,
+            swap_handler,
+        )
+        mgr.call, mgr.get_state = call_, get_state_
+
+    def start(self, name: str | None = None) -> Facade:
+        c = self.cluster
+        cluster_name = name if name is not None else f"anon{c.next()}"
+        hosted = c.run(c.serving.start_manager(cluster_name))
+        self._serve_tokens(hosted)
+        self.managers.append(hosted)
+        return NatsFacade(self, c.client.manager(cluster_name), self.main, hosted, name)
+
+    def worker(self) -> Worker:
+        w = TaskWorker(self.loop)
+        self.workers.append(w)
+        return w
+
+    self_call_handler = AioRuntime.self_call_handler
+    gated_handler = AioRuntime.gated_handler
+
+    def linked(self, handler: Any, args: Any, exc: BaseException | None) -> Any:
+        raise NotImplementedError("exempt: a linked manager is local (see NATS_EXEMPT)")
+
+    def stop_then_call(self, facade: Facade, handler: Any, request: Any) -> BaseException:
+        raise NotImplementedError("exempt: see NATS_EXEMPT")
+
+    def close(self) -> None:
+        c = self.cluster
+        for hosted in self.managers:
+            if hosted.is_running:
+                with contextlib.suppress(Exception):
+                    c.run(hosted.stop())
+
+        async def unhosted() -> None:  # the serving node frees the names behind the stop
+            while any(m in c.serving.hosted().values() for m in self.managers):
+                await asyncio.sleep(0.001)
+
+        c.run(unhosted())
+        for w in self.workers:
+            w.end()
+        c.tokens.clear()
+
+
+NATS_EXEMPT: dict[str, str] = {
+    # supervision is local: a remote reference has no add_sup_handler/swap_sup_handler, on_exit
+    # callbacks and owners (a task or thread of the caller) do not cross the wire
+    **dict.fromkeys(
+        (
+            "test_c41_owner_told_on_delete",
+            "test_c42_owner_told_on_self_removal",
+            "test_c43_owner_told_on_crash",
+            "test_c44_owner_told_on_bad_return",
+            "test_c45_c49_owner_told_on_swap",
+            "test_c46_owner_told_on_stop",
+            "test_c47_notice_after_terminate",
+            "test_c48_owner_end_terminates_its_handlers",
+            "test_c50_swap_by_return_keeps_owner",
+            "test_swap_by_return_whose_target_fails",
+            "test_addenda_15_16_swap_owners_when_old_missing_or_new_fails",
+            "test_on_exit_must_be_callable",
+            "test_failing_on_exit_is_logged_and_the_manager_goes_on",
+            "test_intensity_limit_ends_it_and_tells_the_owner",
+            "test_restart_keeps_the_owner",
+            "test_a_restart_whose_init_fails_counts_and_gives_up",
+            "test_c62_c63_model",
+        ),
+        "supervised handlers are local only: on_exit callbacks and owners (the caller's task "
+        "or thread) do not cross the wire, and a remote reference has no add_sup_handler",
+    ),
+    # function handlers are local only
+    **dict.fromkeys(
+        (
+            "test_subscribe_plain_function_sees_every_event",
+            "test_subscribe_by_event_type_is_isinstance",
+            "test_subscribe_where_predicate_tells_tuples_apart",
+            "test_same_function_twice_needs_an_id",
+            "test_crashing_function_is_removed_and_reported",
+            "test_function_returning_remove_unsubscribes_and_other_values_are_ignored",
+            "test_subscribe_refuses_what_is_not_a_function",
+            "test_on_decorator_subscribes",
+        ),
+        "a plain function is not a handler class: subscribe/on are local only",
+    ),
+    "test_c03_linked_manager_stops_when_block_exits": (
+        "a linked manager (async with / with) is a local construct: a remote reference does "
+        "not own the manager's lifetime"
+    ),
+    "test_c02_named_manager_found_and_name_unique": (
+        "it looks the name up in the process registry (genevent.whereis); a cluster name is "
+        "held in the cluster's table (Node.whereis, NameTaken from start_manager)"
+    ),
+    "test_c53_name_free_after_stop": (
+        "the process registry again (genevent.whereis); the nodes' tests check that a stopped "
+        "remote manager frees its cluster name"
+    ),
+    "test_c52_after_stop_calls_fail": (
+        "a stopped remote manager frees its name, so requests fail with ManagerNotFound "
+        "instead of ManagerNotRunning, and notify/send are fire-and-forget: they do not fail"
+    ),
+    "test_c61_queued_requests_answered_on_stop": (
+        "a request behind a stop reaches no subscriber once the name is freed: "
+        "ManagerNotFound, not ManagerNotRunning"
+    ),
+    "test_stop_racing_producers_loses_nothing_accepted": (
+        "remote notify is fire-and-forget: an event published while the manager stops is "
+        "not refused back to the producer, so 'accepted' cannot be counted by the caller"
+    ),
+    "test_c55_self_call_fails_clearly": (
+        "a handler calling its own manager through NATS is a request like any other: it "
+        "waits for the manager and times out (CallTimeout) instead of failing with CallingSelf"
+    ),
+    "test_crash_through_a_chain_of_managers_stays_small": (
+        "its handlers hold the next manager's reference and pass 20 000-word errors along: "
+        "a remote reference in a handler on the serving node is a different test (nodes)"
+    ),
+    **dict.fromkeys(
+        (
+            "test_invalid_handler_references_are_refused",
+            "test_not_a_handler_reference_is_invalid_handler",
+            "test_unhashable_handler_class_is_invalid_handler",
+        ),
+        "a remote handler reference is a registered name: a string is a valid reference "
+        "(HandlerNotFound if nothing is installed under it) and the class check happens on "
+        "registration, not per request",
+    ),
+    "test_bad_timeout_refused_before_anything_runs": (
+        "a remote reference's timeout bounds the wait for the reply on the caller's node; it "
+        "is not checked like the local manager's before the request is sent"
+    ),
+    "test_bad_restart_options_refused_before_anything_runs": (
+        "the serving node checks the restart options: a bad one comes back as RemoteError "
+        "(or a typed MalformedMessage for a wrong type on the wire), not ValueError/TypeError"
+    ),
+    "test_zero_timeout_always_times_out_and_delivers": (
+        "it waits on the local manager object (wait_stopped), which a remote reference has not"
+    ),
+    "test_call_timeout_says_what_the_manager_was_doing": (
+        "it reads the local manager's queue (queued), which a remote reference has not"
+    ),
+    **dict.fromkeys(
+        (
+            "test_bad_return_report_is_bounded",
+            "test_bad_return_error_is_bounded",
+            "test_init_failure_is_bounded",
+        ),
+        "its values are megabytes: larger than NATS's max_payload, so the request or the "
+        "reply is refused with PayloadTooLarge (by design) before any bound applies",
+    ),
+    "test_unreprable_errors_still_have_messages": (
+        "the error's text crosses the wire as str(exception), which this exception cannot "
+        "give: the serving node cannot encode a reply and the call times out"
+    ),
+    "test_c38_crash_report": (
+        "the report names the local manager; the serving node's manager is known by its "
+        "cluster name, which the local report does not carry"
+    ),
+}
+"""Conformance tests that cannot hold for a remote manager (by test name), with the reason."""
+
+NatsRuntime.exempt = NATS_EXEMPT
+RUNTIMES["nats"] = NatsRuntime
+AVAILABLE.append("nats")
