@@ -933,14 +933,6 @@ NATS_EXEMPT: dict[str, str] = {
         "(HandlerNotFound if nothing is installed under it) and the class check happens on "
         "registration, not per request",
     ),
-    "test_bad_timeout_refused_before_anything_runs": (
-        "a remote reference's timeout bounds the wait for the reply on the caller's node; it "
-        "is not checked like the local manager's before the request is sent"
-    ),
-    "test_bad_restart_options_refused_before_anything_runs": (
-        "the serving node checks the restart options: a bad one comes back as RemoteError "
-        "(or a typed MalformedMessage for a wrong type on the wire), not ValueError/TypeError"
-    ),
     "test_zero_timeout_always_times_out_and_delivers": (
         "it waits on the local manager object (wait_stopped), which a remote reference has not"
     ),
@@ -957,8 +949,9 @@ NATS_EXEMPT: dict[str, str] = {
         "reply is refused with PayloadTooLarge (by design) before any bound applies",
     ),
     "test_unreprable_errors_still_have_messages": (
-        "the error's text crosses the wire as str(exception), which this exception cannot "
-        "give: the serving node cannot encode a reply and the call times out"
+        "its second half installs a handler under an id object that is not plain data: a "
+        "remote handler id must cross the wire, so the caller gets NotEncodable (the first "
+        "half, an error whose str() raises, is answered with a typed error over NATS too)"
     ),
     "test_c38_crash_report": (
         "the report names the local manager; the serving node's manager is known by its "

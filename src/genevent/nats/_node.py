@@ -37,6 +37,8 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from .. import aio
+from .._checks import check_timeout
+from .._core import restart_spec
 from .._errors import (
     CallNotSupported,
     CallTimeout,
@@ -53,6 +55,8 @@ from .._errors import (
     TerminateFailed,
     WrongRuntime,
 )
+from .._lanes import check_isolation
+from .._text import short
 from ..top import snapshot
 from ._errors import (
     InvalidName,
@@ -589,6 +593,7 @@ class Node:
         self._post(f"{self._pfx}.mgr.{name}", None, self._encode(env))
 
     async def _request(self, name: str, env: Request, what: str, timeout: float | None) -> Any:
+        timeout = check_timeout(timeout)  # as the local manager: refused before it is sent
         self._check_up()
         payload = self._encode(env)
         node = self._where.get(name)
@@ -775,7 +780,7 @@ class Node:
             rep = _error_reply(exc, self.id, self._handler_names)
         except Exception as exc:  # never let a request crash the node
             log.exception("genevent.nats: %s on %r failed", op, hosted.name)
-            rep = Reply(v=VERSION, err=type(exc).__name__, msg=str(exc), n=self.id)
+            rep = Reply(v=VERSION, err=type(exc).__name__, msg=_text_of(exc), n=self.id)
         self._answer(reply_to, rep, codec)
 
     async def _serve_batch(self, hosted: _Hosted, req: Request, codec: Codec) -> None:
@@ -1047,7 +1052,13 @@ class RemoteManager:
     ) -> None:
         """Install the handler class registered under ``handler`` on the serving node
         (:class:`~genevent.InvalidHandler` if it registered none by that name). The restart
-        and isolation options are the local manager's; the serving node applies them."""
+        and isolation options are the local manager's; the serving node applies them (they are
+        checked here first, so a bad one raises ``TypeError``/``ValueError`` as locally)."""
+        check_timeout(timeout)
+        restart_spec(restart, None, max_restarts, restart_period)
+        if isolation is not None and isolation not in ("task", "thread"):
+            raise ValueError(f"isolation must be 'task', 'thread' or None, not {isolation!r}")
+        check_isolation(maxsize, overflow, stop_timeout, isolation is not None)
         env = self._req("add_handler", args, handler)
         if restart != "temporary":
             env.restart = restart
@@ -1162,8 +1173,21 @@ def _transport_error(exc: Exception) -> GenEventError:
     return TransportDown(f"publish failed: {exc!r}")
 
 
+_TEXT_LIMIT: Final = 1000
+
+
+def _text_of(obj: object) -> str:
+    """``str(obj)`` for an error reply, never raising and never huge (an error whose ``__str__``
+    raises must still be answered, not leave its caller waiting for a timeout)."""
+    try:
+        text = str(obj)
+    except Exception as exc:
+        text = f"<{type(obj).__name__}: str() raised {type(exc).__name__}>"
+    return text if len(text) <= _TEXT_LIMIT else text[:_TEXT_LIMIT] + "..."
+
+
 def _error_reply(exc: Exception, node: str, names: dict[type, str]) -> Reply:
-    rep = Reply(v=VERSION, err=type(exc).__name__, msg=str(exc), n=node)
+    rep = Reply(v=VERSION, err=type(exc).__name__, msg=_text_of(exc), n=node)
     for cls, kind in _ERRORS_BY_HANDLER.items():
         if isinstance(exc, cls):
             rep.err = kind
@@ -1172,19 +1196,19 @@ def _error_reply(exc: Exception, node: str, names: dict[type, str]) -> Reply:
                 head, ident = ref
                 if isinstance(head, type):
                     head = names.get(head, head.__qualname__)
-                rep.h = str(head)
+                rep.h = _text_of(head)
                 with contextlib.suppress(NotEncodable):
                     rep.hid = Codec().to_wire(ident)
             elif isinstance(ref, type):
                 rep.h = names.get(ref, ref.__qualname__)
             elif ref is not None:
-                rep.h = str(ref)
+                rep.h = _text_of(ref)
             cause = getattr(exc, "cause", None)
             if isinstance(cause, BaseException):
                 rep.ct = type(cause).__name__
-                rep.cm = str(cause)
+                rep.cm = _text_of(cause)
             elif isinstance(exc, HandlerBadReturn):
-                rep.ct, rep.cm = "BadReturn", repr(exc.value)
+                rep.ct, rep.cm = "BadReturn", short(exc.value)
             break
     else:
         if isinstance(exc, ManagerNotRunning):
