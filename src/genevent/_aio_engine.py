@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from itertools import repeat
+from operator import length_hint as _left
 from typing import Any, NoReturn
 
 from . import _registry
@@ -279,13 +281,16 @@ class _ManagerEngine(_ManagerBase[E]):
                         # per batch, never per event
                         base = core.events
                         requests = 0
-                        for i in range(batch):
+                        it = repeat(None, batch)  # a C iterator: no int per message
+                        for _ in it:
                             try:
                                 msg = popleft()
                             except IndexError:  # taken by stop(drain=False) or drop_oldest
+                                i = batch - _left(it) - 1
                                 batch = i
                                 break
                             if msg.__class__ is _Request:
+                                i = batch - _left(it) - 1
                                 core.events = base + i - requests
                                 requests += 1
                                 if msg.proc is _STOP:
@@ -302,6 +307,7 @@ class _ManagerEngine(_ManagerBase[E]):
                                 continue
                             if targets is None:
                                 if core.async_count:
+                                    i = batch - _left(it) - 1
                                     core.events = base + i + 1 - requests
                                     await self._drive(core.notify(msg))
                                     continue
@@ -310,6 +316,7 @@ class _ManagerEngine(_ManagerBase[E]):
                                 try:
                                     result = fn(msg)
                                 except CRASHES as exc:
+                                    i = batch - _left(it) - 1
                                     core.events = base + i + 1 - requests
                                     if isinstance(exc, FATAL):
                                         await self._interrupted(entry, exc, msg)
@@ -317,6 +324,7 @@ class _ManagerEngine(_ManagerBase[E]):
                                     targets = None
                                 else:
                                     if result is not None:
+                                        i = batch - _left(it) - 1
                                         core.events = base + i + 1 - requests
                                         await self._drive(
                                             core.event_result(entry, Returned(result), msg)

@@ -13,6 +13,8 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable
+from itertools import repeat
+from operator import length_hint as _left
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from . import _registry
@@ -343,13 +345,16 @@ class _Server:
                         self.high_water = batch
                     base = core.events
                     requests = 0
-                    for i in range(batch):
+                    it = repeat(None, batch)  # a C iterator: no int per message
+                    for _ in it:
                         try:
                             msg = popleft()
                         except IndexError:  # taken by stop(drain=False) or drop_oldest
+                            i = batch - _left(it) - 1
                             batch = i
                             break
                         if msg.__class__ is request:
+                            i = batch - _left(it) - 1
                             core.events = base + i - requests
                             requests += 1
                             if msg.proc is _STOP:
@@ -363,6 +368,7 @@ class _Server:
                                 try:
                                     result = fn(msg)
                                 except CRASHES as exc:
+                                    i = batch - _left(it) - 1
                                     core.events = base + i + 1 - requests
                                     if isinstance(exc, FATAL):
                                         self.interrupted(entry, exc, msg)
@@ -370,6 +376,7 @@ class _Server:
                                     targets = core.event_targets
                                 else:
                                     if result is not None:
+                                        i = batch - _left(it) - 1
                                         core.events = base + i + 1 - requests
                                         drive(core.event_result(entry, Returned(result), msg))
                                         targets = core.event_targets
