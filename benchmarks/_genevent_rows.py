@@ -54,13 +54,21 @@ def _check(counts: list[int], expected: int) -> None:
 
 
 async def aio_notify(
-    k: int, n: int, producers: int = 1, *, from_threads: bool = False, timing: bool = False
+    k: int,
+    n: int,
+    producers: int = 1,
+    *,
+    from_threads: bool = False,
+    timing: bool = False,
+    start: dict[str, Any] | None = None,
+    add: dict[str, Any] | None = None,
 ) -> int:
-    """Elapsed ns for ``n`` notifies then one sync_notify, ``k`` handlers, asyncio runtime."""
-    mgr = aio.start(timing=timing)
+    """Elapsed ns for ``n`` notifies then one sync_notify, ``k`` handlers, asyncio runtime
+    (``start``/``add``: more keywords for ``aio.start`` and ``add_handler``)."""
+    mgr = aio.start(timing=timing, **(start or {}))
     try:
         for i in range(k):
-            await mgr.add_handler(_ref(k, i))
+            await mgr.add_handler(_ref(k, i), **(add or {}))
         notify = mgr.notify
         t0 = h.now()
         if from_threads:
@@ -195,12 +203,21 @@ def flood_rows(cfg: h.Config) -> list[h.Row]:
 # ---------------------------------------------------------------- thread runtime
 
 
-def thread_notify(k: int, n: int, producers: int = 1, *, timing: bool = False) -> int:
-    """Elapsed ns for ``n`` notifies then one sync_notify, ``k`` handlers, thread runtime."""
-    mgr = threads.start(timing=timing)
+def thread_notify(
+    k: int,
+    n: int,
+    producers: int = 1,
+    *,
+    timing: bool = False,
+    start: dict[str, Any] | None = None,
+    add: dict[str, Any] | None = None,
+) -> int:
+    """Elapsed ns for ``n`` notifies (blocking while a bounded mailbox is full) then one
+    sync_notify, ``k`` handlers, thread runtime (``start``/``add``: as :func:`aio_notify`)."""
+    mgr = threads.start(timing=timing, **(start or {}))
     try:
         for i in range(k):
-            mgr.add_handler(_ref(k, i))
+            mgr.add_handler(_ref(k, i), **(add or {}))
         t0 = h.now()
         if producers == 1:
             produce(mgr.notify, n)
@@ -629,22 +646,6 @@ async def aio_bounded_burst(n: int, maxsize: int | None, wait: bool) -> int:
     return elapsed
 
 
-def thread_bounded_burst(n: int, maxsize: int | None) -> int:
-    """Elapsed ns for ``n`` notifies (blocking when full) then a sync_notify, threads."""
-    mgr = threads.start(maxsize=maxsize)
-    try:
-        mgr.add_handler(Counter)
-        t0 = h.now()
-        produce(mgr.notify, n)
-        mgr.sync_notify(None)
-        elapsed = h.now() - t0
-        count = mgr.call(Counter, "get")
-    finally:
-        mgr.stop()
-    _check([count], n + 1)
-    return elapsed
-
-
 def _bounded(cfg: h.Config) -> list[h.Bench]:
     n, reps = cfg.notify_events, cfg.reps
     out: list[h.Bench] = []
@@ -658,9 +659,11 @@ def _bounded(cfg: h.Config) -> list[h.Bench]:
     if cfg.wants(h.BOUNDED_THREADS):
         sc = h.BOUNDED_THREADS
         out += [
-            h.rate(sc, h.UNBOUNDED, n, partial(thread_bounded_burst, n, None), reps),
-            h.rate(sc, BLOCK_THREADS, n, partial(thread_bounded_burst, n, BOUND), reps),
-            h.rate(sc, ROOM, n, partial(thread_bounded_burst, n, n + 2), reps),
+            h.rate(sc, h.UNBOUNDED, n, partial(thread_notify, 1, n, start={"maxsize": None}), reps),
+            h.rate(
+                sc, BLOCK_THREADS, n, partial(thread_notify, 1, n, start={"maxsize": BOUND}), reps
+            ),
+            h.rate(sc, ROOM, n, partial(thread_notify, 1, n, start={"maxsize": n + 2}), reps),
         ]
     return out
 
@@ -720,39 +723,6 @@ def flood_peak_rows(cfg: h.Config) -> list[h.Row]:
     return rows
 
 
-async def aio_isolated(n: int, isolation: Any) -> int:
-    """Elapsed ns for ``n`` notifies then one sync_notify to one Counter, added with
-    ``isolation`` (None: not isolated), asyncio runtime."""
-    mgr = aio.start()
-    try:
-        await mgr.add_handler(Counter, None, isolation=isolation)
-        t0 = h.now()
-        produce(mgr.notify, n)
-        await mgr.sync_notify(None)
-        elapsed = h.now() - t0
-        count = await mgr.call(Counter, "get")
-    finally:
-        await mgr.stop()
-    _check([count], n + 1)
-    return elapsed
-
-
-def thread_isolated(n: int, isolation: bool) -> int:
-    """As :func:`aio_isolated`, thread runtime (``isolation=True`` or not)."""
-    mgr = threads.start()
-    try:
-        mgr.add_handler(Counter, None, isolation=isolation)
-        t0 = h.now()
-        produce(mgr.notify, n)
-        mgr.sync_notify(None)
-        elapsed = h.now() - t0
-        count = mgr.call(Counter, "get")
-    finally:
-        mgr.stop()
-    _check([count], n + 1)
-    return elapsed
-
-
 def _isolation(cfg: h.Config) -> list[h.Bench]:
     n = cfg.notify_events
     out: list[h.Bench] = []
@@ -762,14 +732,22 @@ def _isolation(cfg: h.Config) -> list[h.Bench]:
             ('genevent asyncio, isolation="task"', "task"),
             ('genevent asyncio, isolation="thread"', "thread"),
         ):
-            once = h.in_loop(partial(aio_isolated, n, isolation))
+            once = h.in_loop(partial(aio_notify, 1, n, add={"isolation": isolation}))
             out.append(h.rate(h.ISO_AIO, impl, n, once, cfg.reps))
     if cfg.wants(h.ISO_THREADS):
         for impl, flag in (
             (h.THREADS_NOT_ISOLATED, False),
             ("genevent threads, isolation=True", True),
         ):
-            out.append(h.rate(h.ISO_THREADS, impl, n, partial(thread_isolated, n, flag), cfg.reps))
+            out.append(
+                h.rate(
+                    h.ISO_THREADS,
+                    impl,
+                    n,
+                    partial(thread_notify, 1, n, add={"isolation": flag}),
+                    cfg.reps,
+                )
+            )
     return out
 
 
