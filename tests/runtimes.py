@@ -195,6 +195,10 @@ class Facade:
     def get_state(self, **kw: Any) -> list[tuple[Any, Any]]:
         return self._run("get_state", **kw)  # type: ignore[no-any-return]
 
+    def stats(self) -> Any:
+        """The manager's ``stats()`` (a remote one's is awaited)."""
+        return self._run("stats")
+
     @property
     def is_running(self) -> bool:
         return bool(self.mgr.is_running)
@@ -872,6 +876,7 @@ NATS_EXEMPT: dict[str, str] = {
             "test_intensity_limit_ends_it_and_tells_the_owner",
             "test_restart_keeps_the_owner",
             "test_a_restart_whose_init_fails_counts_and_gives_up",
+            "test_the_manager_serves_others_while_a_restart_waits",
             "test_c62_c63_model",
         ),
         "supervised handlers are local only: on_exit callbacks and owners (the caller's task "

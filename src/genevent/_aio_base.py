@@ -26,6 +26,7 @@ from ._core import (
     ManagerCore,
     Procedure,
     Raised,
+    Retry,
     Returned,
     Unwatch,
     Watch,
@@ -45,6 +46,7 @@ from ._lanes import (
     CAUGHT_UP,
     CONCERNED,
     Lane,
+    Order,
     TaskLane,
     ThreadLane,
     applied,
@@ -82,7 +84,9 @@ _FOREVER: Final = threading.TIMEOUT_MAX  # timeouts this long or longer mean "no
 _LIVE: set[EventManager[Any]] = set()  # running managers stay alive until they stop, like
 # Erlang processes: a manager nobody references is still a running manager, not garbage
 _STOP: Final = object()
-_INTERNAL: Final = frozenset({"info", "owner_down", "stream close", "lane", "lane call"})
+_LANE_RESULTS: Final = frozenset({"lane", "lane call", "lane order"})
+"""What isolated handlers bring back: applied in mailbox order (see genevent._lanes.Order)."""
+_INTERNAL: Final = frozenset({"info", "owner_down", "stream close", "restart"} | _LANE_RESULTS)
 _CONCERNED: Final = CONCERNED
 """Requests that may concern isolated handlers (see ``EventManager._isolated``)."""
 _CAUGHT_UP: Final = CAUGHT_UP  # a request re-posted after a barrier
@@ -131,10 +135,12 @@ class _Request:
     ``ahead`` (the messages queued ahead of it when it was posted); the others leave them
     unset."""
 
-    __slots__ = ("ahead", "args", "deadline", "fut", "proc", "timeout", "what")
+    __slots__ = ("ahead", "args", "deadline", "fut", "proc", "timeout", "via", "what")
     ahead: int
     deadline: float
     timeout: float
+    #: an isolated handler's outcome: its lane, and the place in mailbox order it is from
+    via: tuple[Lane, float]
 
     def __init__(
         self,
@@ -243,6 +249,8 @@ class _ManagerBase(Generic[E]):
     _room: asyncio.Future[None] | None = None
     _dropping = False
     _late_dropped = 0
+    _order: Order | None = None  # made with the first lane
+    _retries: set[asyncio.TimerHandle] | None = None  # restarts waiting for another attempt
 
     if TYPE_CHECKING:  # defined by the drain loop's half, genevent._aio_engine._ManagerEngine
 
@@ -383,12 +391,22 @@ class _ManagerBase(Generic[E]):
         self._dropped += dropped
         refused = 0
         for msg in rest:
-            if msg.proc is _STOP:
+            if msg.proc is _STOP or msg.what in _LANE_RESULTS:
+                # a stop, and what isolated handlers brought back (a crash stays a crash)
                 self._mailbox.append(msg)
             else:
                 refused += msg.fut is not None
                 _fail(msg.fut, ManagerNotRunning(self, f" (it stopped before {msg.what})"))
         log_backlog(self, dropped, refused, "at stop(drain=False)")
+        self._drop_lanes()
+
+    def _drop_lanes(self) -> None:
+        """A stop that drops the backlog: so do the isolated handlers' mailboxes (their drops
+        counted on each handler)."""
+        why = " (it stopped, dropping its backlog)"
+        lost = sum(lane.drop_backlog(why) for lane in list(self._lanes))
+        if lost:
+            log_backlog(self, lost, 0, "from isolated handlers' mailboxes at stop")
 
     def _late(self, item: Any) -> None:
         """``item`` was appended and the manager was found stopping afterwards: accept it if the
@@ -634,6 +652,9 @@ class _ManagerBase(Generic[E]):
         return owner
 
     def _watch(self, eff: Any) -> None:
+        if eff.__class__ is Retry:
+            self._schedule_retry(eff)
+            return
         owner = eff.owner
         watched = self._watched
         if watched is None:
@@ -645,6 +666,27 @@ class _ManagerBase(Generic[E]):
         elif eff.__class__ is Unwatch and owner in watched:
             watched.discard(owner)
             owner.remove_done_callback(self._owner_done)
+
+    def _schedule_retry(self, eff: Retry) -> None:
+        """A restart's ``init`` failed: its next attempt comes in ``eff.delay`` seconds, as a
+        message of the mailbox (the manager serves the others meanwhile)."""
+        retries = self._retries
+        if retries is None:
+            retries = self._retries = set()
+        handle: asyncio.TimerHandle | None = None
+
+        def due() -> None:
+            retries.discard(handle)
+            if not self._closed:
+                self._post(_Request(self._core.retry_restart, (eff.handler,), None, "restart"))
+
+        handle = self._loop.call_later(eff.delay, due)
+        retries.add(handle)
+
+    def _cancel_retries(self) -> None:
+        for handle in self._retries or ():
+            handle.cancel()
+        self._retries = None
 
     def _owner_done(self, owner: Any) -> None:
         reason: BaseException | None = (
@@ -692,21 +734,39 @@ class _ManagerBase(Generic[E]):
                 with contextlib.suppress(ManagerNotRunning, RuntimeError):
                     self._wake_from_thread()
 
+    @property
+    def _lane_order(self) -> Order:
+        """The order of what is queued to the lanes and of what they bring back."""
+        order = self._order
+        if order is None:
+            order = self._order = Order()
+        return order
+
     def lane_outcome(
-        self, lane: Lane, entry: Entry, out: Raised | Returned, message: Any, callback: str
+        self,
+        lane: Lane,
+        entry: Entry,
+        out: Raised | Returned,
+        message: Any,
+        callback: str,
+        seq: float,
     ) -> None:
         """Host side of an isolated handler (see :mod:`genevent._lanes`)."""
-        self._lane_post(
-            _Request(applied, (self._core, entry, out, message, callback), None, "lane")
-        )
+        req = _Request(applied, (self._core, entry, out, message, callback), None, "lane")
+        req.via = (lane, seq)
+        self._lane_post(req)
 
     def lane_call_outcome(
-        self, lane: Lane, req: Any, entry: Entry, out: Raised | Returned, request: Any
+        self, lane: Lane, req: Any, entry: Entry, out: Raised | Returned, request: Any, seq: float
     ) -> None:
         """Host side of an isolated handler: a call's outcome that changes the table."""
-        self._lane_post(
-            _Request(call_applied, (self._core, entry, out, request), req.fut, "lane call")
-        )
+        then = _Request(call_applied, (self._core, entry, out, request), req.fut, "lane call")
+        then.via = (lane, seq)
+        self._lane_post(then)
+
+    def lane_recheck(self) -> None:
+        """Host side of an isolated handler: it passed a place an outcome waits for."""
+        self._lane_post(_Request(_nothing, (), None, "lane order"))
 
     def lane_reply(self, req: Any, value: Any) -> None:
         """Host side of an isolated handler: a plain reply, straight to the caller."""
@@ -769,16 +829,19 @@ class _ManagerBase(Generic[E]):
         lane: Lane = eff.via
         if not lane.started:
             self._lanes.append(lane)
+        idle = lane.idle()
         fut = lane.job(eff)  # type: ignore[attr-defined]
         waiting: Any = fut if lane.kind == "task" else asyncio.wrap_future(fut)
         if self._stop_started is None:
             return await waiting  # type: ignore[no-any-return]
-        remaining = self._stop_started + lane.stop_timeout - self._loop.time()
+        now = self._loop.time()
+        if lane.stop_at is None or idle:  # its stop timeout counts from when it is told
+            lane.stop_at = now
         try:
-            return await asyncio.wait_for(waiting, max(remaining, 0.0))
+            return await asyncio.wait_for(waiting, max(lane.stop_at + lane.stop_timeout - now, 0.0))
         except TimeoutError:
             self._abandon(lane)
-            return Returned(None)
+            return lane.left_behind_outcome(eff)
 
     def _abandon(self, lane: Lane) -> None:
         if leave_behind(self, lane):
@@ -791,7 +854,6 @@ class _ManagerBase(Generic[E]):
         loop = self._loop
         if self._stop_started is None:
             self._stop_started = loop.time()
-        start = self._stop_started
         while True:
             busy = [lane for lane in self._lanes if not lane.idle()]
             if self._mailbox:
@@ -799,19 +861,23 @@ class _ManagerBase(Generic[E]):
             if not busy:
                 return False
             now = loop.time()
-            late = [lane for lane in busy if now >= start + lane.stop_timeout]
+            for lane in busy:
+                if lane.stop_at is None:
+                    lane.stop_at = now
+            late = [lane for lane in busy if now >= lane.stop_at + lane.stop_timeout]  # type: ignore[operator]
             for lane in late:
                 self._abandon(lane)
             if late:
+                if self._order:  # outcomes waiting for a lane left behind wait no more
+                    self.lane_recheck()
                 continue
             waiter = self._waiter = loop.create_future()
             self._settling = True
             try:
                 if not any(not lane.idle() for lane in busy) or self._mailbox:
                     continue
-                await asyncio.wait(
-                    (waiter,), timeout=min(start + lane.stop_timeout for lane in busy) - now
-                )
+                until = min(lane.stop_at + lane.stop_timeout for lane in busy)  # type: ignore[operator]
+                await asyncio.wait((waiter,), timeout=until - now)
             finally:
                 self._settling = False
                 self._waiter = None

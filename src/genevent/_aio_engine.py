@@ -17,6 +17,7 @@ from ._aio_base import (
     _CAUGHT_UP,
     _CONCERNED,
     _INTERNAL,
+    _LANE_RESULTS,
     _LIVE,
     _SLICE,
     _STOP,
@@ -345,8 +346,12 @@ class _ManagerEngine(_ManagerBase[E]):
             raise
         except asyncio.CancelledError:
             # the loop is shutting down or the task was cancelled: like a parent's exit in OTP,
-            # every handler is terminated with Stopped before the manager goes (after an inline
-            # request's pending work, if any, is cancelled too, and what was accepted handled)
+            # every handler is terminated before the manager goes, as by stop(drain=False)
+            # (after an inline request's pending work, if any, is cancelled too): what is
+            # queued is dropped (counted), since a callback stuck in an await would stall a
+            # drain for ever
+            self._closed = True
+            self._drop_backlog()
             await self._cancel_inline()
             fatal = await self._finish([])
             if fatal is not None:
@@ -372,12 +377,44 @@ class _ManagerEngine(_ManagerBase[E]):
         raise exc
 
     async def _handle(self, req: _Request) -> None:
+        if req.what in _LANE_RESULTS:
+            await self._lane_results(req)
+            return
         if self._core.isolated and req.what in _CONCERNED and await self._isolated(req):
             return
         try:
             await self._handle_request(req)
         finally:
             self._reap()
+
+    async def _lane_results(self, req: _Request) -> None:
+        """An isolated handler's outcome (or a lane passed a place an outcome waits for):
+        apply what may be applied now, in mailbox order (see genevent._lanes.Order). A
+        KeyboardInterrupt or SystemExit goes on once each ready outcome is applied."""
+        fatal: BaseException | None = None
+        order = self._lane_order
+        if req.what != "lane order":
+            lane, seq = req.via
+            if not order.admit(self._lanes, seq, lane, req):
+                return
+            fatal = await self._apply_lane_result(req)
+        while order:
+            ready = order.ready(self._lanes)
+            if not ready:
+                break
+            for later in ready:
+                fatal = await self._apply_lane_result(later) or fatal
+        if fatal is not None:
+            raise fatal
+
+    async def _apply_lane_result(self, req: _Request) -> BaseException | None:
+        try:
+            await self._handle_request(req)
+        except BaseException as exc:  # finished: it goes on once the others are applied
+            return exc
+        finally:
+            self._reap()
+        return None
 
     async def _handle_request(self, req: _Request) -> None:
         fut = req.fut
@@ -503,6 +540,8 @@ class _ManagerEngine(_ManagerBase[E]):
         fatal: BaseException | None = None
         mailbox = self._mailbox
         core = self._core
+        core.begin_stop()  # no restart from now on
+        self._cancel_retries()
         dropping = self._dropping
         while True:
             while mailbox:
@@ -517,18 +556,24 @@ class _ManagerEngine(_ManagerBase[E]):
                         await self._drive(core.notify(msg))
                     elif msg.proc is _STOP:
                         stops.append(msg)
-                    elif dropping:
+                    elif dropping and msg.what not in _LANE_RESULTS:
                         _fail(msg.fut, ManagerNotRunning(self, f" (it stopped before {msg.what})"))
-                    else:
+                    else:  # what isolated handlers bring back is applied even then
                         await self._handle(msg)
                 except BaseException as exc:  # the message was finished: remember, go on
                     fatal = fatal or exc
-            if self._lanes and await self._settle_lanes():
-                continue
+            if self._lanes:
+                if dropping:  # what the last event gave the lanes is dropped too
+                    self._drop_lanes()
+                if await self._settle_lanes():
+                    continue
             with _seal_lock:
                 if not mailbox:
                     self._sealed = True
                     break
+        if self._order:  # no lane moves any more: what waits is applied, in order
+            for req in self._order.take_all():
+                fatal = await self._apply_lane_result(req) or fatal
         if not core.stopped:
             if self._lanes and self._stop_started is None:
                 self._stop_started = self._loop.time()
@@ -549,6 +594,7 @@ class _ManagerEngine(_ManagerBase[E]):
     def _shutdown(self) -> None:
         self._closed = True
         _LIVE.discard(self)
+        self._cancel_retries()
         for lane in self._lanes:
             self._lane_dropped += lane.counts.dropped
             lane.close()

@@ -16,6 +16,7 @@ from ._core import (
     Procedure,
     Raised,
     Report,
+    Retry,
     Returned,
     StartFailed,
     TellOwner,
@@ -186,14 +187,15 @@ def tell_owner(eff: TellOwner, spawn: Callable[[Any], object] | None = None) -> 
 def drive_sync(
     proc: Procedure,
     manager: Any,
-    watch: Callable[[Watch | Unwatch], None],
+    watch: Callable[[Watch | Unwatch | Retry], None],
     tell: Callable[[TellOwner], None] = tell_owner,
     via: Callable[[Invoke], Raised | Returned] | None = None,
 ) -> Any:
     """Run a core procedure to its end without an event loop; return its reply (or raise the
     typed error it raises). A ``KeyboardInterrupt`` or ``SystemExit`` from user code is a
     crash of that handler for the procedure, and is re-raised once the procedure finished.
-    ``manager`` labels reports; ``watch`` performs :class:`Watch`/:class:`Unwatch` effects;
+    ``manager`` labels reports; ``watch`` performs :class:`Watch`/:class:`Unwatch`/:class:`Retry`
+    effects;
     ``tell`` delivers notices; ``via`` runs an isolated handler's invocation (``eff.via`` set)
     in its lane and returns the outcome."""
     send: Any = None
@@ -239,8 +241,8 @@ def drive_sync(
             except FATAL as exc:  # from an owner callback or a format_status: as above
                 if interrupted is None:
                     interrupted = exc
-        elif isinstance(eff, (Watch, Unwatch)):
-            watch(eff)
+        elif type(eff) is Watch or type(eff) is Unwatch or type(eff) is Retry:
+            watch(eff)  # the manager's own business
 
 
 _HERE = os.path.dirname(os.path.abspath(__file__))

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import heapq
 import inspect
+import itertools
 import sys
 import threading
 import time
@@ -33,7 +35,7 @@ from typing import Any, Final, Literal, Protocol, TypeAlias
 
 from ._core import Entry, Invoke, ManagerCore, Procedure, Raised, Remove, Returned, Swap
 from ._driver import CRASHES, FATAL, callback_in, log
-from ._errors import HandlerNotFound, _name
+from ._errors import HandlerNotFound, ManagerNotRunning, _name
 from ._overflow import Action, Counts, check_bound
 
 __all__ = (
@@ -46,6 +48,7 @@ __all__ = (
     "Isolation",
     "Lane",
     "LaneOverflow",
+    "Order",
     "TaskLane",
     "ThreadLane",
     "applied",
@@ -105,8 +108,9 @@ class _Job:
         self.fut = fut
 
 
-_SPECIAL: Final = frozenset({_Info, _Call, _Mark, _Job})
+_SPECIAL: Final = frozenset({_Info, _Call, _Mark})
 _NOTHING: Final = object()  # nothing to run now (None is an event like any other)
+_IDLE: Final = float("inf")  # the place in mailbox order of a lane with nothing to run
 
 
 class Barrier:
@@ -133,14 +137,29 @@ class Host(Protocol):
     """What a lane needs from the manager that runs it (every method safe from any thread)."""
 
     def lane_outcome(
-        self, lane: Lane, entry: Entry, out: Raised | Returned, message: Any, callback: str
+        self,
+        lane: Lane,
+        entry: Entry,
+        out: Raised | Returned,
+        message: Any,
+        callback: str,
+        seq: float,
     ) -> None:
-        """Post ``core.event_result(entry, out, message, callback)`` to the manager."""
+        """Post ``core.event_result(entry, out, message, callback)`` to the manager (``seq``:
+        the place in mailbox order of the message that caused it, see :class:`Order`)."""
 
     def lane_call_outcome(
-        self, lane: Lane, req: Any, entry: Entry, out: Raised | Returned, request: Any
+        self, lane: Lane, req: Any, entry: Entry, out: Raised | Returned, request: Any, seq: float
     ) -> None:
         """Post ``core.call_result(entry, out, request)`` to the manager, answering ``req``."""
+
+    def lane_recheck(self) -> None:
+        """A lane passed the place in mailbox order an outcome waits for (see
+        :class:`Order`): have the manager look at its waiting outcomes again."""
+
+    @property
+    def _lane_order(self) -> Order:
+        """The order of what is queued to the manager's lanes and what they bring back."""
 
     def lane_reply(self, req: Any, value: Any) -> None:
         """Answer the call ``req`` with a plain reply."""
@@ -181,7 +200,11 @@ def _is_reply(value: Any) -> bool:
 
 class Lane:
     """The mailbox and runner of one isolated handler (and of whatever replaces it by a swap
-    or a restart). Subclasses run it in a task or a thread."""
+    or a restart). Subclasses run it in a task or a thread.
+
+    Each queued item is ``(seq, item)``: ``seq`` is its place in the manager's mailbox order
+    (counted by the host's :class:`Order`), so that what the lanes bring back to the manager is
+    applied in that order whichever lane finished first (see :class:`Order`)."""
 
     kind = ""
 
@@ -198,18 +221,32 @@ class Lane:
         self.maxsize = maxsize
         self.overflow = overflow
         self.stop_timeout = float(stop_timeout)
-        self.fifo: deque[Any] = deque()
+        self.fifo: deque[tuple[int, Any]] = deque()
         self.jobs: deque[_Job] = deque()
         #: the table entry it serves (None before its first handler is installed)
         self.entry: Entry | None = None
         #: the entry whose outcome was posted to the manager and not yet applied
         self.pending: Entry | None = None
         self.closed = False
+        #: its handler waits for another restart attempt: what is queued is answered as if
+        #: closed (the handler is not installed), and the lane stays for that attempt
+        self.vacant = False
         self.abandoned = False
         self.busy = False
         self.started = False
-        #: counted for a bounded mailbox only
+        #: counted for a bounded mailbox only (``dropped``: always)
         self.counts = Counts()
+        #: the place in mailbox order of the item it runs (or ran last), or :data:`_IDLE`
+        self.current: float = _IDLE
+        #: an outcome waits until this lane is past this place (see :class:`Order`), or None
+        self.watch: float | None = None
+        #: when ``stop`` told it to stop (its ``stop_timeout`` counts from there), or None
+        self.stop_at: float | None = None
+        #: the call running now (answered at once if the lane is left behind)
+        self.calling: _Call | None = None
+        self._seq = host._lane_order.seq
+        #: taken by the lane to take an item, and by a drop of the oldest (bounded lanes)
+        self._pop_lock = threading.Lock()
         self._logged_at = -_LOG_EVERY
         self._logged_drops = 0
         self._cached: Entry | None = None
@@ -225,19 +262,19 @@ class Lane:
         """Queue an event (the entry's ``event_fn``: called by the manager, returns None)."""
         if self.maxsize is not None and not self._room():
             return
-        self.fifo.append(event)
+        self.fifo.append((next(self._seq), event))
         self._wake()
 
     def post_info(self, message: Any) -> None:
         """Queue an info message (the entry's ``info_fn``)."""
         if self.maxsize is not None and not self._room():
             return
-        self.fifo.append(_Info(message))
+        self.fifo.append((next(self._seq), _Info(message)))
         self._wake()
 
     def post_call(self, request: Any, req: Any) -> None:
         """Queue a call; the reply (or error) goes to the host's request ``req``."""
-        self.fifo.append(_Call(request, req))
+        self.fifo.append((next(self._seq), _Call(request, req)))
         self._wake()
 
     def mark(self, barrier: Barrier) -> None:
@@ -245,12 +282,13 @@ class Lane:
         if self.closed:
             barrier.reach()
             return
-        self.fifo.append(_Mark(barrier))
+        self.fifo.append((next(self._seq), _Mark(barrier)))
         self._wake()
 
     def serve(self, entry: Entry) -> None:
         """``entry`` (in the table) is the handler this lane runs from now on."""
         self.entry = entry
+        self.vacant = False
         pending = self.pending
         if pending is not None and pending is entry and entry.alive:
             return  # its outcome is still to be applied: hold on
@@ -262,13 +300,65 @@ class Lane:
         self.closed = True
         self._wake()
 
+    def vacate(self) -> None:
+        """Its handler waits for another restart attempt (see :attr:`vacant`)."""
+        if not self.vacant:
+            self.vacant = True
+            self._wake()
+
     def idle(self) -> bool:
         """Nothing queued and nothing running (or left behind)."""
         return self.abandoned or (not self.busy and not self.fifo and not self.jobs)
 
+    def head(self) -> float:
+        """The place in mailbox order of the first item it has not finished (:data:`_IDLE`
+        when there is none). Read from the manager's side while the lane runs: it may be
+        too early (then the lane wakes the manager once it passes a watched place), never too
+        late."""
+        if self.closed:
+            return _IDLE
+        current = self.current
+        if current != _IDLE:
+            return current
+        try:
+            return self.fifo[0][0]
+        except IndexError:
+            return _IDLE
+
+    def drop_backlog(self, why: str) -> int:
+        """A stop that drops the backlog (or this lane is left behind): take out everything
+        queued; events and infos are dropped (counted in ``counts.dropped``), calls answered
+        with :class:`ManagerNotRunning`, marks reached. Returns the events and infos dropped."""
+        dropped = 0
+        fifo = self.fifo
+        while True:
+            try:
+                _, item = fifo.popleft()
+            except IndexError:
+                break
+            cls = item.__class__
+            if cls is _Call:
+                self.host.lane_fail(item.req, ManagerNotRunning(self.host, why))
+            elif cls is _Mark:
+                item.barrier.reach()
+            else:
+                dropped += 1
+        self.counts.dropped += dropped
+        return dropped
+
     def running_callback(self) -> str | None:  # pragma: no cover - per runner
         """The handler callback the lane runs now (``"Class.method"``), if any."""
         return None
+
+    def left_behind_outcome(self, eff: Invoke) -> Raised | Returned:
+        """What the manager's invocation ``eff`` gives once the lane is left behind: nothing
+        runs in it any more, so a handler cannot start there (its class or ``init``: an
+        error), and a ``terminate`` or a state snapshot gives None."""
+        if isinstance(eff.fn, type) or getattr(eff.fn, "__name__", None) == "init":
+            return Raised(
+                ManagerNotRunning(self.host, f" ({_name(self.ref)} was left behind at stop)")
+            )
+        return Returned(None)
 
     def _room(self) -> bool:
         assert self.maxsize is not None
@@ -277,13 +367,22 @@ class Lane:
         if action is Action.ACCEPT:
             return True
         if action is Action.DROP_OLDEST:
-            for i, item in enumerate(self.fifo):  # calls and marks are never dropped
-                if item.__class__ is not _Call and item.__class__ is not _Mark:
-                    del self.fifo[i]
-                    break
+            if not self._drop_oldest():  # only calls and marks queued: nothing to drop
+                self.counts.dropped -= 1
+                return True
             self._log_drop()
             return True
         self._log_drop()
+        return False
+
+    def _drop_oldest(self) -> bool:
+        """Drop the oldest queued event or info (calls and marks are never dropped); the lane
+        takes items under the same lock when it is bounded."""
+        with self._pop_lock:
+            for i, (_, item) in enumerate(self.fifo):
+                if item.__class__ is not _Call and item.__class__ is not _Mark:
+                    del self.fifo[i]
+                    return True
         return False
 
     def _log_drop(self) -> None:
@@ -317,9 +416,32 @@ class Lane:
         """The next thing to run: a job first; an item while serving; else ``_NOTHING``."""
         if self.jobs:
             return self.jobs.popleft()
-        if self.fifo and (self.closed or self._serving() is not None):
-            return self.fifo.popleft()
+        fifo = self.fifo
+        if fifo and (self.closed or self.vacant or self._serving() is not None):
+            if self.maxsize is not None:
+                with self._pop_lock:
+                    return self._take(fifo)
+            return self._take(fifo)
         return _NOTHING
+
+    def _take(self, fifo: deque[tuple[int, Any]]) -> Any:
+        try:
+            self.current = fifo[0][0]  # before it leaves the queue: never seen too late
+            seq, item = fifo.popleft()
+        except IndexError:  # dropped meanwhile (a stop)
+            self.current = _IDLE
+            return _NOTHING
+        self.current = seq
+        return item
+
+    def _passed(self) -> None:
+        """The item it ran is finished (its outcome, if any, posted): move on, and wake the
+        manager if an outcome waits for this lane to get past a place (see :class:`Order`)."""
+        self.current = _IDLE
+        watch = self.watch
+        if watch is not None and self.head() > watch:
+            self.watch = None
+            self.host.lane_recheck()
 
     def _load(self, entry: Entry) -> None:
         self._cached = entry
@@ -334,20 +456,41 @@ class Lane:
         elif cls is _Mark:
             item.barrier.reach()
 
+    def _drain_closed(self) -> None:
+        while True:
+            try:
+                _, item = self.fifo.popleft()
+            except IndexError:
+                return
+            self._closed_item(item)
+
     def _settle(self, entry: Entry, out: Raised | Returned, message: Any, cb: str) -> None:
         if self.maxsize is not None:
             self.counts.handled += 1
         if out.__class__ is Returned and out.value is None:
             return
         self.pending = entry
-        self.host.lane_outcome(self, entry, out, message, cb)
+        self.host.lane_outcome(self, entry, out, message, cb, self.current)
 
     def _settle_call(self, entry: Entry, item: _Call, out: Raised | Returned) -> None:
+        self.calling = None
+        if self.abandoned:
+            return  # answered when it was left behind
         if out.__class__ is Returned and _is_reply(out.value):
             self.host.lane_reply(item.req, out.value)
             return
         self.pending = entry
-        self.host.lane_call_outcome(self, item.req, entry, out, item.request)
+        self.host.lane_call_outcome(self, item.req, entry, out, item.request, self.current)
+
+    def _abandon_calls(self) -> None:
+        """Left behind: the caller of the call running now (if any) and those queued are
+        answered at once; the rest of the backlog is dropped (counted)."""
+        calling = self.calling
+        self.calling = None
+        why = f" ({_name(self.ref)} was left behind at stop)"
+        if calling is not None:
+            self.host.lane_fail(calling.req, ManagerNotRunning(self.host, why))
+        self.drop_backlog(why)
 
 
 def _outcome(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> Raised | Returned:
@@ -390,7 +533,7 @@ class ThreadLane(Lane):
         """Run the manager's invocation ``eff`` in the lane, before anything queued."""
         fut: concurrent.futures.Future[Raised | Returned] = concurrent.futures.Future()
         if self.abandoned:
-            fut.set_result(Returned(None))
+            fut.set_result(self.left_behind_outcome(eff))
             return fut
         self.start()
         self.jobs.append(_Job(eff, fut))
@@ -400,7 +543,13 @@ class ThreadLane(Lane):
     def abandon(self) -> None:
         """Leave the thread behind (it is a daemon); nothing more runs in it."""
         self.abandoned = self.closed = True
+        self._abandon_calls()
         self._wake()
+
+    def on_thread(self, ident: int) -> bool:
+        """True on this lane's thread."""
+        thread = self.thread
+        return thread is not None and thread.ident == ident
 
     def running_callback(self) -> str | None:
         thread = self.thread
@@ -418,14 +567,15 @@ class ThreadLane(Lane):
             item = self._next()
             if item is _NOTHING:
                 if self.closed and not self.jobs:
-                    while self.fifo:
-                        self._closed_item(self.fifo.popleft())
+                    self._drain_closed()
+                    self._passed()
                     host.lane_wake()
                     return
                 self.sleeping = True
                 if self._next_ready():
                     self.sleeping = False
                     continue
+                self._passed()
                 host.lane_wake()
                 self._token.acquire()
                 continue
@@ -434,9 +584,15 @@ class ThreadLane(Lane):
                 self._do(item)
             finally:
                 self.busy = False
+            if item.__class__ is not _Job:
+                self._passed()
 
     def _next_ready(self) -> bool:
-        return bool(self.jobs) or self.closed or (bool(self.fifo) and self._serving() is not None)
+        return (
+            bool(self.jobs)
+            or self.closed
+            or (bool(self.fifo) and (self.vacant or self._serving() is not None))
+        )
 
     def _do(self, item: Any) -> None:
         cls = item.__class__
@@ -445,7 +601,7 @@ class ThreadLane(Lane):
             out = _outcome(eff.fn, eff.args, eff.kwargs)
             item.fut.set_result(out)
             return
-        if self.closed:
+        if self.closed or self.vacant:
             self._closed_item(item)
             return
         entry = self.entry
@@ -454,6 +610,7 @@ class ThreadLane(Lane):
             item.barrier.reach()
         elif cls is _Call:
             assert entry.call_fn is not None
+            self.calling = item
             self._settle_call(entry, item, _outcome(entry.call_fn, (item.request,), None))
         elif cls is _Info:
             out = _outcome(entry.instance.handle_info, (item.message,), None)
@@ -491,11 +648,18 @@ class TaskLane(Lane):
             self.task = asyncio.Task(self._run(), loop=self.loop)
 
     def job(self, eff: Invoke) -> asyncio.Future[Raised | Returned]:
-        """Run the manager's invocation ``eff`` in the lane, before anything queued."""
-        fut: asyncio.Future[Raised | Returned] = self.loop.create_future()
+        """Run the manager's invocation ``eff`` in the lane, before anything queued. Once its
+        task was cancelled (its loop shuts down), the invocation runs in a task of its own:
+        a handler whose callback received that cancellation is still terminated."""
+        fut: asyncio.Future[Raised | Returned]
         if self.abandoned:
-            fut.set_result(Returned(None))
+            fut = self.loop.create_future()
+            fut.set_result(self.left_behind_outcome(eff))
             return fut
+        task = self.task
+        if task is not None and task.done():
+            return asyncio.ensure_future(self._call(eff.fn, eff.args, eff.kwargs), loop=self.loop)
+        fut = self.loop.create_future()
         self.start()
         self.jobs.append(_Job(eff, fut))
         self._wake()
@@ -504,6 +668,7 @@ class TaskLane(Lane):
     def abandon(self) -> None:
         """Cancel the task: nothing more runs in it."""
         self.abandoned = self.closed = True
+        self._abandon_calls()
         if self.task is not None:
             self.task.cancel()
 
@@ -528,7 +693,7 @@ class TaskLane(Lane):
                 value = await value
         except asyncio.CancelledError as exc:
             task = self.task
-            if task is not None and task.cancelling():
+            if task is not None and task.cancelling() and task is asyncio.current_task():
                 raise  # the lane itself is cancelled (left behind, or its loop closes)
             return Raised(exc)
         except CRASHES as exc:
@@ -543,29 +708,34 @@ class TaskLane(Lane):
                 item = self._next()
                 if item is _NOTHING:
                     if self.closed and not self.jobs:
-                        while self.fifo:
-                            self._closed_item(self.fifo.popleft())
+                        self._drain_closed()
+                        self._passed()
                         host.lane_wake()
                         return
+                    self._passed()
                     self.waiter = self.loop.create_future()
                     host.lane_wake()
                     await self.waiter
                     continue
-                if item.__class__ not in _SPECIAL and self.maxsize is None and not self.closed:
-                    # the hot path: plain events to a plain handle_event, drained in a batch
+                cls = item.__class__
+                if cls not in _SPECIAL and cls is not _Job and self.maxsize is None:
+                    # the hot path: plain events to a plain handle_event, in a batch
                     entry = self.entry
-                    assert entry is not None
-                    if entry is not self._cached:
-                        self._load(entry)
-                    if not self._event_async:
-                        spent = await self._drain(entry, item, spent)
-                        continue
+                    if not self.closed and not self.vacant and entry is not None:
+                        if entry is not self._cached:
+                            self._load(entry)
+                        if not self._event_async:
+                            spent = await self._drain(entry, item, spent)
+                            self._passed()
+                            continue
                 spent += 1
                 if spent >= _BUDGET:  # fairness: the loop's other tasks get a turn
                     spent = 0
-                    self.fifo.appendleft(item) if item.__class__ is not _Job else (
+                    if item.__class__ is _Job:
                         self.jobs.appendleft(item)
-                    )
+                    else:
+                        self.fifo.appendleft((int(self.current), item))
+                    self.current = _IDLE
                     await asyncio.sleep(0)
                     continue
                 self.busy = True
@@ -573,14 +743,32 @@ class TaskLane(Lane):
                     await self._do(item)
                 finally:
                     self.busy = False
+                if item.__class__ is not _Job:
+                    self._passed()
         finally:
             self.closed = True
-            while self.jobs:  # cancelled with jobs waiting: their waiters go on
+            self.current = _IDLE
+            while self.jobs:  # cancelled with jobs waiting: they run in tasks of their own
                 job = self.jobs.popleft()
                 if not job.fut.done():
-                    job.fut.set_result(Returned(None))
-            while self.fifo:
-                self._closed_item(self.fifo.popleft())
+                    self._job_elsewhere(job)
+            self._drain_closed()
+            if self.watch is not None:
+                self.watch = None
+                host.lane_recheck()
+
+    def _job_elsewhere(self, job: _Job) -> None:
+        eff = job.eff
+        done = asyncio.ensure_future(self._call(eff.fn, eff.args, eff.kwargs), loop=self.loop)
+
+        def _copy(task: asyncio.Future[Raised | Returned]) -> None:
+            if not job.fut.done():
+                if task.cancelled():
+                    job.fut.set_result(Raised(asyncio.CancelledError()))
+                else:
+                    job.fut.set_result(task.result())
+
+        done.add_done_callback(_copy)
 
     async def _drain(self, entry: Entry, item: Any, spent: int) -> int:
         """Plain events in a row, while nothing else is queued before them."""
@@ -604,9 +792,12 @@ class TaskLane(Lane):
                     spent = 0
                     if self.pending is not None or not entry.alive or self.jobs:
                         return spent
-                if not fifo or fifo[0].__class__ in _SPECIAL or self.jobs:
+                if not fifo or fifo[0][1].__class__ in _SPECIAL or self.jobs:
                     return spent
-                item = fifo.popleft()
+                if self.watch is not None:
+                    return spent  # an outcome waits for this lane to move on: say so
+                seq, item = fifo.popleft()
+                self.current = seq
         finally:
             self.busy = False
 
@@ -618,7 +809,7 @@ class TaskLane(Lane):
             if not item.fut.done():
                 item.fut.set_result(out)
             return
-        if self.closed:
+        if self.closed or self.vacant:
             self._closed_item(item)
             return
         entry = self.entry
@@ -627,6 +818,7 @@ class TaskLane(Lane):
             item.barrier.reach()
         elif cls is _Call:
             assert entry.call_fn is not None
+            self.calling = item
             self._settle_call(entry, item, await self._call(entry.call_fn, (item.request,), None))
         elif cls is _Info:
             out = await self._call(entry.instance.handle_info, (item.message,), None)
@@ -650,6 +842,69 @@ class TaskLane(Lane):
                         return
                     out = Returned(value)
             self._settle(entry, out, item, "handle_event")
+
+
+class Order:
+    """What isolated handlers bring back to the manager (an outcome that changes the table) is
+    applied in the mailbox order of the message that caused it, whichever lane finished first:
+    an outcome from ``seq`` waits until every other lane is past ``seq`` (each lane's queued
+    items carry their place in that order, see :class:`Lane`). A lane that passes a watched
+    place wakes the manager (:meth:`Host.lane_recheck`), which then takes the outcomes that
+    are ready (:meth:`ready`), in order. Only changes to the table wait: an isolated
+    handler's plain event handling never waits for its siblings."""
+
+    __slots__ = ("_count", "_waiting", "seq")
+
+    def __init__(self) -> None:
+        #: numbers what is queued to the lanes: its place in mailbox order
+        self.seq = itertools.count()
+        self._waiting: list[tuple[float, int, Any]] = []
+        self._count = itertools.count()
+
+    def __bool__(self) -> bool:
+        return bool(self._waiting)
+
+    def admit(self, lanes: list[Lane], seq: float, source: Lane | None, what: Any) -> bool:
+        """An outcome ``what`` from ``seq`` came back: True if it may be applied now (then the
+        caller applies it, and then whatever :meth:`ready` gives); else it waits here."""
+        if not self._waiting and self._clear(lanes, seq, source):
+            return True
+        heapq.heappush(self._waiting, (seq, next(self._count), (source, what)))
+        self._watch(lanes)
+        return False
+
+    def ready(self, lanes: list[Lane]) -> list[Any]:
+        """The waiting outcomes that may be applied now, in order (taken out)."""
+        out: list[Any] = []
+        waiting = self._waiting
+        while waiting:
+            seq, _, (source, what) = waiting[0]
+            if not self._clear(lanes, seq, source):
+                break
+            heapq.heappop(waiting)
+            out.append(what)
+        if waiting:
+            self._watch(lanes)
+        return out
+
+    def take_all(self) -> list[Any]:
+        """Every waiting outcome, in order (a stop: no lane will move any more)."""
+        waiting = sorted(self._waiting)
+        self._waiting = []
+        return [what for _, _, (_, what) in waiting]
+
+    def _watch(self, lanes: list[Lane]) -> None:
+        seq = self._waiting[0][0]
+        for lane in lanes:
+            if lane.head() < seq:
+                lane.watch = seq
+                if lane.head() > seq:  # passed meanwhile: it may not have seen the watch
+                    lane.watch = None
+                    lane.host.lane_recheck()
+
+    @staticmethod
+    def _clear(lanes: list[Lane], seq: float, source: Lane | None) -> bool:
+        return all(lane is source or lane.abandoned or lane.head() > seq for lane in lanes)
 
 
 # -- what the manager does around its requests ---------------------------------------------------
@@ -740,16 +995,21 @@ def reap(core: ManagerCore, lanes: list[Lane]) -> int:
     uses is closed and forgotten. Returns how many events the closed lanes' mailboxes dropped
     (the manager counts them from then on)."""
     using = {id(e.lane): e for e in core.entries if e.lane is not None}
+    # a handler waiting for another restart attempt keeps its lane (and what is queued there)
+    waiting = {id(e.lane) for e, _ in core.retrying.values() if e.lane is not None}
     keep = []
     closed = []
     for lane in lanes:
         entry = using.get(id(lane))
-        if entry is None:
-            lane.close()
-            closed.append(lane)
-        else:
+        if entry is not None:
             lane.serve(entry)
             keep.append(lane)
+        elif id(lane) in waiting:
+            lane.vacate()
+            keep.append(lane)
+        else:
+            lane.close()
+            closed.append(lane)
     lanes[:] = keep
     return sum(lane.counts.dropped for lane in closed)
 

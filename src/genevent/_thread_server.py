@@ -26,6 +26,7 @@ from ._core import (
     Procedure,
     Raised,
     Remove,
+    Retry,
     Returned,
     Swap,
     TellOwner,
@@ -43,6 +44,7 @@ from ._lanes import (
     CAUGHT_UP,
     CONCERNED,
     Lane,
+    Order,
     ThreadLane,
     applied,
     call_applied,
@@ -62,8 +64,11 @@ if TYPE_CHECKING:
 E = TypeVar("E")
 
 _STOP: Final = object()
+_LANE_RESULTS: Final = frozenset({"lane", "lane call", "lane order"})
+"""What isolated handlers bring back: applied in mailbox order (see genevent._lanes.Order)."""
 _INTERNAL: Final = frozenset(
-    {"info", "owner_down", "stream close", "lane", "lane call"}
+    {"info", "owner_down", "stream close", "restart"}
+    | _LANE_RESULTS
     | {what + CAUGHT_UP for what in CONCERNED}  # counted when they first came in
 )
 """Messages that are not control requests (metrics count them elsewhere, or not at all)."""
@@ -81,7 +86,7 @@ class _Request:
     A caller waits on ``lock`` (acquired at creation, released with the answer) or on
     ``future``; requests that nobody waits for (``send``, owner_down) have neither."""
 
-    __slots__ = ("args", "error", "future", "lock", "proc", "value", "watch", "what")
+    __slots__ = ("args", "error", "future", "lock", "proc", "value", "via", "watch", "what")
 
     def __init__(
         self, proc: Callable[..., Procedure] | object, args: tuple[Any, ...], what: str
@@ -94,6 +99,8 @@ class _Request:
         self.value: Any = None
         self.error: BaseException | None = None
         self.watch: _OwnerWatch | None = None
+        #: an isolated handler's outcome: its lane, and the place in mailbox order it is from
+        self.via: tuple[Lane, float] | None = None
 
 
 def _answer(req: _Request, value: Any) -> None:
@@ -105,7 +112,8 @@ def _answer(req: _Request, value: Any) -> None:
     lock = req.lock
     if lock is not None:
         req.value = value
-        lock.release()
+        with contextlib.suppress(RuntimeError):  # answered already (a lane left behind)
+            lock.release()
 
 
 def _is_control(msg: Any) -> bool:
@@ -126,7 +134,8 @@ def _fail(req: _Request, exc: BaseException) -> None:
     lock = req.lock
     if lock is not None:
         req.error = exc
-        lock.release()
+        with contextlib.suppress(RuntimeError):  # answered already (a lane left behind)
+            lock.release()
 
 
 # -- the manager's thread --------------------------------------------------------------------
@@ -185,6 +194,10 @@ class _Server:
         #: True while ``stop`` waits for isolated handlers to catch up (they wake it)
         self.settling = False
         self.stop_started: float | None = None
+        #: the mailbox order of what is queued to lanes, and the outcomes waiting for it
+        self._lane_order = Order()
+        #: restarts waiting for their next attempt (timers)
+        self.retries: set[threading.Timer] = set()
 
     def forked(self) -> None:
         """This is a forked child's copy of a running manager: it is stopped here."""
@@ -296,16 +309,29 @@ class _Server:
         events, rest = take_backlog(self.mailbox, _droppable)
         with self.seal_lock:
             self.dropped += events
-        stops = [m for m in rest if m.proc is _STOP]
+        # a stop, and what isolated handlers brought back (a crash is reported as a crash)
+        kept = [m for m in rest if m.proc is _STOP or m.what in _LANE_RESULTS]
         with self.post_lock:
-            self.mailbox.extend(stops)
+            self.mailbox.extend(kept)
+        refused = 0
         for msg in rest:
-            if msg.proc is not _STOP:
+            if msg.proc is not _STOP and msg.what not in _LANE_RESULTS:
+                refused += 1
                 _fail(msg, ManagerNotRunning(self.label(), f" (it stopped before {msg.what})"))
+        self.drop_lanes()
         self.room()
         if self.sleeping:
             self.wake()
-        return events, sum(1 for m in rest if m.proc is not _STOP)
+        return events, refused
+
+    def drop_lanes(self) -> int:
+        """A stop that drops the backlog: so do the isolated handlers' mailboxes (their drops
+        counted on each handler). Returns how many events and infos they dropped."""
+        why = " (it stopped, dropping its backlog)"
+        lost = sum(lane.drop_backlog(why) for lane in list(self.lanes))
+        if lost:
+            log_backlog(self.label(), lost, 0, "from isolated handlers' mailboxes at stop")
+        return lost
 
     def interrupt(self) -> None:
         """A KeyboardInterrupt or SystemExit ran through an inline request: stop as by stop."""
@@ -406,6 +432,9 @@ class _Server:
             run_lock.release()
 
     def handle(self, req: _Request) -> None:
+        if req.what in _LANE_RESULTS:
+            self.lane_results(req)
+            return
         if self.core.isolated and req.what in CONCERNED and self.isolated(req):
             return
         proc = req.proc
@@ -433,6 +462,16 @@ class _Server:
         elif req.what not in _INTERNAL:
             self.core.requests += 1
         try:
+            self.run_request(req)
+        finally:
+            if self.lanes:
+                self.reap()
+
+    def run_request(self, req: _Request) -> None:
+        """Run ``req``'s procedure (or its fast path) and answer its caller. A
+        KeyboardInterrupt or SystemExit goes on once the request is finished."""
+        proc = req.proc
+        try:
             if proc is _CALL:
                 result = self.call(*req.args)
             elif req.proc is _SYNC_NOTIFY:
@@ -456,8 +495,51 @@ class _Server:
             raise
         else:
             _answer(req, result)
-        if self.lanes:
-            self.reap()
+
+    def lane_results(self, req: _Request) -> None:
+        """An isolated handler's outcome (or a lane passed a place an outcome waits for):
+        apply what may be applied now, in mailbox order (see genevent._lanes.Order). A
+        KeyboardInterrupt or SystemExit goes on once each ready outcome is applied."""
+        fatal: BaseException | None = None
+        order = self._lane_order
+        try:
+            if req.via is not None:
+                lane, seq = req.via
+                if not order.admit(self.lanes, seq, lane, req):
+                    return
+                try:
+                    self.run_request(req)
+                except BaseException as exc:
+                    fatal = exc
+                self.reap()
+            while order:
+                ready = order.ready(self.lanes)
+                if not ready:
+                    break
+                for later in ready:
+                    try:
+                        self.run_request(later)
+                    except BaseException as exc:
+                        fatal = fatal or exc
+                    self.reap()
+        finally:
+            if self.lanes:
+                self.reap()
+        if fatal is not None:
+            raise fatal
+
+    def flush_lane_results(self) -> BaseException | None:
+        """Stopping, once no lane will move any more: apply every outcome still waiting, in
+        order. Returns the first KeyboardInterrupt/SystemExit met."""
+        fatal: BaseException | None = None
+        for req in self._lane_order.take_all():
+            try:
+                self.run_request(req)
+            except BaseException as exc:
+                fatal = fatal or exc
+            if self.lanes:
+                self.reap()
+        return fatal
 
     def finish_call(
         self, req: _Request, entry: Any, outcome: Raised | Returned, request: Any
@@ -609,11 +691,28 @@ class _Server:
             eff = TellOwner(eff.on_exit, HandlerExit(notice.handler, notice.reason, self.label()))
         tell_owner(eff)
 
-    def watch_effect(self, eff: Watch | Unwatch) -> None:
+    def watch_effect(self, eff: Watch | Unwatch | Retry) -> None:
         if type(eff) is Watch:
             self.watch(eff.owner)
-        else:
+        elif type(eff) is Unwatch:
             self.unwatch(eff.owner)
+        else:
+            self.schedule_retry(eff)  # type: ignore[arg-type]
+
+    def schedule_retry(self, eff: Retry) -> None:
+        """A restart's ``init`` failed: its next attempt comes in ``eff.delay`` seconds, as a
+        message of the mailbox (the manager serves the others meanwhile)."""
+        timer = threading.Timer(eff.delay, self.post_retry)
+        timer.args = (eff.handler, timer)
+        timer.daemon = True
+        self.retries.add(timer)
+        timer.start()
+
+    def post_retry(self, handler: Any, timer: threading.Timer) -> None:
+        """A restart's next attempt is due (on the timer's thread)."""
+        self.retries.discard(timer)
+        with contextlib.suppress(ManagerNotRunning):
+            self.post(_Request(self.core.retry_restart, (handler,), "restart"), self)
 
     def watch(self, owner: Any) -> None:
         if owner in self.watched:
@@ -690,18 +789,31 @@ class _Server:
             self.wake()
 
     def lane_outcome(
-        self, lane: Lane, entry: Entry, out: Raised | Returned, message: Any, callback: str
+        self,
+        lane: Lane,
+        entry: Entry,
+        out: Raised | Returned,
+        message: Any,
+        callback: str,
+        seq: float,
     ) -> None:
         """Host side of an isolated handler: an outcome that changes the table."""
-        self.lane_post(_Request(applied, (self.core, entry, out, message, callback), "lane"))
+        req = _Request(applied, (self.core, entry, out, message, callback), "lane")
+        req.via = (lane, seq)
+        self.lane_post(req)
 
     def lane_call_outcome(
-        self, lane: Lane, req: Any, entry: Entry, out: Raised | Returned, request: Any
+        self, lane: Lane, req: Any, entry: Entry, out: Raised | Returned, request: Any, seq: float
     ) -> None:
         """Host side of an isolated handler: a call's outcome that changes the table (the
         caller's request comes back to the mailbox, to be answered once it is applied)."""
         req.proc, req.args, req.what = call_applied, (self.core, entry, out, request), "lane call"
+        req.via = (lane, seq)
         self.lane_post(req)
+
+    def lane_recheck(self) -> None:
+        """Host side of an isolated handler: it passed a place an outcome waits for."""
+        self.lane_post(_Request(_nothing, (), "lane order"))
 
     def lane_reply(self, req: Any, value: Any) -> None:
         """Host side of an isolated handler: a plain reply, straight to the caller."""
@@ -722,15 +834,18 @@ class _Server:
         lane: ThreadLane = eff.via
         if not lane.started:
             self.lanes.append(lane)
+        idle = lane.idle()
         fut = lane.job(eff)
         if self.stop_started is None:
             return fut.result()
-        remaining = self.stop_started + lane.stop_timeout - _monotonic()
+        now = _monotonic()
+        if lane.stop_at is None or idle:  # its stop timeout counts from when it is told
+            lane.stop_at = now
         try:
-            return fut.result(max(remaining, 0.0))
+            return fut.result(max(lane.stop_at + lane.stop_timeout - now, 0.0))
         except concurrent.futures.TimeoutError:
             self.abandon(lane)
-            return Returned(None)
+            return lane.left_behind_outcome(eff)
 
     def abandon(self, lane: Lane) -> None:
         if leave_behind(self.label(), lane):
@@ -738,11 +853,11 @@ class _Server:
 
     def settle_lanes(self) -> bool:
         """Stopping: wait until every isolated handler handled what it was given, each for at
-        most its ``stop_timeout`` (then it is left behind). True if the mailbox got messages
-        meanwhile (their outcomes): the caller drains it and comes back."""
+        most its ``stop_timeout`` from when it is told to stop (then it is left behind). True
+        if the mailbox got messages meanwhile (their outcomes): the caller drains it and comes
+        back."""
         if self.stop_started is None:
             self.stop_started = _monotonic()
-        start = self.stop_started
         while True:
             if self.mailbox:
                 return True
@@ -750,16 +865,22 @@ class _Server:
             if not busy:
                 return False
             now = _monotonic()
-            late = [lane for lane in busy if now >= start + lane.stop_timeout]
+            for lane in busy:
+                if lane.stop_at is None:
+                    lane.stop_at = now
+            late = [lane for lane in busy if now >= lane.stop_at + lane.stop_timeout]  # type: ignore[operator]
             for lane in late:
                 self.abandon(lane)
             if late:
+                if self._lane_order:  # outcomes waiting for a lane left behind wait no more
+                    self.lane_recheck()
                 continue
             self.settling = self.sleeping = True
             try:
                 if self.mailbox or all(lane.idle() for lane in busy):
                     continue
-                self.wakeup.acquire(True, min(start + lane.stop_timeout for lane in busy) - now)
+                until = min(lane.stop_at + lane.stop_timeout for lane in busy)  # type: ignore[operator]
+                self.wakeup.acquire(True, until - now)
             finally:
                 self.settling = self.sleeping = False
 
@@ -779,6 +900,10 @@ class _Server:
         and answer ``stops``. Returns the first KeyboardInterrupt/SystemExit met, if any."""
         with self.post_lock:
             self.closed = True
+        self.core.begin_stop()  # no restart from now on
+        for timer in list(self.retries):
+            timer.cancel()
+        self.retries.clear()
         mailbox = self.mailbox
         late = 0
         while True:
@@ -791,15 +916,18 @@ class _Server:
                         self.dispatch(msg)
                     elif msg.proc is _STOP:
                         stops.append(msg)
-                    elif self.dropping:
+                    elif self.dropping and msg.what not in _LANE_RESULTS:
                         why = f" (it stopped before {msg.what})"
                         _fail(msg, ManagerNotRunning(self.label(), why))
-                    else:
+                    else:  # what isolated handlers bring back is applied even then
                         self.handle(msg)
                 except BaseException as exc:  # the message was finished; remember, go on
                     interrupted = interrupted or exc
-            if self.lanes and self.settle_lanes():
-                continue
+            if self.lanes:
+                if self.dropping:  # what the last event gave the lanes is dropped too
+                    self.drop_lanes()
+                if self.settle_lanes():
+                    continue
             with self.seal_lock:
                 if not mailbox:
                     self.sealed = True
@@ -807,6 +935,8 @@ class _Server:
                     break
         if late:
             log_backlog(self.label(), late, 0, "that raced stop(drain=False)")
+        if self._lane_order:
+            interrupted = self.flush_lane_results() or interrupted
         if not self.core.stopped:
             if self.lanes and self.stop_started is None:
                 self.stop_started = _monotonic()

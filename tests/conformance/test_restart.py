@@ -145,11 +145,42 @@ def test_a_restart_whose_init_fails_counts_and_gives_up(rt: Runtime, rec: Record
         max_restarts=3,
     )
     mgr.sync_notify("boom")
+    # the first attempt comes at once; the next ones on the manager's clock (0.1 s, 0.2 s)
+    rec.wait(H, "notice")
     assert mgr.which_handlers() == []
     assert len(calls) == 4  # the first init, then three failed restarts
     (notice,) = rec.notices()
     assert type(notice[1]).__name__ == "StartFailed"
+    assert mgr.stats().restarts == 3  # each failed attempt counts
     mgr.stop()
+
+
+def test_the_manager_serves_others_while_a_restart_waits(rt: Runtime, rec: Recorder) -> None:
+    """A restart whose ``init`` failed is retried later, as a message of the mailbox: the
+    manager answers other requests meanwhile, and a stop ends the wait (the owner is told
+    the reason the handler last left for)."""
+
+    def init(handler: Any) -> None:
+        if len(rec.of("r", "init")) > 1:
+            raise RuntimeError("cannot start again")
+
+    mgr = rt.start()
+    mgr.add_handler(H, Spec(rec, "other"))
+    mgr.add_sup_handler(
+        (H, "r"),
+        Spec(rec, "r", init=init, event=behave),
+        on_exit=rec.notice,
+        restart="permanent",
+        max_restarts=50,
+        restart_period=1000.0,  # retries up to 1000 / 51 s apart: still waiting at the stop
+    )
+    mgr.sync_notify("boom")
+    assert mgr.which_handlers() == [H]
+    assert mgr.call(H, "x") == ("other", "x", ["boom"])
+    mgr.stop()
+    ((ref, reason),) = rec.notices()
+    assert ref == (H, "r")
+    assert type(reason).__name__ == "StartFailed"
 
 
 def test_call_crash_restarts_before_the_caller_hears(rt: Runtime, rec: Recorder) -> None:

@@ -4,7 +4,18 @@ This package is the only thing runtimes and transports import from the core. It 
 asyncio, threading, logging, time or a transport (see ``_manager.py``'s rules).
 """
 
-from ._effects import Effect, Invoke, Outcome, Raised, Report, Returned, TellOwner, Unwatch, Watch
+from ._effects import (
+    Effect,
+    Invoke,
+    Outcome,
+    Raised,
+    Report,
+    Retry,
+    Returned,
+    TellOwner,
+    Unwatch,
+    Watch,
+)
 from ._instructions import NO_HANDOFF, Args, NoHandoff, Remove, Swap
 from ._manager import Entry, ManagerCore, Procedure, handler_key
 from ._reasons import (
@@ -45,6 +56,7 @@ __all__ = (
     "Report",
     "Restart",
     "RestartPolicy",
+    "Retry",
     "Returned",
     "StartFailed",
     "Stopped",

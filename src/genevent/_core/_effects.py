@@ -18,6 +18,7 @@ __all__ = (
     "Outcome",
     "Raised",
     "Report",
+    "Retry",
     "Returned",
     "TellOwner",
     "Unwatch",
@@ -118,6 +119,22 @@ class Report:
         return f"Report({self.kind!r}, {short(self.handler)}, {short(self.reason)})"
 
 
+class Retry:
+    """Schedule another attempt to restart ``handler`` (whose restart ``init`` failed) in
+    ``delay`` seconds, on the runtime's clock: the runtime then runs
+    :meth:`ManagerCore.retry_restart` as a message of the manager's mailbox, so that the
+    manager serves other requests meanwhile."""
+
+    __slots__ = ("delay", "handler")
+
+    def __init__(self, handler: Any, delay: float) -> None:
+        self.handler = handler
+        self.delay = delay
+
+    def __repr__(self) -> str:
+        return f"Retry({short(self.handler)}, {self.delay:g})"
+
+
 class Returned:
     """User code returned ``value``."""
 
@@ -142,5 +159,5 @@ class Raised:
         return f"Raised({short(self.exception)})"
 
 
-Effect = Invoke | TellOwner | Watch | Unwatch | Report
+Effect = Invoke | TellOwner | Watch | Unwatch | Report | Retry
 Outcome = Returned | Raised

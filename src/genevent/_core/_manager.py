@@ -67,7 +67,18 @@ from .._errors import (
     TerminateFailed,
 )
 from .._text import short
-from ._effects import Effect, Invoke, Outcome, Raised, Report, Returned, TellOwner, Unwatch, Watch
+from ._effects import (
+    Effect,
+    Invoke,
+    Outcome,
+    Raised,
+    Report,
+    Retry,
+    Returned,
+    TellOwner,
+    Unwatch,
+    Watch,
+)
 from ._instructions import NO_HANDOFF, Args, Remove, Swap
 from ._reasons import (
     BadReturn,
@@ -341,6 +352,12 @@ class ManagerCore:
         self.cached_targets: tuple[tuple[Entry, Callable[[Any], Any]], ...] | None = ()
         #: True once :meth:`stop` ran
         self.stopped = False
+        #: True from the moment the runtime began to stop (:meth:`begin_stop`): no restart
+        #: happens from then on
+        self.stopping = False
+        #: handlers whose restart ``init`` failed, waiting for their next attempt (a
+        #: :class:`Retry`): reference -> (the entry that left, the reason it last left for)
+        self.retrying: dict[Any, tuple[Entry, ExitReason]] = {}
         # -- metrics: counted on slow paths here; ``events`` and ``requests`` are added to by
         # the runtimes (per batch, on their hot paths)
         #: events handled
@@ -517,44 +534,72 @@ class ManagerCore:
             restarted, reason = yield from self._restart(entry, restart, reason)
             if restarted:
                 return result  # same owner, still watched; nobody is told of a restart
-        if self.crashes_by_ref:  # gone for good: the totals keep counting
-            self.crashes_by_ref.pop(entry.ref, None)
-        yield from self._tell(entry, reason)
-        yield from self._release_owner(entry.owner)
+        yield from self._gone_for_good(entry, reason)
         return result
 
     def _restart(
         self, entry: Entry, restart: Restart, reason: ExitReason
     ) -> Generator[Effect, Any, tuple[bool, ExitReason]]:
         """Add ``entry``'s handler again, at the front, with its original arguments, while its
-        restart intensity allows; return whether it is back, and the reason it last left for
-        (a restart whose ``init`` fails counts, and is reported)."""
+        restart intensity allows; return whether it is back (or a retry is scheduled), and the
+        reason it last left for. The first attempt happens at once; when its ``init`` fails
+        (counted as a restart, and reported), the next attempt is scheduled on the runtime's
+        clock (:class:`Retry`: the manager serves other messages meanwhile, see
+        :meth:`retry_restart`), after :meth:`Restart.delay`."""
         clock = self.clock
         ref = entry.ref
-        while clock is not None and restart.intensity.allow(clock()):
-            if self.stopped or self.find(ref) is not None:
-                return False, reason  # stopping, or re-added meanwhile by re-entrant code
-            try:
-                instance, info = yield from self._start(
-                    ref, restart.args, NO_HANDOFF, False, entry.lane
-                )
-            except HandlerInitFailed as failed:
-                cause = failed.cause if failed.cause is not None else BadReturn(failed.returned)
-                reason = StartFailed(cause)
-                yield Report("restart_failed", ref, None, None, reason, "init")
-                continue
-            if self.stopped or self.find(ref) is not None:
+        if clock is None or self.stopping:
+            return False, reason
+        if not restart.intensity.allow(clock()):
+            yield Report("restart_limit", ref, None, restart, reason)
+            return False, reason
+        if self.find(ref) is not None:
+            return False, reason  # re-added meanwhile by re-entrant code
+        restart.restarts += 1
+        self.restarts += 1
+        try:
+            instance, info = yield from self._start(
+                ref, restart.args, NO_HANDOFF, False, entry.lane
+            )
+        except HandlerInitFailed as failed:
+            cause = failed.cause if failed.cause is not None else BadReturn(failed.returned)
+            reason = StartFailed(cause)
+            yield Report("restart_failed", ref, None, None, reason, "init")
+            if self.stopping or self.find(ref) is not None:
                 return False, reason
-            restart.restarts += 1
-            self.restarts += 1
-            new = Entry(ref, instance, info, entry.owner, entry.on_exit, entry.lane)
-            new.restart = restart
-            yield from self._insert(0, new)
-            yield from self._release_owner(entry.owner)  # _insert counted the owner again
-            yield Report("restarted", ref, instance, restart.restarts, reason)
+            restart.failures += 1
+            self.retrying[ref] = (entry, reason)
+            yield Retry(ref, restart.delay())
             return True, reason
-        yield Report("restart_limit", ref, None, restart, reason)
-        return False, reason
+        if self.stopping or self.find(ref) is not None:
+            return False, reason
+        restart.failures = 0
+        new = Entry(ref, instance, info, entry.owner, entry.on_exit, entry.lane)
+        new.restart = restart
+        yield from self._insert(0, new)
+        yield from self._release_owner(entry.owner)  # _insert counted the owner again
+        yield Report("restarted", ref, instance, restart.restarts, reason)
+        return True, reason
+
+    def retry_restart(self, ref: Any) -> Procedure:
+        """The time for another attempt to restart ``ref`` came (a :class:`Retry` the runtime
+        scheduled): try again, or give up for good (the intensity limit, a stop, or the same
+        reference added meanwhile), telling the owner the reason it last left for."""
+        waiting = self.retrying.pop(ref, None)
+        if waiting is None:
+            return  # given up meanwhile (stop, owner gone)
+        entry, reason = waiting
+        restart = entry.restart
+        assert restart is not None
+        restarted, reason = yield from self._restart(entry, restart, reason)
+        if not restarted:
+            yield from self._gone_for_good(entry, reason)
+
+    def _gone_for_good(self, entry: Entry, reason: ExitReason) -> Generator[Effect, Any, None]:
+        if self.crashes_by_ref:  # the totals keep counting
+            self.crashes_by_ref.pop(entry.ref, None)
+        yield from self._tell(entry, reason)
+        yield from self._release_owner(entry.owner)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -785,6 +830,10 @@ class ManagerCore:
         if owner not in self._owners:
             return
         why = OwnerExited(reason)
+        for ref, (entry, _) in list(self.retrying.items()):  # no more attempts: it is gone
+            if entry.owner == owner:
+                del self.retrying[ref]
+                yield from self._release_owner(owner)
         for entry in [e for e in self.entries if e.owner == owner]:
             if entry.alive:
                 self._unlink(entry)
@@ -793,7 +842,8 @@ class ManagerCore:
 
     def stop(self) -> Procedure:
         """``stop``: terminate every handler, newest first, with :class:`Stopped`; tell owners."""
-        self.stopped = True
+        self.stopped = self.stopping = True
+        yield from self._give_up_retries()
         while self.entries:
             entry = self.entries[0]
             self._unlink(entry)
@@ -801,3 +851,16 @@ class ManagerCore:
             yield from self._terminate(entry, reason)
             yield from self._tell(entry, reason)
             yield from self._release_owner(entry.owner)
+
+    def begin_stop(self) -> None:
+        """The runtime began to stop (what it accepted may still be handled): from now on no
+        handler is restarted, and a restart waiting for its next attempt will not have one."""
+        self.stopping = True
+
+    def _give_up_retries(self) -> Generator[Effect, Any, None]:
+        """Stopping: the handlers waiting for another restart attempt are gone for good; each
+        owner is told the reason its handler last left for."""
+        while self.retrying:
+            ref = next(iter(self.retrying))
+            entry, reason = self.retrying.pop(ref)
+            yield from self._gone_for_good(entry, reason)

@@ -30,6 +30,8 @@ RESTART_POLICIES: tuple[RestartPolicy, ...] = ("permanent", "transient", "tempor
 
 DEFAULT_MAX_RESTARTS = 3
 DEFAULT_PERIOD = 5.0
+RETRY_DELAY = 0.1
+"""Seconds before the first retry of a restart whose ``init`` failed (then doubling)."""
 
 
 class Intensity:
@@ -57,14 +59,23 @@ class Intensity:
 class Restart:
     """A handler's restart policy, its original arguments and its intensity so far."""
 
-    __slots__ = ("args", "intensity", "policy", "restarts")
+    __slots__ = ("args", "failures", "intensity", "policy", "restarts")
 
     def __init__(self, policy: RestartPolicy, args: Any, intensity: Intensity) -> None:
         self.policy = policy
         self.args = args
         self.intensity = intensity
-        #: how many times the handler was restarted
+        #: how many restarts were attempted (one whose ``init`` failed counts)
         self.restarts = 0
+        #: restart attempts in a row whose ``init`` failed (0 once one succeeds)
+        self.failures = 0
+
+    def delay(self) -> float:
+        """How long to wait before the next attempt after ``failures`` failed ones: 0.1 s,
+        doubling, each delay capped at ``period / (max_restarts + 1)`` so that the intensity
+        limit is always reached (the attempts never spread out beyond one period)."""
+        cap = self.intensity.period / (self.intensity.max_restarts + 1)
+        return min(RETRY_DELAY * 2.0 ** max(self.failures - 1, 0), cap)
 
     def wants(self, reason: ExitReason) -> bool:
         """Whether leaving for ``reason`` calls for a restart under this policy."""
