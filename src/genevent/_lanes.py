@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import inspect
 import sys
 import threading
@@ -51,6 +52,7 @@ __all__ = (
     "applied",
     "call_applied",
     "check_isolation",
+    "lane_thread",
     "lanes_to_wait_for",
     "left_behind",
     "reap",
@@ -357,6 +359,15 @@ def _outcome(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> Rais
         return Raised(exc)
 
 
+lane_thread: Final[contextvars.ContextVar[Lane | None]] = contextvars.ContextVar(
+    "genevent_lane_thread", default=None
+)
+"""The lane whose thread runs the current code (set once, when that thread starts; None
+elsewhere). A coroutine that such a thread hands to the manager's loop
+(``asyncio.run_coroutine_threadsafe``) carries it, so the manager can refuse a request made
+on behalf of its own isolated handler with ``CallingSelf`` instead of waiting for ever."""
+
+
 class ThreadLane(Lane):
     """A lane run by a daemon thread of its own (started at its first job)."""
 
@@ -413,6 +424,7 @@ class ThreadLane(Lane):
         return callback_in(codes)
 
     def _run(self) -> None:
+        lane_thread.set(self)
         host = self.host
         while not self.abandoned:
             item = self._next()

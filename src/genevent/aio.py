@@ -77,6 +77,7 @@ from ._lanes import (
     STOP_TIMEOUT,
     Isolation,
     LaneOverflow,
+    lane_thread,
 )
 from ._mailbox import Bound, check_mailbox
 from ._metrics import ManagerStats, build_stats
@@ -161,7 +162,11 @@ class EventManager(_ManagerEngine[E]):
     async def wait_stopped(self) -> None:
         """Wait until the manager has stopped and every handler was terminated."""
         current = asyncio.current_task()
-        if current is self._task or (current is not None and current is self._dispatch_task):
+        if (
+            current is self._task
+            or (current is not None and current is self._dispatch_task)
+            or (self._lanes and lane_thread.get() in self._lanes)
+        ):
             raise CallingSelf(self, "wait_stopped")
         if not self._task.done() and not self._gone():
             await asyncio.wait((self._task,))
