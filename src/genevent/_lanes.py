@@ -66,7 +66,7 @@ of its own (for plain handlers that block). On :mod:`genevent.threads`, ``isolat
 LaneOverflow: TypeAlias = Literal["drop_oldest", "drop_newest"]
 """What a full isolated handler's mailbox (``maxsize=``) does with an arriving event or info
 message: drop the oldest queued one, or the arriving one; either way counted (in
-``HandlerStats.dropped`` and ``ManagerStats.dropped``) and logged at most once a second."""
+``HandlerStats.dropped`` and ``ManagerStats.lane_dropped``) and logged at most once a second."""
 
 LANE_OVERFLOW: Final[tuple[LaneOverflow, ...]] = ("drop_oldest", "drop_newest")
 
