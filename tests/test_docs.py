@@ -7,6 +7,9 @@ The convention, for every ```python block of ``docs/**/*.md``:
   empty folder) and type-checked with ``mypy --strict`` as a user's file (no project config);
 * when such a block is followed directly by a ```text block, the program must print exactly
   that text;
+* a program writes nothing on stderr (no traceback, no crash report, no log line) unless it
+  says it does with a ``# logs to stderr`` comment, and even then nothing but genevent's own
+  reports (no exception escaping a thread or a task);
 * a program that imports a package that is not installed (pyee and blinker, on the comparison
   page, come with the dev extras) is skipped;
 * any other python block is a **fragment** (a few lines shown for reading): it must at least
@@ -106,6 +109,27 @@ def test_the_docs_have_programs() -> None:
     assert long == [], "code lines of at most 100 characters, as in the code base"
 
 
+LOGS_MARKER = "# logs to stderr"
+"""The comment by which a program says that it logs on purpose (a crash report, a drop)."""
+
+_ESCAPED = (
+    "Exception in thread",
+    "Task exception was never retrieved",
+    "Exception ignored",
+    "Error in atexit",
+    "Fatal Python error",
+)
+
+
+def assert_stderr_as_documented(code: str, stderr: str) -> None:
+    """A program's stderr is empty unless the program says it logs (:data:`LOGS_MARKER`); a
+    program that logs still lets no exception escape a thread or a task."""
+    if LOGS_MARKER not in code:
+        assert stderr == "", f"the program writes on stderr without saying so:\n{stderr}"
+    escaped = [line for line in stderr.splitlines() if line.startswith(_ESCAPED)]
+    assert escaped == [], stderr
+
+
 def _module_name(block: Block) -> str:
     return re.sub(r"\W", "_", block.name.removeprefix("docs/"))
 
@@ -125,6 +149,7 @@ def test_program_runs(block: Block, tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
+    assert_stderr_as_documented(block.code, proc.stderr)
     if block.output is not None:
         assert proc.stdout == block.output
 

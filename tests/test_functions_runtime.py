@@ -60,6 +60,71 @@ async def test_on_that_fails_is_logged(caplog: pytest.LogCaptureFixture) -> None
         assert any("subscribing" in r.getMessage() for r in caplog.records)
 
 
+def _crash_on_negative(seen: list[int]) -> Any:
+    def fn(event: int) -> None:
+        if event < 0:
+            raise ValueError(event)
+        seen.append(event)
+
+    return fn
+
+
+def test_subscribe_and_on_take_the_restart_options_on_threads() -> None:
+    """``max_restarts`` and ``restart_period`` as ``add_handler`` takes them: the function is
+    added again after a crash, within its limit, then let go for good."""
+    with threads.start() as mgr:
+        seen: list[int] = []
+        fn = _crash_on_negative(seen)
+        ref = mgr.subscribe(fn, int, restart="transient", max_restarts=1, restart_period=60.0)
+        decorated: list[int] = []
+        mgr.on(int, id="on", restart="permanent", max_restarts=0, restart_period=1.0)(
+            _crash_on_negative(decorated)
+        )
+        for n in (1, -1, 2, -2, 3):
+            mgr.notify(n)
+        mgr.sync_notify(4)
+        assert seen == [1, 2]  # restarted once, then given up after the second crash
+        assert decorated == [1]  # no restart allowed: gone at the first crash
+        assert mgr.which_handlers() == []
+        assert mgr.stats().restarts == 1
+        assert ref == (FunctionHandler, fn)
+        for bad in ({"max_restarts": -1}, {"restart_period": 0.0}):
+            with pytest.raises(ValueError, match=r"max_restarts|restart_period"):
+                mgr.subscribe(seen.append, int, restart="transient", **bad)
+            with pytest.raises(ValueError, match=r"max_restarts|restart_period"):
+                mgr.on(int, restart="transient", **bad)(seen.append)
+        with pytest.raises(TypeError):
+            mgr.subscribe(seen.append, max_restarts="3")  # type: ignore[call-overload]
+        assert mgr.which_handlers() == []
+
+
+async def test_subscribe_and_on_take_the_restart_options_on_asyncio() -> None:
+    async with aio.start() as mgr:
+        seen: list[int] = []
+        fn = _crash_on_negative(seen)
+        ref = await mgr.subscribe(fn, int, restart="transient", max_restarts=1, restart_period=60.0)
+        decorated: list[int] = []
+        mgr.on(int, id="on", restart="permanent", max_restarts=0, restart_period=1.0)(
+            _crash_on_negative(decorated)
+        )
+        for n in (1, -1, 2, -2, 3):
+            mgr.notify(n)
+        await mgr.sync_notify(4)
+        assert seen == [1, 2]
+        assert decorated == [1]
+        assert await mgr.which_handlers() == []
+        assert mgr.stats().restarts == 1
+        assert ref == (FunctionHandler, fn)
+        for bad in ({"max_restarts": -1}, {"restart_period": 0.0}):
+            with pytest.raises(ValueError, match=r"max_restarts|restart_period"):
+                await mgr.subscribe(seen.append, int, restart="transient", **bad)
+            with pytest.raises(ValueError, match=r"max_restarts|restart_period"):
+                mgr.on(int, restart="transient", **bad)(seen.append)
+        with pytest.raises(TypeError):
+            await mgr.subscribe(seen.append, max_restarts="3")  # type: ignore[call-overload]
+        assert await mgr.which_handlers() == []
+
+
 def test_thread_runtime_refuses_a_coroutine_function() -> None:
     async def coro(event: Any) -> None:
         pass

@@ -207,3 +207,55 @@ async def test_terminate_runs_for_isolated_handlers_at_stop() -> None:
             mgr.notify(i)
     assert seen == list(range(50))  # everything accepted before stop, then terminate
     assert reasons == [Stopped()]
+
+
+class CallsItsManager(EventHandler[Any, Any, Any]):
+    """Isolated in a thread: each event makes a request to its own manager through the
+    manager's loop, as blocking code in a thread would, and keeps what that raised."""
+
+    def init(self, mgr: aio.EventManager[Any]) -> None:
+        self.mgr = mgr
+        self.outcomes: list[str] = []
+
+    def _ask(self, what: str) -> str:
+        mgr = self.mgr
+        requests = {
+            "which_handlers": mgr.which_handlers,
+            "call": lambda: mgr.call(Next, "n"),
+            "sync_notify": lambda: mgr.sync_notify("again"),
+            "wait_stopped": mgr.wait_stopped,
+        }
+        fut = asyncio.run_coroutine_threadsafe(requests[what](), mgr.loop)
+        try:
+            fut.result(WAIT)  # a deadlock would end here, after WAIT, as a TimeoutError
+        except Exception as exc:  # the test reads which exception it was
+            return type(exc).__name__
+        return "answered"
+
+    def handle_event(self, event: Any) -> None:
+        self.outcomes.append(self._ask(event))
+
+    def handle_call(self, request: Any) -> Any:
+        if request == "outcomes":
+            return self.outcomes
+        return self._ask(request)
+
+
+async def test_a_thread_isolated_handler_calling_its_own_manager_gets_calling_self() -> None:
+    """The request made from the isolated handler's thread fails at once with CallingSelf, as
+    from a handler that is not isolated, instead of waiting for the handler that waits for it;
+    the handler goes on. A coroutine from any other thread is served as usual
+    (docs/semantics.md P24)."""
+    async with aio.start() as mgr:
+        await mgr.add_handler(Next, None)
+        await mgr.add_handler(CallsItsManager, mgr, isolation="thread")
+        for what in ("which_handlers", "call", "sync_notify", "wait_stopped"):
+            mgr.notify(what)
+        assert await mgr.call(CallsItsManager, "call", timeout=WAIT) == "CallingSelf"
+        assert await mgr.call(CallsItsManager, "outcomes", timeout=WAIT) == ["CallingSelf"] * 4
+        assert await mgr.which_handlers() == [CallsItsManager, Next]
+
+        def from_another_thread() -> list[Any]:
+            return asyncio.run_coroutine_threadsafe(mgr.which_handlers(), mgr.loop).result(WAIT)
+
+        assert await asyncio.to_thread(from_another_thread) == [CallsItsManager, Next]

@@ -16,6 +16,7 @@ from genevent import (
     CallTimeout,
     EventHandler,
     HandlerExit,
+    ManagerNotRunning,
     OwnerExited,
     Remove,
     Stopped,
@@ -217,10 +218,11 @@ def test_threads_isolated_drops_show_in_stats() -> None:
         by_ref = {h.handler: h for h in stats.handlers}
         assert by_ref[Gated].dropped == 3
         assert by_ref[Next].dropped == 0
-        assert stats.dropped == 3
-        assert stats.events_in == stats.events  # the manager itself dropped nothing
+        assert stats.lane_dropped == 3
+        assert stats.dropped == 0  # the manager itself dropped nothing
+        assert stats.events_in == stats.events == 6
         mgr.delete_handler(Gated)
-        assert mgr.stats().dropped == 3  # still counted once the handler is gone
+        assert mgr.stats().lane_dropped == 3  # still counted once the handler is gone
 
 
 async def test_aio_isolated_drops_show_in_stats() -> None:
@@ -252,9 +254,76 @@ async def test_aio_isolated_drops_show_in_stats() -> None:
         stats = mgr.stats()
         assert stats.handlers[1].dropped == 4
         assert stats.handlers[0].dropped == 0
-        assert stats.dropped == 4
+        assert stats.lane_dropped == 4
+        assert stats.dropped == 0
         await mgr.delete_handler(Slow)
-        assert mgr.stats().dropped == 4
+        assert mgr.stats().lane_dropped == 4
+
+
+# -- handled + dropped + refused = sent: the manager's mailbox, and each isolated one apart ----
+
+
+def test_threads_sent_adds_up_beside_an_isolated_handler_that_dropped() -> None:
+    """The manager's identity counts its own mailbox only: the events an isolated handler's
+    bounded mailbox dropped were handled by the manager (``lane_dropped``, not ``dropped``);
+    the handler's own identity is handled + its ``dropped`` = what it was passed."""
+    entered, gate = threading.Event(), threading.Event()
+    mgr = threads.start()
+    mgr.add_handler(Gated, (entered, gate), isolation=True, maxsize=2)
+    mgr.add_handler(Next, None)
+    mgr.notify(0)
+    assert entered.wait(WAIT)
+    for i in range(1, 6):
+        mgr.notify(i)
+    mgr.call(Next, "h")  # the manager forwarded every event
+    gate.set()
+    handled_by_gated = len(mgr.call(Gated, "seen"))
+    mgr.stop()
+    with pytest.raises(ManagerNotRunning):
+        mgr.notify(6)  # refused: the manager stopped
+    sent = 7
+    stats = mgr.stats()
+    assert stats.lane_dropped == 3
+    assert stats.events + stats.infos + stats.dropped + stats.refused == sent
+    assert (stats.dropped, stats.refused) == (0, 1)
+    assert handled_by_gated + stats.lane_dropped == 6  # what the manager passed it
+
+
+async def test_aio_sent_adds_up_beside_an_isolated_handler_that_dropped() -> None:
+    gate = asyncio.Event()
+    started = asyncio.Event()
+
+    class Slow(EventHandler[Any, Any, Any]):
+        def init(self, args: Any) -> None:
+            self.seen: list[Any] = []
+
+        async def handle_event(self, event: Any, /) -> None:
+            started.set()
+            await gate.wait()
+            self.seen.append(event)
+
+        def handle_call(self, request: Any, /) -> Any:
+            return list(self.seen)
+
+    mgr = aio.start()
+    await mgr.add_handler(Slow, None, isolation="task", maxsize=2, overflow="drop_newest")
+    await mgr.add_handler(Next, None)
+    mgr.notify(0)
+    await started.wait()
+    for i in range(1, 7):
+        mgr.notify(i)
+    await mgr.call(Next, "h")
+    gate.set()
+    handled_by_slow = len(await mgr.call(Slow, "seen"))
+    await mgr.stop()
+    with pytest.raises(ManagerNotRunning):
+        mgr.notify(7)
+    sent = 8
+    stats = mgr.stats()
+    assert stats.lane_dropped == 4
+    assert stats.events + stats.infos + stats.dropped + stats.refused == sent
+    assert (stats.dropped, stats.refused) == (0, 1)
+    assert handled_by_slow + stats.lane_dropped == 7
 
 
 # -- an ended owner: its isolated handlers catch up first -----------------------------------------

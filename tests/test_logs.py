@@ -152,3 +152,53 @@ def test_error_rate_alarm_fires_once_per_burst() -> None:
         mgr.sync_notify(event(logging.DEBUG))
     assert [a.count for a in alarms] == [3, 3]
     assert alarms[0].last.level == logging.ERROR
+
+
+def _alarm_and_file(path: Path, alarms: list[Alarm]) -> list[tuple[type[Any], Args]]:
+    return [
+        (ErrorRateAlarm, Args(alarms.append, threshold=1, window=60.0)),
+        (RotatingFileLog, Args(str(path), fmt="%(message)s")),
+    ]
+
+
+_OTHER_EVENTS: tuple[object, ...] = (None, "text", 42, Alarm)
+
+
+def test_ready_handlers_ignore_other_events_on_threads(
+    tmp_path: Path, logger: logging.Logger
+) -> None:
+    """In a shared manager the ready handlers see every event: any that is not a LogEvent
+    (a ``sync_notify(None)`` barrier, another handler's events) is ignored, not a crash."""
+    alarms: list[Alarm] = []
+    with threads.start() as mgr:
+        for handler, args in _alarm_and_file(tmp_path / "app.log", alarms):
+            mgr.add_handler(handler, args)
+        logger.addHandler(ManagerLogHandler(mgr))
+        for event in _OTHER_EVENTS:
+            mgr.notify(event)
+        logger.error("kept")
+        mgr.sync_notify(None)
+        assert mgr.which_handlers() == [RotatingFileLog, ErrorRateAlarm]
+        assert mgr.call(ErrorRateAlarm, "count") == 1
+        assert mgr.stats().crashes == 0
+    assert [a.last.message for a in alarms] == ["kept"]
+    assert (tmp_path / "app.log").read_text().splitlines() == ["kept"]
+
+
+async def test_ready_handlers_ignore_other_events_on_asyncio(
+    tmp_path: Path, logger: logging.Logger
+) -> None:
+    alarms: list[Alarm] = []
+    async with aio.start() as mgr:
+        for handler, args in _alarm_and_file(tmp_path / "app.log", alarms):
+            await mgr.add_handler(handler, args)
+        logger.addHandler(ManagerLogHandler(mgr))
+        for event in _OTHER_EVENTS:
+            mgr.notify(event)
+        logger.error("kept")
+        await mgr.sync_notify(None)
+        assert await mgr.which_handlers() == [RotatingFileLog, ErrorRateAlarm]
+        assert await mgr.call(ErrorRateAlarm, "count") == 1
+        assert mgr.stats().crashes == 0
+    assert [a.last.message for a in alarms] == ["kept"]
+    assert (tmp_path / "app.log").read_text().splitlines() == ["kept"]

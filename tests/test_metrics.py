@@ -125,6 +125,9 @@ def test_prometheus_exporter() -> None:
     assert 'genevent_crashes_total{manager="exported"} 1.0' in text
     assert 'genevent_handler_events_total{handler="Count",manager="exported"} 1.0' in text
     assert "genevent_mailbox_queued" in text
+    assert 'genevent_dropped_total{manager="exported"} 0.0' in text
+    assert 'genevent_lane_dropped_total{manager="exported"} 0.0' in text
+    assert 'genevent_handler_dropped_total{handler="Count",manager="exported"} 0.0' in text
 
 
 async def test_prometheus_over_given_managers() -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from genevent import EventHandler, aio, threads
 from genevent.__main__ import main, seed_session, seed_session_threads
+from tests.test_docs import assert_stderr_as_documented
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_MODULES = [
@@ -65,16 +66,24 @@ def _python_blocks() -> list[str]:
 
 
 @pytest.mark.parametrize("index", range(len(_python_blocks())))
-def test_readme_examples_run(index: int, capsys: pytest.CaptureFixture[str]) -> None:
+def test_readme_examples_run(index: int, tmp_path: Path) -> None:
+    """Each block runs as a user would run it (``python block.py`` in a fresh process, from an
+    empty folder), prints what it says, and writes nothing on stderr unless it says it logs."""
     code = _python_blocks()[index]
     assert code.startswith(("import", "from")), "a README example starts with its imports"
-    module = types.ModuleType("readme")  # a real module: dataclasses look their module up
-    sys.modules["readme"] = module
-    try:
-        exec(compile(code, f"README.md block {index}", "exec"), module.__dict__)
-    finally:
-        del sys.modules["readme"]
-    out = capsys.readouterr().out
+    path = tmp_path / f"readme_block_{index}.py"
+    path.write_text(code)
+    proc = subprocess.run(
+        [sys.executable, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert_stderr_as_documented(code, proc.stderr)
+    out = proc.stdout
     if "I dare you" in code:
         assert "[\"Meetup at 10 o'clock\", 'I dare you!']" in out
     if "Assemble in class" in code:
@@ -84,7 +93,7 @@ def test_readme_examples_run(index: int, capsys: pytest.CaptureFixture[str]) -> 
     if "class Revenue" in code:
         assert out.splitlines() == ["big order: 1", "alert: PaymentFailed(order=1)", "259.0"]
     if "class Flaky" in code:
-        assert out.splitlines() == ["[<class 'readme.Flaky'>] 1"]
+        assert out.splitlines() == ["[<class '__main__.Flaky'>] 1"]
     if 'threads.start("orders", timing=True)' in code:
         assert out.splitlines() == ["0", "1", "2", "4 0 4"]
     if "from genevent.nats import NatsServer, connect" in code:

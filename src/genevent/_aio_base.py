@@ -52,6 +52,7 @@ from ._lanes import (
     applied,
     call_applied,
     check_isolation,
+    lane_thread,
     lanes_to_wait_for,
     leave_behind,
     pass_call,
@@ -434,9 +435,11 @@ class _ManagerBase(Generic[E]):
         dispatching = self._dispatch_task
         if dispatching is not None and dispatching is _task_of(self._loop):
             raise CallingSelf(self, what)
-        if self._lanes:  # an isolated handler's task waiting on its own manager
+        if self._lanes:  # an isolated handler's task, or its thread, waiting on its manager
             current = _task_of(self._loop)
-            if any(getattr(lane, "task", None) is current for lane in self._lanes):
+            if lane_thread.get() in self._lanes or any(
+                getattr(lane, "task", None) is current for lane in self._lanes
+            ):
                 raise CallingSelf(self, what)
 
     def _can_inline(self) -> bool:

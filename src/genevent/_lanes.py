@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import heapq
 import inspect
 import itertools
@@ -54,6 +55,7 @@ __all__ = (
     "applied",
     "call_applied",
     "check_isolation",
+    "lane_thread",
     "lanes_to_wait_for",
     "left_behind",
     "reap",
@@ -67,7 +69,7 @@ of its own (for plain handlers that block). On :mod:`genevent.threads`, ``isolat
 LaneOverflow: TypeAlias = Literal["drop_oldest", "drop_newest"]
 """What a full isolated handler's mailbox (``maxsize=``) does with an arriving event or info
 message: drop the oldest queued one, or the arriving one; either way counted (in
-``HandlerStats.dropped`` and ``ManagerStats.dropped``) and logged at most once a second."""
+``HandlerStats.dropped`` and ``ManagerStats.lane_dropped``) and logged at most once a second."""
 
 LANE_OVERFLOW: Final[tuple[LaneOverflow, ...]] = ("drop_oldest", "drop_newest")
 
@@ -500,6 +502,15 @@ def _outcome(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> Rais
         return Raised(exc)
 
 
+lane_thread: Final[contextvars.ContextVar[Lane | None]] = contextvars.ContextVar(
+    "genevent_lane_thread", default=None
+)
+"""The lane whose thread runs the current code (set once, when that thread starts; None
+elsewhere). A coroutine that such a thread hands to the manager's loop
+(``asyncio.run_coroutine_threadsafe``) carries it, so the manager can refuse a request made
+on behalf of its own isolated handler with ``CallingSelf`` instead of waiting for ever."""
+
+
 class ThreadLane(Lane):
     """A lane run by a daemon thread of its own (started at its first job)."""
 
@@ -562,6 +573,7 @@ class ThreadLane(Lane):
         return callback_in(codes)
 
     def _run(self) -> None:
+        lane_thread.set(self)
         host = self.host
         while not self.abandoned:
             item = self._next()

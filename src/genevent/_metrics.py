@@ -135,9 +135,10 @@ class ManagerStats:
     high_water: int
     """The most messages the manager found waiting when it took a batch."""
     dropped: int
-    """Events and infos dropped (a bounded mailbox's policy, or a stop that drops a backlog),
-    counting those an isolated handler's bounded mailbox dropped (once per such handler; see
-    :attr:`HandlerStats.dropped`: the manager itself handled those)."""
+    """Events and infos the manager's own mailbox dropped (a bounded mailbox's policy, or a
+    stop that drops a backlog): for that mailbox ``events + infos + dropped + refused`` is
+    every event and info sent to the manager. Drops in isolated handlers' mailboxes are not
+    here but in :attr:`lane_dropped`."""
     refused: int
     """Events and infos refused to producers (a full mailbox, or a stopped manager)."""
     crashes: int
@@ -146,6 +147,12 @@ class ManagerStats:
     """Handlers restarted by their restart policy."""
     handlers: tuple[HandlerStats, ...] = field(default_factory=tuple)
     """The installed handlers, newest first."""
+    lane_dropped: int = 0
+    """Events and infos that isolated handlers' bounded mailboxes dropped, summed over those
+    handlers (installed or gone; see :attr:`HandlerStats.dropped`). The manager handled each
+    of them (they are in :attr:`events` or :attr:`infos`, and reached every other handler):
+    only the isolated handler missed them. For each isolated handler's own mailbox, what it
+    handled + its ``dropped`` = what the manager passed to it."""
 
 
 class Timings:
@@ -226,7 +233,8 @@ def build_stats(
         requests=core.requests,
         queued=queued,
         high_water=max(high_water, queued),
-        dropped=dropped + lane_dropped,
+        dropped=dropped,
+        lane_dropped=lane_dropped,
         refused=refused,
         crashes=core.crashes,
         restarts=core.restarts,

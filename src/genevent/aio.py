@@ -77,6 +77,7 @@ from ._lanes import (
     STOP_TIMEOUT,
     Isolation,
     LaneOverflow,
+    lane_thread,
 )
 from ._mailbox import Bound, check_mailbox
 from ._metrics import ManagerStats, build_stats
@@ -161,7 +162,11 @@ class EventManager(_ManagerEngine[E]):
     async def wait_stopped(self) -> None:
         """Wait until the manager has stopped and every handler was terminated."""
         current = asyncio.current_task()
-        if current is self._task or (current is not None and current is self._dispatch_task):
+        if (
+            current is self._task
+            or (current is not None and current is self._dispatch_task)
+            or (self._lanes and lane_thread.get() in self._lanes)
+        ):
             raise CallingSelf(self, "wait_stopped")
         if not self._task.done() and not self._gone():
             await asyncio.wait((self._task,))
@@ -484,6 +489,8 @@ class EventManager(_ManagerEngine[E]):
         id: Hashable | None = None,
         timeout: float | None = None,
         restart: RestartPolicy = "temporary",
+        max_restarts: int = 3,
+        restart_period: float = 5.0,
         isolation: Isolation | None = None,
         maxsize: int | None = None,
         overflow: LaneOverflow = "drop_oldest",
@@ -500,6 +507,8 @@ class EventManager(_ManagerEngine[E]):
         id: Hashable | None = None,
         timeout: float | None = None,
         restart: RestartPolicy = "temporary",
+        max_restarts: int = 3,
+        restart_period: float = 5.0,
         isolation: Isolation | None = None,
         maxsize: int | None = None,
         overflow: LaneOverflow = "drop_oldest",
@@ -515,6 +524,8 @@ class EventManager(_ManagerEngine[E]):
         id: Hashable | None = None,
         timeout: float | None = None,
         restart: RestartPolicy = "temporary",
+        max_restarts: int = 3,
+        restart_period: float = 5.0,
         isolation: Isolation | None = None,
         maxsize: int | None = None,
         overflow: LaneOverflow = "drop_oldest",
@@ -526,8 +537,8 @@ class EventManager(_ManagerEngine[E]):
         :meth:`delete_handler`. It is an ordinary handler: it shows in :meth:`which_handlers`,
         and if it raises it is removed and reported. Its return value is ignored, except that
         ``Remove()`` unsubscribes it. Subscribing the same function twice needs a distinct
-        ``id``. ``isolation``, ``maxsize``, ``overflow`` and ``stop_timeout`` are those of
-        :meth:`add_handler`."""
+        ``id``. ``restart``, ``max_restarts``, ``restart_period``, ``isolation``, ``maxsize``,
+        ``overflow`` and ``stop_timeout`` are those of :meth:`add_handler`."""
         self._check_caller("subscribe")
         ref, args = check_subscribe(fn, event_type, where, id)
         await self.add_handler(
@@ -535,6 +546,8 @@ class EventManager(_ManagerEngine[E]):
             args,
             timeout=timeout,
             restart=restart,
+            max_restarts=max_restarts,
+            restart_period=restart_period,
             isolation=isolation,
             maxsize=maxsize,
             overflow=overflow,
@@ -549,6 +562,8 @@ class EventManager(_ManagerEngine[E]):
         where: Callable[[Any], object] | None = None,
         id: Hashable | None = None,
         restart: RestartPolicy = "temporary",
+        max_restarts: int = 3,
+        restart_period: float = 5.0,
     ) -> Callable[[F], F]:
         """Decorator form of :meth:`subscribe`, usable where nothing can be awaited (say, at
         import time; safe from any thread): the subscription is queued, so every event
@@ -556,11 +571,13 @@ class EventManager(_ManagerEngine[E]):
         subscription that fails (the same function twice) is logged on the ``genevent``
         logger; use :meth:`subscribe` to get the error instead. (On the thread runtime,
         ``on`` blocks until the function is installed and raises as ``subscribe`` does.)
+        ``restart``, ``max_restarts`` and ``restart_period`` are checked at once, as
+        :meth:`add_handler` checks them.
         ``@mgr.on(OrderPlaced)`` / ``def audit(event: OrderPlaced) -> None: ...``"""
 
         def register(fn: F) -> F:
             ref, fn_args = check_subscribe(fn, event_type, where, id)
-            spec = restart_spec(restart, fn_args)
+            spec = restart_spec(restart, fn_args, max_restarts, restart_period)
             if self._closed:
                 raise ManagerNotRunning(self)
             fut: asyncio.Future[Any] = self._loop.create_future()

@@ -6,6 +6,8 @@ OTP's own logger was an event manager; genevent can be that for Python. Attach a
 what handlers do: write it to a rotating file (:class:`RotatingFileLog`), raise an alarm when
 errors come too fast (:class:`ErrorRateAlarm`), keep the last hundred in memory, forward them.
 A slow or crashing log handler is removed and reported without touching the program that logs.
+Like any handler in a shared manager, the ready handlers ignore events that are not
+:class:`LogEvent` (the other handlers' events, a ``sync_notify(None)`` used as a barrier).
 
 ::
 
@@ -149,7 +151,8 @@ class ManagerLogHandler(logging.Handler):
 class RotatingFileLog(EventHandler[LogEvent, None, None]):
     """Writes log events to a file that rotates by size, through the standard library's
     :class:`logging.handlers.RotatingFileHandler` (added with
-    ``Args(path, max_bytes=..., backup_count=..., fmt=...)``); closes it on terminate."""
+    ``Args(path, max_bytes=..., backup_count=..., fmt=...)``); closes it on terminate. Events
+    that are not :class:`LogEvent` are ignored."""
 
     def init(
         self,
@@ -168,8 +171,8 @@ class RotatingFileLog(EventHandler[LogEvent, None, None]):
         self.level = level
 
     def handle_event(self, event: LogEvent, /) -> None:
-        """Write one event (at or above the handler's level)."""
-        if event.level >= self.level:
+        """Write one event (at or above the handler's level); ignore any other event."""
+        if isinstance(event, LogEvent) and event.level >= self.level:
             self.file.emit(event.to_record())
 
     def terminate(self, reason: Any, /) -> None:
@@ -197,7 +200,8 @@ class ErrorRateAlarm(EventHandler[LogEvent, str, int]):
     within ``window`` seconds (added with ``Args(alarm, threshold=..., window=..., level=...,
     clock=...)``). It fires once, then again only after the rate fell below the threshold.
     ``call(ErrorRateAlarm, "count")`` returns the number of such events in the window; a
-    raising ``alarm`` crashes this handler like any callback."""
+    raising ``alarm`` crashes this handler like any callback. Events that are not
+    :class:`LogEvent` are ignored."""
 
     def init(
         self,
@@ -225,8 +229,9 @@ class ErrorRateAlarm(EventHandler[LogEvent, str, int]):
             times.popleft()
 
     def handle_event(self, event: LogEvent, /) -> None:
-        """Count an event at or above the level; fire when the rate crosses the threshold."""
-        if event.level < self.level:
+        """Count an event at or above the level; fire when the rate crosses the threshold.
+        Any other event (not a :class:`LogEvent`) is ignored."""
+        if not isinstance(event, LogEvent) or event.level < self.level:
             return
         now = self.clock()
         self._expire(now)

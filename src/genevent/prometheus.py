@@ -36,8 +36,9 @@ _MANAGER_COUNTERS = (
     ("events", "Events handled by the manager"),
     ("infos", "Info messages handled by the manager"),
     ("requests", "Control requests handled by the manager"),
-    ("dropped", "Events and infos dropped"),
+    ("dropped", "Events and infos the manager's own mailbox dropped"),
     ("refused", "Events and infos refused to producers"),
+    ("lane_dropped", "Events and infos isolated handlers' mailboxes dropped (manager handled)"),
     ("crashes", "Handlers that crashed or returned a bad value"),
     ("restarts", "Handlers restarted by their restart policy"),
 )
@@ -84,6 +85,11 @@ class GenEventCollector(Collector):
         restarts = CounterMetricFamily(
             "genevent_handler_restarts", "Restarts of the handler", labels=hlabels
         )
+        dropped = CounterMetricFamily(
+            "genevent_handler_dropped",
+            "Events and infos the isolated handler's own mailbox dropped",
+            labels=hlabels,
+        )
         latency = GaugeMetricFamily(
             "genevent_handler_seconds",
             "handle_event duration quantiles (when the manager times callbacks)",
@@ -95,6 +101,7 @@ class GenEventCollector(Collector):
                 events.add_metric(key, h.events)
                 crashes.add_metric(key, h.crashes)
                 restarts.add_metric(key, h.restarts)
+                dropped.add_metric(key, h.dropped)
                 for q, label in (("p50", "0.5"), ("p90", "0.9"), ("p99", "0.99")):
                     value = (h.timing or {}).get(q)
                     if value is not None:
@@ -102,6 +109,7 @@ class GenEventCollector(Collector):
         yield events
         yield crashes
         yield restarts
+        yield dropped
         yield latency
 
 

@@ -621,6 +621,8 @@ class EventManager(Generic[E]):
         id: Hashable | None = None,
         timeout: float | None = None,
         restart: RestartPolicy = "temporary",
+        max_restarts: int = 3,
+        restart_period: float = 5.0,
         isolation: bool = False,
         maxsize: int | None = None,
         overflow: LaneOverflow = "drop_oldest",
@@ -637,6 +639,8 @@ class EventManager(Generic[E]):
         id: Hashable | None = None,
         timeout: float | None = None,
         restart: RestartPolicy = "temporary",
+        max_restarts: int = 3,
+        restart_period: float = 5.0,
         isolation: bool = False,
         maxsize: int | None = None,
         overflow: LaneOverflow = "drop_oldest",
@@ -652,6 +656,8 @@ class EventManager(Generic[E]):
         id: Hashable | None = None,
         timeout: float | None = None,
         restart: RestartPolicy = "temporary",
+        max_restarts: int = 3,
+        restart_period: float = 5.0,
         isolation: bool = False,
         maxsize: int | None = None,
         overflow: LaneOverflow = "drop_oldest",
@@ -663,13 +669,16 @@ class EventManager(Generic[E]):
         ordinary handler: it shows in :meth:`which_handlers`, and if it raises it is removed
         and reported. Its return value is ignored, except that ``Remove()`` unsubscribes it.
         Subscribing the same function twice needs a distinct ``id``; ``restart``,
-        ``isolation``, ``maxsize``, ``overflow`` and ``stop_timeout`` are :meth:`add_handler`'s."""
+        ``max_restarts``, ``restart_period``, ``isolation``, ``maxsize``, ``overflow`` and
+        ``stop_timeout`` are :meth:`add_handler`'s."""
         ref, args = check_subscribe(fn, event_type, where, id)
         self.add_handler(
             ref,
             args,
             timeout=timeout,
             restart=restart,
+            max_restarts=max_restarts,
+            restart_period=restart_period,
             isolation=isolation,
             maxsize=maxsize,
             overflow=overflow,
@@ -684,13 +693,23 @@ class EventManager(Generic[E]):
         where: Callable[[Any], object] | None = None,
         id: Hashable | None = None,
         restart: RestartPolicy = "temporary",
+        max_restarts: int = 3,
+        restart_period: float = 5.0,
     ) -> Callable[[F], F]:
         """Decorator form of :meth:`subscribe`: ``@mgr.on(OrderPlaced)`` subscribes the
-        function (blocking until it is installed, raising as ``subscribe`` does) and returns
-        it unchanged."""
+        function (blocking until it is installed, raising as ``subscribe`` does; ``restart``,
+        ``max_restarts`` and ``restart_period`` as there) and returns it unchanged."""
 
         def register(fn: F) -> F:
-            self.subscribe(fn, event_type, where=where, id=id, restart=restart)
+            self.subscribe(
+                fn,
+                event_type,
+                where=where,
+                id=id,
+                restart=restart,
+                max_restarts=max_restarts,
+                restart_period=restart_period,
+            )
             return fn
 
         return register

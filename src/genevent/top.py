@@ -156,7 +156,7 @@ def render(current: dict[str, Any], previous: dict[str, Any] | None = None) -> A
                 "",
                 "",
                 f"{h['events']:,}",
-                "",
+                str(h.get("dropped", 0)),  # its own mailbox's (isolated handlers)
                 "",
                 str(h["crashes"]),
                 str(h["restarts"]),
