@@ -57,6 +57,7 @@ from ._lanes import (
     leave_behind,
     pass_call,
     reap,
+    stopped_before,
     when_caught_up,
 )
 from ._mailbox import Bound, log_backlog, take_backlog
@@ -397,7 +398,7 @@ class _ManagerBase(Generic[E]):
                 self._mailbox.append(msg)
             else:
                 refused += msg.fut is not None
-                _fail(msg.fut, ManagerNotRunning(self, f" (it stopped before {msg.what})"))
+                _fail(msg.fut, ManagerNotRunning(self, stopped_before(msg.what)))
         log_backlog(self, dropped, refused, "at stop(drain=False)")
         self._drop_lanes()
 

@@ -50,6 +50,7 @@ from ._errors import (
     GenEventError,
     ManagerNotRunning,
 )
+from ._lanes import stopped_before
 from ._mailbox import log_backlog
 
 
@@ -395,9 +396,8 @@ class _ManagerEngine(_ManagerBase[E]):
         order = self._lane_order
         if req.what != "lane order":
             lane, seq = req.via
-            if not order.admit(self._lanes, seq, lane, req):
-                return
-            fatal = await self._apply_lane_result(req)
+            if order.admit(self._lanes, seq, lane, req):
+                fatal = await self._apply_lane_result(req)
         while order:
             ready = order.ready(self._lanes)
             if not ready:
@@ -557,7 +557,7 @@ class _ManagerEngine(_ManagerBase[E]):
                     elif msg.proc is _STOP:
                         stops.append(msg)
                     elif dropping and msg.what not in _LANE_RESULTS:
-                        _fail(msg.fut, ManagerNotRunning(self, f" (it stopped before {msg.what})"))
+                        _fail(msg.fut, ManagerNotRunning(self, stopped_before(msg.what)))
                     else:  # what isolated handlers bring back is applied even then
                         await self._handle(msg)
                 except BaseException as exc:  # the message was finished: remember, go on

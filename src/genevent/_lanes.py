@@ -59,6 +59,7 @@ __all__ = (
     "lanes_to_wait_for",
     "left_behind",
     "reap",
+    "stopped_before",
 )
 
 Isolation: TypeAlias = Literal["task", "thread"]
@@ -242,6 +243,9 @@ class Lane:
         self.current: float = _IDLE
         #: an outcome waits until this lane is past this place (see :class:`Order`), or None
         self.watch: float | None = None
+        #: the place of an outcome it posted that the manager has not taken yet (:data:`_IDLE`
+        #: when there is none): until then the lane is not past it
+        self.posted: float = _IDLE
         #: when ``stop`` told it to stop (its ``stop_timeout`` counts from there), or None
         self.stop_at: float | None = None
         #: the call running now (answered at once if the lane is left behind)
@@ -318,14 +322,15 @@ class Lane:
         too early (then the lane wakes the manager once it passes a watched place), never too
         late."""
         if self.closed:
-            return _IDLE
+            return self.posted
         current = self.current
-        if current != _IDLE:
-            return current
-        try:
-            return self.fifo[0][0]
-        except IndexError:
-            return _IDLE
+        if current == _IDLE:
+            try:
+                current = self.fifo[0][0]
+            except IndexError:
+                current = _IDLE
+        posted = self.posted
+        return posted if posted < current else current
 
     def drop_backlog(self, why: str) -> int:
         """A stop that drops the backlog (or this lane is left behind): take out everything
@@ -472,6 +477,7 @@ class Lane:
         if out.__class__ is Returned and out.value is None:
             return
         self.pending = entry
+        self.posted = self.current
         self.host.lane_outcome(self, entry, out, message, cb, self.current)
 
     def _settle_call(self, entry: Entry, item: _Call, out: Raised | Returned) -> None:
@@ -482,6 +488,7 @@ class Lane:
             self.host.lane_reply(item.req, out.value)
             return
         self.pending = entry
+        self.posted = self.current
         self.host.lane_call_outcome(self, item.req, entry, out, item.request, self.current)
 
     def _abandon_calls(self) -> None:
@@ -876,9 +883,12 @@ class Order:
     def __bool__(self) -> bool:
         return bool(self._waiting)
 
-    def admit(self, lanes: list[Lane], seq: float, source: Lane | None, what: Any) -> bool:
-        """An outcome ``what`` from ``seq`` came back: True if it may be applied now (then the
-        caller applies it, and then whatever :meth:`ready` gives); else it waits here."""
+    def admit(self, lanes: list[Lane], seq: float, source: Lane, what: Any) -> bool:
+        """An outcome ``what`` from ``seq`` came back from ``source``: True if it may be
+        applied now (then the caller applies it, then whatever :meth:`ready` gives, as it
+        does after a False); else it waits here."""
+        if source.posted == seq:  # taken: from now on the manager knows of it
+            source.posted = _IDLE
         if not self._waiting and self._clear(lanes, seq, source):
             return True
         heapq.heappush(self._waiting, (seq, next(self._count), (source, what)))
@@ -940,6 +950,18 @@ them: a call goes to the handler's lane, the others may wait for lanes to catch 
 
 CAUGHT_UP: Final = " (isolated handlers caught up)"
 """Appended to a request's name when it comes back to the mailbox after its barrier."""
+
+
+def stopped_before(what: str) -> str:
+    """The detail of the :class:`ManagerNotRunning` a queued request gets from a stop that
+    drops the backlog (a ``sync_notify`` waiting for isolated handlers: its event was
+    handled by the others, and dropped from the isolated ones' mailboxes)."""
+    if what.endswith(CAUGHT_UP):
+        return (
+            f" (it stopped before its isolated handlers caught up with {what[: -len(CAUGHT_UP)]}"
+            ", dropping their backlogs)"
+        )
+    return f" (it stopped before {what})"
 
 _ALL: Final = frozenset({"which_handlers", "get_state"})
 _BY_REF: Final = frozenset({"delete_handler", "add_handler", "add_sup_handler", "call"})

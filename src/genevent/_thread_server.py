@@ -52,6 +52,7 @@ from ._lanes import (
     leave_behind,
     pass_call,
     reap,
+    stopped_before,
     when_caught_up,
 )
 from ._mailbox import Bound, log_backlog, take_backlog
@@ -317,7 +318,7 @@ class _Server:
         for msg in rest:
             if msg.proc is not _STOP and msg.what not in _LANE_RESULTS:
                 refused += 1
-                _fail(msg, ManagerNotRunning(self.label(), f" (it stopped before {msg.what})"))
+                _fail(msg, ManagerNotRunning(self.label(), stopped_before(msg.what)))
         self.drop_lanes()
         self.room()
         if self.sleeping:
@@ -505,13 +506,12 @@ class _Server:
         try:
             if req.via is not None:
                 lane, seq = req.via
-                if not order.admit(self.lanes, seq, lane, req):
-                    return
-                try:
-                    self.run_request(req)
-                except BaseException as exc:
-                    fatal = exc
-                self.reap()
+                if order.admit(self.lanes, seq, lane, req):
+                    try:
+                        self.run_request(req)
+                    except BaseException as exc:
+                        fatal = exc
+                    self.reap()
             while order:
                 ready = order.ready(self.lanes)
                 if not ready:
@@ -783,7 +783,7 @@ class _Server:
             if not sealed:
                 self.mailbox.append(req)
         if sealed:
-            _fail(req, ManagerNotRunning(self.label(), f" (it stopped before {req.what})"))
+            _fail(req, ManagerNotRunning(self.label(), stopped_before(req.what)))
             return
         if self.sleeping:
             self.wake()
@@ -917,7 +917,7 @@ class _Server:
                     elif msg.proc is _STOP:
                         stops.append(msg)
                     elif self.dropping and msg.what not in _LANE_RESULTS:
-                        why = f" (it stopped before {msg.what})"
+                        why = stopped_before(msg.what)
                         _fail(msg, ManagerNotRunning(self.label(), why))
                     else:  # what isolated handlers bring back is applied even then
                         self.handle(msg)
