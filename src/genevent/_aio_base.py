@@ -54,6 +54,7 @@ from ._lanes import (
     leave_behind,
     pass_call,
     reap,
+    running_lane,
     when_caught_up,
 )
 from ._mailbox import Bound, log_backlog, take_backlog
@@ -286,8 +287,9 @@ class _ManagerBase(Generic[E]):
         # created on first use: an idle manager must stay small (benchmarks: <= 4 KB)
         self._watched: set[Any] | None = None
         self._spawned: set[asyncio.Future[Any]] | None = None
-        #: the lanes of isolated handlers (started ones)
-        self._lanes: list[Lane] = []
+        #: the lanes of isolated handlers (started ones), in order
+        self._lanes: dict[Lane, None] = {}
+        self._fresh: list[Lane] | None = None  # lanes started since the last _reap
         self._left_behind = 0
         self._lane_dropped = 0  # by the bounded mailboxes of isolated handlers that are gone
         self._settling = False
@@ -417,8 +419,13 @@ class _ManagerBase(Generic[E]):
         if dispatching is not None and dispatching is _task_of(self._loop):
             raise CallingSelf(self, what)
         if self._lanes:  # an isolated handler's task waiting on its own manager
-            current = _task_of(self._loop)
-            if any(getattr(lane, "task", None) is current for lane in self._lanes):
+            lane = running_lane()
+            if (
+                lane is not None
+                and lane.host is self
+                and getattr(lane, "task", None) is _task_of(self._loop)
+                and lane in self._lanes
+            ):
                 raise CallingSelf(self, what)
 
     def _can_inline(self) -> bool:
@@ -762,13 +769,17 @@ class _ManagerBase(Generic[E]):
         when_caught_up(lanes, lambda: self._lane_post(then))
 
     def _reap(self) -> None:
-        if self._lanes:
-            self._lane_dropped += reap(self._core, self._lanes)
+        fresh = self._fresh
+        if fresh or self._core.lane_edits:
+            self._lane_dropped += reap(self._core, self._lanes, fresh or [])
 
     async def _lane_job(self, eff: Invoke) -> Raised | Returned:
         lane: Lane = eff.via
         if not lane.started:
-            self._lanes.append(lane)
+            self._lanes[lane] = None
+            if self._fresh is None:
+                self._fresh = []
+            self._fresh.append(lane)
         fut = lane.job(eff)  # type: ignore[attr-defined]
         waiting: Any = fut if lane.kind == "task" else asyncio.wrap_future(fut)
         if self._stop_started is None:

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import inspect
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal, Protocol, TypeAlias
 
 from ._core import Entry, Invoke, ManagerCore, Procedure, Raised, Remove, Returned, Swap
@@ -54,6 +55,7 @@ __all__ = (
     "lanes_to_wait_for",
     "left_behind",
     "reap",
+    "running_lane",
 )
 
 Isolation: TypeAlias = Literal["task", "thread"]
@@ -107,6 +109,18 @@ class _Job:
 
 _SPECIAL: Final = frozenset({_Info, _Call, _Mark, _Job})
 _NOTHING: Final = object()  # nothing to run now (None is an event like any other)
+
+# the lane whose task or thread this is (set in the lane's own context: a task's copy, or
+# the lane thread's), so that a manager tells its lanes' callers apart without a scan
+_RUNNING: Final[contextvars.ContextVar[Lane | None]] = contextvars.ContextVar(
+    "genevent_lane", default=None
+)
+
+
+def running_lane() -> Lane | None:
+    """The lane running the calling code (in its thread or task), or None. A task or thread
+    the handler starts may inherit it: callers check ``lane.task``/``lane.thread`` too."""
+    return _RUNNING.get()
 
 
 class Barrier:
@@ -241,12 +255,19 @@ class Lane:
         self._wake()
 
     def mark(self, barrier: Barrier) -> None:
-        """``barrier`` is reached once everything queued before is handled."""
-        if self.closed:
+        """``barrier`` is reached once everything queued before is handled (at once, without
+        waking the lane, when it has: see :meth:`caught_up`)."""
+        if self.closed or self.caught_up():
             barrier.reach()
             return
         self.fifo.append(_Mark(barrier))
         self._wake()
+
+    def caught_up(self) -> bool:  # pragma: no cover - per runner
+        """Called by the manager: True when the lane handled everything queued for it and has
+        no outcome waiting to be applied (a mark would be reached at once). False when unsure:
+        the caller then queues a mark."""
+        return self.closed
 
     def serve(self, entry: Entry) -> None:
         """``entry`` (in the table) is the handler this lane runs from now on."""
@@ -382,9 +403,21 @@ class ThreadLane(Lane):
         if not self.started:
             self.started = True
             self.thread = threading.Thread(
-                target=self._run, name=f"genevent-lane:{_name(self.ref)}", daemon=True
+                target=self._main, name=f"genevent-lane:{_name(self.ref)}", daemon=True
             )
             self.thread.start()
+
+    def _main(self) -> None:
+        _RUNNING.set(self)
+        self._run()
+
+    def caught_up(self) -> bool:
+        # parked (``sleeping`` is set only once nothing it may run is left, and cleared by
+        # whoever queues), with nothing queued (the manager is the one that queues, and the one
+        # asking) and no outcome of it waiting in the manager's mailbox
+        return self.closed or (
+            self.sleeping and not self.fifo and not self.jobs and self.pending is None
+        )
 
     def job(self, eff: Invoke) -> concurrent.futures.Future[Raised | Returned]:
         """Run the manager's invocation ``eff`` in the lane, before anything queued."""
@@ -488,7 +521,18 @@ class TaskLane(Lane):
         """Start the task (once)."""
         if not self.started:
             self.started = True
-            self.task = asyncio.Task(self._run(), loop=self.loop)
+            self.task = asyncio.Task(self._main(), loop=self.loop)
+
+    async def _main(self) -> None:
+        _RUNNING.set(self)  # in the task's own copy of the context
+        await self._run()
+
+    def caught_up(self) -> bool:
+        # waiting for work (``waiter`` is set only then, and taken by whoever wakes it), with
+        # nothing queued and no outcome waiting in the manager's mailbox
+        return self.closed or (
+            self.waiter is not None and not self.fifo and not self.jobs and self.pending is None
+        )
 
     def job(self, eff: Invoke) -> asyncio.Future[Raised | Returned]:
         """Run the manager's invocation ``eff`` in the lane, before anything queued."""
@@ -685,15 +729,15 @@ def lanes_to_wait_for(core: ManagerCore, what: str, args: tuple[Any, ...]) -> li
     for ``which_handlers``/``get_state``; the one it names, or all of them if the handler it
     names is not installed (an isolated handler may be about to swap it in), for the others;
     an ended owner's (``owner_down``): its handlers catch up on what was notified before it
-    ended, then they are terminated. Empty when the manager has no isolated handler."""
+    ended, then they are terminated. Lanes that caught up already (:meth:`Lane.caught_up`)
+    are left out: empty when there is nothing to wait for (or no isolated handler)."""
     if not core.isolated:
         return []
-    every = [e.lane for e in core.entries if e.lane is not None]
     if what in _ALL:
-        return every
+        return _behind(core.entries)
     if what == "owner_down":
         owner = args[0]
-        return [e.lane for e in core.entries if e.lane is not None and e.owner == owner]
+        return _behind(e for e in core.entries if e.owner == owner)
     if what in _BY_REF:
         refs: tuple[Any, ...] = (args[0],)
     elif what in _SWAPS:
@@ -706,17 +750,25 @@ def lanes_to_wait_for(core: ManagerCore, what: str, args: tuple[Any, ...]) -> li
         if entry is None:
             if what in ("add_handler", "add_sup_handler"):
                 continue
-            return every
-        if entry.lane is not None:
-            lanes.append(entry.lane)
+            return _behind(core.entries)
+        lane = entry.lane
+        if lane is not None and not lane.caught_up():
+            lanes.append(lane)
     return lanes
+
+
+def _behind(entries: Iterable[Entry]) -> list[Lane]:
+    """The lanes of ``entries`` that have not caught up."""
+    return [lane for e in entries if (lane := e.lane) is not None and not lane.caught_up()]
 
 
 def applied(
     core: ManagerCore, entry: Entry, out: Raised | Returned, message: Any, callback: str
 ) -> Procedure:
     """Apply an isolated handler's outcome (``core.event_result``); a KeyboardInterrupt or
-    SystemExit it raised then goes on, as from a handler that is not isolated."""
+    SystemExit it raised then goes on, as from a handler that is not isolated. The lane is
+    served again afterwards (see :func:`reap`) even if the table did not change."""
+    core.lane_edits.append(entry)
     yield from core.event_result(entry, out, message, callback)
     if out.__class__ is Raised and isinstance(out.exception, FATAL):
         raise out.exception
@@ -727,7 +779,9 @@ def call_applied(
 ) -> Procedure:
     """Apply an isolated handler's call outcome (``core.call_result``); a KeyboardInterrupt or
     SystemExit its ``handle_call`` raised goes on once it is applied (the caller is then told
-    the manager was interrupted, as for a handler that is not isolated)."""
+    the manager was interrupted, as for a handler that is not isolated). The lane is served
+    again afterwards, as by :func:`applied`."""
+    core.lane_edits.append(entry)
     try:
         return (yield from core.call_result(entry, out, request))
     finally:
@@ -735,23 +789,41 @@ def call_applied(
             raise out.exception  # on purpose: it wins over the caller's error
 
 
-def reap(core: ManagerCore, lanes: list[Lane]) -> int:
-    """After the table changed: every lane serves the entry that uses it now; a lane no entry
-    uses is closed and forgotten. Returns how many events the closed lanes' mailboxes dropped
-    (the manager counts them from then on)."""
-    using = {id(e.lane): e for e in core.entries if e.lane is not None}
-    keep = []
-    closed = []
-    for lane in lanes:
-        entry = using.get(id(lane))
-        if entry is None:
+def reap(core: ManagerCore, lanes: dict[Lane, None], fresh: list[Lane]) -> int:
+    """After the table changed: each lane concerned serves the entry that uses it now; a lane
+    no entry uses is closed and forgotten (taken out of ``lanes``, the manager's started
+    lanes). The lanes concerned are those of the entries in ``core.lane_edits`` (installed,
+    removed, or whose outcome was applied) and the ``fresh`` ones (started since: a lane whose
+    handler failed to start is closed); both lists are emptied, so the cost is that of the
+    edits, not of the lanes there are. Returns how many events the closed lanes' mailboxes
+    dropped (the manager counts them from then on)."""
+    users: dict[Lane, Entry | None] = dict.fromkeys(fresh)
+    fresh.clear()
+    edits = core.lane_edits
+    if edits:
+        core.lane_edits = []
+        for entry in edits:
+            lane = entry.lane
+            if entry.alive:  # at most one entry in the table uses a lane
+                users[lane] = entry
+            elif users.get(lane) is None:
+                users[lane] = None
+    dropped = 0
+    for lane, edited in users.items():
+        if lane not in lanes:
+            continue
+        user = edited
+        if user is None:
+            current = lane.entry  # the entry it served last, if that is still in the table
+            if current is not None and current.alive:
+                user = current
+        if user is None:
             lane.close()
-            closed.append(lane)
+            del lanes[lane]
+            dropped += lane.counts.dropped
         else:
-            lane.serve(entry)
-            keep.append(lane)
-    lanes[:] = keep
-    return sum(lane.counts.dropped for lane in closed)
+            lane.serve(user)
+    return dropped
 
 
 def pass_call(core: ManagerCore, handler: Any, request: Any, req: Any) -> bool:
@@ -766,12 +838,14 @@ def pass_call(core: ManagerCore, handler: Any, request: Any, req: Any) -> bool:
 
 
 def when_caught_up(lanes: list[Lane], then: Callable[[], None]) -> None:
-    """Run ``then`` once every lane in ``lanes`` handled what it was given (at once if none)."""
-    if not lanes:
+    """Run ``then`` once every lane in ``lanes`` handled what it was given (at once if none
+    is behind: a lane that caught up is not woken)."""
+    behind = [lane for lane in lanes if not lane.caught_up()]
+    if not behind:
         then()
         return
-    barrier = Barrier(len(lanes), then)
-    for lane in lanes:
+    barrier = Barrier(len(behind), then)
+    for lane in behind:
         lane.mark(barrier)
 
 

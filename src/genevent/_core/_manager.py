@@ -336,6 +336,10 @@ class ManagerCore:
         self.async_count = 0
         #: number of installed isolated handlers (with a lane)
         self.isolated = 0
+        #: isolated entries installed or removed since the runtime last looked (it takes the
+        #: list, then serves or closes their lanes: see ``genevent._lanes.reap``), so that a
+        #: table edit costs the runtime nothing for the other isolated handlers
+        self.lane_edits: list[Entry] = []
         #: :attr:`event_targets` when fresh, None when the table changed since (hot loops read
         #: ``core.cached_targets or core.event_targets`` to skip the property call)
         self.cached_targets: tuple[tuple[Entry, Callable[[Any], Any]], ...] | None = ()
@@ -404,6 +408,7 @@ class ManagerCore:
             self.async_count += 1
         if entry.lane is not None:
             self.isolated += 1
+            self.lane_edits.append(entry)
         if entry.owner is not None:
             n = self._owners.get(entry.owner, 0)
             self._owners[entry.owner] = n + 1
@@ -421,6 +426,7 @@ class ManagerCore:
             self.async_count -= 1
         if entry.lane is not None:
             self.isolated -= 1
+            self.lane_edits.append(entry)
         return index
 
     def _release_owner(self, owner: Any) -> Generator[Effect, Any, None]:
