@@ -244,6 +244,7 @@ class _ManagerBase(Generic[E]):
     _room: asyncio.Future[None] | None = None
     _dropping = False
     _late_dropped = 0
+    _fresh: list[Lane] | None = None  # lanes started since the last _reap
 
     if TYPE_CHECKING:  # defined by the drain loop's half, genevent._aio_engine._ManagerEngine
 
@@ -289,7 +290,6 @@ class _ManagerBase(Generic[E]):
         self._spawned: set[asyncio.Future[Any]] | None = None
         #: the lanes of isolated handlers (started ones), in order
         self._lanes: dict[Lane, None] = {}
-        self._fresh: list[Lane] | None = None  # lanes started since the last _reap
         self._left_behind = 0
         self._lane_dropped = 0  # by the bounded mailboxes of isolated handlers that are gone
         self._settling = False

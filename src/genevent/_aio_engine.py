@@ -553,8 +553,9 @@ class _ManagerEngine(_ManagerBase[E]):
             self._lane_dropped += lane.counts.dropped
             lane.close()
         self._lanes = {}
-        self._fresh = None
-        self._core.lane_edits.clear()
+        if self._fresh:
+            self._fresh.clear()
+        self._core.lane_edits = None
         if self._bound is not None:
             self._wake_room()
             self._bound.flush_log(self)

@@ -768,7 +768,7 @@ def applied(
     """Apply an isolated handler's outcome (``core.event_result``); a KeyboardInterrupt or
     SystemExit it raised then goes on, as from a handler that is not isolated. The lane is
     served again afterwards (see :func:`reap`) even if the table did not change."""
-    core.lane_edits.append(entry)
+    core.note_lane(entry)
     yield from core.event_result(entry, out, message, callback)
     if out.__class__ is Raised and isinstance(out.exception, FATAL):
         raise out.exception
@@ -781,7 +781,7 @@ def call_applied(
     SystemExit its ``handle_call`` raised goes on once it is applied (the caller is then told
     the manager was interrupted, as for a handler that is not isolated). The lane is served
     again afterwards, as by :func:`applied`."""
-    core.lane_edits.append(entry)
+    core.note_lane(entry)
     try:
         return (yield from core.call_result(entry, out, request))
     finally:
@@ -801,7 +801,7 @@ def reap(core: ManagerCore, lanes: dict[Lane, None], fresh: list[Lane]) -> int:
     fresh.clear()
     edits = core.lane_edits
     if edits:
-        core.lane_edits = []
+        core.lane_edits = None
         for entry in edits:
             lane = entry.lane
             if entry.alive:  # at most one entry in the table uses a lane

@@ -853,7 +853,7 @@ class _Server:
             lane.close()
         self.lanes = {}
         self.fresh.clear()
-        self.core.lane_edits.clear()
+        self.core.lane_edits = None
         _live.discard(self)
         for msg in pending:
             if msg.__class__ is _Request:
