@@ -68,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if genevent is not None:
         rows += genevent.memory_rows(cfg)
         rows += genevent.flood_rows(cfg)
+        rows += genevent.scale_rows(cfg)
     rows += _memory.fit_rows(cfg, rows)
     cfg.meta["seconds"] = round(time.perf_counter() - t0, 1)
 

@@ -327,6 +327,45 @@ def thread_per_handler(k: int) -> float:
         mgr.stop()
 
 
+async def aio_per_isolated_handler(k: int, isolation: str) -> float:
+    """tracemalloc bytes per extra isolated handler (``isolation``) in one asyncio manager."""
+    mgr = aio.start()
+    ids = iter(range(k + 1))
+    try:
+
+        async def make() -> object:
+            await mgr.add_handler((Counter, next(ids)), isolation=isolation)  # type: ignore[arg-type]
+            return None
+
+        return (await _memory.traced_per_item(k, make))[0]
+    finally:
+        await mgr.stop()
+
+
+def thread_per_isolated_handler(k: int) -> tuple[float, float]:
+    """Bytes per extra isolated handler (``isolation=True``: a thread each) in one
+    thread-runtime manager: (tracemalloc-traced, resident set growth)."""
+    mgr = threads.start()
+    ids = iter(range(2 * k + 1))
+    try:
+
+        def make() -> object:
+            mgr.add_handler((Counter, next(ids)), isolation=True)
+            return None
+
+        traced = _memory.traced_per_item_sync(k, make)[0]
+        gc.collect()
+        rss0 = _memory.rss_bytes()
+        for _ in range(k):
+            make()
+        mgr.sync_notify(None)  # every lane thread ran (its stack touched)
+        gc.collect()
+        resident = (_memory.rss_bytes() - rss0) / k
+        return traced, resident
+    finally:
+        mgr.stop()
+
+
 async def many_managers(k: int) -> tuple[float, float]:
     """Start ``k`` asyncio managers with one handler each, notify and check each, stop them.
 
@@ -751,6 +790,150 @@ def _isolation(cfg: h.Config) -> list[h.Bench]:
     return out
 
 
+# ---------------------------------------------------------------- isolated handlers at scale
+
+_SCALE_OPS = (h.SCALE_ADD, h.SCALE_SYNC, h.SCALE_WHICH, h.SCALE_DELETE)
+
+
+def _scale_reps(k: int, quick: bool) -> int:
+    """sync_notify / which_handlers calls timed on a manager with ``k`` handlers."""
+    if quick:
+        return 5
+    return 200 if k <= 100 else 50
+
+
+def _per_op(total_ns: int, count: int) -> float:
+    return total_ns / count / 1000
+
+
+async def aio_scale(k: int, isolation: Any, reps: int) -> list[float]:
+    """µs per add_handler (``k`` of them, amortised), per sync_notify, per which_handlers
+    (``reps`` each) and per delete_handler, on one asyncio manager with ``k`` handlers."""
+    mgr = aio.start()
+    refs = [(Counter, i) for i in range(k)]
+    add: dict[str, Any] = {"isolation": isolation} if isolation else {}
+    try:
+        t0 = h.now()
+        for ref in refs:
+            await mgr.add_handler(ref, **add)
+        t1 = h.now()
+        for i in range(reps):
+            await mgr.sync_notify(i)
+        t2 = h.now()
+        for _ in range(reps):
+            which = await mgr.which_handlers()
+        t3 = h.now()
+        if len(which) != k:
+            raise AssertionError(f"{len(which)} handlers installed, expected {k}")
+        counts = [await mgr.call(ref, "get") for ref in refs]
+        t4 = h.now()
+        for ref in refs:
+            await mgr.delete_handler(ref)
+        t5 = h.now()
+    finally:
+        await mgr.stop()
+    _check(counts, reps * k)
+    return [
+        _per_op(t1 - t0, k),
+        _per_op(t2 - t1, reps),
+        _per_op(t3 - t2, reps),
+        _per_op(t5 - t4, k),
+    ]
+
+
+def thread_scale(k: int, isolation: bool, reps: int) -> list[float]:
+    """:func:`aio_scale` on the thread runtime (``isolation=True``: a thread per handler)."""
+    mgr = threads.start()
+    refs = [(Counter, i) for i in range(k)]
+    try:
+        t0 = h.now()
+        for ref in refs:
+            mgr.add_handler(ref, isolation=isolation)
+        t1 = h.now()
+        for i in range(reps):
+            mgr.sync_notify(i)
+        t2 = h.now()
+        for _ in range(reps):
+            which = mgr.which_handlers()
+        t3 = h.now()
+        if len(which) != k:
+            raise AssertionError(f"{len(which)} handlers installed, expected {k}")
+        counts = [mgr.call(ref, "get") for ref in refs]
+        t4 = h.now()
+        for ref in refs:
+            mgr.delete_handler(ref)
+        t5 = h.now()
+    finally:
+        mgr.stop()
+    _check(counts, reps * k)
+    return [
+        _per_op(t1 - t0, k),
+        _per_op(t2 - t1, reps),
+        _per_op(t3 - t2, reps),
+        _per_op(t5 - t4, k),
+    ]
+
+
+def scale_rows(cfg: h.Config) -> list[h.Row]:
+    """Isolated handlers at scale: for 10, 100 and 1,000 handlers (10 and 100 when quick),
+    each runtime's isolated flavours beside the same manager with handlers not isolated (the
+    best of ``cfg.rt_reps`` runs per figure; the runs of one count are interleaved)."""
+    wanted = [sc for sc in _SCALE_OPS if cfg.wants(sc)]
+    if not wanted:
+        return []
+    counts = h.SCALE_QUICK_COUNTS if cfg.quick else h.SCALE_COUNTS
+    flavours: list[tuple[str, str, Any]] = [
+        ("threads", "not isolated", lambda k, r: thread_scale(k, False, r)),
+        ("threads", "isolation=True", lambda k, r: thread_scale(k, True, r)),
+        ("asyncio", "not isolated", lambda k, r: asyncio.run(aio_scale(k, None, r))),
+        ("asyncio", 'isolation="task"', lambda k, r: asyncio.run(aio_scale(k, "task", r))),
+        (
+            "asyncio",
+            'isolation="thread"',
+            lambda k, r: asyncio.run(aio_scale(k, "thread", r)),
+        ),
+    ]
+    out: list[h.Row] = []
+    for k in counts:
+        h.progress(f"genevent: isolated handlers at scale, {k:,} handlers")
+        reps = _scale_reps(k, cfg.quick)
+        best: dict[str, list[float]] = {}
+        failures: dict[str, Exception] = {}
+        for _ in range(cfg.rt_reps):
+            for runtime, how, measure in flavours:
+                impl = f"genevent {runtime}, {k:,} handlers, {how}"
+                if impl in failures:
+                    continue
+                gc.collect()
+                try:
+                    figures = measure(k, reps)
+                except Exception as exc:
+                    failures[impl] = exc
+                    continue
+                old = best.get(impl)
+                best[impl] = (
+                    figures
+                    if old is None
+                    else [min(a, b) for a, b in zip(old, figures, strict=True)]
+                )
+        for runtime, how, _ in flavours:
+            impl = f"genevent {runtime}, {k:,} handlers, {how}"
+            base = (
+                None
+                if how == "not isolated"
+                else f"genevent {runtime}, {k:,} handlers, not isolated"
+            )
+            for i, sc in enumerate(_SCALE_OPS):
+                if sc not in wanted:
+                    continue
+                if impl in failures:
+                    out.append(h.failed(sc, impl, failures[impl]))
+                    continue
+                note = f"{reps} calls timed" if sc in (h.SCALE_SYNC, h.SCALE_WHICH) else ""
+                out.append(h.row(sc, impl, best[impl][i], note, base))
+    return out
+
+
 def benches(cfg: h.Config) -> list[h.Bench]:
     """genevent's timing benches in the scenarios that ``cfg`` selects."""
     out: list[h.Bench] = []
@@ -807,6 +990,7 @@ def _memory_rows(cfg: h.Config) -> list[h.Row]:
         k = cfg.mem_handlers
         out.append(h.guarded(h.MEM_HANDLER, h.GE_AIO, lambda: asyncio.run(aio_per_handler(k))))
         out.append(h.guarded(h.MEM_HANDLER, h.GE_THREADS, lambda: thread_per_handler(k)))
+        out += _isolated_memory_rows(cfg)
     if cfg.wants(h.MANY):
         k = cfg.many_managers
         h.progress(f"genevent: {k:,} asyncio managers")
@@ -819,6 +1003,30 @@ def _memory_rows(cfg: h.Config) -> list[h.Row]:
             if cfg.quick:
                 note += "; quick run: the full run makes 100,000"
             out.append(h.row(h.MANY, h.GE_AIO, per, note))
+    return out
+
+
+def _isolated_memory_rows(cfg: h.Config) -> list[h.Row]:
+    """Memory per isolated handler: a task lane, a thread lane (on asyncio and on threads),
+    traced; and the resident growth per thread lane on threads (its stack included)."""
+    k = min(cfg.mem_handlers, 200)
+    out = [
+        h.guarded(
+            h.MEM_HANDLER,
+            f'{h.GE_AIO}, isolation="{how}"',
+            lambda how=how: asyncio.run(aio_per_isolated_handler(k, how)),  # type: ignore[misc]
+        )
+        for how in ("task", "thread")
+    ]
+    impl = f"{h.GE_THREADS}, isolation=True"
+    try:
+        traced, resident = thread_per_isolated_handler(k)
+    except Exception as exc:
+        return [*out, h.failed(h.MEM_HANDLER, impl, exc)]
+    out[1].note = _memory.THREAD_NOTE
+    out.append(h.row(h.MEM_HANDLER, impl, traced, _memory.THREAD_NOTE))
+    note = f"resident set growth over {k:,} handlers (stacks and thread state included)"
+    out.append(h.row(h.MEM_HANDLER, f"{impl} (resident)", resident, note))
     return out
 
 

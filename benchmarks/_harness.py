@@ -59,6 +59,8 @@ class Scenario:
     unit: str
     better: Better
     baseline: str | None
+    #: what the rows are compared with when each names its own baseline (``Row.base``)
+    against: str = ""
 
 
 NOTIFY_1 = Scenario("notify, 1 handler, one producer", "events/s", "higher", DEQUE)
@@ -135,6 +137,25 @@ ISO_THREADS = Scenario(
     THREADS_NOT_ISOLATED,
 )
 
+# Isolated handlers at scale: one manager with N handlers, all isolated or none; each row is
+# compared with the same operation on the same runtime with N handlers not isolated (its own
+# baseline row), so the ratio is what isolation costs per operation as N grows.
+SCALE_COUNTS = (10, 100, 1_000)
+SCALE_QUICK_COUNTS = (10, 100)
+SAME_NOT_ISOLATED = "the same runtime and handler count, not isolated"
+SCALE_ADD = Scenario(
+    "isolated handlers at scale: add_handler, per add", "µs", "lower", None, SAME_NOT_ISOLATED
+)
+SCALE_SYNC = Scenario(
+    "isolated handlers at scale: sync_notify, per call", "µs", "lower", None, SAME_NOT_ISOLATED
+)
+SCALE_WHICH = Scenario(
+    "isolated handlers at scale: which_handlers, per call", "µs", "lower", None, SAME_NOT_ISOLATED
+)
+SCALE_DELETE = Scenario(
+    "isolated handlers at scale: delete_handler, per delete", "µs", "lower", None, SAME_NOT_ISOLATED
+)
+
 SCENARIOS: tuple[Scenario, ...] = (
     NOTIFY_1,
     NOTIFY_10,
@@ -165,6 +186,10 @@ SCENARIOS: tuple[Scenario, ...] = (
     FLOOD_PEAK,
     ISO_AIO,
     ISO_THREADS,
+    SCALE_ADD,
+    SCALE_SYNC,
+    SCALE_WHICH,
+    SCALE_DELETE,
 )
 
 
@@ -178,6 +203,8 @@ class Row:
     unit: str
     note: str = ""
     error: bool = False
+    #: the impl of this row's own baseline row (else the scenario's baseline)
+    base: str | None = None
 
 
 @dataclass
@@ -242,9 +269,12 @@ class Config:
         return max(self.fanout_invocations // handlers, 10)
 
 
-def row(scenario: Scenario, impl: str, value: float | None, note: str = "") -> Row:
-    """A row in ``scenario``'s unit."""
-    return Row(scenario.name, impl, value, scenario.unit, note)
+def row(
+    scenario: Scenario, impl: str, value: float | None, note: str = "", base: str | None = None
+) -> Row:
+    """A row in ``scenario``'s unit (``base``: the impl of its own baseline row, if not the
+    scenario's)."""
+    return Row(scenario.name, impl, value, scenario.unit, note, base=base)
 
 
 def skipped(scenario: Scenario, impl: str, why: str) -> Row:
@@ -468,14 +498,18 @@ def print_table(rows: Sequence[Row]) -> None:
         if not mine:
             continue
         direction = "higher is better" if sc.better == "higher" else "lower is better"
-        against = f"ratio = x better than {sc.baseline}" if sc.baseline else "no baseline"
+        against = f"ratio = x better than {sc.baseline or sc.against}"
+        if not (sc.baseline or sc.against):
+            against = "no baseline"
         print(f"\n{sc.name}  [{sc.unit}, {direction}; {against}]")
-        base_row = find(mine, sc, sc.baseline) if sc.baseline else None
-        base = base_row.value if base_row else None
-        mine.sort(key=lambda r: r.impl != sc.baseline)
+        bases = {r.base for r in mine if r.base} | {sc.baseline}
+        if sc.baseline:
+            mine.sort(key=lambda r: r.impl != sc.baseline)
         for r in mine:
-            rt = ratio(sc, r.value, base)
-            if r.impl == sc.baseline and r.value is not None:
+            base_name = r.base or sc.baseline
+            base_row = find(mine, sc, base_name) if base_name else None
+            rt = ratio(sc, r.value, base_row.value if base_row else None)
+            if r.impl in bases and r.value is not None:
                 rtxt = "baseline"
             else:
                 rtxt = f"{rt:.2f}x" if rt is not None else "-"
@@ -491,9 +525,10 @@ def write_json(
     out_rows = []
     for r in rows:
         sc = by_name[r.scenario]
-        base_row = find(rows, sc, sc.baseline) if sc.baseline else None
+        base_name = r.base or sc.baseline
+        base_row = find(rows, sc, base_name) if base_name else None
         d = asdict(r)
-        d["baseline"] = sc.baseline
+        d["baseline"] = base_name
         d["better"] = sc.better
         d["ratio"] = ratio(sc, r.value, base_row.value if base_row else None)
         out_rows.append(d)

@@ -52,11 +52,11 @@ from ._lanes import (
     applied,
     call_applied,
     check_isolation,
-    lane_thread,
     lanes_to_wait_for,
     leave_behind,
     pass_call,
     reap,
+    running_lane,
     stopped_before,
     when_caught_up,
 )
@@ -253,6 +253,7 @@ class _ManagerBase(Generic[E]):
     _late_dropped = 0
     _order: Order | None = None  # made with the first lane
     _retries: set[asyncio.TimerHandle] | None = None  # restarts waiting for another attempt
+    _fresh: list[Lane] | None = None  # lanes started since the last _reap
 
     if TYPE_CHECKING:  # defined by the drain loop's half, genevent._aio_engine._ManagerEngine
 
@@ -296,8 +297,8 @@ class _ManagerBase(Generic[E]):
         # created on first use: an idle manager must stay small (benchmarks: <= 4 KB)
         self._watched: set[Any] | None = None
         self._spawned: set[asyncio.Future[Any]] | None = None
-        #: the lanes of isolated handlers (started ones)
-        self._lanes: list[Lane] = []
+        #: the lanes of isolated handlers (started ones), in order
+        self._lanes: dict[Lane, None] = {}
         self._left_behind = 0
         self._lane_dropped = 0  # by the bounded mailboxes of isolated handlers that are gone
         self._settling = False
@@ -437,9 +438,12 @@ class _ManagerBase(Generic[E]):
         if dispatching is not None and dispatching is _task_of(self._loop):
             raise CallingSelf(self, what)
         if self._lanes:  # an isolated handler's task, or its thread, waiting on its manager
-            current = _task_of(self._loop)
-            if lane_thread.get() in self._lanes or any(
-                getattr(lane, "task", None) is current for lane in self._lanes
+            lane = running_lane()
+            if (
+                lane is not None
+                and lane.host is self
+                and lane in self._lanes
+                and (lane.kind == "thread" or getattr(lane, "task", None) is _task_of(self._loop))
             ):
                 raise CallingSelf(self, what)
 
@@ -826,13 +830,17 @@ class _ManagerBase(Generic[E]):
         when_caught_up(lanes, lambda: self._lane_post(then))
 
     def _reap(self) -> None:
-        if self._lanes:
-            self._lane_dropped += reap(self._core, self._lanes)
+        fresh = self._fresh
+        if fresh or self._core.lane_edits:
+            self._lane_dropped += reap(self._core, self._lanes, fresh or [])
 
     async def _lane_job(self, eff: Invoke) -> Raised | Returned:
         lane: Lane = eff.via
         if not lane.started:
-            self._lanes.append(lane)
+            self._lanes[lane] = None
+            if self._fresh is None:
+                self._fresh = []
+            self._fresh.append(lane)
         idle = lane.idle()
         fut = lane.job(eff)  # type: ignore[attr-defined]
         waiting: Any = fut if lane.kind == "task" else asyncio.wrap_future(fut)

@@ -598,7 +598,10 @@ class _ManagerEngine(_ManagerBase[E]):
         for lane in self._lanes:
             self._lane_dropped += lane.counts.dropped
             lane.close()
-        self._lanes = []
+        self._lanes = {}
+        if self._fresh:
+            self._fresh.clear()
+        self._core.lane_edits = None
         if self._bound is not None:
             self._wake_room()
             self._bound.flush_log(self)

@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal, Protocol, TypeAlias
 
 from ._core import Entry, Invoke, ManagerCore, Procedure, Raised, Remove, Returned, Swap
@@ -55,10 +55,10 @@ __all__ = (
     "applied",
     "call_applied",
     "check_isolation",
-    "lane_thread",
     "lanes_to_wait_for",
     "left_behind",
     "reap",
+    "running_lane",
     "stopped_before",
 )
 
@@ -114,6 +114,18 @@ class _Job:
 _SPECIAL: Final = frozenset({_Info, _Call, _Mark})
 _NOTHING: Final = object()  # nothing to run now (None is an event like any other)
 _IDLE: Final = float("inf")  # the place in mailbox order of a lane with nothing to run
+
+# the lane whose task or thread this is (set in the lane's own context: a task's copy, or
+# the lane thread's), so that a manager tells its lanes' callers apart without a scan
+_RUNNING: Final[contextvars.ContextVar[Lane | None]] = contextvars.ContextVar(
+    "genevent_lane", default=None
+)
+
+
+def running_lane() -> Lane | None:
+    """The lane running the calling code (in its thread or task), or None. A task or thread
+    the handler starts may inherit it: callers check ``lane.task``/``lane.thread`` too."""
+    return _RUNNING.get()
 
 
 class Barrier:
@@ -284,12 +296,19 @@ class Lane:
         self._wake()
 
     def mark(self, barrier: Barrier) -> None:
-        """``barrier`` is reached once everything queued before is handled."""
-        if self.closed:
+        """``barrier`` is reached once everything queued before is handled (at once, without
+        waking the lane, when it has: see :meth:`caught_up`)."""
+        if self.closed or self.caught_up():
             barrier.reach()
             return
         self.fifo.append((next(self._seq), _Mark(barrier)))
         self._wake()
+
+    def caught_up(self) -> bool:  # pragma: no cover - per runner
+        """Called by the manager: True when the lane handled everything queued for it and has
+        no outcome waiting to be applied (a mark would be reached at once). False when unsure:
+        the caller then queues a mark."""
+        return self.closed
 
     def serve(self, entry: Entry) -> None:
         """``entry`` (in the table) is the handler this lane runs from now on."""
@@ -509,15 +528,6 @@ def _outcome(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> Rais
         return Raised(exc)
 
 
-lane_thread: Final[contextvars.ContextVar[Lane | None]] = contextvars.ContextVar(
-    "genevent_lane_thread", default=None
-)
-"""The lane whose thread runs the current code (set once, when that thread starts; None
-elsewhere). A coroutine that such a thread hands to the manager's loop
-(``asyncio.run_coroutine_threadsafe``) carries it, so the manager can refuse a request made
-on behalf of its own isolated handler with ``CallingSelf`` instead of waiting for ever."""
-
-
 class ThreadLane(Lane):
     """A lane run by a daemon thread of its own (started at its first job)."""
 
@@ -543,9 +553,21 @@ class ThreadLane(Lane):
         if not self.started:
             self.started = True
             self.thread = threading.Thread(
-                target=self._run, name=f"genevent-lane:{_name(self.ref)}", daemon=True
+                target=self._main, name=f"genevent-lane:{_name(self.ref)}", daemon=True
             )
             self.thread.start()
+
+    def _main(self) -> None:
+        _RUNNING.set(self)
+        self._run()
+
+    def caught_up(self) -> bool:
+        # parked (``sleeping`` is set only once nothing it may run is left, and cleared by
+        # whoever queues), with nothing queued (the manager is the one that queues, and the one
+        # asking) and no outcome of it waiting in the manager's mailbox
+        return self.closed or (
+            self.sleeping and not self.fifo and not self.jobs and self.pending is None
+        )
 
     def job(self, eff: Invoke) -> concurrent.futures.Future[Raised | Returned]:
         """Run the manager's invocation ``eff`` in the lane, before anything queued."""
@@ -580,7 +602,6 @@ class ThreadLane(Lane):
         return callback_in(codes)
 
     def _run(self) -> None:
-        lane_thread.set(self)
         host = self.host
         while not self.abandoned:
             item = self._next()
@@ -664,7 +685,18 @@ class TaskLane(Lane):
         """Start the task (once)."""
         if not self.started:
             self.started = True
-            self.task = asyncio.Task(self._run(), loop=self.loop)
+            self.task = asyncio.Task(self._main(), loop=self.loop)
+
+    async def _main(self) -> None:
+        _RUNNING.set(self)  # in the task's own copy of the context
+        await self._run()
+
+    def caught_up(self) -> bool:
+        # waiting for work (``waiter`` is set only then, and taken by whoever wakes it), with
+        # nothing queued and no outcome waiting in the manager's mailbox
+        return self.closed or (
+            self.waiter is not None and not self.fifo and not self.jobs and self.pending is None
+        )
 
     def job(self, eff: Invoke) -> asyncio.Future[Raised | Returned]:
         """Run the manager's invocation ``eff`` in the lane, before anything queued. Once its
@@ -883,7 +915,7 @@ class Order:
     def __bool__(self) -> bool:
         return bool(self._waiting)
 
-    def admit(self, lanes: list[Lane], seq: float, source: Lane, what: Any) -> bool:
+    def admit(self, lanes: Iterable[Lane], seq: float, source: Lane, what: Any) -> bool:
         """An outcome ``what`` from ``seq`` came back from ``source``: True if it may be
         applied now (then the caller applies it, then whatever :meth:`ready` gives, as it
         does after a False); else it waits here."""
@@ -895,7 +927,7 @@ class Order:
         self._watch(lanes)
         return False
 
-    def ready(self, lanes: list[Lane]) -> list[Any]:
+    def ready(self, lanes: Iterable[Lane]) -> list[Any]:
         """The waiting outcomes that may be applied now, in order (taken out)."""
         out: list[Any] = []
         waiting = self._waiting
@@ -915,7 +947,7 @@ class Order:
         self._waiting = []
         return [what for _, _, (_, what) in waiting]
 
-    def _watch(self, lanes: list[Lane]) -> None:
+    def _watch(self, lanes: Iterable[Lane]) -> None:
         seq = self._waiting[0][0]
         for lane in lanes:
             if lane.head() < seq:
@@ -925,7 +957,7 @@ class Order:
                     lane.host.lane_recheck()
 
     @staticmethod
-    def _clear(lanes: list[Lane], seq: float, source: Lane | None) -> bool:
+    def _clear(lanes: Iterable[Lane], seq: float, source: Lane | None) -> bool:
         return all(lane is source or lane.abandoned or lane.head() > seq for lane in lanes)
 
 
@@ -963,6 +995,7 @@ def stopped_before(what: str) -> str:
         )
     return f" (it stopped before {what})"
 
+
 _ALL: Final = frozenset({"which_handlers", "get_state"})
 _BY_REF: Final = frozenset({"delete_handler", "add_handler", "add_sup_handler", "call"})
 _SWAPS: Final = frozenset({"swap_handler", "swap_sup_handler"})
@@ -974,15 +1007,15 @@ def lanes_to_wait_for(core: ManagerCore, what: str, args: tuple[Any, ...]) -> li
     for ``which_handlers``/``get_state``; the one it names, or all of them if the handler it
     names is not installed (an isolated handler may be about to swap it in), for the others;
     an ended owner's (``owner_down``): its handlers catch up on what was notified before it
-    ended, then they are terminated. Empty when the manager has no isolated handler."""
+    ended, then they are terminated. Lanes that caught up already (:meth:`Lane.caught_up`)
+    are left out: empty when there is nothing to wait for (or no isolated handler)."""
     if not core.isolated:
         return []
-    every = [e.lane for e in core.entries if e.lane is not None]
     if what in _ALL:
-        return every
+        return _behind(core.entries)
     if what == "owner_down":
         owner = args[0]
-        return [e.lane for e in core.entries if e.lane is not None and e.owner == owner]
+        return _behind(e for e in core.entries if e.owner == owner)
     if what in _BY_REF:
         refs: tuple[Any, ...] = (args[0],)
     elif what in _SWAPS:
@@ -995,17 +1028,25 @@ def lanes_to_wait_for(core: ManagerCore, what: str, args: tuple[Any, ...]) -> li
         if entry is None:
             if what in ("add_handler", "add_sup_handler"):
                 continue
-            return every
-        if entry.lane is not None:
-            lanes.append(entry.lane)
+            return _behind(core.entries)
+        lane = entry.lane
+        if lane is not None and not lane.caught_up():
+            lanes.append(lane)
     return lanes
+
+
+def _behind(entries: Iterable[Entry]) -> list[Lane]:
+    """The lanes of ``entries`` that have not caught up."""
+    return [lane for e in entries if (lane := e.lane) is not None and not lane.caught_up()]
 
 
 def applied(
     core: ManagerCore, entry: Entry, out: Raised | Returned, message: Any, callback: str
 ) -> Procedure:
     """Apply an isolated handler's outcome (``core.event_result``); a KeyboardInterrupt or
-    SystemExit it raised then goes on, as from a handler that is not isolated."""
+    SystemExit it raised then goes on, as from a handler that is not isolated. The lane is
+    served again afterwards (see :func:`reap`) even if the table did not change."""
+    core.note_lane(entry)
     yield from core.event_result(entry, out, message, callback)
     if out.__class__ is Raised and isinstance(out.exception, FATAL):
         raise out.exception
@@ -1016,7 +1057,9 @@ def call_applied(
 ) -> Procedure:
     """Apply an isolated handler's call outcome (``core.call_result``); a KeyboardInterrupt or
     SystemExit its ``handle_call`` raised goes on once it is applied (the caller is then told
-    the manager was interrupted, as for a handler that is not isolated)."""
+    the manager was interrupted, as for a handler that is not isolated). The lane is served
+    again afterwards, as by :func:`applied`."""
+    core.note_lane(entry)
     try:
         return (yield from core.call_result(entry, out, request))
     finally:
@@ -1024,28 +1067,49 @@ def call_applied(
             raise out.exception  # on purpose: it wins over the caller's error
 
 
-def reap(core: ManagerCore, lanes: list[Lane]) -> int:
-    """After the table changed: every lane serves the entry that uses it now; a lane no entry
-    uses is closed and forgotten. Returns how many events the closed lanes' mailboxes dropped
-    (the manager counts them from then on)."""
-    using = {id(e.lane): e for e in core.entries if e.lane is not None}
-    # a handler waiting for another restart attempt keeps its lane (and what is queued there)
-    waiting = {id(e.lane) for e, _ in core.retrying.values() if e.lane is not None}
-    keep = []
-    closed = []
-    for lane in lanes:
-        entry = using.get(id(lane))
-        if entry is not None:
-            lane.serve(entry)
-            keep.append(lane)
-        elif id(lane) in waiting:
-            lane.vacate()
-            keep.append(lane)
-        else:
-            lane.close()
-            closed.append(lane)
-    lanes[:] = keep
-    return sum(lane.counts.dropped for lane in closed)
+def reap(core: ManagerCore, lanes: dict[Lane, None], fresh: list[Lane]) -> int:
+    """After the table changed: each lane concerned serves the entry that uses it now; a lane
+    no entry uses is closed and forgotten (taken out of ``lanes``, the manager's started
+    lanes), unless its handler waits for another restart attempt (then it stays, vacant).
+    The lanes concerned are those of the entries in ``core.lane_edits`` (installed, removed,
+    or whose outcome was applied) and the ``fresh`` ones (started since: a lane whose handler
+    failed to start is closed); both lists are emptied, so the cost is that of the edits, not
+    of the lanes there are. Returns how many events the closed lanes' mailboxes dropped (the
+    manager counts them from then on)."""
+    users: dict[Lane, Entry | None] = dict.fromkeys(fresh)
+    fresh.clear()
+    edits = core.lane_edits
+    if edits:
+        core.lane_edits = None
+        for entry in edits:
+            lane = entry.lane
+            if entry.alive:  # at most one entry in the table uses a lane
+                users[lane] = entry
+            elif users.get(lane) is None:
+                users[lane] = None
+    dropped = 0
+    waiting: set[int] | None = None
+    for lane, edited in users.items():
+        if lane not in lanes:
+            continue
+        user = edited
+        if user is None:
+            current = lane.entry  # the entry it served last, if that is still in the table
+            if current is not None and current.alive:
+                user = current
+        if user is not None:
+            lane.serve(user)
+            continue
+        if core.retrying:  # its handler may wait for another restart attempt: it stays
+            if waiting is None:
+                waiting = {id(e.lane) for e, _ in core.retrying.values() if e.lane is not None}
+            if id(lane) in waiting:
+                lane.vacate()
+                continue
+        lane.close()
+        del lanes[lane]
+        dropped += lane.counts.dropped
+    return dropped
 
 
 def pass_call(core: ManagerCore, handler: Any, request: Any, req: Any) -> bool:
@@ -1060,12 +1124,14 @@ def pass_call(core: ManagerCore, handler: Any, request: Any, req: Any) -> bool:
 
 
 def when_caught_up(lanes: list[Lane], then: Callable[[], None]) -> None:
-    """Run ``then`` once every lane in ``lanes`` handled what it was given (at once if none)."""
-    if not lanes:
+    """Run ``then`` once every lane in ``lanes`` handled what it was given (at once if none
+    is behind: a lane that caught up is not woken)."""
+    behind = [lane for lane in lanes if not lane.caught_up()]
+    if not behind:
         then()
         return
-    barrier = Barrier(len(lanes), then)
-    for lane in lanes:
+    barrier = Barrier(len(behind), then)
+    for lane in behind:
         lane.mark(barrier)
 
 

@@ -52,6 +52,7 @@ from ._lanes import (
     leave_behind,
     pass_call,
     reap,
+    running_lane,
     stopped_before,
     when_caught_up,
 )
@@ -187,8 +188,10 @@ class _Server:
         self.thread = threading.Thread(
             target=self.run, name=f"genevent:{name or hex(id(self))}", daemon=True
         )
-        #: the lanes of isolated handlers (started ones; see :mod:`genevent._lanes`)
-        self.lanes: list[Lane] = []
+        #: the lanes of isolated handlers (started ones; see :mod:`genevent._lanes`), in order
+        self.lanes: dict[Lane, None] = {}
+        #: lanes started since the last :meth:`reap` (it closes those no handler uses)
+        self.fresh: list[Lane] = []
         self.left_behind = 0
         #: events and infos dropped by the bounded mailboxes of lanes that are gone
         self.lane_dropped = 0
@@ -730,11 +733,15 @@ class _Server:
     # -- isolated handlers (see genevent._lanes; this server is their host) ------------------
 
     def on_lane(self, ident: int) -> bool:
-        """True on the thread of one of this manager's isolated handlers."""
-        return any(
-            lane.thread is not None and lane.thread.ident == ident
-            for lane in list(self.lanes)
-            if isinstance(lane, ThreadLane)
+        """True on the thread of one of this manager's isolated handlers (``ident``: the
+        calling thread's)."""
+        lane = running_lane()
+        return (
+            isinstance(lane, ThreadLane)
+            and lane.host is self
+            and lane.thread is not None
+            and lane.thread.ident == ident
+            and lane in self.lanes
         )
 
     def isolated(self, req: _Request) -> bool:
@@ -773,7 +780,7 @@ class _Server:
 
     def reap(self) -> None:
         """After the table changed: lanes serve their new entries; unused ones are closed."""
-        self.lane_dropped += reap(self.core, self.lanes)
+        self.lane_dropped += reap(self.core, self.lanes, self.fresh)
 
     def lane_post(self, req: _Request) -> None:
         """Post a lane's message to the mailbox (any thread): accepted until the manager is
@@ -833,7 +840,8 @@ class _Server:
         stopping, for at most the rest of its ``stop_timeout`` (then it is left behind)."""
         lane: ThreadLane = eff.via
         if not lane.started:
-            self.lanes.append(lane)
+            self.lanes[lane] = None
+            self.fresh.append(lane)
         idle = lane.idle()
         fut = lane.job(eff)
         if self.stop_started is None:
@@ -973,7 +981,9 @@ class _Server:
         for lane in self.lanes:
             self.lane_dropped += lane.counts.dropped
             lane.close()
-        self.lanes = []
+        self.lanes = {}
+        self.fresh.clear()
+        self.core.lane_edits = None
         _live.discard(self)
         for msg in pending:
             if msg.__class__ is _Request:

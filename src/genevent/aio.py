@@ -77,7 +77,7 @@ from ._lanes import (
     STOP_TIMEOUT,
     Isolation,
     LaneOverflow,
-    lane_thread,
+    running_lane,
 )
 from ._mailbox import Bound, check_mailbox
 from ._metrics import ManagerStats, build_stats
@@ -165,7 +165,7 @@ class EventManager(_ManagerEngine[E]):
         if (
             current is self._task
             or (current is not None and current is self._dispatch_task)
-            or (self._lanes and lane_thread.get() in self._lanes)
+            or (self._lanes and _on_own_lane_thread(self))
         ):
             raise CallingSelf(self, "wait_stopped")
         if not self._task.done() and not self._gone():
@@ -839,3 +839,10 @@ def start(
     if bound is None:
         return EventManager(name, timing=timing)
     return _BoundedEventManager(name, timing=timing, bound=bound)
+
+
+def _on_own_lane_thread(mgr: EventManager[Any]) -> bool:
+    """True in the thread of one of ``mgr``'s isolated handlers (or in a coroutine that thread
+    handed to the loop): waiting there for the manager would wait for itself."""
+    lane = running_lane()
+    return lane is not None and lane.kind == "thread" and lane in mgr._lanes

@@ -347,6 +347,11 @@ class ManagerCore:
         self.async_count = 0
         #: number of installed isolated handlers (with a lane)
         self.isolated = 0
+        #: isolated entries installed or removed since the runtime last looked (it takes the
+        #: list, then serves or closes their lanes: see ``genevent._lanes.reap``), so that a
+        #: table edit costs the runtime nothing for the other isolated handlers; None when
+        #: there are none (made on first use: a manager without isolated handlers stays small)
+        self.lane_edits: list[Entry] | None = None
         #: :attr:`event_targets` when fresh, None when the table changed since (hot loops read
         #: ``core.cached_targets or core.event_targets`` to skip the property call)
         self.cached_targets: tuple[tuple[Entry, Callable[[Any], Any]], ...] | None = ()
@@ -421,6 +426,7 @@ class ManagerCore:
             self.async_count += 1
         if entry.lane is not None:
             self.isolated += 1
+            self.note_lane(entry)
         if entry.owner is not None:
             n = self._owners.get(entry.owner, 0)
             self._owners[entry.owner] = n + 1
@@ -438,7 +444,16 @@ class ManagerCore:
             self.async_count -= 1
         if entry.lane is not None:
             self.isolated -= 1
+            self.note_lane(entry)
         return index
+
+    def note_lane(self, entry: Entry) -> None:
+        """Add ``entry`` (isolated) to :attr:`lane_edits`: its lane is looked at next time."""
+        edits = self.lane_edits
+        if edits is None:
+            self.lane_edits = [entry]
+        else:
+            edits.append(entry)
 
     def _release_owner(self, owner: Any) -> Generator[Effect, Any, None]:
         if owner is None:
@@ -598,6 +613,8 @@ class ManagerCore:
     def _gone_for_good(self, entry: Entry, reason: ExitReason) -> Generator[Effect, Any, None]:
         if self.crashes_by_ref:  # the totals keep counting
             self.crashes_by_ref.pop(entry.ref, None)
+        if entry.lane is not None:  # a lane kept for a restart attempt is let go
+            self.note_lane(entry)
         yield from self._tell(entry, reason)
         yield from self._release_owner(entry.owner)
 
