@@ -11,6 +11,7 @@ import inspect
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Hashable
 from types import CodeType
@@ -28,6 +29,7 @@ from ._core import (
     Raised,
     Retry,
     Returned,
+    Stopped,
     Unwatch,
     Watch,
 )
@@ -252,6 +254,7 @@ class _ManagerBase(Generic[E]):
     _dropping = False
     _late_dropped = 0
     _order: Order | None = None  # made with the first lane
+    _streams: weakref.WeakSet[AsyncEventStream[Any]] | None = None  # opened on it
     _retries: set[asyncio.TimerHandle] | None = None  # restarts waiting for another attempt
     _fresh: list[Lane] | None = None  # lanes started since the last _reap
 
@@ -634,10 +637,28 @@ class _ManagerBase(Generic[E]):
         )
 
     def _install_stream(self, stream: AsyncEventStream[Any]) -> None:
+        streams = self._streams
+        if streams is None:
+            streams = self._streams = weakref.WeakSet()
+        streams.add(stream)
         fut: asyncio.Future[Any] = self._loop.create_future()
         fut.add_done_callback(lambda f: _functions.log_failure(f, stream))
         args = (stream.ref, Args(stream), None, None)
         self._post(_Request(self._core.add_handler, args, fut, "stream"))
+
+    def _streams_stopping(self) -> None:
+        """A stop began: a ``"block"`` stream stops waiting for room (see the stream)."""
+        for stream in list(self._streams or ()):
+            stream.manager_stopping()
+
+    def _end_streams(self) -> None:
+        """The manager stopped: every stream opened on it ends, even one whose feed was not
+        installed yet (its subscription was refused by the stop)."""
+        for stream in list(self._streams or ()):
+            if not stream._ended:
+                stream._end(Stopped())
+                stream._wake_consumer()
+        self._streams = None
 
     def _remove_stream(self, stream: AsyncEventStream[Any]) -> None:
         if self._closed or self._loop.is_closed():
@@ -858,6 +879,7 @@ class _ManagerBase(Generic[E]):
     def _abandon(self, lane: Lane) -> None:
         if leave_behind(self, lane):
             self._left_behind += 1
+        self._core.begin_stop(True)  # the stop timed out: nothing is restarted any more
 
     async def _settle_lanes(self) -> bool:
         """Stopping: wait until every isolated handler handled what it was given, each for at

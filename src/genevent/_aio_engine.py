@@ -353,6 +353,11 @@ class _ManagerEngine(_ManagerBase[E]):
             # drain for ever
             self._closed = True
             self._drop_backlog()
+            self._streams_stopping()
+            for lane in list(self._lanes):  # a callback stuck in an await gets it too
+                task = getattr(lane, "task", None)
+                if task is not None and not task.done() and lane.busy:
+                    task.cancel()
             await self._cancel_inline()
             fatal = await self._finish([])
             if fatal is not None:
@@ -540,7 +545,8 @@ class _ManagerEngine(_ManagerBase[E]):
         fatal: BaseException | None = None
         mailbox = self._mailbox
         core = self._core
-        core.begin_stop()  # no restart from now on
+        core.begin_stop(self._dropping)  # see there: which restarts still happen
+        self._streams_stopping()
         self._cancel_retries()
         dropping = self._dropping
         while True:
@@ -595,6 +601,7 @@ class _ManagerEngine(_ManagerBase[E]):
         self._closed = True
         _LIVE.discard(self)
         self._cancel_retries()
+        self._end_streams()
         for lane in self._lanes:
             self._lane_dropped += lane.counts.dropped
             lane.close()

@@ -321,8 +321,11 @@ class Lane:
         self._wake()
 
     def close(self) -> None:
-        """No handler uses this lane any more: answer what is queued, then end."""
+        """No handler uses this lane any more: answer what is queued (here, in the manager:
+        a request waiting for it is back in the mailbox before anything else happens), then
+        end."""
         self.closed = True
+        self._drain_closed()
         self._wake()
 
     def vacate(self) -> None:
@@ -604,11 +607,15 @@ class ThreadLane(Lane):
     def _run(self) -> None:
         host = self.host
         while not self.abandoned:
+            # busy from before it takes an item (the manager never sees it idle with an item
+            # in hand) until it finds nothing to run
+            self.busy = True
             item = self._next()
             if item is _NOTHING:
                 if self.closed and not self.jobs:
                     self._drain_closed()
                     self._passed()
+                    self.busy = False
                     host.lane_wake()
                     return
                 self.sleeping = True
@@ -616,14 +623,11 @@ class ThreadLane(Lane):
                     self.sleeping = False
                     continue
                 self._passed()
+                self.busy = False
                 host.lane_wake()
                 self._token.acquire()
                 continue
-            self.busy = True
-            try:
-                self._do(item)
-            finally:
-                self.busy = False
+            self._do(item)
             if item.__class__ is not _Job:
                 self._passed()
 
@@ -804,9 +808,11 @@ class TaskLane(Lane):
                 if not job.fut.done():
                     self._job_elsewhere(job)
             self._drain_closed()
+            self.busy = False
             if self.watch is not None:
                 self.watch = None
                 host.lane_recheck()
+            host.lane_wake()  # a stop may wait for it
 
     def _job_elsewhere(self, job: _Job) -> None:
         eff = job.eff

@@ -61,6 +61,10 @@ class _Stream(Generic[E]):
         self._ended = False
         self._error: BaseException | None = None
         self._closed = False
+        #: its manager is stopping: a full ``"block"`` stream no longer waits for room (the
+        #: event is dropped, counted), since the stop would wait on a consumer that may never
+        #: read; the stream ends at the stop
+        self._stopping = False
         #: the handler reference the stream is installed under
         self.ref: tuple[type[StreamFeed], _Stream[E]] = (self.feed_class, self)
 
@@ -98,6 +102,15 @@ class _Stream(Generic[E]):
 
     def _wake_consumer(self) -> None:  # pragma: no cover - each flavour has its own
         raise NotImplementedError
+
+    def manager_stopping(self) -> None:  # pragma: no cover - each flavour has its own
+        """Its manager began to stop (any thread): stop waiting for room."""
+        raise NotImplementedError
+
+    def _drop_arriving(self) -> None:
+        """A full ``"block"`` stream of a stopping manager: the arriving event is dropped."""
+        self.counts.sent += 1
+        self.counts.dropped += 1
 
     def _end(self, reason: ExitReason) -> None:
         self._ended = True
@@ -148,6 +161,9 @@ class _AsyncBlockingFeed(StreamFeed):
         assert isinstance(stream, AsyncEventStream)
         if stream.wants(event):
             while not stream._closed and stream._full():
+                if stream._stopping:  # its manager stops: waiting could last for ever
+                    stream._drop_arriving()
+                    return None
                 await stream._wait_room()
             if stream._closed:
                 return Remove()
@@ -201,6 +217,11 @@ class AsyncEventStream(_Stream[E]):
         fut, self._room = self._room, None
         if fut is not None and not fut.done():
             fut.set_result(None)
+
+    def manager_stopping(self) -> None:
+        """Its manager began to stop (from its loop): stop waiting for room."""
+        self._stopping = True
+        self._wake_producer()
 
     def __aiter__(self) -> AsyncIterator[E]:
         return self._iterate()
@@ -275,6 +296,9 @@ class EventStream(_Stream[E]):
                 while not self._closed and self.maxsize is not None:
                     if len(self._buf) < self.maxsize:
                         break
+                    if self._stopping:  # its manager stops: waiting could last for ever
+                        self._drop_arriving()
+                        return
                     self._cond.wait()
                 if self._closed:
                     return
@@ -283,6 +307,12 @@ class EventStream(_Stream[E]):
 
     def _wake_consumer(self) -> None:
         with self._cond:
+            self._cond.notify_all()
+
+    def manager_stopping(self) -> None:
+        """Its manager began to stop (any thread): stop waiting for room."""
+        with self._cond:
+            self._stopping = True
             self._cond.notify_all()
 
     def __iter__(self) -> Iterator[E]:

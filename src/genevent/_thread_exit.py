@@ -31,10 +31,13 @@ def _stop_servers(servers: list[_Server], timeout: float) -> None:
     in the rest of the time. Log (as an error) what each one that did not make it leaves
     undone: the events dropped, and its handlers, which get no ``terminate``."""
     here = threading.current_thread()
+    start = time.monotonic()
     for server in servers:
+        # isolated handlers inside a callback are waited for last (see _Server.lane_job)
+        server.exit_drain_until = start + timeout * _EXIT_DRAIN_SHARE
+        server.exit_until = start + timeout
         with contextlib.suppress(ManagerNotRunning):
             server.post(_Request(_STOP, (), "stop"), server)
-    start = time.monotonic()
     deadline = start + timeout
     for server in servers:
         if server.thread is not here:

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Callable
 from itertools import repeat
@@ -28,6 +29,7 @@ from ._core import (
     Remove,
     Retry,
     Returned,
+    Stopped,
     Swap,
     TellOwner,
     Unwatch,
@@ -151,6 +153,10 @@ class _Server:
     bound: Bound | None = None
     #: set by a stop that drops the backlog: what races it is dropped too, not handled
     dropping = False
+    #: at interpreter exit: until when isolated handlers may catch up, and the deadline of
+    #: the whole stop (the exit hook's); see :meth:`lane_job`
+    exit_drain_until: float | None = None
+    exit_until: float | None = None
 
     def __init__(self, name: str | None, inline: bool, timing: bool = False) -> None:
         self.name = name
@@ -202,6 +208,10 @@ class _Server:
         self._lane_order = Order()
         #: restarts waiting for their next attempt (timers)
         self.retries: set[threading.Timer] = set()
+        #: interpreter exit: terminates of isolated handlers inside a callback (see lane_job)
+        self.deferred: list[tuple[Lane, concurrent.futures.Future[Raised | Returned]]] = []
+        #: the streams opened on it (made on first use)
+        self.streams: weakref.WeakSet[Any] | None = None
 
     def forked(self) -> None:
         """This is a forked child's copy of a running manager: it is stopped here."""
@@ -253,6 +263,20 @@ class _Server:
             self.mailbox.append(req)
         if self.sleeping:
             self.wake()
+        if req.proc is _STOP:
+            self.streams_stopping()
+
+    def track_stream(self, stream: Any) -> None:
+        """``stream`` was opened on this manager: it ends when the manager stops."""
+        streams = self.streams
+        if streams is None:
+            streams = self.streams = weakref.WeakSet()
+        streams.add(stream)
+
+    def streams_stopping(self) -> None:
+        """A stop began: a ``"block"`` stream stops waiting for room (see the stream)."""
+        for stream in list(self.streams or ()):
+            stream.manager_stopping()
 
     def late(self, item: Any, who: Any) -> None:
         """``item`` was appended without the lock and the manager was found closed afterwards:
@@ -846,6 +870,12 @@ class _Server:
         fut = lane.job(eff)
         if self.stop_started is None:
             return fut.result()
+        if self.exit_until is not None and not idle:
+            # interpreter exit: a handler inside a callback is not waited for now, so that
+            # the others are terminated first; its terminate runs when the callback returns,
+            # and is waited for (up to the exit hook's deadline) once the others are done
+            self.deferred.append((lane, fut))
+            return Returned(None)
         now = _monotonic()
         if lane.stop_at is None or idle:  # its stop timeout counts from when it is told
             lane.stop_at = now
@@ -858,6 +888,7 @@ class _Server:
     def abandon(self, lane: Lane) -> None:
         if leave_behind(self.label(), lane):
             self.left_behind += 1
+        self.core.begin_stop(True)  # the stop timed out: nothing is restarted any more
 
     def settle_lanes(self) -> bool:
         """Stopping: wait until every isolated handler handled what it was given, each for at
@@ -873,6 +904,8 @@ class _Server:
             if not busy:
                 return False
             now = _monotonic()
+            if self.exit_drain_until is not None and now >= self.exit_drain_until:
+                return False  # interpreter exit: terminate what can be (see lane_job)
             for lane in busy:
                 if lane.stop_at is None:
                     lane.stop_at = now
@@ -892,6 +925,17 @@ class _Server:
             finally:
                 self.settling = self.sleeping = False
 
+    def await_deferred(self) -> None:
+        """Interpreter exit: wait, up to the exit hook's deadline, for the terminates of the
+        handlers that were inside a callback; those still running then are left behind."""
+        deferred, self.deferred = self.deferred, []
+        for lane, fut in deferred:
+            remaining = (self.exit_until or 0.0) - _monotonic()
+            try:
+                fut.result(max(remaining, 0.0))
+            except concurrent.futures.TimeoutError:
+                self.abandon(lane)
+
     def stop(self, req: _Request) -> None:
         interrupted = self.finish([req], None)
         if interrupted is not None:
@@ -908,7 +952,8 @@ class _Server:
         and answer ``stops``. Returns the first KeyboardInterrupt/SystemExit met, if any."""
         with self.post_lock:
             self.closed = True
-        self.core.begin_stop()  # no restart from now on
+        self.streams_stopping()
+        self.core.begin_stop(self.dropping)  # see there: which restarts still happen
         for timer in list(self.retries):
             timer.cancel()
         self.retries.clear()
@@ -952,6 +997,7 @@ class _Server:
                 self.drive(self.core.stop())
             except BaseException as exc:
                 interrupted = interrupted or exc
+        self.await_deferred()
         self.shutdown()
         for req in stops:
             _answer(req, None)
@@ -982,6 +1028,11 @@ class _Server:
             self.lane_dropped += lane.counts.dropped
             lane.close()
         self.lanes = {}
+        for stream in list(self.streams or ()):  # every stream opened on it ends
+            if not stream._ended:
+                stream._end(Stopped())
+                stream._wake_consumer()
+        self.streams = None
         self.fresh.clear()
         self.core.lane_edits = None
         _live.discard(self)

@@ -661,6 +661,7 @@ class EventManager(_ManagerEngine[E]):
         fut: asyncio.Future[Any] = self._loop.create_future()
         ahead = len(self._mailbox)
         self._closed = True  # from now on refuse; everything accepted before is handled first
+        self._streams_stopping()
         if not drain:
             self._drop_backlog()
             ahead = 0

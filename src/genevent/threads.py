@@ -751,7 +751,9 @@ class EventManager(Generic[E]):
         ``overflow`` policy (default: drop the oldest, counted in ``stream.counts``;
         ``"block"`` stalls the whole manager until the consumer catches up). It ends when the
         manager stops or the consumer leaves its loop (``with mgr.stream() as events:``)."""
-        return EventStream(self, event_type, where, maxsize, overflow, timeout)
+        stream: EventStream[Any] = EventStream(self, event_type, where, maxsize, overflow, timeout)
+        self._srv.track_stream(stream)
+        return stream
 
     def _remove_stream(self, stream: EventStream[Any]) -> None:
         srv = self._srv

@@ -357,9 +357,12 @@ class ManagerCore:
         self.cached_targets: tuple[tuple[Entry, Callable[[Any], Any]], ...] | None = ()
         #: True once :meth:`stop` ran
         self.stopped = False
-        #: True from the moment the runtime began to stop (:meth:`begin_stop`): no restart
-        #: happens from then on
+        #: True from the moment the runtime began to stop (:meth:`begin_stop`): a restart
+        #: whose ``init`` fails is not tried again
         self.stopping = False
+        #: True once no handler may be restarted at all (a stop that drops the backlog, or
+        #: the final :meth:`stop`)
+        self.restarts_off = False
         #: handlers whose restart ``init`` failed, waiting for their next attempt (a
         #: :class:`Retry`): reference -> (the entry that left, the reason it last left for)
         self.retrying: dict[Any, tuple[Entry, ExitReason]] = {}
@@ -563,7 +566,7 @@ class ManagerCore:
         :meth:`retry_restart`), after :meth:`Restart.delay`."""
         clock = self.clock
         ref = entry.ref
-        if clock is None or self.stopping:
+        if clock is None or self.restarts_off:
             return False, reason
         if not restart.intensity.allow(clock()):
             yield Report("restart_limit", ref, None, restart, reason)
@@ -586,7 +589,7 @@ class ManagerCore:
             self.retrying[ref] = (entry, reason)
             yield Retry(ref, restart.delay())
             return True, reason
-        if self.stopping or self.find(ref) is not None:
+        if self.find(ref) is not None:  # re-added meanwhile by re-entrant code
             return False, reason
         restart.failures = 0
         new = Entry(ref, instance, info, entry.owner, entry.on_exit, entry.lane)
@@ -859,7 +862,7 @@ class ManagerCore:
 
     def stop(self) -> Procedure:
         """``stop``: terminate every handler, newest first, with :class:`Stopped`; tell owners."""
-        self.stopped = self.stopping = True
+        self.stopped = self.stopping = self.restarts_off = True
         yield from self._give_up_retries()
         while self.entries:
             entry = self.entries[0]
@@ -869,10 +872,15 @@ class ManagerCore:
             yield from self._tell(entry, reason)
             yield from self._release_owner(entry.owner)
 
-    def begin_stop(self) -> None:
-        """The runtime began to stop (what it accepted may still be handled): from now on no
-        handler is restarted, and a restart waiting for its next attempt will not have one."""
+    def begin_stop(self, drop: bool) -> None:
+        """The runtime began to stop. While it handles what it accepted before (``drop``
+        False), a handler that leaves is still restarted as its policy says, but a restart
+        whose ``init`` fails is not tried again; when it drops that backlog, no handler is
+        restarted (nothing is left for it to handle). Either way a restart waiting for its
+        next attempt will not have one (see :meth:`stop`)."""
         self.stopping = True
+        if drop:
+            self.restarts_off = True
 
     def _give_up_retries(self) -> Generator[Effect, Any, None]:
         """Stopping: the handlers waiting for another restart attempt are gone for good; each
