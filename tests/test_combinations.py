@@ -466,12 +466,16 @@ def drive(d: Driver, run: Run, n_ops: int, ki: bool) -> None:
                 if choice == "notify":
                     notify([e], f"notify({e})")
                 else:  # a sync_notify refused (ManagerNotRunning) is a request refused,
-                    # unless the manager handled its event and its isolated handlers dropped it
+                    # unless the manager handled its event: a KeyboardInterrupt interrupted it
+                    # (it is finished, then the manager stops), or its isolated handlers
+                    # dropped it at a stop
                     a = req(f"sync_notify({e})", "sync_notify", e, **TIMEOUT)
+                    why = str(a.value)
                     run.sent += (
                         a.ok
                         or type(a.value).__name__ != "ManagerNotRunning"
-                        or "isolated handlers caught up with" in str(a.value)
+                        or "isolated handlers caught up with" in why
+                        or "interrupted handling sync_notify" in why
                     )
             elif choice == "call":
                 ref = rng.choice(REFS)

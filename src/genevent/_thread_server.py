@@ -519,7 +519,7 @@ class _Server:
             log.exception("genevent: internal error handling %s", req.what)
             _fail(req, exc)
         except BaseException:
-            _fail(req, ManagerNotRunning(self.label(), f" (it failed handling {req.what})"))
+            _fail(req, ManagerNotRunning(self.label(), f" (it was interrupted handling {req.what})"))
             raise
         else:
             _answer(req, result)
@@ -586,7 +586,7 @@ class _Server:
             log.exception("genevent: internal error handling %s", req.what)
             _fail(req, exc)
         except BaseException:
-            _fail(req, ManagerNotRunning(self.label(), f" (it failed handling {req.what})"))
+            _fail(req, ManagerNotRunning(self.label(), f" (it was interrupted handling {req.what})"))
             raise
         else:
             _answer(req, result)
