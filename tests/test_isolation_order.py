@@ -79,6 +79,9 @@ class Node(EventHandler[Any, Any, Any]):
         return self.outcome(event)
 
     def handle_call(self, request: Any, /) -> Any:
+        if request == "swap-into-a" and self.name == B:  # as event 2, from a call
+            self.scene.b_returned.set()
+            return Swap("into-a", (Node, A), (self.scene, "new-a"), reply="swapped")
         return self.name
 
     def terminate(self, reason: ExitReason, /) -> Any:
@@ -150,3 +153,50 @@ def test_threads_outcomes_apply_in_mailbox_order(leave: str) -> None:
     finally:
         scene.release.set()
         mgr.stop(timeout=WAIT)
+
+
+@pytest.mark.parametrize("leave", LEAVES)
+def test_threads_a_call_outcome_waits_for_an_earlier_event_outcome(leave: str) -> None:
+    """B's swap comes from a call made after event 1: it is applied after A's outcome."""
+    scene = Scene(leave)
+    mgr = threads.start()
+    try:
+        mgr.add_handler((Node, A), (scene, A), isolation=True)
+        mgr.add_handler((Node, B), (scene, B), isolation=True)
+        mgr.notify(1)
+        assert scene.held.wait(WAIT)
+        reply = mgr.call_future((Node, B), "swap-into-a")
+        assert scene.b_returned.wait(WAIT)
+        scene.release.set()
+        assert reply.result(WAIT) == "swapped"
+        mgr.sync_notify(3, timeout=WAIT)
+        _check(scene, mgr.which_handlers(timeout=WAIT))
+    finally:
+        scene.release.set()
+        mgr.stop(timeout=WAIT)
+
+
+@pytest.mark.parametrize("leave", LEAVES)
+@pytest.mark.parametrize("isolation", ["thread", "task"])
+async def test_aio_a_call_outcome_waits_for_an_earlier_event_outcome(
+    isolation: str, leave: str
+) -> None:
+    """B's swap comes from a call made after event 1: it is applied after A's outcome."""
+    scene = Scene(leave)
+    cls = AsyncNode if isolation == "task" else Node
+    mgr = aio.start()
+    try:
+        await mgr.add_handler((cls, A), (scene, A), isolation=isolation)  # type: ignore[arg-type]
+        await mgr.add_handler((cls, B), (scene, B), isolation=isolation)  # type: ignore[arg-type]
+        mgr.notify(1)
+        assert await asyncio.to_thread(scene.held.wait, WAIT)
+        reply = asyncio.create_task(mgr.call((cls, B), "swap-into-a", timeout=WAIT))
+        assert await asyncio.to_thread(scene.b_returned.wait, WAIT)
+        scene.release.set()
+        assert await reply == "swapped"
+        await asyncio.wait_for(mgr.sync_notify(3), WAIT)
+        _check(scene, await asyncio.wait_for(mgr.which_handlers(), WAIT))
+    finally:
+        scene.release.set()
+        await asyncio.wait_for(mgr.stop(), WAIT)
+
