@@ -199,4 +199,3 @@ async def test_aio_a_call_outcome_waits_for_an_earlier_event_outcome(
     finally:
         scene.release.set()
         await asyncio.wait_for(mgr.stop(), WAIT)
-

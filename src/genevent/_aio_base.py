@@ -54,12 +54,12 @@ from ._lanes import (
     applied,
     call_applied,
     check_isolation,
-    lanes_to_wait_for,
     leave_behind,
     pass_call,
     reap,
     running_lane,
     stopped_before,
+    takes_its_place,
     when_caught_up,
 )
 from ._mailbox import Bound, log_backlog, take_backlog
@@ -262,6 +262,7 @@ class _ManagerBase(Generic[E]):
 
         async def _run(self) -> None: ...
         async def _drive(self, proc: Procedure) -> Any: ...
+        async def _handle(self, req: _Request) -> None: ...
         def _shutdown(self) -> None: ...
 
     def __init__(self, name: str | None = None, *, timing: bool = False) -> None:
@@ -819,9 +820,11 @@ class _ManagerBase(Generic[E]):
                     self._wake_from_thread()
 
     async def _isolated(self, req: _Request) -> bool:
-        """Requests that isolated handlers concern: a call to one is passed on to it; a request
-        that must see what they did (``lanes_to_wait_for``) waits for them, without holding
-        the manager, and comes back to the mailbox. True when ``req`` was taken care of."""
+        """Requests that isolated handlers concern: a call to one is passed on to it; a
+        ``sync_notify`` is answered once they handled its event too; a request that must see
+        the table gen_event would show (``takes_its_place``) waits until they are past what
+        was queued before it, the manager holding the messages behind it meanwhile (see
+        :meth:`_hold_until`). True when ``req`` was taken care of (False: run it now)."""
         what = req.what
         core = self._core
         if what == "call" and pass_call(core, req.args[0], req.args[1], req):
@@ -838,13 +841,50 @@ class _ManagerBase(Generic[E]):
             lanes = [e.lane for e in core.entries if e.lane is not None]
             self._after(lanes, _Request(_nothing, (), req.fut, what + _CAUGHT_UP))
             return True
-        lanes = lanes_to_wait_for(core, what, req.args)
-        if not lanes:
+        if not takes_its_place(core, what, req.args):
             return False
+        order = self._lane_order
+        if order.admit(self._lanes, next(order.seq), None, req):
+            return False  # every isolated handler is past it: it runs now
         if what not in _INTERNAL:
             core.requests += 1
-        self._after(lanes, _Request(req.proc, req.args, req.fut, what + _CAUGHT_UP))
+        req.what = what + _CAUGHT_UP
+        if not self._closed:  # stopping: it runs in its turn, the stop handles the rest
+            await self._hold_until(req)
         return True
+
+    async def _hold_until(self, req: _Request) -> None:
+        """``req`` waits for its turn among what the isolated handlers bring back: meanwhile
+        the manager applies those (the messages that do not wait), and holds every other
+        message, in order, until ``req`` ran; then they are back at the front of the mailbox.
+        A stop ends the hold (the request then runs in its turn while the manager stops)."""
+        held: deque[Any] = deque()
+        mailbox = self._mailbox
+        order = self._lane_order
+        try:
+            while order.holds(req):
+                if mailbox:
+                    msg = mailbox.popleft()
+                    if msg.__class__ is _Request and msg.what in _LANE_RESULTS:
+                        await self._handle(msg)
+                        continue
+                    held.append(msg)
+                    if msg.__class__ is _Request and msg.proc is _STOP:
+                        return
+                    continue
+                waiter = self._waiter = self._loop.create_future()
+                if mailbox:  # re-check: a thread may have posted before seeing the waiter
+                    self._waiter = None
+                    continue
+                self._suspend()
+                try:
+                    await waiter
+                finally:
+                    self._suspended -= 1
+                    if self._waiter is waiter:
+                        self._waiter = None
+        finally:
+            mailbox.extendleft(reversed(held))
 
     def _after(self, lanes: list[Lane], then: _Request) -> None:
         """Post ``then`` to the mailbox once every lane in ``lanes`` caught up."""

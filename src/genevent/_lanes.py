@@ -36,7 +36,7 @@ from typing import Any, Final, Literal, Protocol, TypeAlias
 
 from ._core import Entry, Invoke, ManagerCore, Procedure, Raised, Remove, Returned, Swap
 from ._driver import CRASHES, FATAL, callback_in, log
-from ._errors import HandlerNotFound, ManagerNotRunning, _name
+from ._errors import CallNotSupported, HandlerNotFound, ManagerNotRunning, _name
 from ._overflow import Action, Counts, check_bound
 
 __all__ = (
@@ -60,6 +60,7 @@ __all__ = (
     "reap",
     "running_lane",
     "stopped_before",
+    "takes_its_place",
 )
 
 Isolation: TypeAlias = Literal["task", "thread"]
@@ -89,11 +90,13 @@ class _Info:
 
 
 class _Call:
-    __slots__ = ("req", "request")
+    __slots__ = ("ref", "req", "request")
 
-    def __init__(self, request: Any, req: Any) -> None:
+    def __init__(self, request: Any, req: Any, ref: Any) -> None:
         self.request = request
         self.req = req
+        #: the handler it was made to: a handler swapped in under another id does not answer
+        self.ref = ref
 
 
 class _Mark:
@@ -290,9 +293,10 @@ class Lane:
         self.fifo.append((next(self._seq), _Info(message)))
         self._wake()
 
-    def post_call(self, request: Any, req: Any) -> None:
-        """Queue a call; the reply (or error) goes to the host's request ``req``."""
-        self.fifo.append((next(self._seq), _Call(request, req)))
+    def post_call(self, request: Any, req: Any, ref: Any = None) -> None:
+        """Queue a call to ``ref`` (None: to whichever handler the lane serves then); the
+        reply (or error) goes to the host's request ``req``."""
+        self.fifo.append((next(self._seq), _Call(request, req, ref)))
         self._wake()
 
     def mark(self, barrier: Barrier) -> None:
@@ -502,6 +506,19 @@ class Lane:
         self.posted = self.current
         self.host.lane_outcome(self, entry, out, message, cb, self.current)
 
+    def _answers(self, entry: Entry, item: _Call) -> Callable[[Any], Any] | None:
+        """``entry``'s ``handle_call`` if it answers the call ``item``; else None, the caller
+        answered: a call made to another id (the handler it was made to swapped itself away
+        meanwhile) gets :class:`HandlerNotFound`, one to a handler without ``handle_call``
+        :class:`CallNotSupported`, as from the manager."""
+        if item.ref is not None and item.ref != entry.ref:
+            self.host.lane_fail(item.req, HandlerNotFound(item.ref))
+            return None
+        fn = entry.call_fn
+        if fn is None:
+            self.host.lane_fail(item.req, CallNotSupported(entry.ref))
+        return fn
+
     def _settle_call(self, entry: Entry, item: _Call, out: Raised | Returned) -> None:
         self.calling = None
         if self.abandoned:
@@ -653,9 +670,11 @@ class ThreadLane(Lane):
         if cls is _Mark:
             item.barrier.reach()
         elif cls is _Call:
-            assert entry.call_fn is not None
+            fn = self._answers(entry, item)
+            if fn is None:
+                return
             self.calling = item
-            self._settle_call(entry, item, _outcome(entry.call_fn, (item.request,), None))
+            self._settle_call(entry, item, _outcome(fn, (item.request,), None))
         elif cls is _Info:
             out = _outcome(entry.instance.handle_info, (item.message,), None)
             self._settle(entry, out, item.message, "handle_info")
@@ -874,9 +893,11 @@ class TaskLane(Lane):
         if cls is _Mark:
             item.barrier.reach()
         elif cls is _Call:
-            assert entry.call_fn is not None
+            fn = self._answers(entry, item)
+            if fn is None:
+                return
             self.calling = item
-            self._settle_call(entry, item, await self._call(entry.call_fn, (item.request,), None))
+            self._settle_call(entry, item, await self._call(fn, (item.request,), None))
         elif cls is _Info:
             out = await self._call(entry.instance.handle_info, (item.message,), None)
             self._settle(entry, out, item.message, "handle_info")
@@ -921,11 +942,12 @@ class Order:
     def __bool__(self) -> bool:
         return bool(self._waiting)
 
-    def admit(self, lanes: Iterable[Lane], seq: float, source: Lane, what: Any) -> bool:
-        """An outcome ``what`` from ``seq`` came back from ``source``: True if it may be
-        applied now (then the caller applies it, then whatever :meth:`ready` gives, as it
-        does after a False); else it waits here."""
-        if source.posted == seq:  # taken: from now on the manager knows of it
+    def admit(self, lanes: Iterable[Lane], seq: float, source: Lane | None, what: Any) -> bool:
+        """An outcome ``what`` from ``seq`` came back from ``source`` (or a request takes its
+        place ``seq``: ``source`` None): True if it may be applied now (then the caller
+        applies it, then whatever :meth:`ready` gives, as it does after a False); else it
+        waits here."""
+        if source is not None and source.posted == seq:  # taken: the manager knows of it
             source.posted = _IDLE
         if not self._waiting and self._clear(lanes, seq, source):
             return True
@@ -946,6 +968,10 @@ class Order:
         if waiting:
             self._watch(lanes)
         return out
+
+    def holds(self, what: Any) -> bool:
+        """Whether ``what`` still waits here."""
+        return any(item[2][1] is what for item in self._waiting)
 
     def take_all(self) -> list[Any]:
         """Every waiting outcome, in order (a stop: no lane will move any more)."""
@@ -1005,6 +1031,37 @@ def stopped_before(what: str) -> str:
 _ALL: Final = frozenset({"which_handlers", "get_state"})
 _BY_REF: Final = frozenset({"delete_handler", "add_handler", "add_sup_handler", "call"})
 _SWAPS: Final = frozenset({"swap_handler", "swap_sup_handler"})
+
+
+_ORDERED: Final = frozenset(
+    {
+        "which_handlers",
+        "get_state",
+        "delete_handler",
+        "swap_handler",
+        "swap_sup_handler",
+        "owner_down",
+    }
+)
+
+
+def takes_its_place(core: ManagerCore, what: str, args: tuple[Any, ...]) -> bool:
+    """Whether a request must take its place in mailbox order among what the isolated handlers
+    bring back (see :class:`Order`): it is applied once every isolated handler is past the
+    messages queued before it, so that it sees and changes the table gen_event would show
+    (a deleted handler sees no later event, ``which_handlers`` shows what came before it and
+    nothing after, an owner's notices come in order). Those that read or change the table do;
+    an ``add_handler`` of an id not installed (nothing to wait for but an isolated handler's
+    swap into that very id, a race the README's order rules name) and a call to an installed
+    handler that is not isolated do not. ``args``: the request's arguments, the handler
+    reference first (``old, args1, new`` for the swaps)."""
+    if not core.isolated:
+        return False
+    if what in _ORDERED:
+        return True
+    if what in ("add_handler", "add_sup_handler", "call"):
+        return core.find(args[0]) is None if what == "call" else core.find(args[0]) is not None
+    return False
 
 
 def lanes_to_wait_for(core: ManagerCore, what: str, args: tuple[Any, ...]) -> list[Lane]:
@@ -1124,7 +1181,7 @@ def pass_call(core: ManagerCore, handler: Any, request: Any, req: Any) -> bool:
     entry = core.find(handler)
     if entry is not None and entry.lane is not None and entry.call_fn is not None:
         core.requests += 1
-        entry.lane.post_call(request, req)
+        entry.lane.post_call(request, req, entry.ref)
         return True
     return False
 

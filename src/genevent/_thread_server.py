@@ -50,12 +50,12 @@ from ._lanes import (
     ThreadLane,
     applied,
     call_applied,
-    lanes_to_wait_for,
     leave_behind,
     pass_call,
     reap,
     running_lane,
     stopped_before,
+    takes_its_place,
     when_caught_up,
 )
 from ._mailbox import Bound, log_backlog, take_backlog
@@ -519,7 +519,9 @@ class _Server:
             log.exception("genevent: internal error handling %s", req.what)
             _fail(req, exc)
         except BaseException:
-            _fail(req, ManagerNotRunning(self.label(), f" (it was interrupted handling {req.what})"))
+            _fail(
+                req, ManagerNotRunning(self.label(), f" (it was interrupted handling {req.what})")
+            )
             raise
         else:
             _answer(req, result)
@@ -586,7 +588,9 @@ class _Server:
             log.exception("genevent: internal error handling %s", req.what)
             _fail(req, exc)
         except BaseException:
-            _fail(req, ManagerNotRunning(self.label(), f" (it was interrupted handling {req.what})"))
+            _fail(
+                req, ManagerNotRunning(self.label(), f" (it was interrupted handling {req.what})")
+            )
             raise
         else:
             _answer(req, result)
@@ -769,9 +773,11 @@ class _Server:
         )
 
     def isolated(self, req: _Request) -> bool:
-        """Requests that isolated handlers concern: a call to one is passed on to it; a request
-        that must see what they did (``lanes_to_wait_for``) waits for them, without holding
-        the manager, and comes back to the mailbox. True when ``req`` was taken care of."""
+        """Requests that isolated handlers concern: a call to one is passed on to it; a
+        ``sync_notify`` is answered once they handled its event too; a request that must see
+        the table gen_event would show (``takes_its_place``) waits until they are past what
+        was queued before it, the manager holding the messages behind it meanwhile (see
+        :meth:`hold_until`). True when ``req`` was taken care of (False: run it now)."""
         what = req.what
         core = self.core
         if what == "call" and pass_call(core, req.args[0], req.args[1], req):
@@ -787,16 +793,49 @@ class _Server:
                 self.after([e.lane for e in core.entries if e.lane is not None], req)
             return True
         args = req.args[1:] if req.proc is _swap_proc else req.args
-        lanes = lanes_to_wait_for(core, what, args)
-        if not lanes:
+        if not takes_its_place(core, what, args):
             return False
+        order = self._lane_order
+        if order.admit(self.lanes, next(order.seq), None, req):
+            return False  # every isolated handler is past it: it runs now
         if what not in _INTERNAL:
             core.requests += 1
         if req.proc is _CALL:  # by then the handler it names may be isolated: the core's way
             req.proc = core.call
         req.what = what + CAUGHT_UP
-        self.after(lanes, req)
+        if not self.closed:  # stopping: it runs in its turn, the stop handles the rest
+            self.hold_until(req)
         return True
+
+    def hold_until(self, req: _Request) -> None:
+        """``req`` waits for its turn among what the isolated handlers bring back: meanwhile
+        the manager applies those (the messages that do not wait), and holds every other
+        message, in order, until ``req`` ran; then they are back at the front of the mailbox.
+        A stop ends the hold (the request then runs in its turn while the manager stops)."""
+        held: deque[Any] = deque()
+        mailbox = self.mailbox
+        order = self._lane_order
+        try:
+            while order.holds(req):
+                if mailbox:
+                    msg = mailbox.popleft()
+                    if msg.__class__ is _Request and msg.what in _LANE_RESULTS:
+                        self.handle(msg)
+                        continue
+                    held.append(msg)
+                    if msg.__class__ is _Request and msg.proc is _STOP:
+                        return
+                    continue
+                self.sleeping = True
+                if mailbox:  # re-check: a poster may have appended before seeing the flag
+                    self.sleeping = False
+                    continue
+                self.run_lock.release()
+                self.wakeup.acquire()
+                self.run_lock.acquire()
+                self.sleeping = False
+        finally:
+            mailbox.extendleft(reversed(held))
 
     def after(self, lanes: list[Lane], req: _Request) -> None:
         """Post ``req`` back to the mailbox once every lane in ``lanes`` caught up."""
