@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import heapq
 import inspect
@@ -220,8 +221,10 @@ class Lane:
     """The mailbox and runner of one isolated handler (and of whatever replaces it by a swap
     or a restart). Subclasses run it in a task or a thread.
 
-    Each queued item is ``(seq, item)``: ``seq`` is its place in the manager's mailbox order
-    (counted by the host's :class:`Order`), so that what the lanes bring back to the manager is
+    Each queued item has its place in the manager's mailbox order (counted by the host's
+    :class:`Order`) in ``seqs``, beside it in ``fifo`` (ints in a deque of their own, not a
+    tuple per item: tuples are tracked by the garbage collector, and a burst of them made it
+    run over and over), so that what the lanes bring back to the manager is
     applied in that order whichever lane finished first (see :class:`Order`)."""
 
     kind = ""
@@ -239,7 +242,11 @@ class Lane:
         self.maxsize = maxsize
         self.overflow = overflow
         self.stop_timeout = float(stop_timeout)
-        self.fifo: deque[tuple[int, Any]] = deque()
+        self.fifo: deque[Any] = deque()
+        #: each queued item's place in mailbox order: appended before the item and taken after
+        #: it, so it never has fewer entries than ``fifo`` (and a reader that finds one more at
+        #: its head, the item being taken, reads a place too early, never too late)
+        self.seqs: deque[int] = deque()
         self.jobs: deque[_Job] = deque()
         #: the table entry it serves (None before its first handler is installed)
         self.entry: Entry | None = None
@@ -266,6 +273,10 @@ class Lane:
         #: the call running now (answered at once if the lane is left behind)
         self.calling: _Call | None = None
         self._seq = host._lane_order.seq
+        # bound once: post() runs on the manager's hot path, once per event and lane
+        self._next_seq = self._seq.__next__
+        self._seqs_append = self.seqs.append
+        self._fifo_append = self.fifo.append
         #: taken by the lane to take an item, and by a drop of the oldest (bounded lanes)
         self._pop_lock = threading.Lock()
         self._logged_at = -_LOG_EVERY
@@ -283,20 +294,23 @@ class Lane:
         """Queue an event (the entry's ``event_fn``: called by the manager, returns None)."""
         if self.maxsize is not None and not self._room():
             return
-        self.fifo.append((next(self._seq), event))
+        self._seqs_append(self._next_seq())
+        self._fifo_append(event)
         self._wake()
 
     def post_info(self, message: Any) -> None:
         """Queue an info message (the entry's ``info_fn``)."""
         if self.maxsize is not None and not self._room():
             return
-        self.fifo.append((next(self._seq), _Info(message)))
+        self.seqs.append(next(self._seq))
+        self.fifo.append(_Info(message))
         self._wake()
 
     def post_call(self, request: Any, req: Any, ref: Any = None) -> None:
         """Queue a call to ``ref`` (None: to whichever handler the lane serves then); the
         reply (or error) goes to the host's request ``req``."""
-        self.fifo.append((next(self._seq), _Call(request, req, ref)))
+        self.seqs.append(next(self._seq))
+        self.fifo.append(_Call(request, req, ref))
         self._wake()
 
     def mark(self, barrier: Barrier) -> None:
@@ -305,7 +319,8 @@ class Lane:
         if self.closed or self.caught_up():
             barrier.reach()
             return
-        self.fifo.append((next(self._seq), _Mark(barrier)))
+        self.seqs.append(next(self._seq))
+        self.fifo.append(_Mark(barrier))
         self._wake()
 
     def caught_up(self) -> bool:  # pragma: no cover - per runner
@@ -352,7 +367,7 @@ class Lane:
         current = self.current
         if current == _IDLE:
             try:
-                current = self.fifo[0][0]
+                current = self.seqs[0]
             except IndexError:
                 current = _IDLE
         posted = self.posted
@@ -366,9 +381,10 @@ class Lane:
         fifo = self.fifo
         while True:
             try:
-                _, item = fifo.popleft()
+                item = fifo.popleft()
             except IndexError:
                 break
+            self._forget_seq()
             cls = item.__class__
             if cls is _Call:
                 self.host.lane_fail(item.req, ManagerNotRunning(self.host, why))
@@ -412,9 +428,10 @@ class Lane:
         """Drop the oldest queued event or info (calls and marks are never dropped); the lane
         takes items under the same lock when it is bounded."""
         with self._pop_lock:
-            for i, (_, item) in enumerate(self.fifo):
+            for i, item in enumerate(self.fifo):
                 if item.__class__ is not _Call and item.__class__ is not _Mark:
                     del self.fifo[i]
+                    del self.seqs[i]
                     return True
         return False
 
@@ -457,10 +474,18 @@ class Lane:
             return self._take(fifo)
         return _NOTHING
 
-    def _take(self, fifo: deque[tuple[int, Any]]) -> Any:
+    def _forget_seq(self) -> None:
+        """An item was taken out to be dropped or answered: its place goes too."""
+        try:  # noqa: SIM105 - never empty here: see ``seqs``
+            self.seqs.popleft()
+        except IndexError:  # pragma: no cover - defensive
+            pass
+
+    def _take(self, fifo: deque[Any]) -> Any:
         try:
-            self.current = fifo[0][0]  # before it leaves the queue: never seen too late
-            seq, item = fifo.popleft()
+            self.current = self.seqs[0]  # before it leaves the queue: never seen too late
+            item = fifo.popleft()
+            seq = self.seqs.popleft()
         except IndexError:  # dropped meanwhile (a stop)
             self.current = _IDLE
             return _NOTHING
@@ -492,9 +517,10 @@ class Lane:
     def _drain_closed(self) -> None:
         while True:
             try:
-                _, item = self.fifo.popleft()
+                item = self.fifo.popleft()
             except IndexError:
                 return
+            self._forget_seq()
             self._closed_item(item)
 
     def _settle(self, entry: Entry, out: Raised | Returned, message: Any, cb: str) -> None:
@@ -559,6 +585,15 @@ class ThreadLane(Lane):
         self._token = threading.Lock()
         self._token.acquire()
         self.thread: threading.Thread | None = None
+
+    def post(self, event: Any) -> None:
+        """Queue an event (as :meth:`Lane.post`, the wake-up inlined: the manager's hot path)."""
+        if self.maxsize is not None and not self._room():
+            return
+        self._seqs_append(self._next_seq())
+        self._fifo_append(event)
+        if self.sleeping:
+            self._wake()
 
     def _wake(self) -> None:
         if self.sleeping:
@@ -644,9 +679,42 @@ class ThreadLane(Lane):
                 host.lane_wake()
                 self._token.acquire()
                 continue
+            cls = item.__class__
+            if cls not in _SPECIAL and cls is not _Job and self.maxsize is None:
+                entry = self.entry
+                if not self.closed and not self.vacant and entry is not None:
+                    self._drain(entry, item)  # the hot path: plain events in a row
+                    self._passed()
+                    continue
             self._do(item)
-            if item.__class__ is not _Job:
+            if cls is not _Job:
                 self._passed()
+
+    def _drain(self, entry: Entry, item: Any) -> None:
+        """Plain events in a row, while nothing else is queued before them (no method call
+        per event: the lane's thread competes for the interpreter with the manager's)."""
+        if entry is not self._cached:
+            self._load(entry)
+        fn = self._event
+        assert fn is not None
+        fifo = self.fifo
+        seqs = self.seqs
+        jobs = self.jobs
+        while True:
+            try:
+                value = fn(item)
+            except CRASHES as exc:
+                self._settle(entry, Raised(exc), item, "handle_event")
+                return
+            if value is not None:
+                self._settle(entry, Returned(value), item, "handle_event")
+                return
+            if not fifo or fifo[0].__class__ in _SPECIAL or jobs or self.watch is not None:
+                return  # something else is next, or an outcome waits for this lane to move on
+            if self.closed or self.vacant or not entry.alive:
+                return
+            item = fifo.popleft()
+            self.current = seqs.popleft()
 
     def _next_ready(self) -> bool:
         return (
@@ -660,7 +728,10 @@ class ThreadLane(Lane):
         if cls is _Job:
             eff = item.eff
             out = _outcome(eff.fn, eff.args, eff.kwargs)
-            item.fut.set_result(out)
+            # the manager may have stopped waiting (a stop timed out on it: on asyncio its
+            # wait cancels the future)
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                item.fut.set_result(out)
             return
         if self.closed or self.vacant:
             self._closed_item(item)
@@ -696,6 +767,15 @@ class TaskLane(Lane):
         self.loop = loop
         self.waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
+
+    def post(self, event: Any) -> None:
+        """Queue an event (as :meth:`Lane.post`, the wake-up inlined: the manager's hot path)."""
+        if self.maxsize is not None and not self._room():
+            return
+        self._seqs_append(self._next_seq())
+        self._fifo_append(event)
+        if self.waiter is not None:
+            self._wake()
 
     def _wake(self) -> None:
         waiter = self.waiter
@@ -808,7 +888,8 @@ class TaskLane(Lane):
                     if item.__class__ is _Job:
                         self.jobs.appendleft(item)
                     else:
-                        self.fifo.appendleft((int(self.current), item))
+                        self.seqs.appendleft(int(self.current))
+                        self.fifo.appendleft(item)
                     self.current = _IDLE
                     await asyncio.sleep(0)
                     continue
@@ -847,35 +928,53 @@ class TaskLane(Lane):
         done.add_done_callback(_copy)
 
     async def _drain(self, entry: Entry, item: Any, spent: int) -> int:
-        """Plain events in a row, while nothing else is queued before them."""
+        """Plain events in a row, while nothing else is queued before them. The places in
+        mailbox order of the events it takes are brought up to date before anything else can
+        read them (the manager runs in this thread: only at an await, or an outcome), not per
+        event."""
         fn = self._event
         assert fn is not None
         fifo = self.fifo
+        taken = 0  # events taken since the place was last brought up to date
         self.busy = True
         try:
             while True:
                 try:
                     value = fn(item)
                 except CRASHES as exc:
+                    taken = self._catch_up(taken)
                     self._settle(entry, Raised(exc), item, "handle_event")
                     return spent
                 if value is not None:
+                    taken = self._catch_up(taken)
                     self._settle(entry, Returned(value), item, "handle_event")
                     return spent
                 spent += 1
                 if spent >= _BUDGET:
+                    taken = self._catch_up(taken)
                     await asyncio.sleep(0)
                     spent = 0
                     if self.pending is not None or not entry.alive or self.jobs:
                         return spent
-                if not fifo or fifo[0][1].__class__ in _SPECIAL or self.jobs:
+                    if self.watch is not None:
+                        return spent  # an outcome waits for this lane to move on: say so
+                if not fifo or fifo[0].__class__ in _SPECIAL or self.jobs:
                     return spent
-                if self.watch is not None:
-                    return spent  # an outcome waits for this lane to move on: say so
-                seq, item = fifo.popleft()
-                self.current = seq
+                item = fifo.popleft()
+                taken += 1
         finally:
+            self._catch_up(taken)
             self.busy = False
+
+    def _catch_up(self, taken: int) -> int:
+        """``taken`` events left the queue since ``current`` was set: their places go, and
+        ``current`` is the last one's. Returns 0."""
+        if taken:
+            seqs = self.seqs
+            if taken > 1:  # in C: popleft called taken - 1 times, the results dropped
+                deque(itertools.islice(iter(seqs.popleft, None), taken - 1), maxlen=0)
+            self.current = seqs.popleft()
+        return 0
 
     async def _do(self, item: Any) -> None:
         cls = item.__class__
