@@ -199,3 +199,60 @@ async def test_aio_a_call_outcome_waits_for_an_earlier_event_outcome(
     finally:
         scene.release.set()
         await asyncio.wait_for(mgr.stop(), WAIT)
+
+
+class Plain(Node):
+    """Not isolated: on event 2 it swaps itself into A's id (after A's outcome, in order)."""
+
+    def handle_event(self, event: Any, /) -> Any:
+        if event == 2 and self.name == B:
+            self.scene.b_returned.set()
+            return Swap("into-a", (Node, A), (self.scene, "new-a"))
+        return None
+
+
+@pytest.mark.parametrize("leave", LEAVES)
+def test_threads_a_plain_handlers_change_waits_for_an_earlier_isolated_outcome(
+    leave: str,
+) -> None:
+    """B is not isolated: its swap on event 2 is applied after A's outcome on event 1, which A
+    returns later (the manager waits for A at B's change, holding what comes after)."""
+    scene = Scene(leave)
+    mgr = threads.start()
+    try:
+        mgr.add_handler((Node, A), (scene, A), isolation=True)
+        mgr.add_handler((Plain, B), (scene, B))
+        mgr.notify(1)
+        assert scene.held.wait(WAIT)
+        mgr.notify(2)
+        assert scene.b_returned.wait(WAIT)  # B returned its swap; the manager holds it
+        scene.release.set()
+        mgr.sync_notify(3, timeout=WAIT)
+        _check(scene, mgr.which_handlers(timeout=WAIT))
+    finally:
+        scene.release.set()
+        mgr.stop(timeout=WAIT)
+
+
+@pytest.mark.parametrize("leave", LEAVES)
+@pytest.mark.parametrize("isolation", ["thread", "task"])
+async def test_aio_a_plain_handlers_change_waits_for_an_earlier_isolated_outcome(
+    isolation: str, leave: str
+) -> None:
+    """As on threads: B (not isolated) swaps into A's id after A's earlier outcome."""
+    scene = Scene(leave)
+    cls = AsyncNode if isolation == "task" else Node
+    mgr = aio.start()
+    try:
+        await mgr.add_handler((cls, A), (scene, A), isolation=isolation)  # type: ignore[arg-type]
+        await mgr.add_handler((Plain, B), (scene, B))
+        mgr.notify(1)
+        assert await asyncio.to_thread(scene.held.wait, WAIT)
+        mgr.notify(2)
+        assert await asyncio.to_thread(scene.b_returned.wait, WAIT)
+        scene.release.set()
+        await asyncio.wait_for(mgr.sync_notify(3), WAIT)
+        _check(scene, await asyncio.wait_for(mgr.which_handlers(), WAIT))
+    finally:
+        scene.release.set()
+        await asyncio.wait_for(mgr.stop(), WAIT)

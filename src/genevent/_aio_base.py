@@ -853,6 +853,15 @@ class _ManagerBase(Generic[E]):
             await self._hold_until(req)
         return True
 
+    async def _settle(self) -> None:
+        """The core's ``Settle``: the isolated handlers get past what was queued before the
+        message being handled (what they bring back is applied meanwhile, in order); the
+        manager holds its other messages until then. Not while stopping."""
+        order = self._lane_order
+        marker = _Request(_nothing, (), None, "settle")
+        if not order.admit(self._lanes, next(order.seq), None, marker) and not self._closed:
+            await self._hold_until(marker)
+
     async def _hold_until(self, req: _Request) -> None:
         """``req`` waits for its turn among what the isolated handlers bring back: meanwhile
         the manager applies those (the messages that do not wait), and holds every other

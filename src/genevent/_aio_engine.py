@@ -42,6 +42,7 @@ from ._core import (
     Remove,
     Report,
     Returned,
+    Settle,
     Swap,
     TellOwner,
 )
@@ -222,6 +223,8 @@ class _ManagerEngine(_ManagerBase[E]):
                 except FATAL as exc:
                     if interrupted is None:
                         interrupted = exc
+            elif type(eff) is Settle:
+                await self._settle()
             else:
                 self._watch(eff)
 

@@ -18,6 +18,7 @@ from ._core import (
     Report,
     Retry,
     Returned,
+    Settle,
     StartFailed,
     TellOwner,
     Unwatch,
@@ -187,7 +188,7 @@ def tell_owner(eff: TellOwner, spawn: Callable[[Any], object] | None = None) -> 
 def drive_sync(
     proc: Procedure,
     manager: Any,
-    watch: Callable[[Watch | Unwatch | Retry], None],
+    watch: Callable[[Watch | Unwatch | Retry | Settle], None],
     tell: Callable[[TellOwner], None] = tell_owner,
     via: Callable[[Invoke], Raised | Returned] | None = None,
 ) -> Any:
@@ -241,7 +242,9 @@ def drive_sync(
             except FATAL as exc:  # from an owner callback or a format_status: as above
                 if interrupted is None:
                     interrupted = exc
-        elif type(eff) is Watch or type(eff) is Unwatch or type(eff) is Retry:
+        elif (
+            type(eff) is Watch or type(eff) is Unwatch or type(eff) is Retry or type(eff) is Settle
+        ):
             watch(eff)  # the manager's own business
 
 

@@ -29,6 +29,7 @@ from ._core import (
     Remove,
     Retry,
     Returned,
+    Settle,
     Stopped,
     Swap,
     TellOwner,
@@ -722,13 +723,24 @@ class _Server:
             eff = TellOwner(eff.on_exit, HandlerExit(notice.handler, notice.reason, self.label()))
         tell_owner(eff)
 
-    def watch_effect(self, eff: Watch | Unwatch | Retry) -> None:
+    def watch_effect(self, eff: Watch | Unwatch | Retry | Settle) -> None:
         if type(eff) is Watch:
             self.watch(eff.owner)
         elif type(eff) is Unwatch:
             self.unwatch(eff.owner)
+        elif type(eff) is Retry:
+            self.schedule_retry(eff)
         else:
-            self.schedule_retry(eff)  # type: ignore[arg-type]
+            self.settle()
+
+    def settle(self) -> None:
+        """The core's :class:`Settle`: the isolated handlers get past what was queued before
+        the message being handled (what they bring back is applied meanwhile, in order); the
+        manager holds its other messages until then. Not while stopping."""
+        order = self._lane_order
+        marker = _Request(_nothing, (), "settle")
+        if not order.admit(self.lanes, next(order.seq), None, marker) and not self.closed:
+            self.hold_until(marker)
 
     def schedule_retry(self, eff: Retry) -> None:
         """A restart's ``init`` failed: its next attempt comes in ``eff.delay`` seconds, as a

@@ -20,6 +20,7 @@ __all__ = (
     "Report",
     "Retry",
     "Returned",
+    "Settle",
     "TellOwner",
     "Unwatch",
     "Watch",
@@ -135,6 +136,18 @@ class Retry:
         return f"Retry({short(self.handler)}, {self.delay:g})"
 
 
+class Settle:
+    """Before a handler that is not isolated changes the table: let the isolated handlers get
+    past what was queued to them before the message being handled, applying what they bring
+    back first (in mailbox order). The runtime performs it by waiting (holding its other
+    messages) until they are; a runtime with no isolated handler never sees it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Settle()"
+
+
 class Returned:
     """User code returned ``value``."""
 
@@ -159,5 +172,5 @@ class Raised:
         return f"Raised({short(self.exception)})"
 
 
-Effect = Invoke | TellOwner | Watch | Unwatch | Report | Retry
+Effect = Invoke | TellOwner | Watch | Unwatch | Report | Retry | Settle
 Outcome = Returned | Raised

@@ -75,6 +75,7 @@ from ._effects import (
     Report,
     Retry,
     Returned,
+    Settle,
     TellOwner,
     Unwatch,
     Watch,
@@ -722,6 +723,15 @@ class ManagerCore:
         else happens.)"""
         if not entry.alive:
             return self._late_call_result(entry, out)
+        if type(out) is Returned:
+            value = out.value
+            cls = type(value)
+            if cls is not Remove and cls is not Swap and value is not Remove and value is not Swap:
+                return value  # a plain reply: nothing else happens
+        if self.isolated and entry.lane is None:  # the table changes: see _settle
+            yield from self._settle()
+            if not entry.alive:
+                return self._late_call_result(entry, out)
         if type(out) is Raised:
             exc = out.exception
             yield from self._leave(entry, Crashed(exc), request, "handle_call")
@@ -739,6 +749,13 @@ class ManagerCore:
             return value
         yield from self._leave(entry, BadReturn(value), request, "handle_call")
         raise HandlerBadReturn(entry.ref, value, "handle_call")
+
+    def _settle(self) -> Generator[Effect, Any, None]:
+        """A handler that is not isolated is about to change the table while isolated handlers
+        run: the runtime first lets them get past what was queued before the message being
+        handled, applying what they bring back in mailbox order (:class:`Settle`), so that
+        every change happens in the order of the messages that caused it."""
+        yield Settle()
 
     def _late_call_result(self, entry: Entry, out: Outcome | None) -> Any:
         if type(out) is Raised:
@@ -782,6 +799,12 @@ class ManagerCore:
         report) produced (anything but ``None``)."""
         if not entry.alive:
             return
+        if type(out) is Returned and out.value is None:
+            return
+        if self.isolated and entry.lane is None:  # the table changes: see _settle
+            yield from self._settle()
+            if not entry.alive:
+                return
         if type(out) is Raised:
             yield from self._leave(entry, Crashed(out.exception), message, callback)
             return
