@@ -229,6 +229,40 @@ class Lane:
 
     kind = ""
 
+    # slots: a manager may have thousands of isolated handlers (memory per handler counts)
+    __slots__ = (
+        "_cached",
+        "_event",
+        "_event_async",
+        "_fifo_append",
+        "_logged_at",
+        "_logged_drops",
+        "_next_seq",
+        "_pop_lock",
+        "_seqs_append",
+        "abandoned",
+        "busy",
+        "calling",
+        "closed",
+        "counts",
+        "current",
+        "entry",
+        "fifo",
+        "host",
+        "jobs",
+        "maxsize",
+        "overflow",
+        "pending",
+        "posted",
+        "ref",
+        "seqs",
+        "started",
+        "stop_at",
+        "stop_timeout",
+        "vacant",
+        "watch",
+    )
+
     def __init__(
         self,
         host: Host,
@@ -272,13 +306,12 @@ class Lane:
         self.stop_at: float | None = None
         #: the call running now (answered at once if the lane is left behind)
         self.calling: _Call | None = None
-        self._seq = host._lane_order.seq
         # bound once: post() runs on the manager's hot path, once per event and lane
-        self._next_seq = self._seq.__next__
+        self._next_seq = host._lane_order.seq.__next__
         self._seqs_append = self.seqs.append
         self._fifo_append = self.fifo.append
-        #: taken by the lane to take an item, and by a drop of the oldest (bounded lanes)
-        self._pop_lock = threading.Lock()
+        #: taken by the lane to take an item, and by a drop of the oldest (bounded lanes only)
+        self._pop_lock = threading.Lock() if maxsize is not None else None
         self._logged_at = -_LOG_EVERY
         self._logged_drops = 0
         self._cached: Entry | None = None
@@ -302,14 +335,14 @@ class Lane:
         """Queue an info message (the entry's ``info_fn``)."""
         if self.maxsize is not None and not self._room():
             return
-        self.seqs.append(next(self._seq))
+        self.seqs.append(self._next_seq())
         self.fifo.append(_Info(message))
         self._wake()
 
     def post_call(self, request: Any, req: Any, ref: Any = None) -> None:
         """Queue a call to ``ref`` (None: to whichever handler the lane serves then); the
         reply (or error) goes to the host's request ``req``."""
-        self.seqs.append(next(self._seq))
+        self.seqs.append(self._next_seq())
         self.fifo.append(_Call(request, req, ref))
         self._wake()
 
@@ -319,7 +352,7 @@ class Lane:
         if self.closed or self.caught_up():
             barrier.reach()
             return
-        self.seqs.append(next(self._seq))
+        self.seqs.append(self._next_seq())
         self.fifo.append(_Mark(barrier))
         self._wake()
 
@@ -427,6 +460,7 @@ class Lane:
     def _drop_oldest(self) -> bool:
         """Drop the oldest queued event or info (calls and marks are never dropped); the lane
         takes items under the same lock when it is bounded."""
+        assert self._pop_lock is not None
         with self._pop_lock:
             for i, item in enumerate(self.fifo):
                 if item.__class__ is not _Call and item.__class__ is not _Mark:
@@ -468,8 +502,9 @@ class Lane:
             return self.jobs.popleft()
         fifo = self.fifo
         if fifo and (self.closed or self.vacant or self._serving() is not None):
-            if self.maxsize is not None:
-                with self._pop_lock:
+            lock = self._pop_lock
+            if lock is not None:
+                with lock:
                     return self._take(fifo)
             return self._take(fifo)
         return _NOTHING
@@ -578,6 +613,7 @@ class ThreadLane(Lane):
     """A lane run by a daemon thread of its own (started at its first job)."""
 
     kind = "thread"
+    __slots__ = ("_token", "sleeping", "thread")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -761,6 +797,7 @@ class TaskLane(Lane):
     job). Its coroutine callbacks are awaited there, so a slow ``await`` delays nobody else."""
 
     kind = "task"
+    __slots__ = ("loop", "task", "waiter")
 
     def __init__(self, *args: Any, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
