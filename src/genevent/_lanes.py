@@ -1188,7 +1188,7 @@ def takes_its_place(core: ManagerCore, what: str, args: tuple[Any, ...]) -> bool
     (a deleted handler sees no later event, ``which_handlers`` shows what came before it and
     nothing after, an owner's notices come in order). Those that read or change the table do;
     an ``add_handler`` of an id not installed (nothing to wait for but an isolated handler's
-    swap into that very id, a race the README's order rules name) and a call to an installed
+    swap into that very id, a race of its own) and a call to an installed
     handler that is not isolated do not. ``args``: the request's arguments, the handler
     reference first (``old, args1, new`` for the swaps)."""
     if not core.isolated:

