@@ -56,7 +56,6 @@ __all__ = (
     "applied",
     "call_applied",
     "check_isolation",
-    "lanes_to_wait_for",
     "left_behind",
     "reap",
     "running_lane",
@@ -1164,11 +1163,6 @@ def stopped_before(what: str) -> str:
     return f" (it stopped before {what})"
 
 
-_ALL: Final = frozenset({"which_handlers", "get_state"})
-_BY_REF: Final = frozenset({"delete_handler", "add_handler", "add_sup_handler", "call"})
-_SWAPS: Final = frozenset({"swap_handler", "swap_sup_handler"})
-
-
 _ORDERED: Final = frozenset(
     {
         "which_handlers",
@@ -1198,45 +1192,6 @@ def takes_its_place(core: ManagerCore, what: str, args: tuple[Any, ...]) -> bool
     if what in ("add_handler", "add_sup_handler", "call"):
         return core.find(args[0]) is None if what == "call" else core.find(args[0]) is not None
     return False
-
-
-def lanes_to_wait_for(core: ManagerCore, what: str, args: tuple[Any, ...]) -> list[Lane]:
-    """The isolated handlers a request must wait for (each must have handled everything the
-    manager queued for it before) so that it sees the table gen_event would show: all of them
-    for ``which_handlers``/``get_state``; the one it names, or all of them if the handler it
-    names is not installed (an isolated handler may be about to swap it in), for the others;
-    an ended owner's (``owner_down``): its handlers catch up on what was notified before it
-    ended, then they are terminated. Lanes that caught up already (:meth:`Lane.caught_up`)
-    are left out: empty when there is nothing to wait for (or no isolated handler)."""
-    if not core.isolated:
-        return []
-    if what in _ALL:
-        return _behind(core.entries)
-    if what == "owner_down":
-        owner = args[0]
-        return _behind(e for e in core.entries if e.owner == owner)
-    if what in _BY_REF:
-        refs: tuple[Any, ...] = (args[0],)
-    elif what in _SWAPS:
-        refs = (args[0], args[2])
-    else:
-        return []
-    lanes: list[Lane] = []
-    for ref in refs:
-        entry = core.find(ref)
-        if entry is None:
-            if what in ("add_handler", "add_sup_handler"):
-                continue
-            return _behind(core.entries)
-        lane = entry.lane
-        if lane is not None and not lane.caught_up():
-            lanes.append(lane)
-    return lanes
-
-
-def _behind(entries: Iterable[Entry]) -> list[Lane]:
-    """The lanes of ``entries`` that have not caught up."""
-    return [lane for e in entries if (lane := e.lane) is not None and not lane.caught_up()]
 
 
 def applied(
