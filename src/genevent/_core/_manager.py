@@ -51,6 +51,7 @@ only when a callback raised or returned something other than ``None``.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import weakref
 from collections.abc import Callable, Generator
@@ -58,6 +59,7 @@ from typing import Any, TypeAlias
 
 from .._errors import (
     CallNotSupported,
+    Departure,
     HandlerBadReturn,
     HandlerCrashed,
     HandlerExists,
@@ -65,8 +67,9 @@ from .._errors import (
     HandlerNotFound,
     InvalidHandler,
     TerminateFailed,
+    _name,
 )
-from .._text import short
+from .._text import cut, short
 from ._effects import (
     Effect,
     Invoke,
@@ -319,11 +322,55 @@ class Entry:
         return f"<Entry {self.ref!r} owner={self.owner!r}>"
 
 
+def _one_line(exc: BaseException) -> str:
+    """``"ValueError: bad input"``: an exception's type and the first line of its text."""
+    kind = type(exc).__qualname__
+    try:
+        text = str(exc)
+    except Exception:
+        return kind
+    text = text.strip().split("\n", 1)[0]
+    return cut(f"{kind}: {text}", 120) if text else kind
+
+
+def _left_for(reason: ExitReason, callback: str | None) -> tuple[str, str]:
+    """``(how, summary)`` of a :class:`Departure` for a handler that left for ``reason``."""
+    if isinstance(reason, Crashed):
+        where = f" in {callback}" if callback else ""
+        return "crashed", f"it crashed{where} ({_one_line(reason.exception)})"
+    if isinstance(reason, BadReturn):
+        where = f" from {callback}" if callback else ""
+        return "bad_return", f"it returned a bad value{where}: {short(reason.value)}"
+    if isinstance(reason, RemovedItself):
+        return "removed_itself", "it removed itself (returned Remove())"
+    if isinstance(reason, Deleted):
+        return "deleted", "it was deleted (delete_handler)"
+    if isinstance(reason, OwnerExited):
+        exc = reason.reason
+        return "owner_exited", "its owner ended" + (f" ({_one_line(exc)})" if exc else "")
+    if isinstance(reason, StartFailed):
+        cause = reason.cause
+        how = (
+            f"init raised {_one_line(cause)}"
+            if isinstance(cause, BaseException)
+            else f"init returned {short(getattr(cause, 'value', cause))}"
+        )
+        return "restart_failed", f"its restart failed ({how})"
+    return "left", f"it left ({short(reason)})"  # Swapped and Stopped are noted where they happen
+
+
 class ManagerCore:
     """The handler list of one event manager, with gen_event's rules for every request.
 
     ``manager`` is an opaque label put into owner notices; ``allow_async`` says whether handler
     methods may be coroutine functions (the thread runtime refuses them)."""
+
+    #: how many departures (:class:`~genevent.Departure`) a manager remembers, newest kept, so
+    #: that :class:`HandlerNotFound` can say why an id that was installed is not any more
+    DEPARTURES_KEPT = 16
+    #: at most this many installed ids (of the class asked for, or of its name) are compared
+    #: with a missing one to suggest a close one
+    SUGGEST_AMONG = 256
 
     def __init__(
         self,
@@ -366,6 +413,9 @@ class ManagerCore:
         #: handlers whose restart ``init`` failed, waiting for their next attempt (a
         #: :class:`Retry`): reference -> (the entry that left, the reason it last left for)
         self.retrying: dict[Any, tuple[Entry, ExitReason]] = {}
+        #: the last :attr:`DEPARTURES_KEPT` handlers that left (reference -> how and when,
+        #: oldest first), for :meth:`not_found`; None until one left
+        self.departed: dict[Any, Departure] | None = None
         # -- metrics: counted on slow paths here; ``events`` and ``requests`` are added to by
         # the runtimes (per batch, on their hot paths)
         #: events handled
@@ -414,6 +464,69 @@ class ManagerCore:
             self.cached_targets = targets
         return targets
 
+    def not_found(self, ref: Any, *, suggest: bool = True) -> HandlerNotFound:
+        """The :class:`HandlerNotFound` for ``ref``: how and how many events ago it left if
+        this manager remembers it, else (``suggest``) an installed reference close to it. Reads
+        :attr:`departed` with one ``dict.get``, so a lane may call it from its own thread with
+        ``suggest=False``."""
+        departed = self.departed
+        left = None
+        if departed:
+            try:
+                left = departed.get(ref)
+            except TypeError:  # unhashable: never installed
+                left = None
+        if left is not None:
+            return HandlerNotFound(ref, left, max(self.events - left.at_event, 0))
+        return HandlerNotFound(ref, suggestion=self._close_to(ref) if suggest else None)
+
+    def _close_to(self, ref: Any) -> Any:
+        """An installed reference close to the missing ``ref``, or None: the same class (or
+        another class of the same name) with an id whose text differs by a small edit (the
+        same id, for another class); else the class alone for a ``(class, id)``, or the newest
+        ``(class, id)`` for the class alone."""
+        if isinstance(ref, type):
+            cls, ident = ref, None
+        elif isinstance(ref, tuple) and len(ref) == 2 and isinstance(ref[0], type):
+            cls, ident = ref[0], short(ref[1])
+        else:
+            return None
+        name = getattr(cls, "__name__", None)
+        ids: dict[str, Any] = {}
+        same_class: Any = None
+        seen = 0
+        for entry in self.entries:
+            other = entry.ref
+            bare = isinstance(other, type)
+            other_cls = other if bare else other[0]
+            if other_cls is not cls and getattr(other_cls, "__name__", None) != name:
+                continue
+            if same_class is None and other_cls is cls and bare == (ident is not None):
+                same_class = other
+            if not bare:
+                ids.setdefault(short(other[1]), other)
+            elif ident is None and other_cls is not cls:
+                ids.setdefault("", other)  # another class of the same name, alone too
+            seen += 1
+            if seen >= self.SUGGEST_AMONG:
+                break
+        if ident is None:
+            return ids.get("", same_class)
+        close = difflib.get_close_matches(ident, ids, n=1, cutoff=0.75)
+        return ids[close[0]] if close else same_class
+
+    def _note_left(self, ref: Any, how: str, summary: str) -> None:
+        """Remember that ``ref`` left (see :attr:`departed`), forgetting the oldest beyond
+        :attr:`DEPARTURES_KEPT`."""
+        departed = self.departed
+        if departed is None:
+            departed = self.departed = {}
+        else:
+            departed.pop(ref, None)  # it moves to the newest end
+        departed[ref] = Departure(ref, how, summary, self.events)
+        if len(departed) > self.DEPARTURES_KEPT:
+            del departed[next(iter(departed))]
+
     def owners(self) -> list[Any]:
         """The owners that currently own at least one handler."""
         return list(self._owners)
@@ -424,6 +537,8 @@ class ManagerCore:
         entry.events_at = self.events
         self.entries.insert(index, entry)
         self.by_ref[entry.ref] = entry
+        if self.departed:  # back: what it left for no longer applies
+            self.departed.pop(entry.ref, None)
         self.cached_targets = None
         if entry.is_async:
             self.async_count += 1
@@ -552,7 +667,7 @@ class ManagerCore:
             restarted, reason = yield from self._restart(entry, restart, reason)
             if restarted:
                 return result  # same owner, still watched; nobody is told of a restart
-        yield from self._gone_for_good(entry, reason)
+        yield from self._gone_for_good(entry, reason, callback)
         return result
 
     def _restart(
@@ -613,7 +728,19 @@ class ManagerCore:
         if not restarted:
             yield from self._gone_for_good(entry, reason)
 
-    def _gone_for_good(self, entry: Entry, reason: ExitReason) -> Generator[Effect, Any, None]:
+    def _gone_for_good(
+        self, entry: Entry, reason: ExitReason, callback: str | None = None
+    ) -> Generator[Effect, Any, None]:
+        how, summary = _left_for(reason, callback)
+        restart = entry.restart
+        if restart is not None and restart.wants(reason) and not self.stopping:
+            intensity = restart.intensity
+            how = "restart_limit"
+            summary += (
+                f"; not restarted: its restart limit was reached ({intensity.max_restarts} "
+                f"restarts in {intensity.period:g} s)"
+            )
+        self._note_left(entry.ref, how, summary)
         if self.crashes_by_ref:  # the totals keep counting
             self.crashes_by_ref.pop(entry.ref, None)
         if entry.lane is not None:  # a lane kept for a restart attempt is let go
@@ -653,7 +780,7 @@ class ManagerCore:
         entry = self.find(ref)
         if entry is None:
             handler_key(ref)  # InvalidHandler for something that is not a reference at all
-            raise HandlerNotFound(ref)
+            raise self.not_found(ref)
         ok, result = yield from self._leave(entry, Deleted(args))
         if not ok:
             raise TerminateFailed(ref, result) from result
@@ -687,6 +814,7 @@ class ManagerCore:
         if old_entry is not None:
             reason = Swapped(args1, new, owner)
             self._unlink(old_entry)
+            self._note_left(old, "swapped", f"it was swapped for {_name(new)} (swap_handler)")
             _, handoff = yield from self._terminate(old_entry, reason)
             yield from self._tell(old_entry, reason)
         # the old owner is released only after the new entry is in, so that an owner that stays
@@ -708,7 +836,7 @@ class ManagerCore:
         entry = self.find(ref)
         if entry is None:
             handler_key(ref)  # InvalidHandler for something that is not a reference at all
-            raise HandlerNotFound(ref)
+            raise self.not_found(ref)
         if entry.call_fn is None:
             raise CallNotSupported(ref)
         out = yield Invoke(entry.call_fn, (request,), entry.call_is_async, via=entry.lane)
@@ -813,6 +941,7 @@ class ManagerCore:
             return False
         reason = Swapped(swap.args1, new, entry.owner)
         index = self._unlink(entry)
+        self._note_left(entry.ref, "swapped", f"it swapped itself for {_name(new)}")
         _, handoff = yield from self._terminate(entry, reason)
         yield from self._tell(entry, reason)
         try:
@@ -857,6 +986,7 @@ class ManagerCore:
         for entry in [e for e in self.entries if e.owner == owner]:
             if entry.alive:
                 self._unlink(entry)
+                self._note_left(entry.ref, *_left_for(why, None))
                 yield from self._terminate(entry, why)
                 yield from self._release_owner(owner)
 

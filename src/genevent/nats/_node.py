@@ -1226,8 +1226,8 @@ def _error_from(rep: Reply, name: str) -> GenEventError:
             handler = (rep.h, Codec().from_wire(rep.hid))
     cause = RemoteException(rep.ct or "Exception", rep.cm)
     exc: GenEventError
-    if kind == "HandlerNotFound":
-        exc = HandlerNotFound(handler)
+    if kind == "HandlerNotFound":  # the hosting node's explanation (how it left) kept
+        exc = HandlerNotFound(handler, detail=(rep.msg or "").partition(" is not installed")[2])
     elif kind == "HandlerExists":
         exc = HandlerExists(handler)
     elif kind == "HandlerInitFailed":
