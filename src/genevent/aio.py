@@ -835,7 +835,14 @@ def start(
     ``stats().dropped`` and logged at most once a second) or ``"raise"``
     (:class:`~genevent.MailboxFull`, counted in ``stats().refused``). Control requests are
     never dropped or refused for room. A bad ``maxsize`` or ``overflow`` raises
-    :class:`TypeError` / :class:`ValueError`."""
+    :class:`TypeError` / :class:`ValueError`; a call outside a running event loop
+    :class:`~genevent.WrongRuntime` (a :class:`RuntimeError`)."""
+    if _running_loop() is None:
+        raise WrongRuntime(
+            "genevent.aio.start() needs a running event loop: call it inside async code "
+            "(async def main(): async with aio.start() as mgr: ...; then asyncio.run(main())), "
+            "or use the thread runtime (genevent.threads.start()) from plain code"
+        )
     bound = check_mailbox(maxsize, overflow)
     if bound is None:
         return EventManager(name, timing=timing)
