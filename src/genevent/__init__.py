@@ -20,6 +20,7 @@ Runtimes: :mod:`genevent.aio` (asyncio) and :mod:`genevent.threads` (one thread 
 """
 
 from ._core import (
+    NO_ARGS,
     NO_HANDOFF,
     Args,
     BadReturn,
@@ -27,6 +28,7 @@ from ._core import (
     Deleted,
     ExitReason,
     HandlerExit,
+    NoArgs,
     NoHandoff,
     OwnerExited,
     Remove,
@@ -67,6 +69,7 @@ from ._routing import handles
 from ._streams import AsyncEventStream, EventStream, StreamFeed
 
 __all__ = (
+    "NO_ARGS",
     "NO_HANDOFF",
     "Args",
     "AsyncEventStream",
@@ -101,6 +104,7 @@ __all__ = (
     "ManagerNotRunning",
     "ManagerStats",
     "NameTaken",
+    "NoArgs",
     "NoHandoff",
     "OverflowPolicy",
     "OwnerExited",

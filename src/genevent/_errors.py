@@ -148,20 +148,45 @@ class HandlerNotFound(_HandlerError, LookupError):
 
 
 class HandlerInitFailed(_HandlerError):
-    """The handler's ``init`` raised (``__cause__`` and :attr:`cause` hold the exception)
-    or returned something other than ``None``; nothing was installed."""
+    """The handler's ``init`` (or its class's constructor, which the manager calls without
+    arguments) raised (``__cause__`` and :attr:`cause` hold the exception) or returned something
+    other than ``None``; nothing was installed. For a class whose ``__init__`` requires
+    arguments, the message says that ``args`` go to ``init``."""
 
-    def __init__(self, handler: Any, cause: BaseException | None, returned: Any = None) -> None:
-        if cause is not None:
-            msg = f"init of {_name(handler)} raised {short(cause)}; handler not installed"
+    def __init__(
+        self,
+        handler: Any,
+        cause: BaseException | None,
+        returned: Any = None,
+        *,
+        constructing: bool = False,
+        hint: str = "",
+        missing: tuple[str, ...] = (),
+    ) -> None:
+        if missing:
+            names = ", ".join(missing)
+            cls = handler[0] if isinstance(handler, tuple) else handler
+            shown = _qualname(cls) if isinstance(cls, type) else short(cls)
+            msg = (
+                f"init of {_name(handler)} requires {names}, and no args were given: pass "
+                f"add_handler({shown}, args) (Args(a, b, key=c) for several), or give "
+                f"{names} a default; handler not installed"
+            )
+            cause = TypeError(msg)
+        elif cause is not None:
+            what = "creating" if constructing else "init of"
+            msg = f"{what} {_name(handler)} raised {short(cause)}{hint}; handler not installed"
         else:
             msg = (
                 f"init of {_name(handler)} returned {short(returned)}; it must return None "
                 "(raise to refuse); handler not installed"
             )
         super().__init__(handler, msg)
-        #: the exception init raised, or None when it returned a bad value
+        #: the exception init raised, or None when it returned a bad value (a
+        #: :class:`TypeError` when no args were given and init requires some)
         self.cause = cause
+        #: the parameters of ``init`` without a default, when no args were given
+        self.missing = missing
         #: the value init returned when it was not None
         self.returned = returned
 

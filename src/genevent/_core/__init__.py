@@ -16,7 +16,7 @@ from ._effects import (
     Unwatch,
     Watch,
 )
-from ._instructions import NO_HANDOFF, Args, NoHandoff, Remove, Swap
+from ._instructions import NO_ARGS, NO_HANDOFF, Args, NoArgs, NoHandoff, Remove, Swap
 from ._manager import Entry, ManagerCore, Procedure, handler_key
 from ._reasons import (
     BadReturn,
@@ -33,6 +33,7 @@ from ._reasons import (
 from ._restart import RESTART_POLICIES, Intensity, Restart, RestartPolicy, restart_spec
 
 __all__ = (
+    "NO_ARGS",
     "NO_HANDOFF",
     "RESTART_POLICIES",
     "Args",
@@ -46,6 +47,7 @@ __all__ = (
     "Intensity",
     "Invoke",
     "ManagerCore",
+    "NoArgs",
     "NoHandoff",
     "Outcome",
     "OwnerExited",

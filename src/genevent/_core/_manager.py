@@ -82,7 +82,7 @@ from ._effects import (
     Unwatch,
     Watch,
 )
-from ._instructions import NO_HANDOFF, Args, Remove, Swap
+from ._instructions import NO_ARGS, NO_HANDOFF, Args, Remove, Swap
 from ._reasons import (
     BadReturn,
     Crashed,
@@ -117,6 +117,7 @@ class _ClassInfo:
         "has_terminate",
         "info_is_async",
         "init_handoff",
+        "init_required",
         "is_async",
         "plain_call",
         "terminate_is_async",
@@ -135,6 +136,9 @@ class _ClassInfo:
             if inspect.iscoroutinefunction(getattr(cls, name, None))
         )
         self.init_handoff = _accepts_handoff(getattr(cls, "init", None))
+        #: the parameters of ``init`` (besides ``self`` and ``handoff``) without a default:
+        #: with no ``args`` given, the handler is refused before it is created
+        self.init_required = _required_params(getattr(cls, "init", None))
         self.call_is_async = "handle_call" in self.async_methods
         self.event_is_async = "handle_event" in self.async_methods
         self.is_async = bool(self.async_methods)
@@ -155,6 +159,24 @@ def _accepts_handoff(init: Any) -> bool:
         p.kind is p.VAR_KEYWORD
         or (p.name == "handoff" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
         for p in params
+    )
+
+
+def _required_params(init: Any) -> tuple[str, ...]:
+    if init is None:
+        return ()
+    try:
+        params = list(inspect.signature(init).parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature
+        return ()
+    if inspect.isfunction(init) and params and params[0].kind is not params[0].KEYWORD_ONLY:
+        params = params[1:]  # read from the class: the plain function's self
+    return tuple(
+        p.name
+        for p in params
+        if p.default is p.empty
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and p.name != "handoff"
     )
 
 
@@ -331,6 +353,29 @@ def _one_line(exc: BaseException) -> str:
         return kind
     text = text.strip().split("\n", 1)[0]
     return cut(f"{kind}: {text}", 120) if text else kind
+
+
+def _constructor_hint(cls: type, exc: BaseException) -> str:
+    """What to say when creating ``cls()`` raised ``exc``: if its ``__init__`` requires
+    arguments, that the manager passes ``args`` to ``init`` instead."""
+    if not isinstance(exc, TypeError):
+        return ""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return ""
+    required = [
+        p.name
+        for p in params
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if not required:
+        return ""
+    return (
+        f" (its __init__ requires {', '.join(required)}); the manager creates the class "
+        f"without arguments, {cls.__qualname__}(), and passes add_handler's args to its init(): "
+        "take them in init, not __init__"
+    )
 
 
 def _left_for(reason: ExitReason, callback: str | None) -> tuple[str, str]:
@@ -610,9 +655,14 @@ class ManagerCore:
         if cls is None:
             cls = handler_key(ref)
         info = self._check_class(cls)
+        if args is NO_ARGS and info.init_required:
+            raise HandlerInitFailed(ref, None, missing=info.init_required)
         out = yield Invoke(cls, (), via=lane)
         if type(out) is Raised:
-            raise HandlerInitFailed(ref, out.exception) from out.exception
+            exc = out.exception
+            raise HandlerInitFailed(
+                ref, exc, constructing=True, hint=_constructor_hint(cls, exc)
+            ) from exc
         instance = out.value
         init = getattr(instance, "init", None)
         if init is not None:
@@ -621,6 +671,8 @@ class ManagerCore:
                 call_args: tuple[Any, ...] = args.args
                 if args.kwargs:
                     kwargs = {**args.kwargs, **kwargs} if kwargs else dict(args.kwargs)
+            elif args is NO_ARGS:  # none given: init(), its defaults apply
+                call_args = ()
             else:
                 call_args = (args,)
             out = yield Invoke(init, call_args, "init" in info.async_methods, kwargs, lane)
@@ -753,7 +805,7 @@ class ManagerCore:
     def add_handler(
         self,
         ref: Any,
-        args: Any = None,
+        args: Any = NO_ARGS,
         owner: Any = None,
         on_exit: OnExit | None = None,
         restart: Restart | None = None,
@@ -791,7 +843,7 @@ class ManagerCore:
         old: Any,
         args1: Any,
         new: Any,
-        args2: Any = None,
+        args2: Any = NO_ARGS,
         *,
         sup: bool = False,
         owner: Any = None,
