@@ -67,7 +67,6 @@ class EventHandler(Generic[E_contra, Req_contra, Rep_co]):
             """Called once when the handler is added; the default accepts anything (or
             nothing: with no ``args`` given to ``add_handler``, ``init()`` is called without
             arguments)."""
-            return None
 
     if TYPE_CHECKING:
         # Declared for type checkers only: at run time a missing method means "not supported"
