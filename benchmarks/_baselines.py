@@ -456,7 +456,7 @@ def direct(n: int, *, call: bool, latency: bool) -> list[int]:
 class PlainHandler:
     """A handler as a bare server would keep one: made, ``init``-ed, ``terminate``-d."""
 
-    def init(self, args: object) -> None:
+    def init(self, args: object = None) -> None:
         """Start at zero."""
         self.n = 0
 

@@ -28,7 +28,7 @@ TIMING_NOTE = "every handle_event timed into a histogram"
 class Counter(EventHandler[object, object, int]):
     """The trivial handler: counts events, answers calls with the count."""
 
-    def init(self, args: object) -> None:
+    def init(self, args: object = None) -> None:
         """Start at zero."""
         self.n = 0
 

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 class Counter(EventHandler[Any, Any, Any]):
     """Counts events; a call returns the count (and sets ``done`` when it reaches a target)."""
 
-    def init(self, args: Any, /) -> None:
+    def init(self, args: Any = None, /) -> None:
         self.count = 0
 
     def handle_event(self, event: Any, /) -> None:

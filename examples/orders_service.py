@@ -37,7 +37,7 @@ Event = OrderPlaced | PaymentFailed
 class Revenue(EventHandler[Event, str, float]):
     """Adds up placed orders, takes failed payments off; ``call(Revenue, "total")``."""
 
-    def init(self, args: None) -> None:
+    def init(self, args: None = None) -> None:
         self.total = 0.0
         self.amounts: dict[int, float] = {}
 

@@ -430,7 +430,7 @@ async def test_wait_stopped_from_inline_work_is_calling_self(rec: Recorder) -> N
     got: list[BaseException] = []
 
     class Waits(EventHandler[Any, Any, Any]):
-        async def init(self, args: Any, /, *, handoff: Any = NO_HANDOFF) -> None:
+        async def init(self, args: Any = None, /, *, handoff: Any = NO_HANDOFF) -> None:
             try:
                 await mgr.wait_stopped()
             except CallingSelf as exc:

@@ -29,7 +29,7 @@ class Busy(EventHandler[Any, Any, Any]):
     """Does a little work per event (so a producer thread outpaces it and the mailbox never
     empties) and answers calls with the count."""
 
-    def init(self, args: Any) -> None:
+    def init(self, args: Any = None) -> None:
         self.n = 0
         self.started: asyncio.Future[None] | None = args
 
@@ -111,7 +111,7 @@ class Chain(EventHandler[Any, Any, Any]):
     """Each event notifies the next one to its own manager, until told to stop or
     :data:`FLOOD` events went round; a ``("mark", x)`` event is recorded."""
 
-    def init(self, args: Any) -> None:
+    def init(self, args: Any = None) -> None:
         self.mgr: aio.EventManager[Any] = args
         self.stop = False
         self.rounds = 0

@@ -158,7 +158,7 @@ async def test_routed_coroutine_methods_are_awaited() -> None:
     from genevent import EventHandler, handles  # noqa: PLC0415 - beside its only test
 
     class Async(EventHandler[Any, str, list[Any]]):
-        def init(self, args: object) -> None:
+        def init(self, args: object = None) -> None:
             self.seen: list[Any] = []
 
         @handles(Placed)

@@ -58,7 +58,7 @@ class Counting(EventHandler[Any, Any, Any]):
 
 
 class Next(EventHandler[Any, Any, Any]):
-    def init(self, args: Any, /, *, handoff: Any = None) -> None:
+    def init(self, args: Any = None, /, *, handoff: Any = None) -> None:
         self.handoff = handoff
 
     def handle_event(self, event: Any, /) -> None:
@@ -140,7 +140,7 @@ async def test_swap_keeps_isolation_and_hands_state_over() -> None:
 
 
 class SwapsItself(EventHandler[Any, Any, Any]):
-    def init(self, args: Any) -> None:
+    def init(self, args: Any = None) -> None:
         pass
 
     def handle_event(self, event: Any, /) -> Any:

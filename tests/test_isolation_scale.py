@@ -18,7 +18,7 @@ N = 20
 
 
 class Plain(EventHandler[Any, Any, Any]):
-    def init(self, args: Any) -> None:
+    def init(self, args: Any = None) -> None:
         self.n = 0
 
     def handle_event(self, event: Any, /) -> None:
@@ -29,7 +29,7 @@ class Plain(EventHandler[Any, Any, Any]):
 
 
 class Refuses(Plain):
-    def init(self, args: Any) -> None:
+    def init(self, args: Any = None) -> None:
         raise RuntimeError("no")
 
 

@@ -135,7 +135,7 @@ def test_swap_keeps_isolation_and_hands_state_over() -> None:
 class Flaky(EventHandler[Any, Any, Any]):
     """Crashes on "boom"; tells which thread it runs on."""
 
-    def init(self, args: Any) -> None:
+    def init(self, args: Any = None) -> None:
         pass
 
     def handle_event(self, event: Any, /) -> None:
@@ -230,7 +230,7 @@ async def test_aio_isolated_drops_show_in_stats() -> None:
     started = asyncio.Event()
 
     class Slow(EventHandler[Any, Any, Any]):
-        def init(self, args: Any) -> None:
+        def init(self, args: Any = None) -> None:
             self.seen: list[Any] = []
 
         async def handle_event(self, event: Any, /) -> None:
@@ -294,7 +294,7 @@ async def test_aio_sent_adds_up_beside_an_isolated_handler_that_dropped() -> Non
     started = asyncio.Event()
 
     class Slow(EventHandler[Any, Any, Any]):
-        def init(self, args: Any) -> None:
+        def init(self, args: Any = None) -> None:
             self.seen: list[Any] = []
 
         async def handle_event(self, event: Any, /) -> None:
@@ -369,7 +369,7 @@ async def test_aio_an_ended_owners_isolated_handler_catches_up_before_terminate(
     notices: asyncio.Queue[HandlerExit] = asyncio.Queue()
 
     class Logged(EventHandler[Any, Any, Any]):
-        def init(self, args: Any) -> None:
+        def init(self, args: Any = None) -> None:
             pass
 
         async def handle_event(self, event: Any, /) -> None:
@@ -454,7 +454,7 @@ def test_aio_keyboard_interrupt_in_an_isolated_handler_leaves_the_loop(isolation
 
 def test_remove_from_an_isolated_handler_is_applied_in_order() -> None:
     class Once(EventHandler[Any, Any, Any]):
-        def init(self, args: Any) -> None:
+        def init(self, args: Any = None) -> None:
             pass
 
         def handle_event(self, event: Any, /) -> Any:

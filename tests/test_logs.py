@@ -26,7 +26,7 @@ def logger() -> Iterator[logging.Logger]:
 class Keep(EventHandler[Any, str, list[LogEvent]]):
     """Keeps every log event; a call returns them."""
 
-    def init(self, args: object) -> None:
+    def init(self, args: object = None) -> None:
         self.events: list[LogEvent] = []
 
     def handle_event(self, event: LogEvent, /) -> None:

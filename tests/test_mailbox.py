@@ -37,7 +37,7 @@ BACKLOG = 100_000
 class Count(EventHandler[Any, Any, Any]):
     """Counts events and infos; ``terminate`` is recorded in the shared list it is given."""
 
-    def init(self, args: Any) -> None:
+    def init(self, args: Any = None) -> None:
         self.terminated: list[Any] = args
         self.seen: list[Any] = []
 
@@ -336,7 +336,7 @@ def test_threads_block_refuses_a_handler_notifying_its_own_full_manager() -> Non
     errors: list[BaseException] = []
 
     class SelfNotify(EventHandler[Any, Any, Any]):
-        def init(self, args: Any) -> None:
+        def init(self, args: Any = None) -> None:
             self.mgr = args
 
         def handle_event(self, event: Any) -> None:

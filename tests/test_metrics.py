@@ -11,7 +11,7 @@ from genevent import EventHandler, ManagerNotRunning, ManagerStats, aio, threads
 
 
 class Count(EventHandler[Any, str, int]):
-    def init(self, args: object) -> None:
+    def init(self, args: object = None) -> None:
         self.n = 0
 
     def handle_event(self, event: Any, /) -> None:

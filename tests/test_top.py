@@ -19,7 +19,7 @@ rich = pytest.importorskip("rich")
 
 
 class Count(EventHandler[Any, str, int]):
-    def init(self, args: object) -> None:
+    def init(self, args: object = None) -> None:
         self.n = 0
 
     def handle_event(self, event: Any, /) -> None:

@@ -20,6 +20,7 @@ Runtimes: :mod:`genevent.aio` (asyncio) and :mod:`genevent.threads` (one thread 
 """
 
 from ._core import (
+    NO_ARGS,
     NO_HANDOFF,
     Args,
     BadReturn,
@@ -27,6 +28,7 @@ from ._core import (
     Deleted,
     ExitReason,
     HandlerExit,
+    NoArgs,
     NoHandoff,
     OwnerExited,
     Remove,
@@ -41,6 +43,7 @@ from ._errors import (
     CallingSelf,
     CallNotSupported,
     CallTimeout,
+    Departure,
     GenEventError,
     HandlerBadReturn,
     HandlerCrashed,
@@ -66,6 +69,7 @@ from ._routing import handles
 from ._streams import AsyncEventStream, EventStream, StreamFeed
 
 __all__ = (
+    "NO_ARGS",
     "NO_HANDOFF",
     "Args",
     "AsyncEventStream",
@@ -76,6 +80,7 @@ __all__ = (
     "CallingSelf",
     "Crashed",
     "Deleted",
+    "Departure",
     "EventHandler",
     "EventStream",
     "ExitReason",
@@ -99,6 +104,7 @@ __all__ = (
     "ManagerNotRunning",
     "ManagerStats",
     "NameTaken",
+    "NoArgs",
     "NoHandoff",
     "OverflowPolicy",
     "OwnerExited",

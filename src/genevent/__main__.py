@@ -10,7 +10,7 @@ import asyncio
 import sys
 from typing import Any
 
-from . import aio, threads
+from . import __version__, aio, threads
 from .examples import BroadcastEventHandler
 
 __all__ = ("SEED_STEPS", "main", "seed_session", "seed_session_threads")
@@ -72,14 +72,22 @@ def main(argv: list[str] | None = None) -> int:
         from .top import main as top  # noqa: PLC0415 - only when asked for
 
         return top(args_list[1:])
-    parser = argparse.ArgumentParser(prog="genevent", description=__doc__)
+    parser = argparse.ArgumentParser(prog="genevent", description=plain(__doc__))
+    parser.add_argument("--version", action="version", version=f"genevent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("top", help="a live view of a process's managers (genevent top --help)")
     demo = sub.add_parser("demo", help="replay the seed session (BroadcastEventHandler)")
     demo.add_argument(
         "--runtime", choices=("aio", "threads"), default="aio", help="default: aio (asyncio)"
     )
-    _nats_commands(sub)
+    has_nats = _nats_commands(sub)
+    if args_list[:1] and args_list[0] in _NATS_COMMANDS and not has_nats:
+        print(
+            f'genevent {args_list[0]} needs the nats extra: pip install "genevent[nats]" '
+            "(from a checkout: pip install -e '.[nats]')",
+            file=sys.stderr,
+        )
+        return 2
     args = parser.parse_args(args_list)
     if args.command in _NATS_COMMANDS:
         from .nats._cli import run  # noqa: PLC0415  # the nats extra: imported when asked for
@@ -98,13 +106,22 @@ def main(argv: list[str] | None = None) -> int:
 _NATS_COMMANDS = ("node", "ls", "notify", "call")
 
 
-def _nats_commands(sub: Any) -> None:
-    """``node``, ``ls``, ``notify`` and ``call`` (with the ``nats`` extra installed)."""
+def plain(text: str | None) -> str:
+    """A docstring as ``--help`` shows it: without reStructuredText's double backticks."""
+    return (text or "").replace("``", "")
+
+
+def _nats_commands(sub: Any) -> bool:
+    """``node``, ``ls``, ``notify`` and ``call``; True with the ``nats`` extra installed.
+    Without it they are listed all the same, and say which extra they need."""
     try:
         from .nats._cli import add_commands  # noqa: PLC0415  # optional extra
     except ImportError:
-        return  # without the extra the command offers demo only
+        for name in _NATS_COMMANDS:
+            sub.add_parser(name, help=f"{name} (needs the nats extra)", add_help=False)
+        return False
     add_commands(sub)
+    return True
 
 
 if __name__ == "__main__":

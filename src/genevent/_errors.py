@@ -5,7 +5,8 @@
     GenEventError
      +-- InvalidHandler (TypeError)        not a handler class / malformed handler reference
      +-- HandlerExists (ValueError)        adding an id that is already installed
-     +-- HandlerNotFound (LookupError)     call/delete of an id that is not installed
+     +-- HandlerNotFound (LookupError)     call/delete of an id that is not installed (says
+                                           why it left, or names a close installed id)
      +-- HandlerInitFailed                 init raised or returned something other than None
      +-- HandlerCrashed                    the called handler's handle_call raised (cause chained)
      +-- HandlerBadReturn                  the called handler returned a malformed instruction
@@ -35,6 +36,7 @@ A bad ``timeout`` (not None or a real number, negative, or NaN) raises the built
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ._text import short
@@ -43,6 +45,7 @@ __all__ = (
     "CallNotSupported",
     "CallTimeout",
     "CallingSelf",
+    "Departure",
     "GenEventError",
     "HandlerBadReturn",
     "HandlerCrashed",
@@ -84,28 +87,106 @@ class HandlerExists(_HandlerError, ValueError):
         super().__init__(handler, f"handler {_name(handler)} is already installed")
 
 
-class HandlerNotFound(_HandlerError, LookupError):
-    """No handler with that id is installed (OTP's ``bad_module`` / ``module_not_found``)."""
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """Why and when a handler left its manager, as :attr:`HandlerNotFound.left` tells it.
 
-    def __init__(self, handler: Any) -> None:
-        super().__init__(handler, f"handler {_name(handler)} is not installed")
+    A manager remembers this for the last few handlers that left it (see
+    ``ManagerCore.DEPARTURES_KEPT``), as text only (no exception or handler state is kept
+    alive). "When" is counted in the manager's events, not read from a clock: ``at_event`` is
+    the number of events the manager had handled when the handler left."""
+
+    #: the reference it was installed under
+    handler: Any
+    #: how it left: ``"crashed"``, ``"bad_return"``, ``"removed_itself"``, ``"swapped"``,
+    #: ``"deleted"``, ``"owner_exited"``, ``"restart_limit"`` or ``"restart_failed"``
+    how: str
+    #: the same in words, with the exception's one-line summary when it crashed, for example
+    #: ``"it crashed in handle_event (ValueError: bad input)"``
+    summary: str
+    #: the manager's event count when it left
+    at_event: int
+
+
+class HandlerNotFound(_HandlerError, LookupError):
+    """No handler with that id is installed (OTP's ``bad_module`` / ``module_not_found``).
+
+    When the id was installed a while ago, the message says how it left and how many events
+    ago (:attr:`left`, :attr:`events_since`); when an installed id is close to it (the same
+    class with an id that differs by a small edit, the class alone for a ``(class, id)``, or a
+    different class with the same name), the message names it (:attr:`suggestion`)."""
+
+    def __init__(
+        self,
+        handler: Any,
+        left: Departure | None = None,
+        events_since: int | None = None,
+        suggestion: Any = None,
+        *,
+        detail: str = "",
+    ) -> None:
+        msg = f"handler {_name(handler)} is not installed"
+        if left is not None:
+            msg += f"; {left.summary}"
+            if events_since is not None:
+                if events_since == 0:
+                    msg += ", with no event since"
+                elif events_since == 1:
+                    msg += ", 1 event ago"
+                else:
+                    msg += f", {events_since} events ago"
+        if suggestion is not None:
+            msg += f"; did you mean {_name_with_module(suggestion, handler)}?"
+        super().__init__(handler, msg + detail)
+        #: how it left (None when this manager does not remember it: never installed, or
+        #: left before the last few departures it keeps)
+        self.left = left
+        #: events the manager handled since it left (None when :attr:`left` is None)
+        self.events_since = events_since
+        #: an installed reference close to the one asked for, or None
+        self.suggestion = suggestion
 
 
 class HandlerInitFailed(_HandlerError):
-    """The handler's ``init`` raised (``__cause__`` and :attr:`cause` hold the exception)
-    or returned something other than ``None``; nothing was installed."""
+    """The handler's ``init`` (or its class's constructor, which the manager calls without
+    arguments) raised (``__cause__`` and :attr:`cause` hold the exception) or returned something
+    other than ``None``; nothing was installed. For a class whose ``__init__`` requires
+    arguments, the message says that ``args`` go to ``init``."""
 
-    def __init__(self, handler: Any, cause: BaseException | None, returned: Any = None) -> None:
-        if cause is not None:
-            msg = f"init of {_name(handler)} raised {short(cause)}; handler not installed"
+    def __init__(
+        self,
+        handler: Any,
+        cause: BaseException | None,
+        returned: Any = None,
+        *,
+        constructing: bool = False,
+        hint: str = "",
+        missing: tuple[str, ...] = (),
+    ) -> None:
+        if missing:
+            names = ", ".join(missing)
+            cls = handler[0] if isinstance(handler, tuple) else handler
+            shown = _qualname(cls) if isinstance(cls, type) else short(cls)
+            msg = (
+                f"init of {_name(handler)} requires {names}, and no args were given: pass "
+                f"add_handler({shown}, args) (Args(a, b, key=c) for several), or give "
+                f"{names} a default; handler not installed"
+            )
+            cause = TypeError(msg)
+        elif cause is not None:
+            what = "creating" if constructing else "init of"
+            msg = f"{what} {_name(handler)} raised {short(cause)}{hint}; handler not installed"
         else:
             msg = (
                 f"init of {_name(handler)} returned {short(returned)}; it must return None "
                 "(raise to refuse); handler not installed"
             )
         super().__init__(handler, msg)
-        #: the exception init raised, or None when it returned a bad value
+        #: the exception init raised, or None when it returned a bad value (a
+        #: :class:`TypeError` when no args were given and init requires some)
         self.cause = cause
+        #: the parameters of ``init`` without a default, when no args were given
+        self.missing = missing
         #: the value init returned when it was not None
         self.returned = returned
 
@@ -264,6 +345,19 @@ def _name(handler: Any) -> str:
     if isinstance(handler, type):
         return _qualname(handler)
     return short(handler)
+
+
+def _name_with_module(ref: Any, asked: Any) -> str:
+    """:func:`_name` of ``ref``, its class named with its module when ``asked`` names another
+    class of the same name (so that the two read differently)."""
+    cls = ref[0] if isinstance(ref, tuple) else ref
+    other = asked[0] if isinstance(asked, tuple) else asked
+    if cls is other or not isinstance(cls, type):
+        return _name(ref)
+    full = f"{cls.__module__}.{_qualname(cls)}"
+    if isinstance(ref, tuple):
+        return f"({full}, {short(ref[1])}), another class named {_qualname(cls)}"
+    return f"{full}, another class named {_qualname(cls)}"
 
 
 def _qualname(cls: type) -> str:

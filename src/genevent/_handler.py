@@ -56,9 +56,17 @@ class EventHandler(Generic[E_contra, Req_contra, Rep_co]):
         super().__init_subclass__(**kwargs)
         install_routing(cls)
 
-    def init(self, args: Any, /) -> Awaitable[None] | None:
-        """Called once when the handler is added; the default accepts anything."""
-        return None
+    if TYPE_CHECKING:  # subclasses may require their args (``init(self, limit)``)
+
+        def init(self, args: Any, /) -> Awaitable[None] | None:
+            """Called once when the handler is added; the default accepts anything."""
+
+    else:
+
+        def init(self, args=None, /):
+            """Called once when the handler is added; the default accepts anything (or
+            nothing: with no ``args`` given to ``add_handler``, ``init()`` is called without
+            arguments)."""
 
     if TYPE_CHECKING:
         # Declared for type checkers only: at run time a missing method means "not supported"

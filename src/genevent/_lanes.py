@@ -151,6 +151,16 @@ class Barrier:
             self._done()
 
 
+def _not_found(host: Any, ref: Any) -> HandlerNotFound:
+    """The :class:`HandlerNotFound` a lane answers a call with once its handler left: the
+    manager's core says how it left (read from the lane's thread: no suggestion, which would
+    walk the manager's table)."""
+    core = getattr(host, "core", None) or getattr(host, "_core", None)
+    if isinstance(core, ManagerCore):
+        return core.not_found(ref, suggest=False)
+    return HandlerNotFound(ref)
+
+
 class Host(Protocol):
     """What a lane needs from the manager that runs it (every method safe from any thread)."""
 
@@ -544,7 +554,7 @@ class Lane:
         """An item found queued after the lane was closed (its handler is gone)."""
         cls = item.__class__
         if cls is _Call:
-            self.host.lane_fail(item.req, HandlerNotFound(self.ref))
+            self.host.lane_fail(item.req, _not_found(self.host, self.ref))
         elif cls is _Mark:
             item.barrier.reach()
 
@@ -572,7 +582,7 @@ class Lane:
         meanwhile) gets :class:`HandlerNotFound`, one to a handler without ``handle_call``
         :class:`CallNotSupported`, as from the manager."""
         if item.ref is not None and item.ref != entry.ref:
-            self.host.lane_fail(item.req, HandlerNotFound(item.ref))
+            self.host.lane_fail(item.req, _not_found(self.host, item.ref))
             return None
         fn = entry.call_fn
         if fn is None:

@@ -57,6 +57,7 @@ from ._aio_base import (
 from ._aio_engine import _ManagerEngine
 from ._checks import check_add, check_on_exit, check_ref, check_subscribe, check_timeout
 from ._core import (
+    NO_ARGS,
     HandlerExit,
     Raised,
     Remove,
@@ -346,7 +347,7 @@ class EventManager(_ManagerEngine[E]):
     async def add_handler(
         self,
         handler: HandlerRef[E, Any, Any],
-        args: Any = None,
+        args: Any = NO_ARGS,
         *,
         timeout: float | None = None,
         restart: RestartPolicy = "temporary",
@@ -358,6 +359,9 @@ class EventManager(_ManagerEngine[E]):
         stop_timeout: float = STOP_TIMEOUT,
     ) -> None:
         """Create the handler, ``init(args)`` it and install it first (OTP's ``add_handler``).
+        With no ``args`` given, ``init()`` is called without arguments, so its defaults apply
+        (an ``init`` parameter without a default refuses the handler with
+        :class:`HandlerInitFailed`, before it is created); ``args=None`` passes ``None``.
         Raises :class:`HandlerExists`, :class:`HandlerInitFailed` or :class:`InvalidHandler`.
         ``restart`` (``"temporary"``: gen_event's behaviour; ``"transient"``: added
         again after a crash or a bad return; ``"permanent"``: also after it removed itself)
@@ -385,7 +389,7 @@ class EventManager(_ManagerEngine[E]):
     async def add_sup_handler(
         self,
         handler: HandlerRef[E, Any, Any],
-        args: Any = None,
+        args: Any = NO_ARGS,
         *,
         on_exit: Callable[[HandlerExit], object],
         owner: Any = None,
@@ -436,7 +440,7 @@ class EventManager(_ManagerEngine[E]):
         old: HandlerRef[E, Any, Any],
         args1: Any,
         new: HandlerRef[E, Any, Any],
-        args2: Any = None,
+        args2: Any = NO_ARGS,
         *,
         timeout: float | None = None,
     ) -> None:
@@ -458,7 +462,7 @@ class EventManager(_ManagerEngine[E]):
         old: HandlerRef[E, Any, Any],
         args1: Any,
         new: HandlerRef[E, Any, Any],
-        args2: Any = None,
+        args2: Any = NO_ARGS,
         *,
         on_exit: Callable[[HandlerExit], object],
         owner: Any = None,
@@ -835,7 +839,14 @@ def start(
     ``stats().dropped`` and logged at most once a second) or ``"raise"``
     (:class:`~genevent.MailboxFull`, counted in ``stats().refused``). Control requests are
     never dropped or refused for room. A bad ``maxsize`` or ``overflow`` raises
-    :class:`TypeError` / :class:`ValueError`."""
+    :class:`TypeError` / :class:`ValueError`; a call outside a running event loop
+    :class:`~genevent.WrongRuntime` (a :class:`RuntimeError`)."""
+    if _running_loop() is None:
+        raise WrongRuntime(
+            "genevent.aio.start() needs a running event loop: call it inside async code "
+            "(async def main(): async with aio.start() as mgr: ...; then asyncio.run(main())), "
+            "or use the thread runtime (genevent.threads.start()) from plain code"
+        )
     bound = check_mailbox(maxsize, overflow)
     if bound is None:
         return EventManager(name, timing=timing)

@@ -16,7 +16,7 @@ class BroadcastEventHandler(EventHandler[tuple[Any, ...], str, list[str]]):
     """Keeps the text of every ``("broadcast", text)`` event it sees (other events are
     ignored). ``call(..., "broadcasts")`` returns them newest first and empties the list."""
 
-    def init(self, args: Any, /) -> None:
+    def init(self, args: Any = None, /) -> None:
         self.broadcasts: list[str] = []
 
     def handle_event(self, event: tuple[Any, ...], /) -> None:

@@ -79,6 +79,7 @@ from typing import Any, Final, Generic, TypeVar, overload
 from . import _registry, _thread_owners, _thread_server
 from ._checks import check_add, check_on_exit, check_ref, check_subscribe, check_timeout
 from ._core import (
+    NO_ARGS,
     HandlerExit,
     RestartPolicy,
 )
@@ -474,7 +475,7 @@ class EventManager(Generic[E]):
     def add_handler(
         self,
         handler: HandlerRef[E, Any, Any],
-        args: Any = None,
+        args: Any = NO_ARGS,
         *,
         timeout: float | None = None,
         restart: RestartPolicy = "temporary",
@@ -486,6 +487,9 @@ class EventManager(Generic[E]):
         stop_timeout: float = STOP_TIMEOUT,
     ) -> None:
         """Create the handler, ``init(args)`` it and install it first (OTP's ``add_handler``).
+        With no ``args`` given, ``init()`` is called without arguments, so its defaults apply
+        (an ``init`` parameter without a default refuses the handler with
+        :class:`HandlerInitFailed`, before it is created); ``args=None`` passes ``None``.
         Raises :class:`HandlerExists`, :class:`HandlerInitFailed` or :class:`InvalidHandler`
         (also for a handler with coroutine methods: this runtime runs them synchronously).
         ``restart`` (``"temporary"``: gen_event's behaviour; ``"transient"``: added
@@ -512,7 +516,7 @@ class EventManager(Generic[E]):
     def add_sup_handler(
         self,
         handler: HandlerRef[E, Any, Any],
-        args: Any = None,
+        args: Any = NO_ARGS,
         *,
         on_exit: Callable[[HandlerExit], object],
         owner: threading.Thread | None = None,
@@ -565,7 +569,7 @@ class EventManager(Generic[E]):
         old: HandlerRef[E, Any, Any],
         args1: Any,
         new: HandlerRef[E, Any, Any],
-        args2: Any = None,
+        args2: Any = NO_ARGS,
         *,
         timeout: float | None = None,
     ) -> None:
@@ -589,7 +593,7 @@ class EventManager(Generic[E]):
         old: HandlerRef[E, Any, Any],
         args1: Any,
         new: HandlerRef[E, Any, Any],
-        args2: Any = None,
+        args2: Any = NO_ARGS,
         *,
         on_exit: Callable[[HandlerExit], object],
         owner: threading.Thread | None = None,

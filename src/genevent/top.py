@@ -120,17 +120,62 @@ def _ms(seconds: Any) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.3f}"
 
 
-def render(current: dict[str, Any], previous: dict[str, Any] | None = None) -> Any:
-    """The view of one snapshot as a ``rich`` table (rates need the ``previous`` one)."""
-    from rich.table import Table  # noqa: PLC0415 - the top extra
+COLUMNS = (
+    ("manager / handler", "name"),
+    ("state", "state"),
+    ("queued", "queue"),
+    ("high", "high"),
+    ("events/s", "ev/s"),
+    ("events", "events"),
+    ("dropped", "drop"),
+    ("refused", "refus"),
+    ("crashes", "crash"),
+    ("restarts", "rest"),
+    ("p50 ms", "p50ms"),
+    ("p99 ms", "p99ms"),
+)
+"""The view's columns: ``(header, the header when fewer than 120 columns are free)``."""
+
+
+def _handler_text(handler: Any) -> str:
+    """A handler reference as the snapshot gives it (text, or ``[class, id]``) for the view: a
+    function subscribed with ``subscribe``/``on`` by its function's name, ``name()``."""
+    if isinstance(handler, list) and len(handler) == 2:
+        if handler[0] in ("FunctionHandler", "AsyncFunctionHandler"):
+            return f"{str(handler[1]).rsplit('.', 1)[-1]}()"  # its __name__
+        return f"({handler[0]}, {handler[1]})"
+    return str(handler)
+
+
+def render(
+    current: dict[str, Any], previous: dict[str, Any] | None = None, width: int | None = None
+) -> Any:
+    """The view of one snapshot as a ``rich`` table (rates need the ``previous`` one). Under
+    120 columns of ``width`` the headers are abbreviated (``queue``, ``ev/s``, ``crash``...)."""
+    from rich import box  # noqa: PLC0415 - the top extra
+    from rich.table import Table  # noqa: PLC0415
 
     dt = current["time"] - previous["time"] if previous else 0.0
     before = {m["id"]: m for m in previous["managers"]} if previous else {}
-    table = Table(title=f"genevent: {len(current['managers'])} managers", expand=True)
-    for column in ("manager / handler", "state", "queued", "high", "events/s", "events"):
-        table.add_column(column, justify="left" if column.startswith("manager") else "right")
-    for column in ("dropped", "refused", "crashes", "restarts", "p50 ms", "p99 ms"):
-        table.add_column(column, justify="right")
+    count = len(current["managers"])
+    narrow = width is not None and width < 120
+    table = Table(
+        title=f"genevent: {count} manager{'' if count == 1 else 's'}",
+        expand=True,
+        box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD,
+        padding=(0, 0) if narrow else (0, 1),
+        pad_edge=not narrow,
+    )
+    for i, (wide_header, short_header) in enumerate(COLUMNS):
+        header = short_header if narrow else wide_header
+        table.add_column(
+            header,
+            justify="left" if i == 0 else "right",
+            no_wrap=True,
+            min_width=(14 if narrow else None) if i == 0 else len(header),
+            ratio=1 if i == 0 else None,
+            overflow="ellipsis",
+        )
     for m in sorted(current["managers"], key=lambda m: (m["name"] is None, m["name"] or "")):
         old = before.get(m["id"])
         rate = (m["events"] - old["events"]) / dt if old is not None and dt > 0 else None
@@ -151,7 +196,7 @@ def render(current: dict[str, Any], previous: dict[str, Any] | None = None) -> A
         for h in m["handlers"]:
             timing = h.get("timing") or {}
             table.add_row(
-                f"  {h['handler']}",
+                f"  {_handler_text(h['handler'])}",
                 "",
                 "",
                 "",
@@ -169,7 +214,9 @@ def render(current: dict[str, Any], previous: dict[str, Any] | None = None) -> A
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``genevent top``: show a process's managers, refreshed every ``--interval`` seconds."""
-    parser = argparse.ArgumentParser(prog="genevent top", description=main.__doc__)
+    parser = argparse.ArgumentParser(
+        prog="genevent top", description=(main.__doc__ or "").replace("``", "")
+    )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--url", help="a process's stats URL (genevent.top.serve)")
     where.add_argument("--nats", metavar="SERVER", help="a NATS server: the whole cluster")
@@ -193,13 +240,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = _fetch(args.url, timeout=5.0)
         if args.once:
             time.sleep(min(args.interval, 1.0))  # two snapshots give the rates
-            console.print(render(_fetch(args.url, timeout=5.0), previous))
+            console.print(render(_fetch(args.url, timeout=5.0), previous, console.width))
             return 0
-        with Live(render(previous), console=console, refresh_per_second=4) as live:
+        with Live(
+            render(previous, None, console.width), console=console, refresh_per_second=4
+        ) as live:
             while True:
                 time.sleep(args.interval)
                 current = _fetch(args.url, timeout=5.0)
-                live.update(render(current, previous))
+                live.update(render(current, previous, console.width))
                 previous = current
     except KeyboardInterrupt:
         return 0
@@ -234,13 +283,15 @@ async def _cluster(args: argparse.Namespace, console: Any, live_class: Any) -> i
             previous = await cluster_snapshot(node)
             if args.once:
                 await asyncio.sleep(min(args.interval, 1.0))
-                console.print(render(await cluster_snapshot(node), previous))
+                console.print(render(await cluster_snapshot(node), previous, console.width))
                 return 0
-            with live_class(render(previous), console=console, refresh_per_second=4) as live:
+            with live_class(
+                render(previous, None, console.width), console=console, refresh_per_second=4
+            ) as live:
                 while True:
                     await asyncio.sleep(args.interval)
                     current = await cluster_snapshot(node)
-                    live.update(render(current, previous))
+                    live.update(render(current, previous, console.width))
                     previous = current
     except KeyboardInterrupt:
         return 0

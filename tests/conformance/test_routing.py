@@ -34,7 +34,7 @@ Event = Placed | Failed | Point | tuple[str, str]
 
 
 class Orders(EventHandler[Event, str, list[Any]]):
-    def init(self, args: object) -> None:
+    def init(self, args: object = None) -> None:
         self.seen: list[Any] = []
 
     @handles(Placed)

@@ -30,7 +30,7 @@ from genevent._driver import drive_sync
 
 
 class Plain:
-    def init(self, args: Any) -> None:
+    def init(self, args: Any = None) -> None:
         self.args = args
 
     def handle_event(self, event: Any) -> None:
@@ -174,7 +174,7 @@ def test_swap_hands_off_and_stop_tells_owners() -> None:
     run(core.swap_handler(Plain, "a1", (Plain, 2), "a2"))
 
     class Handoff(Plain):
-        def init(self, args: Any, *, handoff: Any = NO_HANDOFF) -> None:
+        def init(self, args: Any = None, *, handoff: Any = NO_HANDOFF) -> None:
             self.handoff = handoff
 
     run(core.swap_handler((Plain, 2), "b1", Handoff, "b2"))
@@ -193,7 +193,7 @@ def test_drive_sync_finishes_the_procedure_before_an_interrupt() -> None:
     caller's thread) must not leave a procedure half done."""
 
     class Interrupted(Plain):
-        def init(self, args: Any, *, handoff: Any = NO_HANDOFF) -> None:
+        def init(self, args: Any = None, *, handoff: Any = NO_HANDOFF) -> None:
             raise KeyboardInterrupt
 
     core = ManagerCore("m")

@@ -30,7 +30,7 @@ class Log(EventHandler[Any, Any, Any]):
     infos, ``call(("sleep", s))`` sleeps s seconds first and ``call(("wait", key))`` waits for
     ``GATES[key]`` (a request in flight)."""
 
-    def init(self, args: Any, /) -> None:
+    def init(self, args: Any = None, /) -> None:
         if args == "refuse":
             raise ValueError("refused")
         self.events: list[Any] = []
@@ -73,7 +73,7 @@ class Log(EventHandler[Any, Any, Any]):
 class Heir(Log):
     """Takes part in swaps: keeps the hand-off it got."""
 
-    def init(self, args: Any, /, *, handoff: Any = NO_HANDOFF) -> None:
+    def init(self, args: Any = None, /, *, handoff: Any = NO_HANDOFF) -> None:
         super().init(args)
         self.handoff = "none" if handoff is NO_HANDOFF else handoff
 

@@ -17,7 +17,7 @@ from ._effects import (
     Unwatch,
     Watch,
 )
-from ._instructions import NO_HANDOFF, Args, NoHandoff, Remove, Swap
+from ._instructions import NO_ARGS, NO_HANDOFF, Args, NoArgs, NoHandoff, Remove, Swap
 from ._manager import Entry, ManagerCore, Procedure, handler_key
 from ._reasons import (
     BadReturn,
@@ -34,6 +34,7 @@ from ._reasons import (
 from ._restart import RESTART_POLICIES, Intensity, Restart, RestartPolicy, restart_spec
 
 __all__ = (
+    "NO_ARGS",
     "NO_HANDOFF",
     "RESTART_POLICIES",
     "Args",
@@ -47,6 +48,7 @@ __all__ = (
     "Intensity",
     "Invoke",
     "ManagerCore",
+    "NoArgs",
     "NoHandoff",
     "Outcome",
     "OwnerExited",

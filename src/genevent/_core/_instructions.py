@@ -6,9 +6,28 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
-__all__ = ("NO_HANDOFF", "Args", "NoHandoff", "Remove", "Swap")
+__all__ = ("NO_ARGS", "NO_HANDOFF", "Args", "NoArgs", "NoHandoff", "Remove", "Swap")
 
 R = TypeVar("R")
+
+
+class NoArgs:
+    """Type of :data:`NO_ARGS`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_ARGS"
+
+    def __reduce__(self) -> str:
+        return "NO_ARGS"
+
+
+NO_ARGS: Final = NoArgs()
+"""The default ``args`` of ``add_handler``, ``add_sup_handler`` and the new handler of a swap:
+no arguments were given, so ``init()`` is called without any (its parameters' defaults apply;
+a parameter without a default refuses the handler with :class:`~genevent.HandlerInitFailed`
+before it is created). ``args=None`` still passes ``None``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,12 +44,13 @@ class Swap(Generic[R]):
     """Replace this handler by ``handler`` in its place (OTP's ``swap_handler`` return).
 
     This handler's ``terminate`` gets :class:`~genevent.Swapped` carrying ``args1``; its result
-    is handed to the new handler's ``init(args2, handoff=result)``. The owner is kept. From
+    is handed to the new handler's ``init(args2, handoff=result)`` (``init(handoff=result)``
+    when no ``args2`` is given, see :data:`NO_ARGS`). The owner is kept. From
     ``handle_call``, ``reply`` goes to the caller after the swap."""
 
     args1: Any
     handler: type[Any] | tuple[type[Any], Hashable]
-    args2: Any = None
+    args2: Any = NO_ARGS
     reply: R | None = None
 
 

@@ -51,6 +51,7 @@ only when a callback raised or returned something other than ``None``.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import weakref
 from collections.abc import Callable, Generator
@@ -58,6 +59,7 @@ from typing import Any, TypeAlias
 
 from .._errors import (
     CallNotSupported,
+    Departure,
     HandlerBadReturn,
     HandlerCrashed,
     HandlerExists,
@@ -65,8 +67,9 @@ from .._errors import (
     HandlerNotFound,
     InvalidHandler,
     TerminateFailed,
+    _name,
 )
-from .._text import short
+from .._text import cut, short
 from ._effects import (
     Effect,
     Invoke,
@@ -80,7 +83,7 @@ from ._effects import (
     Unwatch,
     Watch,
 )
-from ._instructions import NO_HANDOFF, Args, Remove, Swap
+from ._instructions import NO_ARGS, NO_HANDOFF, Args, Remove, Swap
 from ._reasons import (
     BadReturn,
     Crashed,
@@ -115,6 +118,7 @@ class _ClassInfo:
         "has_terminate",
         "info_is_async",
         "init_handoff",
+        "init_required",
         "is_async",
         "plain_call",
         "terminate_is_async",
@@ -133,6 +137,9 @@ class _ClassInfo:
             if inspect.iscoroutinefunction(getattr(cls, name, None))
         )
         self.init_handoff = _accepts_handoff(getattr(cls, "init", None))
+        #: the parameters of ``init`` (besides ``self`` and ``handoff``) without a default:
+        #: with no ``args`` given, the handler is refused before it is created
+        self.init_required = _required_params(getattr(cls, "init", None))
         self.call_is_async = "handle_call" in self.async_methods
         self.event_is_async = "handle_event" in self.async_methods
         self.is_async = bool(self.async_methods)
@@ -153,6 +160,24 @@ def _accepts_handoff(init: Any) -> bool:
         p.kind is p.VAR_KEYWORD
         or (p.name == "handoff" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
         for p in params
+    )
+
+
+def _required_params(init: Any) -> tuple[str, ...]:
+    if init is None:
+        return ()
+    try:
+        params = list(inspect.signature(init).parameters.values())
+    except (TypeError, ValueError):  # builtins without a signature
+        return ()
+    if inspect.isfunction(init) and params and params[0].kind is not params[0].KEYWORD_ONLY:
+        params = params[1:]  # read from the class: the plain function's self
+    return tuple(
+        p.name
+        for p in params
+        if p.default is p.empty
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and p.name != "handoff"
     )
 
 
@@ -320,11 +345,78 @@ class Entry:
         return f"<Entry {self.ref!r} owner={self.owner!r}>"
 
 
+def _one_line(exc: BaseException) -> str:
+    """``"ValueError: bad input"``: an exception's type and the first line of its text."""
+    kind = type(exc).__qualname__
+    try:
+        text = str(exc)
+    except Exception:
+        return kind
+    text = text.strip().split("\n", 1)[0]
+    return cut(f"{kind}: {text}", 120) if text else kind
+
+
+def _constructor_hint(cls: type, exc: BaseException) -> str:
+    """What to say when creating ``cls()`` raised ``exc``: if its ``__init__`` requires
+    arguments, that the manager passes ``args`` to ``init`` instead."""
+    if not isinstance(exc, TypeError):
+        return ""
+    try:
+        params = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return ""
+    required = [
+        p.name
+        for p in params
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if not required:
+        return ""
+    return (
+        f" (its __init__ requires {', '.join(required)}); the manager creates the class "
+        f"without arguments, {cls.__qualname__}(), and passes add_handler's args to its init(): "
+        "take them in init, not __init__"
+    )
+
+
+def _left_for(reason: ExitReason, callback: str | None) -> tuple[str, str]:
+    """``(how, summary)`` of a :class:`Departure` for a handler that left for ``reason``."""
+    if isinstance(reason, Crashed):
+        where = f" in {callback}" if callback else ""
+        return "crashed", f"it crashed{where} ({_one_line(reason.exception)})"
+    if isinstance(reason, BadReturn):
+        where = f" from {callback}" if callback else ""
+        return "bad_return", f"it returned a bad value{where}: {short(reason.value)}"
+    if isinstance(reason, RemovedItself):
+        return "removed_itself", "it removed itself (returned Remove())"
+    if isinstance(reason, Deleted):
+        return "deleted", "it was deleted (delete_handler)"
+    if isinstance(reason, OwnerExited):
+        exc = reason.reason
+        return "owner_exited", "its owner ended" + (f" ({_one_line(exc)})" if exc else "")
+    if isinstance(reason, StartFailed):
+        cause = reason.cause
+        how = (
+            f"init raised {_one_line(cause)}"
+            if isinstance(cause, BaseException)
+            else f"init returned {short(getattr(cause, 'value', cause))}"
+        )
+        return "restart_failed", f"its restart failed ({how})"
+    return "left", f"it left ({short(reason)})"  # Swapped and Stopped are noted where they happen
+
+
 class ManagerCore:
     """The handler list of one event manager, with gen_event's rules for every request.
 
     ``manager`` is an opaque label put into owner notices; ``allow_async`` says whether handler
     methods may be coroutine functions (the thread runtime refuses them)."""
+
+    #: how many departures (:class:`~genevent.Departure`) a manager remembers, newest kept, so
+    #: that :class:`HandlerNotFound` can say why an id that was installed is not any more
+    DEPARTURES_KEPT = 16
+    #: at most this many installed ids (of the class asked for, or of its name) are compared
+    #: with a missing one to suggest a close one
+    SUGGEST_AMONG = 256
 
     def __init__(
         self,
@@ -367,6 +459,9 @@ class ManagerCore:
         #: handlers whose restart ``init`` failed, waiting for their next attempt (a
         #: :class:`Retry`): reference -> (the entry that left, the reason it last left for)
         self.retrying: dict[Any, tuple[Entry, ExitReason]] = {}
+        #: the last :attr:`DEPARTURES_KEPT` handlers that left (reference -> how and when,
+        #: oldest first), for :meth:`not_found`; None until one left
+        self.departed: dict[Any, Departure] | None = None
         # -- metrics: counted on slow paths here; ``events`` and ``requests`` are added to by
         # the runtimes (per batch, on their hot paths)
         #: events handled
@@ -415,6 +510,69 @@ class ManagerCore:
             self.cached_targets = targets
         return targets
 
+    def not_found(self, ref: Any, *, suggest: bool = True) -> HandlerNotFound:
+        """The :class:`HandlerNotFound` for ``ref``: how and how many events ago it left if
+        this manager remembers it, else (``suggest``) an installed reference close to it. Reads
+        :attr:`departed` with one ``dict.get``, so a lane may call it from its own thread with
+        ``suggest=False``."""
+        departed = self.departed
+        left = None
+        if departed:
+            try:
+                left = departed.get(ref)
+            except TypeError:  # unhashable: never installed
+                left = None
+        if left is not None:
+            return HandlerNotFound(ref, left, max(self.events - left.at_event, 0))
+        return HandlerNotFound(ref, suggestion=self._close_to(ref) if suggest else None)
+
+    def _close_to(self, ref: Any) -> Any:
+        """An installed reference close to the missing ``ref``, or None: the same class (or
+        another class of the same name) with an id whose text differs by a small edit (the
+        same id, for another class); else the class alone for a ``(class, id)``, or the newest
+        ``(class, id)`` for the class alone."""
+        if isinstance(ref, type):
+            cls, ident = ref, None
+        elif isinstance(ref, tuple) and len(ref) == 2 and isinstance(ref[0], type):
+            cls, ident = ref[0], short(ref[1])
+        else:
+            return None
+        name = getattr(cls, "__name__", None)
+        ids: dict[str, Any] = {}
+        same_class: Any = None
+        seen = 0
+        for entry in self.entries:
+            other = entry.ref
+            bare = isinstance(other, type)
+            other_cls = other if bare else other[0]
+            if other_cls is not cls and getattr(other_cls, "__name__", None) != name:
+                continue
+            if same_class is None and other_cls is cls and bare == (ident is not None):
+                same_class = other
+            if not bare:
+                ids.setdefault(short(other[1]), other)
+            elif ident is None and other_cls is not cls:
+                ids.setdefault("", other)  # another class of the same name, alone too
+            seen += 1
+            if seen >= self.SUGGEST_AMONG:
+                break
+        if ident is None:
+            return ids.get("", same_class)
+        close = difflib.get_close_matches(ident, ids, n=1, cutoff=0.75)
+        return ids[close[0]] if close else same_class
+
+    def _note_left(self, ref: Any, how: str, summary: str) -> None:
+        """Remember that ``ref`` left (see :attr:`departed`), forgetting the oldest beyond
+        :attr:`DEPARTURES_KEPT`."""
+        departed = self.departed
+        if departed is None:
+            departed = self.departed = {}
+        else:
+            departed.pop(ref, None)  # it moves to the newest end
+        departed[ref] = Departure(ref, how, summary, self.events)
+        if len(departed) > self.DEPARTURES_KEPT:
+            del departed[next(iter(departed))]
+
     def owners(self) -> list[Any]:
         """The owners that currently own at least one handler."""
         return list(self._owners)
@@ -425,6 +583,8 @@ class ManagerCore:
         entry.events_at = self.events
         self.entries.insert(index, entry)
         self.by_ref[entry.ref] = entry
+        if self.departed:  # back: what it left for no longer applies
+            self.departed.pop(entry.ref, None)
         self.cached_targets = None
         if entry.is_async:
             self.async_count += 1
@@ -496,9 +656,14 @@ class ManagerCore:
         if cls is None:
             cls = handler_key(ref)
         info = self._check_class(cls)
+        if args is NO_ARGS and info.init_required:
+            raise HandlerInitFailed(ref, None, missing=info.init_required)
         out = yield Invoke(cls, (), via=lane)
         if type(out) is Raised:
-            raise HandlerInitFailed(ref, out.exception) from out.exception
+            exc = out.exception
+            raise HandlerInitFailed(
+                ref, exc, constructing=True, hint=_constructor_hint(cls, exc)
+            ) from exc
         instance = out.value
         init = getattr(instance, "init", None)
         if init is not None:
@@ -507,6 +672,8 @@ class ManagerCore:
                 call_args: tuple[Any, ...] = args.args
                 if args.kwargs:
                     kwargs = {**args.kwargs, **kwargs} if kwargs else dict(args.kwargs)
+            elif args is NO_ARGS:  # none given: init(), its defaults apply
+                call_args = ()
             else:
                 call_args = (args,)
             out = yield Invoke(init, call_args, "init" in info.async_methods, kwargs, lane)
@@ -553,7 +720,7 @@ class ManagerCore:
             restarted, reason = yield from self._restart(entry, restart, reason)
             if restarted:
                 return result  # same owner, still watched; nobody is told of a restart
-        yield from self._gone_for_good(entry, reason)
+        yield from self._gone_for_good(entry, reason, callback)
         return result
 
     def _restart(
@@ -614,7 +781,19 @@ class ManagerCore:
         if not restarted:
             yield from self._gone_for_good(entry, reason)
 
-    def _gone_for_good(self, entry: Entry, reason: ExitReason) -> Generator[Effect, Any, None]:
+    def _gone_for_good(
+        self, entry: Entry, reason: ExitReason, callback: str | None = None
+    ) -> Generator[Effect, Any, None]:
+        how, summary = _left_for(reason, callback)
+        restart = entry.restart
+        if restart is not None and restart.wants(reason) and not self.stopping:
+            intensity = restart.intensity
+            how = "restart_limit"
+            summary += (
+                f"; not restarted: its restart limit was reached ({intensity.max_restarts} "
+                f"restarts in {intensity.period:g} s)"
+            )
+        self._note_left(entry.ref, how, summary)
         if self.crashes_by_ref:  # the totals keep counting
             self.crashes_by_ref.pop(entry.ref, None)
         if entry.lane is not None:  # a lane kept for a restart attempt is let go
@@ -627,7 +806,7 @@ class ManagerCore:
     def add_handler(
         self,
         ref: Any,
-        args: Any = None,
+        args: Any = NO_ARGS,
         owner: Any = None,
         on_exit: OnExit | None = None,
         restart: Restart | None = None,
@@ -654,7 +833,7 @@ class ManagerCore:
         entry = self.find(ref)
         if entry is None:
             handler_key(ref)  # InvalidHandler for something that is not a reference at all
-            raise HandlerNotFound(ref)
+            raise self.not_found(ref)
         ok, result = yield from self._leave(entry, Deleted(args))
         if not ok:
             raise TerminateFailed(ref, result) from result
@@ -665,7 +844,7 @@ class ManagerCore:
         old: Any,
         args1: Any,
         new: Any,
-        args2: Any = None,
+        args2: Any = NO_ARGS,
         *,
         sup: bool = False,
         owner: Any = None,
@@ -688,6 +867,7 @@ class ManagerCore:
         if old_entry is not None:
             reason = Swapped(args1, new, owner)
             self._unlink(old_entry)
+            self._note_left(old, "swapped", f"it was swapped for {_name(new)} (swap_handler)")
             _, handoff = yield from self._terminate(old_entry, reason)
             yield from self._tell(old_entry, reason)
         # the old owner is released only after the new entry is in, so that an owner that stays
@@ -709,7 +889,7 @@ class ManagerCore:
         entry = self.find(ref)
         if entry is None:
             handler_key(ref)  # InvalidHandler for something that is not a reference at all
-            raise HandlerNotFound(ref)
+            raise self.not_found(ref)
         if entry.call_fn is None:
             raise CallNotSupported(ref)
         out = yield Invoke(entry.call_fn, (request,), entry.call_is_async, via=entry.lane)
@@ -836,6 +1016,7 @@ class ManagerCore:
             return False
         reason = Swapped(swap.args1, new, entry.owner)
         index = self._unlink(entry)
+        self._note_left(entry.ref, "swapped", f"it swapped itself for {_name(new)}")
         _, handoff = yield from self._terminate(entry, reason)
         yield from self._tell(entry, reason)
         try:
@@ -880,6 +1061,7 @@ class ManagerCore:
         for entry in [e for e in self.entries if e.owner == owner]:
             if entry.alive:
                 self._unlink(entry)
+                self._note_left(entry.ref, *_left_for(why, None))
                 yield from self._terminate(entry, why)
                 yield from self._release_owner(owner)
 

@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
+from .._core import NO_ARGS
 from ._node import Node, RemoteManager
 
 __all__ = ("BlockingNode", "BlockingRemoteManager")
@@ -131,7 +132,7 @@ class BlockingRemoteManager:
         """As :meth:`RemoteManager.call`."""
         return self._node._run(self._ref.call(handler, request, timeout))
 
-    def add_handler(self, handler: Any, args: Any = None, **options: Any) -> None:
+    def add_handler(self, handler: Any, args: Any = NO_ARGS, **options: Any) -> None:
         """As :meth:`RemoteManager.add_handler`."""
         self._node._run(self._ref.add_handler(handler, args, **options))
 
@@ -140,7 +141,7 @@ class BlockingRemoteManager:
         return self._node._run(self._ref.delete_handler(handler, args, **options))
 
     def swap_handler(
-        self, old: Any, args1: Any, new: Any, args2: Any = None, **options: Any
+        self, old: Any, args1: Any, new: Any, args2: Any = NO_ARGS, **options: Any
     ) -> None:
         """As :meth:`RemoteManager.swap_handler`."""
         self._node._run(self._ref.swap_handler(old, args1, new, args2, **options))

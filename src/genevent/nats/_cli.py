@@ -34,14 +34,18 @@ def add_commands(sub: Any) -> None:
     node.add_argument(
         "--module",
         required=True,
-        help="a Python module with `async def setup(node)` (registers handlers, starts managers)",
+        help="a Python module with async def setup(node) (registers handlers, starts managers)",
     )
     node.add_argument("--node-id", help="this node's id (default: host-pid-random)")
     node.add_argument("--lease", type=float, default=1.5, help="lease seconds (default 1.5)")
     node.add_argument("--codec", choices=("msgpack", "json"), default="msgpack")
     ls = sub.add_parser("ls", help="list the cluster's managers and their nodes")
     common(ls)
-    notify = sub.add_parser("notify", help="notify a manager (JSON; tuples as {'$tuple': [...]})")
+    notify = sub.add_parser(
+        "notify",
+        help='notify a manager (the event as JSON; tuples as {"$tuple": [...]})',
+        epilog=f"example: genevent notify NAME {_EXAMPLE}",
+    )
     common(notify)
     notify.add_argument("name")
     notify.add_argument("event", help="the event as JSON")
@@ -49,7 +53,7 @@ def add_commands(sub: Any) -> None:
     common(call)
     call.add_argument("name")
     call.add_argument("handler", help="the handler's registered name")
-    call.add_argument("request", help="the request as JSON")
+    call.add_argument("request", help="the request as JSON, for example '\"status\"'")
     call.add_argument("--timeout", type=float, default=5.0)
 
 
@@ -57,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     """Run one NATS subcommand; return the exit status."""
     try:
         return asyncio.run(_COMMANDS[args.command](args))
+    except NotJSON as exc:
+        print(f"genevent {args.command}: {exc}", file=sys.stderr)
+        return 2
     except (GenEventError, OSError, ValueError) as exc:
         print(f"genevent {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -105,8 +112,24 @@ async def _ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _value(text: str) -> Any:
-    return Codec(json=True).from_wire(json.loads(text))
+_EXAMPLE = (
+    """'{"kind": "ping"}' (an object), or '"text"' (a string: JSON quotes inside shell quotes)"""
+)
+
+
+class NotJSON(ValueError):
+    """A command-line event or request that is not JSON."""
+
+
+def _value(text: str, what: str = "event", command: str = "notify NAME") -> Any:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise NotJSON(
+            f"the {what} must be JSON, and {text!r} is not ({exc.msg}); for example: "
+            f"genevent {command} {_EXAMPLE}"
+        ) from None
+    return Codec(json=True).from_wire(data)
 
 
 async def _notify(args: argparse.Namespace) -> int:
@@ -117,7 +140,7 @@ async def _notify(args: argparse.Namespace) -> int:
 
 
 async def _call(args: argparse.Namespace) -> int:
-    request = _value(args.request)
+    request = _value(args.request, "request", "call NAME HANDLER")
     async with await connect(args.server, max_reconnect_attempts=0, **_options(args)) as node:
         reply = await node.manager(args.name).call(args.handler, request, args.timeout)
     print(json.dumps(Codec(json=True).to_wire(reply)))

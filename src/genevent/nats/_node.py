@@ -38,7 +38,7 @@ from nats.js.kv import KeyValue
 
 from .. import aio
 from .._checks import check_timeout
-from .._core import restart_spec
+from .._core import NO_ARGS, restart_spec
 from .._errors import (
     CallNotSupported,
     CallTimeout,
@@ -753,7 +753,7 @@ class Node:
                         opts["overflow"] = req.overflow
                     if req.stop_timeout is not None:
                         opts["stop_timeout"] = req.stop_timeout
-                await mgr.add_handler(ref, body, **opts)
+                await mgr.add_handler(ref, NO_ARGS if req.na else body, **opts)
                 result = None
             elif op == "delete_handler":
                 ref = self._local_ref(req.h, req.hid, codec, False)
@@ -761,7 +761,8 @@ class Node:
             elif op == "swap_handler":
                 old = self._local_ref(req.h, req.hid, codec, False, missing_ok=True)
                 new = self._local_ref(req.h2, req.hid2, codec, True)
-                await mgr.swap_handler(old, body, new, codec.from_wire(req.body2))
+                args2 = NO_ARGS if req.na2 else codec.from_wire(req.body2)
+                await mgr.swap_handler(old, body, new, args2)
                 result = None
             elif op == "which_handlers":
                 result = [self._wire_ref(r) for r in await mgr.which_handlers()]
@@ -1039,7 +1040,7 @@ class RemoteManager:
     async def add_handler(
         self,
         handler: Any,
-        args: Any = None,
+        args: Any = NO_ARGS,
         *,
         timeout: float | None = None,
         restart: Literal["temporary", "transient", "permanent"] = "temporary",
@@ -1059,7 +1060,8 @@ class RemoteManager:
         if isolation is not None and isolation not in ("task", "thread"):
             raise ValueError(f"isolation must be 'task', 'thread' or None, not {isolation!r}")
         check_isolation(maxsize, overflow, stop_timeout, isolation is not None)
-        env = self._req("add_handler", args, handler)
+        env = self._req("add_handler", None if args is NO_ARGS else args, handler)
+        env.na = args is NO_ARGS
         if restart != "temporary":
             env.restart = restart
             env.max_restarts = max_restarts
@@ -1079,12 +1081,19 @@ class RemoteManager:
         return await self._node._request(self.name, env, "delete_handler", timeout)
 
     async def swap_handler(
-        self, old: Any, args1: Any, new: Any, args2: Any = None, *, timeout: float | None = None
+        self,
+        old: Any,
+        args1: Any,
+        new: Any,
+        args2: Any = NO_ARGS,
+        *,
+        timeout: float | None = None,
     ) -> None:
         """Swap ``old`` for ``new`` on the serving node (the hand-off stays there)."""
         env = self._req("swap_handler", args1, old)
         env.h2, env.hid2 = self._ref(new)
-        env.body2 = self._node._codec.to_wire(args2)
+        env.na2 = args2 is NO_ARGS
+        env.body2 = None if env.na2 else self._node._codec.to_wire(args2)
         await self._node._request(self.name, env, "swap_handler", timeout)
 
     async def which_handlers(self, *, timeout: float | None = None) -> list[Any]:
@@ -1226,8 +1235,8 @@ def _error_from(rep: Reply, name: str) -> GenEventError:
             handler = (rep.h, Codec().from_wire(rep.hid))
     cause = RemoteException(rep.ct or "Exception", rep.cm)
     exc: GenEventError
-    if kind == "HandlerNotFound":
-        exc = HandlerNotFound(handler)
+    if kind == "HandlerNotFound":  # the hosting node's explanation (how it left) kept
+        exc = HandlerNotFound(handler, detail=(rep.msg or "").partition(" is not installed")[2])
     elif kind == "HandlerExists":
         exc = HandlerExists(handler)
     elif kind == "HandlerInitFailed":

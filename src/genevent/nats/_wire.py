@@ -73,6 +73,10 @@ class Request(msgspec.Struct, omit_defaults=True):
     h2: str | None = None
     hid2: Any | msgspec.UnsetType = msgspec.UNSET
     body2: Any = None
+    #: no args were given to add_handler (``body``) / for the new handler of a swap
+    #: (``body2``): the hosting node calls ``init()`` without arguments
+    na: bool = False
+    na2: bool = False
     restart: Literal["temporary", "transient", "permanent"] | None = None
     max_restarts: int | None = None
     restart_period: float | None = None
