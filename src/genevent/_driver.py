@@ -22,6 +22,7 @@ from ._core import (
     TellOwner,
     Unwatch,
     Watch,
+    misuse_hint,
 )
 from ._errors import GenEventError, WrongRuntime, _name, _returns_hint
 from ._text import MAX_TEXT, cut, short
@@ -146,7 +147,7 @@ def report(manager: Any, eff: Report) -> None:
         what = f"crashed in {callback}" if callback else "crashed"
     hint = ""
     if type(reason) is BadReturn and callback is not None:
-        hint = f"\n** {_returns_hint(callback, reason.value)}"
+        hint = f"\n** {_returns_hint(callback, reason.value, misuse_hint(reason.value))}"
     log.error(
         "** genevent handler %s %s.\n** Was installed in %s\n** Last message was: %s\n"
         "** When handler state == %s\n** Reason == %s%s",

@@ -16,7 +16,7 @@ from ._effects import (
     Unwatch,
     Watch,
 )
-from ._instructions import NO_HANDOFF, Args, NoHandoff, Remove, Swap
+from ._instructions import NO_HANDOFF, Args, NoHandoff, Remove, Swap, misuse_hint
 from ._manager import Entry, ManagerCore, Procedure, handler_key
 from ._reasons import (
     BadReturn,
@@ -66,5 +66,6 @@ __all__ = (
     "Unwatch",
     "Watch",
     "handler_key",
+    "misuse_hint",
     "restart_spec",
 )
