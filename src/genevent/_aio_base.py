@@ -67,10 +67,6 @@ from ._metrics import Timings
 from ._streams import AsyncEventStream
 from ._text import short
 
-if TYPE_CHECKING:
-    from .aio import EventManager
-
-
 E = TypeVar("E")
 Req = TypeVar("Req")
 Rep = TypeVar("Rep")
@@ -85,7 +81,7 @@ except ImportError:  # pragma: no cover - a Python without it has a C current_ta
 
 _running_loop = asyncio._get_running_loop  # C; None outside a running loop (public twin raises)
 _FOREVER: Final = threading.TIMEOUT_MAX  # timeouts this long or longer mean "no timeout"
-_LIVE: set[EventManager[Any]] = set()  # running managers stay alive until they stop, like
+_LIVE: set[_ManagerBase[Any]] = set()  # running managers stay alive until they stop, like
 # Erlang processes: a manager nobody references is still a running manager, not garbage
 _STOP: Final = object()
 _LANE_RESULTS: Final = frozenset({"lane", "lane call", "lane order"})
@@ -309,7 +305,7 @@ class _ManagerBase(Generic[E]):
         self._stop_started: float | None = None
         if name is not None:
             _registry.register(name, self)
-        _LIVE.add(self)  # type: ignore[arg-type]  # self is an aio.EventManager
+        _LIVE.add(self)
         try:
             # asyncio.Task, not create_task: a task factory (say eager_task_factory on 3.12+)
             # must not start the manager before self._task exists

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from itertools import repeat
 from operator import length_hint as _left
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from . import _registry
 from ._core import (
@@ -62,8 +62,14 @@ from ._mailbox import Bound, log_backlog, take_backlog
 from ._metrics import Timings
 from ._thread_owners import _OwnerWatch, _prepare_owner
 
-if TYPE_CHECKING:
-    from .threads import EventManager
+
+class _Public(Protocol):
+    """What the server needs of the public :class:`genevent.threads.EventManager` it serves
+    (defined here: this module sits below the public one, which imports it)."""
+
+    @property
+    def is_running(self) -> bool: ...
+
 
 E = TypeVar("E")
 
@@ -161,7 +167,7 @@ class _Server:
     def __init__(self, name: str | None, inline: bool, timing: bool = False) -> None:
         self.name = name
         self.inline = inline
-        self.public: Callable[[], EventManager[Any] | None] = _no_public
+        self.public: Callable[[], _Public | None] = _no_public
         self.core = ManagerCore(self, allow_async=False, clock=time.monotonic)
         # metrics the core does not keep (it counts the rest)
         self.high_water = 0
