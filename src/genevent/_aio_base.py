@@ -14,7 +14,6 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Hashable
-from types import CodeType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from . import _functions, _registry
@@ -33,7 +32,7 @@ from ._core import (
     Unwatch,
     Watch,
 )
-from ._driver import callback_in, log, take_back
+from ._driver import awaited_frames, callback_in, log, take_back
 from ._errors import (
     CallingSelf,
     CallTimeout,
@@ -163,18 +162,6 @@ def _resolve(fut: asyncio.Future[Any] | None, value: Any) -> None:
 def _fail(fut: asyncio.Future[Any] | None, exc: BaseException) -> None:
     if fut is not None and not fut.done():
         fut.set_exception(exc)
-
-
-def _awaited_codes(awaitable: Any) -> list[Any]:
-    """The code objects of a coroutine and of what it awaits, outermost first."""
-    codes: list[CodeType] = []
-    while awaitable is not None and len(codes) < 1000:
-        code = getattr(awaitable, "cr_code", None) or getattr(awaitable, "gi_code", None)
-        if code is None:
-            break
-        codes.append(code)
-        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
-    return codes
 
 
 class _Pending(deque[_Request]):
@@ -610,7 +597,7 @@ class _ManagerBase(Generic[E]):
         read from the coroutines its task (or an inline request's task) is suspended in."""
         for task in (self._dispatch_task, self._task):
             if isinstance(task, asyncio.Task) and not task.done():
-                name = callback_in(_awaited_codes(task.get_coro()))
+                name = callback_in(awaited_frames(task.get_coro()))
                 if name is not None:
                     return name
         return None

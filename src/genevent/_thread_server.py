@@ -35,7 +35,16 @@ from ._core import (
     Unwatch,
     Watch,
 )
-from ._driver import CRASHES, FATAL, callback_in, drive_sync, log, take_back, tell_owner
+from ._driver import (
+    CRASHES,
+    FATAL,
+    callback_in,
+    drive_sync,
+    log,
+    stack_frames,
+    take_back,
+    tell_owner,
+)
 from ._errors import (
     CallTimeout,
     GenEventError,
@@ -630,12 +639,7 @@ class _Server:
         frames = sys._current_frames()
         for ident in (self.inline_ident, self.ident):
             frame = frames.get(ident) if ident is not None else None
-            codes = []
-            while frame is not None:
-                codes.append(frame.f_code)
-                frame = frame.f_back
-            codes.reverse()
-            name = callback_in(codes)
+            name = callback_in(stack_frames(frame))
             if name is not None:
                 return name
         return None
