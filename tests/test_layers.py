@@ -7,6 +7,8 @@ function, or under ``if TYPE_CHECKING:``."""
 from __future__ import annotations
 
 import ast
+import functools
+import threading
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +28,27 @@ def module_name(path: Path, root: Path) -> str:
 
 
 def import_graph(files: dict[str, str]) -> dict[str, set[str]]:
+    """:func:`_import_graph`, parsed in a thread of its own: CPython 3.11 leaves a thread's
+    recursion counter off after a KeyboardInterrupt left a task, which breaks a later
+    ``ast.parse`` on that thread (some tests before this one do that on the test's thread)."""
+    box: list[dict[str, set[str]] | BaseException] = []
+
+    def target() -> None:
+        try:
+            box.append(_import_graph(files))
+        except BaseException as exc:
+            box.append(exc)
+
+    thread = threading.Thread(target=target, name="import-graph")
+    thread.start()
+    thread.join()
+    (result,) = box
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _import_graph(files: dict[str, str]) -> dict[str, set[str]]:
     """``{module: modules it imports}`` among ``files`` (``{module name: source}``; a package
     is named by its ``__init__``'s name, a subpackage's ``__init__`` ends with ``.__init__``
     in the keys given here only to tell it is a package)."""
@@ -56,6 +79,11 @@ def import_graph(files: dict[str, str]) -> dict[str, set[str]]:
                 targets = [resolve(base, a.name) for a in node.names]
             edges[mod].update(t for t in targets if t is not None and t != mod)
     return edges
+
+
+@functools.cache
+def package_graph() -> dict[str, set[str]]:
+    return import_graph(package_files())
 
 
 def package_files(root: Path = SRC / PACKAGE) -> dict[str, str]:
@@ -151,22 +179,20 @@ def test_type_only_and_function_level_imports_count() -> None:
 
 
 def test_no_import_cycles() -> None:
-    found = cycles(import_graph(package_files()))
+    found = cycles(package_graph())
     assert found == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
 
 
 def test_every_module_is_in_a_layer() -> None:
     levels = layers()
-    unplaced = sorted(
-        m for m in import_graph(package_files()) if m != PACKAGE and layer_of(m, levels) is None
-    )
+    unplaced = sorted(m for m in package_graph() if m != PACKAGE and layer_of(m, levels) is None)
     assert unplaced == [], f"add these modules to a layer in pyproject.toml: {unplaced}"
 
 
 def test_no_import_goes_up_a_layer() -> None:
     levels = layers()
     upward = []
-    for mod, imported in sorted(import_graph(package_files()).items()):
+    for mod, imported in sorted(package_graph().items()):
         here = layer_of(mod, levels)
         if here is None:  # the package's __init__: the public surface, above every layer
             continue
@@ -181,7 +207,7 @@ def test_no_import_goes_up_a_layer() -> None:
 def test_a_runtime_does_not_reach_the_other(runtime: str) -> None:
     """Each runtime's modules (``aio``, ``_aio_*``; ``threads``, ``_thread_*``) reach none of
     the other's, even through the shared machinery."""
-    edges = import_graph(package_files())
+    edges = package_graph()
     mine, theirs = ("aio", "thread") if runtime == "aio" else ("thread", "aio")
 
     def of(family: str, mod: str) -> bool:
