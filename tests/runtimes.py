@@ -278,9 +278,14 @@ class AioRuntime(Runtime):
         self.main = TaskWorker(self.loop)
 
     def start(self, name: str | None = None) -> Facade:
-        mgr = self.main.run(lambda: aio.start(name))
+        mgr = self.main.run(lambda: self.new_manager(name))
         self.managers.append(mgr)
         return Facade(self, mgr, self.main)
+
+    def new_manager(self, name: str | None = None) -> Any:
+        """``aio.start(name)``, in the loop (a variant may set the manager up first: in the
+        same step, before its task first runs)."""
+        return aio.start(name)
 
     def worker(self) -> Worker:
         return TaskWorker(self.loop)
@@ -315,7 +320,7 @@ class AioRuntime(Runtime):
         box: list[Any] = []
 
         async def body() -> None:
-            async with aio.start() as mgr:
+            async with self.new_manager() as mgr:
                 box.append(mgr)
                 await mgr.add_handler(handler, args, **self.isolation_for(handler))
                 if exc is not None:
@@ -435,6 +440,45 @@ class InlineThreadsRuntime(ThreadsRuntime):
         return Facade(self, mgr, self.main)
 
 
+def _never(*args: Any) -> bool:
+    return False
+
+
+def _force_off(mgr: Any, *paths: str) -> Any:
+    """Turn ``paths`` (methods of the asyncio manager that choose a fast path) off on ``mgr``
+    alone: an instance attribute answering False shadows each, so the slow path is taken and
+    the runtime's code is unchanged. Must run before the manager's task first runs (its drain
+    loop reads ``_quick`` once)."""
+    for path in paths:
+        # a renamed method would leave the variant silently on the fast path
+        assert inspect.isfunction(inspect.getattr_static(type(mgr), path)), path
+        setattr(mgr, path, _never)
+    return mgr
+
+
+class QueuedAioRuntime(AioRuntime):
+    """The asyncio runtime with requests never run inline in the caller (``_can_inline``
+    off): every ``call``, ``sync_notify``, ``which_handlers`` and ``get_state`` is queued and
+    answered by the manager's drain loop, which answers plain handlers' requests itself
+    (``_quick``) and passes the rest to the core."""
+
+    name = "aio-queued"
+
+    def new_manager(self, name: str | None = None) -> Any:
+        return _force_off(aio.start(name), "_can_inline")
+
+
+class CoreQueuedAioRuntime(AioRuntime):
+    """The asyncio runtime with both request fast paths off (``_can_inline`` and the drain
+    loop's ``_quick`` answers): every request is queued and runs through the core's
+    procedures."""
+
+    name = "aio-queued-core"
+
+    def new_manager(self, name: str | None = None) -> Any:
+        return _force_off(aio.start(name), "_can_inline", "_quick")
+
+
 def _has_coroutines(handler: Any) -> bool:
     cls = (
         handler if isinstance(handler, type) else handler[0] if isinstance(handler, tuple) else None
@@ -512,6 +556,8 @@ the reason: each is about a slow handler holding up the others, which isolation 
 
 RUNTIMES: dict[str, type[Runtime]] = {
     "aio": AioRuntime,
+    "aio-queued": QueuedAioRuntime,
+    "aio-queued-core": CoreQueuedAioRuntime,
     "threads": ThreadsRuntime,
     "threads-inline": InlineThreadsRuntime,
     "aio-isolated-task": IsolatedTaskRuntime,

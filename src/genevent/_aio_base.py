@@ -14,7 +14,6 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Hashable
-from types import CodeType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from . import _functions, _registry
@@ -33,7 +32,7 @@ from ._core import (
     Unwatch,
     Watch,
 )
-from ._driver import callback_in, log, take_back
+from ._driver import awaited_frames, callback_in, log, take_back
 from ._errors import (
     CallingSelf,
     CallTimeout,
@@ -67,10 +66,6 @@ from ._metrics import Timings
 from ._streams import AsyncEventStream
 from ._text import short
 
-if TYPE_CHECKING:
-    from .aio import EventManager
-
-
 E = TypeVar("E")
 Req = TypeVar("Req")
 Rep = TypeVar("Rep")
@@ -85,7 +80,7 @@ except ImportError:  # pragma: no cover - a Python without it has a C current_ta
 
 _running_loop = asyncio._get_running_loop  # C; None outside a running loop (public twin raises)
 _FOREVER: Final = threading.TIMEOUT_MAX  # timeouts this long or longer mean "no timeout"
-_LIVE: set[EventManager[Any]] = set()  # running managers stay alive until they stop, like
+_LIVE: set[_ManagerBase[Any]] = set()  # running managers stay alive until they stop, like
 # Erlang processes: a manager nobody references is still a running manager, not garbage
 _STOP: Final = object()
 _LANE_RESULTS: Final = frozenset({"lane", "lane call", "lane order"})
@@ -167,18 +162,6 @@ def _resolve(fut: asyncio.Future[Any] | None, value: Any) -> None:
 def _fail(fut: asyncio.Future[Any] | None, exc: BaseException) -> None:
     if fut is not None and not fut.done():
         fut.set_exception(exc)
-
-
-def _awaited_codes(awaitable: Any) -> list[Any]:
-    """The code objects of a coroutine and of what it awaits, outermost first."""
-    codes: list[CodeType] = []
-    while awaitable is not None and len(codes) < 1000:
-        code = getattr(awaitable, "cr_code", None) or getattr(awaitable, "gi_code", None)
-        if code is None:
-            break
-        codes.append(code)
-        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
-    return codes
 
 
 class _Pending(deque[_Request]):
@@ -309,7 +292,7 @@ class _ManagerBase(Generic[E]):
         self._stop_started: float | None = None
         if name is not None:
             _registry.register(name, self)
-        _LIVE.add(self)  # type: ignore[arg-type]  # self is an aio.EventManager
+        _LIVE.add(self)
         try:
             # asyncio.Task, not create_task: a task factory (say eager_task_factory on 3.12+)
             # must not start the manager before self._task exists
@@ -614,7 +597,7 @@ class _ManagerBase(Generic[E]):
         read from the coroutines its task (or an inline request's task) is suspended in."""
         for task in (self._dispatch_task, self._task):
             if isinstance(task, asyncio.Task) and not task.done():
-                name = callback_in(_awaited_codes(task.get_coro()))
+                name = callback_in(awaited_frames(task.get_coro()))
                 if name is not None:
                     return name
         return None

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 from collections import deque
 from collections.abc import Callable, Iterable
-from types import CodeType
+from types import FrameType
 from typing import Any
 
 from ._core import (
@@ -23,6 +22,7 @@ from ._core import (
     TellOwner,
     Unwatch,
     Watch,
+    misuse_hint,
 )
 from ._errors import GenEventError, WrongRuntime, _name, _returns_hint
 from ._text import MAX_TEXT, cut, short
@@ -30,10 +30,12 @@ from ._text import MAX_TEXT, cut, short
 __all__ = (
     "CRASHES",
     "FATAL",
+    "awaited_frames",
     "callback_in",
     "drive_sync",
     "log",
     "report",
+    "stack_frames",
     "state_of",
     "take_back",
     "tell_owner",
@@ -147,7 +149,7 @@ def report(manager: Any, eff: Report) -> None:
         what = f"crashed in {callback}" if callback else "crashed"
     hint = ""
     if type(reason) is BadReturn and callback is not None:
-        hint = f"\n** {_returns_hint(callback, reason.value)}"
+        hint = f"\n** {_returns_hint(callback, reason.value, misuse_hint(reason.value))}"
     log.error(
         "** genevent handler %s %s.\n** Was installed in %s\n** Last message was: %s\n"
         "** When handler state == %s\n** Reason == %s%s",
@@ -248,29 +250,55 @@ def drive_sync(
             watch(eff)  # the manager's own business
 
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_OWN_FILES = ("aio.py", "threads.py")
+_PACKAGE = __name__.rpartition(".")[0]  # "genevent" (wherever it is installed, or vendored)
+_PUBLIC_RUNTIMES = frozenset({"aio", "threads"})
 
 
-def _is_runtime_code(code: CodeType) -> bool:
-    """True for code of genevent's runtimes and core (not its examples or demo)."""
-    path = code.co_filename
-    folder, base = os.path.split(path)
-    if folder == _HERE:
-        return base in _OWN_FILES or (base.startswith("_") and base != "__main__.py")
-    return os.path.dirname(folder) == _HERE and os.path.basename(folder) == "_core"
+def _is_runtime_module(name: object) -> bool:
+    """True for a module of genevent's runtimes and core: its private modules (the core
+    included), ``aio`` and ``threads``; not its examples, demo, exporters or transport, whose
+    callbacks run as user code does. Told by module name, never by file name, so that moving
+    a file changes nothing."""
+    if type(name) is not str or not name.startswith(_PACKAGE + "."):
+        return False
+    first = name[len(_PACKAGE) + 1 :].partition(".")[0]
+    return first in _PUBLIC_RUNTIMES or (first.startswith("_") and first != "__main__")
 
 
-def callback_in(codes: Iterable[CodeType]) -> str | None:
+def stack_frames(frame: FrameType | None) -> list[FrameType]:
+    """The frames of the stack whose innermost frame is ``frame``, outermost first."""
+    frames = []
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    frames.reverse()
+    return frames
+
+
+def awaited_frames(awaitable: Any) -> list[FrameType]:
+    """The frames of a suspended coroutine (or generator) and of what it awaits, outermost
+    first."""
+    frames: list[FrameType] = []
+    while awaitable is not None and len(frames) < 1000:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append(frame)
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
+    return frames
+
+
+def callback_in(frames: Iterable[FrameType]) -> str | None:
     """The handler callback running in a stack, as ``"Class.method"``: the outermost code that
-    genevent's own code called (``codes`` run from the outermost frame inwards). None when
-    no user code called by genevent is on the stack."""
+    genevent's own code called (``frames`` run from the outermost inwards; see
+    :func:`stack_frames` and :func:`awaited_frames`). None when no user code called by
+    genevent is on the stack."""
     caller_is_runtime = False
-    for code in codes:
-        is_runtime = _is_runtime_code(code)
+    for frame in frames:
+        is_runtime = _is_runtime_module(frame.f_globals.get("__name__"))
         if caller_is_runtime and not is_runtime:
             # a class defined in a function: "make.<locals>.Slow.handle_event" -> "Slow...."
-            return code.co_qualname.rpartition("<locals>.")[2]
+            return frame.f_code.co_qualname.rpartition("<locals>.")[2]
         caller_is_runtime = is_runtime
     return None
 

@@ -205,13 +205,16 @@ class HandlerCrashed(_HandlerError):
 class HandlerBadReturn(_HandlerError):
     """The called handler returned something it may not (a malformed instruction, or the class
     :class:`~genevent.Remove` or :class:`~genevent.Swap` itself); it was removed. The message
-    names the callback and what it may return."""
+    names the callback and what it may return, then ``guess`` (the core's guess at what was
+    meant, such as a forgotten ``()``)."""
 
-    def __init__(self, handler: Any, value: Any, callback: str = "handle_call") -> None:
+    def __init__(
+        self, handler: Any, value: Any, callback: str = "handle_call", *, guess: str = ""
+    ) -> None:
         super().__init__(
             handler,
             f"handler {_name(handler)} returned a bad value from {callback}: {short(value)}; "
-            f"{_returns_hint(callback, value)}",
+            f"{_returns_hint(callback, value, guess)}",
         )
         #: the value it returned
         self.value = value
@@ -373,16 +376,10 @@ _MAY_RETURN = {
 }
 
 
-def _returns_hint(callback: str, value: Any) -> str:
-    """What ``callback`` may return, and a guess at what was meant (a forgotten ``()``)."""
-    from ._core import Remove, Swap  # noqa: PLC0415 - the core imports this module
-
+def _returns_hint(callback: str, value: Any, guess: str = "") -> str:
+    """What ``callback`` may return, then ``guess``: what was meant, as the core guesses it
+    (it knows :class:`~genevent.Remove` and :class:`~genevent.Swap`; this module sits below it
+    and does not)."""
     allowed = _MAY_RETURN.get(callback)
     hint = f"{callback} may return {allowed}" if allowed else f"{callback} returned it"
-    if value is Remove:
-        hint += "; did you mean Remove()?"
-    elif value is Swap:
-        hint += "; did you mean Swap(args1, Handler, args2)?"
-    elif type(value) is Swap:
-        hint += "; a Swap must name a handler class, or (class, id), that is not installed"
-    return hint
+    return hint + guess

@@ -11,7 +11,8 @@ def running_managers() -> list[Any]:
     """The managers of both runtimes that are running now (a snapshot), in no set order."""
     from . import _aio_base, _thread_server  # noqa: PLC0415 - the runtimes import what imports this
 
-    found: list[Any] = [m for m in list(_aio_base._LIVE) if m.is_running]
+    live: list[Any] = list(_aio_base._LIVE)  # aio.EventManagers (their base is typed there)
+    found: list[Any] = [m for m in live if m.is_running]
     for server in list(_thread_server._live):
         mgr = server.public()
         if mgr is not None and mgr.is_running:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal, Protocol, TypeAlias
 
 from ._core import Entry, Invoke, ManagerCore, Procedure, Raised, Remove, Returned, Swap
-from ._driver import CRASHES, FATAL, callback_in, log
+from ._driver import CRASHES, FATAL, awaited_frames, callback_in, log, stack_frames
 from ._errors import CallNotSupported, HandlerNotFound, ManagerNotRunning, _name
 from ._overflow import Action, Counts, check_bound
 
@@ -694,12 +694,7 @@ class ThreadLane(Lane):
     def running_callback(self) -> str | None:
         thread = self.thread
         frame = sys._current_frames().get(thread.ident) if thread and thread.ident else None
-        codes = []
-        while frame is not None:
-            codes.append(frame.f_code)
-            frame = frame.f_back
-        codes.reverse()
-        return callback_in(codes)
+        return callback_in(stack_frames(frame))
 
     def _run(self) -> None:
         host = self.host
@@ -876,15 +871,7 @@ class TaskLane(Lane):
         task = self.task
         if task is None or task.done():
             return None
-        codes: list[Any] = []
-        aw: Any = task.get_coro()
-        while aw is not None and len(codes) < 1000:
-            code = getattr(aw, "cr_code", None) or getattr(aw, "gi_code", None)
-            if code is None:
-                break
-            codes.append(code)
-            aw = getattr(aw, "cr_await", None) or getattr(aw, "gi_yieldfrom", None)
-        return callback_in(codes)
+        return callback_in(awaited_frames(task.get_coro()))
 
     async def _call(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Raised | Returned:
         try:

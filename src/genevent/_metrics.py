@@ -14,10 +14,18 @@ from which quantiles are read. The benchmark suite measures what it costs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ("HandlerStats", "Histogram", "ManagerStats", "Timings", "build_stats", "timed")
+__all__ = (
+    "HandlerStats",
+    "Histogram",
+    "ManagerStats",
+    "Timings",
+    "build_stats",
+    "plain_stats",
+    "timed",
+)
 
 _BUCKETS = 64
 
@@ -246,3 +254,22 @@ def count_events(mailbox: Any, request_class: type) -> int:
     """How many messages in ``mailbox`` are events (not ``request_class`` instances): a scan,
     for ``stats()`` only."""
     return sum(1 for m in list(mailbox) if m.__class__ is not request_class)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, type):
+        return value.__qualname__
+    return getattr(value, "__qualname__", None) or repr(value)
+
+
+def plain_stats(stats: ManagerStats) -> dict[str, Any]:
+    """``stats`` as plain JSON-ready data (handler references become text): what
+    ``genevent top`` shows, read locally or over the NATS transport."""
+    result: dict[str, Any] = _jsonable(asdict(stats))
+    return result

@@ -7,15 +7,20 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from ._errors import (
     InvalidOwner,
 )
 from ._text import short
 
-if TYPE_CHECKING:
-    from ._thread_server import _Server
+
+class _Watcher(Protocol):
+    """What a watch tells of its owner thread's end: a manager's server
+    (``genevent._thread_server._Server``, which imports this module)."""
+
+    def owner_down(self, owner: Any, reason: BaseException | None) -> None: ...
+
 
 _JOINER_RELEASE: Final = 1.0  # how often an idle owner-watching thread checks it is still needed
 
@@ -42,7 +47,7 @@ class _OwnerWatch:
 
     def __init__(self, thread: threading.Thread) -> None:
         self.thread = thread
-        self.servers: set[_Server] = set()
+        self.servers: set[_Watcher] = set()
         self.fired = False
         self.reason: BaseException | None = None
         #: the exception the thread died of, recorded by the excepthook
@@ -51,7 +56,7 @@ class _OwnerWatch:
         self.local = False
         self.joiner: threading.Thread | None = None
 
-    def subscribe(self, server: _Server) -> _OwnerWatch:
+    def subscribe(self, server: _Watcher) -> _OwnerWatch:
         """Report the thread's end to ``server``; return the watch that will (this one, or the
         one that replaced it after an idle watcher let go)."""
         with _watch_lock:
@@ -67,7 +72,7 @@ class _OwnerWatch:
         server.owner_down(self.thread, self.reason)  # it ended before the watch began
         return self
 
-    def unsubscribe(self, server: _Server) -> None:
+    def unsubscribe(self, server: _Watcher) -> None:
         with _watch_lock:
             self.servers.discard(server)
 

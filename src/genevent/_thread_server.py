@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from itertools import repeat
 from operator import length_hint as _left
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from . import _registry
 from ._core import (
@@ -36,7 +36,16 @@ from ._core import (
     Unwatch,
     Watch,
 )
-from ._driver import CRASHES, FATAL, callback_in, drive_sync, log, take_back, tell_owner
+from ._driver import (
+    CRASHES,
+    FATAL,
+    callback_in,
+    drive_sync,
+    log,
+    stack_frames,
+    take_back,
+    tell_owner,
+)
 from ._errors import (
     CallTimeout,
     GenEventError,
@@ -63,8 +72,14 @@ from ._mailbox import Bound, log_backlog, take_backlog
 from ._metrics import Timings
 from ._thread_owners import _OwnerWatch, _prepare_owner
 
-if TYPE_CHECKING:
-    from .threads import EventManager
+
+class _Public(Protocol):
+    """What the server needs of the public :class:`genevent.threads.EventManager` it serves
+    (defined here: this module sits below the public one, which imports it)."""
+
+    @property
+    def is_running(self) -> bool: ...
+
 
 E = TypeVar("E")
 
@@ -162,7 +177,7 @@ class _Server:
     def __init__(self, name: str | None, inline: bool, timing: bool = False) -> None:
         self.name = name
         self.inline = inline
-        self.public: Callable[[], EventManager[Any] | None] = _no_public
+        self.public: Callable[[], _Public | None] = _no_public
         self.core = ManagerCore(self, allow_async=False, clock=time.monotonic)
         # metrics the core does not keep (it counts the rest)
         self.high_water = 0
@@ -625,12 +640,7 @@ class _Server:
         frames = sys._current_frames()
         for ident in (self.inline_ident, self.ident):
             frame = frames.get(ident) if ident is not None else None
-            codes = []
-            while frame is not None:
-                codes.append(frame.f_code)
-                frame = frame.f_back
-            codes.reverse()
-            name = callback_in(codes)
+            name = callback_in(stack_frames(frame))
             if name is not None:
                 return name
         return None

@@ -27,27 +27,14 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ._errors import GenEventError
 from ._inventory import running_managers
-from ._metrics import ManagerStats
+from ._metrics import ManagerStats, plain_stats
 
 __all__ = ("StatsServer", "cluster_snapshot", "main", "render", "serve", "snapshot")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, type):
-        return value.__qualname__
-    return getattr(value, "__qualname__", None) or repr(value)
 
 
 def snapshot(managers: Iterable[Any] | None = None) -> dict[str, Any]:
@@ -56,7 +43,7 @@ def snapshot(managers: Iterable[Any] | None = None) -> dict[str, Any]:
     references become text."""
     found = running_managers() if managers is None else list(managers)
     stats: list[ManagerStats] = [m.stats() for m in found]
-    return {"time": time.time(), "managers": [_jsonable(asdict(s)) for s in stats]}
+    return {"time": time.time(), "managers": [plain_stats(s) for s in stats]}
 
 
 class StatsServer:

@@ -82,7 +82,7 @@ OWNERS = ["main", "w1"]
 EVENT_ACTIONS = ["plain", "crash", "bad", "remove", "swap", "swap_fail"]
 CALL_ACTIONS = ["plain", "crash", "bad", "remove", "swap"]
 ISOLATED = [name for name, cls in RUNTIMES.items() if cls.isolated]
-PLAIN = ["aio", "threads", "threads-inline"]
+PLAIN = ["aio", "aio-queued", "aio-queued-core", "threads", "threads-inline"]
 REFERENCE = "aio"
 EXAMPLES = int(os.environ.get("GENEVENT_PIPELINE_EXAMPLES", "60"))
 

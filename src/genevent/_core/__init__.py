@@ -17,7 +17,7 @@ from ._effects import (
     Unwatch,
     Watch,
 )
-from ._instructions import NO_ARGS, NO_HANDOFF, Args, NoArgs, NoHandoff, Remove, Swap
+from ._instructions import NO_ARGS, NO_HANDOFF, Args, NoArgs, NoHandoff, Remove, Swap, misuse_hint
 from ._manager import Entry, ManagerCore, Procedure, handler_key
 from ._reasons import (
     BadReturn,
@@ -70,5 +70,6 @@ __all__ = (
     "Unwatch",
     "Watch",
     "handler_key",
+    "misuse_hint",
     "restart_spec",
 )

@@ -6,7 +6,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
-__all__ = ("NO_ARGS", "NO_HANDOFF", "Args", "NoArgs", "NoHandoff", "Remove", "Swap")
+__all__ = ("NO_ARGS", "NO_HANDOFF", "Args", "NoArgs", "NoHandoff", "Remove", "Swap", "misuse_hint")
 
 R = TypeVar("R")
 
@@ -95,3 +95,16 @@ class NoHandoff:
 NO_HANDOFF: Final = NoHandoff()
 """The ``handoff`` a swapped-in handler's ``init`` gets when there was no old handler
 (OTP passes ``error``)."""
+
+
+def misuse_hint(value: Any) -> str:
+    """A guess at what a callback that returned ``value`` meant, when ``value`` misuses
+    :class:`Remove` or :class:`Swap` (a forgotten ``()``, a swap to a handler already
+    installed); ``""`` otherwise. Appended to the error's and the report's hint."""
+    if value is Remove:
+        return "; did you mean Remove()?"
+    if value is Swap:
+        return "; did you mean Swap(args1, Handler, args2)?"
+    if type(value) is Swap:
+        return "; a Swap must name a handler class, or (class, id), that is not installed"
+    return ""

@@ -83,7 +83,7 @@ from ._effects import (
     Unwatch,
     Watch,
 )
-from ._instructions import NO_ARGS, NO_HANDOFF, Args, Remove, Swap
+from ._instructions import NO_ARGS, NO_HANDOFF, Args, Remove, Swap, misuse_hint
 from ._reasons import (
     BadReturn,
     Crashed,
@@ -928,7 +928,7 @@ class ManagerCore:
         elif value is not Remove and value is not Swap:
             return value
         yield from self._leave(entry, BadReturn(value), request, "handle_call")
-        raise HandlerBadReturn(entry.ref, value, "handle_call")
+        raise HandlerBadReturn(entry.ref, value, "handle_call", guess=misuse_hint(value))
 
     def _settle(self) -> Generator[Effect, Any, None]:
         """A handler that is not isolated is about to change the table while isolated handlers
@@ -945,7 +945,7 @@ class ManagerCore:
         if type(value) is Remove or type(value) is Swap:
             return value.reply
         if value is Remove or value is Swap:
-            raise HandlerBadReturn(entry.ref, value, "handle_call")
+            raise HandlerBadReturn(entry.ref, value, "handle_call", guess=misuse_hint(value))
         return value
 
     def notify(self, event: Any) -> Procedure:

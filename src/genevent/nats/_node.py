@@ -56,8 +56,8 @@ from .._errors import (
     WrongRuntime,
 )
 from .._lanes import check_isolation
+from .._metrics import plain_stats
 from .._text import short
-from ..top import snapshot
 from ._errors import (
     InvalidName,
     MalformedMessage,
@@ -771,7 +771,7 @@ class Node:
                     (self._wire_ref(r), _plain_or_repr(codec, s)) for r, s in await mgr.get_state()
                 ]
             elif op == "stats":  # genevent top's cluster view: plain data, read, never waits
-                result = snapshot([mgr])["managers"][0]
+                result = plain_stats(mgr.stats())
             else:  # "stop"
                 await mgr.stop()
                 await self._unhost(hosted.name)
