@@ -35,15 +35,14 @@ from ._aio_base import (
     _yield,
 )
 from ._core import (
+    MAYBE_INSTRUCTION,
     Entry,
     Invoke,
     Procedure,
     Raised,
-    Remove,
     Report,
     Returned,
     Settle,
-    Swap,
     TellOwner,
 )
 from ._driver import CRASHES, FATAL, log, report, tell_owner
@@ -485,9 +484,7 @@ class _ManagerEngine(_ManagerBase[E]):
             except CRASHES as exc:
                 req.proc, req.args = _CALL_OUTCOME, (entry, Raised(exc), request)
                 return False
-            cls = result.__class__
-            # a class as reply may be Remove or Swap (a forgotten "()"): the core tells them
-            if cls is Remove or cls is Swap or cls is type:
+            if result.__class__ in MAYBE_INSTRUCTION:  # the core tells them apart
                 req.proc, req.args = _CALL_OUTCOME, (entry, Returned(result), request)
                 return False
         elif proc is _SYNC:

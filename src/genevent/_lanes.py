@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal, Protocol, TypeAlias
 
-from ._core import Entry, Invoke, ManagerCore, Procedure, Raised, Remove, Returned, Swap
+from ._core import Entry, Invoke, ManagerCore, Procedure, Raised, Returned, is_plain_reply
 from ._driver import CRASHES, FATAL, awaited_frames, callback_in, log, stack_frames
 from ._errors import CallNotSupported, HandlerNotFound, ManagerNotRunning, _name
 from ._overflow import Action, Counts, check_bound
@@ -219,11 +219,6 @@ def check_isolation(
         raise TypeError(f"stop_timeout must be a number of seconds, not {stop_timeout!r}")
     if not stop_timeout >= 0.0:
         raise ValueError(f"stop_timeout must be >= 0, not {stop_timeout!r}")
-
-
-def _is_reply(value: Any) -> bool:
-    cls = value.__class__
-    return cls is not Remove and cls is not Swap and value is not Remove and value is not Swap
 
 
 class Lane:
@@ -593,7 +588,7 @@ class Lane:
         self.calling = None
         if self.abandoned:
             return  # answered when it was left behind
-        if out.__class__ is Returned and _is_reply(out.value):
+        if out.__class__ is Returned and is_plain_reply(out.value):
             self.host.lane_reply(item.req, out.value)
             return
         self.pending = entry

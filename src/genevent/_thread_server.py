@@ -20,18 +20,17 @@ from typing import Any, Final, Protocol, TypeVar
 
 from . import _registry
 from ._core import (
+    MAYBE_INSTRUCTION,
     Entry,
     HandlerExit,
     Invoke,
     ManagerCore,
     Procedure,
     Raised,
-    Remove,
     Retry,
     Returned,
     Settle,
     Stopped,
-    Swap,
     TellOwner,
     Unwatch,
     Watch,
@@ -495,8 +494,7 @@ class _Server:
                 except CRASHES as exc:
                     outcome: Raised | Returned = Raised(exc)
                 else:
-                    cls = result.__class__
-                    if cls is not Remove and cls is not Swap and cls is not type:
+                    if result.__class__ not in MAYBE_INSTRUCTION:  # the core's rule, cheap
                         req.value = result
                         lock.release()
                         return
@@ -628,9 +626,7 @@ class _Server:
                     self.drive(core.call_result(entry, Raised(exc), request))
                 raise exc from None
             return self.drive(core.call_result(entry, Raised(exc), request))
-        cls = reply.__class__
-        # a class as reply may be Remove or Swap (a forgotten "()"): the core tells those apart
-        if cls is Remove or cls is Swap or cls is type:
+        if reply.__class__ in MAYBE_INSTRUCTION:  # the core tells them apart
             return self.drive(core.call_result(entry, Returned(reply), request))
         return reply
 

@@ -57,13 +57,12 @@ from ._aio_base import (
 from ._aio_engine import _ManagerEngine
 from ._checks import check_add, check_on_exit, check_ref, check_subscribe, check_timeout
 from ._core import (
+    MAYBE_INSTRUCTION,
     NO_ARGS,
     HandlerExit,
     Raised,
-    Remove,
     RestartPolicy,
     Returned,
-    Swap,
     restart_spec,
 )
 from ._driver import CRASHES, FATAL
@@ -325,10 +324,8 @@ class EventManager(_ManagerEngine[E]):
                             self._inline_fatal(exc)
                         outcome: Raised | Returned = Raised(exc)
                     else:
-                        cls = reply.__class__
-                        # a class as reply may be Remove or Swap (a forgotten "()"): the core
-                        # tells those from a real reply
-                        if cls is not Remove and cls is not Swap and cls is not type:
+                        # the core's rule, its cheap form (see MAYBE_INSTRUCTION)
+                        if reply.__class__ not in MAYBE_INSTRUCTION:
                             return reply  # type: ignore[no-any-return]
                         outcome = Returned(reply)
                     return await self._finish_inline(  # type: ignore[no-any-return]

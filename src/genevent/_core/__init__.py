@@ -17,7 +17,18 @@ from ._effects import (
     Unwatch,
     Watch,
 )
-from ._instructions import NO_ARGS, NO_HANDOFF, Args, NoArgs, NoHandoff, Remove, Swap, misuse_hint
+from ._instructions import (
+    MAYBE_INSTRUCTION,
+    NO_ARGS,
+    NO_HANDOFF,
+    Args,
+    NoArgs,
+    NoHandoff,
+    Remove,
+    Swap,
+    is_plain_reply,
+    misuse_hint,
+)
 from ._manager import Entry, ManagerCore, Procedure, handler_key
 from ._reasons import (
     BadReturn,
@@ -34,6 +45,7 @@ from ._reasons import (
 from ._restart import RESTART_POLICIES, Intensity, Restart, RestartPolicy, restart_spec
 
 __all__ = (
+    "MAYBE_INSTRUCTION",
     "NO_ARGS",
     "NO_HANDOFF",
     "RESTART_POLICIES",
@@ -70,6 +82,7 @@ __all__ = (
     "Unwatch",
     "Watch",
     "handler_key",
+    "is_plain_reply",
     "misuse_hint",
     "restart_spec",
 )

@@ -6,7 +6,18 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
-__all__ = ("NO_ARGS", "NO_HANDOFF", "Args", "NoArgs", "NoHandoff", "Remove", "Swap", "misuse_hint")
+__all__ = (
+    "MAYBE_INSTRUCTION",
+    "NO_ARGS",
+    "NO_HANDOFF",
+    "Args",
+    "NoArgs",
+    "NoHandoff",
+    "Remove",
+    "Swap",
+    "is_plain_reply",
+    "misuse_hint",
+)
 
 R = TypeVar("R")
 
@@ -95,6 +106,21 @@ class NoHandoff:
 NO_HANDOFF: Final = NoHandoff()
 """The ``handoff`` a swapped-in handler's ``init`` gets when there was no old handler
 (OTP passes ``error``)."""
+
+
+def is_plain_reply(value: Any) -> bool:
+    """The rule for what ``handle_call`` returned: a plain reply (given to the caller, nothing
+    else happens) unless it is a :class:`Remove` or :class:`Swap` instruction, or one of those
+    classes itself (a forgotten ``()``: a bad return, never a reply)."""
+    cls = value.__class__
+    return cls is not Remove and cls is not Swap and value is not Remove and value is not Swap
+
+
+MAYBE_INSTRUCTION: Final = frozenset({Remove, Swap, type})
+"""The classes of what ``handle_call`` may return that need :func:`is_plain_reply` (and then
+the core's ``call_result``) to be told apart: a fast path gives any other value to the caller
+as it is (``reply.__class__ not in MAYBE_INSTRUCTION``: as cheap as a test of its own, and
+the rule stays here). Conservative: every class is in it through ``type``."""
 
 
 def misuse_hint(value: Any) -> str:

@@ -83,7 +83,7 @@ from ._effects import (
     Unwatch,
     Watch,
 )
-from ._instructions import NO_ARGS, NO_HANDOFF, Args, Remove, Swap, misuse_hint
+from ._instructions import NO_ARGS, NO_HANDOFF, Args, Remove, Swap, is_plain_reply, misuse_hint
 from ._reasons import (
     BadReturn,
     Crashed,
@@ -905,9 +905,8 @@ class ManagerCore:
             return self._late_call_result(entry, out)
         if type(out) is Returned:
             value = out.value
-            cls = type(value)
-            if cls is not Remove and cls is not Swap and value is not Remove and value is not Swap:
-                return value  # a plain reply: nothing else happens
+            if is_plain_reply(value):
+                return value  # nothing else happens
         if self.isolated and entry.lane is None:  # the table changes: see _settle
             yield from self._settle()
             if not entry.alive:
