@@ -35,8 +35,17 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal, Protocol, TypeAlias
 
-from ._core import Entry, Invoke, ManagerCore, Procedure, Raised, Returned, is_plain_reply
-from ._driver import CRASHES, FATAL, awaited_frames, callback_in, log, stack_frames
+from ._core import (
+    Entry,
+    Invoke,
+    ManagerCore,
+    Procedure,
+    Raised,
+    Report,
+    Returned,
+    is_plain_reply,
+)
+from ._driver import CRASHES, FATAL, awaited_frames, callback_in, log, report, stack_frames
 from ._errors import CallNotSupported, HandlerNotFound, ManagerNotRunning, _name
 from ._overflow import Action, Counts, check_bound
 
@@ -571,6 +580,14 @@ class Lane:
         self.posted = self.current
         self.host.lane_outcome(self, entry, out, message, cb, self.current)
 
+    def _no_info(self, entry: Entry, item: _Info) -> bool:
+        """An info queued to a handler that has no ``handle_info`` (one swapped in after it
+        was queued): it is dropped with the warning the manager gives for it. True then."""
+        if entry.info.has_info:
+            return False
+        report(self.host, Report("no_handle_info", entry.ref, entry.instance, item.message, None))
+        return True
+
     def _answers(self, entry: Entry, item: _Call) -> Callable[[Any], Any] | None:
         """``entry``'s ``handle_call`` if it answers the call ``item``; else None, the caller
         answered: a call made to another id (the handler it was made to swapped itself away
@@ -782,6 +799,8 @@ class ThreadLane(Lane):
             self.calling = item
             self._settle_call(entry, item, _outcome(fn, (item.request,), None))
         elif cls is _Info:
+            if self._no_info(entry, item):
+                return
             out = _outcome(entry.instance.handle_info, (item.message,), None)
             self._settle(entry, out, item.message, "handle_info")
         else:
@@ -1026,6 +1045,8 @@ class TaskLane(Lane):
             self.calling = item
             self._settle_call(entry, item, await self._call(fn, (item.request,), None))
         elif cls is _Info:
+            if self._no_info(entry, item):
+                return
             out = await self._call(entry.instance.handle_info, (item.message,), None)
             self._settle(entry, out, item.message, "handle_info")
         else:
@@ -1262,8 +1283,8 @@ def pass_call(core: ManagerCore, handler: Any, request: Any, req: Any) -> bool:
     """A call to an isolated handler goes to its lane, not through the manager: True when
     ``req`` (the caller's request, answered by the lane) was passed on."""
     entry = core.find(handler)
-    if entry is not None and entry.lane is not None and entry.call_fn is not None:
-        core.requests += 1
+    if entry is not None and entry.lane is not None:  # in order: its lane answers, or says
+        core.requests += 1  # CallNotSupported in its turn
         entry.lane.post_call(request, req, entry.ref)
         return True
     return False

@@ -321,6 +321,11 @@ PROGRAMS_ALWAYS_RUN: list[list[Step]] = [
         Delete(_H1),
         Which(),
     ],
+    # a call made after the event that makes its handler leave is answered after it, even
+    # when that handler has no handle_call (HandlerNotFound, not CallNotSupported)
+    [Add(_Q), Notify("crash", _Q), Call(_Q, "plain"), Which()],
+    # an info queued behind a swap to a handler without handle_info: dropped with a warning
+    [Add(_H0), Notify("swap", _H0, _Q), Send("plain", _H0), Notify("plain", _Q), Which()],
 ]
 
 
@@ -833,6 +838,8 @@ def test_runtime_matches_the_bare_core(runtime: str) -> None:
     @example(program=PROGRAMS_ALWAYS_RUN[1])
     @example(program=PROGRAMS_ALWAYS_RUN[2])
     @example(program=PROGRAMS_ALWAYS_RUN[3])
+    @example(program=PROGRAMS_ALWAYS_RUN[4])
+    @example(program=PROGRAMS_ALWAYS_RUN[5])
     def check(program: list[Step]) -> None:
         check_program(runtime, program)
 
