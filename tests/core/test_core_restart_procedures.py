@@ -304,11 +304,6 @@ def test_a_restarted_isolated_handler_keeps_its_lane() -> None:
     assert core.isolated == 1
 
 
-@pytest.mark.xfail(
-    reason="owner_down drops a waiting restart without noting its lane (lane_edits), so a "
-    "runtime that kept the lane vacant for the retry never closes it",
-    strict=True,
-)
 def test_owner_down_lets_go_of_the_lane_kept_for_a_retry() -> None:
     lane = FakeLane()
     core, _, _, _ = setup(lane=lane)
@@ -345,11 +340,6 @@ def test_the_same_id_added_while_a_restart_waits() -> None:
     assert notices == [HandlerExit(H, StartFailed(NOPE), "m")]
 
 
-@pytest.mark.xfail(
-    reason="a retry that finds its id re-added meanwhile is counted against the intensity "
-    "(allow() runs before the check), and leaves a departure record for an installed id",
-    strict=True,
-)
 def test_a_retry_given_up_for_a_readded_id_counts_no_restart() -> None:
     core, clock, spec, _ = setup()
     crash(core, **{"H.init": Raised(NOPE)})
@@ -382,11 +372,6 @@ def test_restart_at_call_answers_the_caller_once() -> None:
     assert notices == []
 
 
-@pytest.mark.xfail(
-    reason="a second restart of the same id waiting for its retry replaces the first in "
-    "core.retrying: the first owner is never told nor released (still watched after stop)",
-    strict=True,
-)
 def test_a_second_waiting_restart_of_an_id_keeps_the_first_owner() -> None:
     core, _, _, notices = setup()
     crash(core, **{"H.init": Raised(NOPE)})  # H (owner A) waits for its retry

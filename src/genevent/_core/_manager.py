@@ -736,11 +736,11 @@ class ManagerCore:
         ref = entry.ref
         if clock is None or self.restarts_off:
             return False, reason
+        if self.find(ref) is not None:
+            return False, reason  # added again meanwhile: no restart (none counted)
         if not restart.intensity.allow(clock()):
             yield Report("restart_limit", ref, None, restart, reason)
             return False, reason
-        if self.find(ref) is not None:
-            return False, reason  # re-added meanwhile by re-entrant code
         restart.restarts += 1
         self.restarts += 1
         try:
@@ -754,6 +754,9 @@ class ManagerCore:
             if self.stopping or self.find(ref) is not None:
                 return False, reason
             restart.failures += 1
+            earlier = self.retrying.pop(ref, None)
+            if earlier is not None:  # the id was added again meanwhile, and left: the earlier
+                yield from self._gone_for_good(*earlier)  # one waits no more
             self.retrying[ref] = (entry, reason)
             yield Retry(ref, restart.delay())
             return True, reason
@@ -793,7 +796,8 @@ class ManagerCore:
                 f"; not restarted: its restart limit was reached ({intensity.max_restarts} "
                 f"restarts in {intensity.period:g} s)"
             )
-        self._note_left(entry.ref, how, summary)
+        if self.find(entry.ref) is None:  # (an id added again meanwhile did not leave)
+            self._note_left(entry.ref, how, summary)
         if self.crashes_by_ref:  # the totals keep counting
             self.crashes_by_ref.pop(entry.ref, None)
         if entry.lane is not None:  # a lane kept for a restart attempt is let go
@@ -1056,6 +1060,8 @@ class ManagerCore:
         for ref, (entry, _) in list(self.retrying.items()):  # no more attempts: it is gone
             if entry.owner == owner:
                 del self.retrying[ref]
+                if entry.lane is not None:  # the lane kept for the attempt is let go
+                    self.note_lane(entry)
                 yield from self._release_owner(owner)
         for entry in [e for e in self.entries if e.owner == owner]:
             if entry.alive:
