@@ -223,7 +223,11 @@ class _ManagerEngine(_ManagerBase[E]):
                     if interrupted is None:
                         interrupted = exc
             elif type(eff) is Settle:
-                await self._settle()
+                try:
+                    await self._settle()
+                except FATAL as exc:  # from what it applied meanwhile: finish the procedure
+                    if interrupted is None:
+                        interrupted = exc
             else:
                 self._watch(eff)
 

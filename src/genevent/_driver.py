@@ -247,7 +247,11 @@ def drive_sync(
         elif (
             type(eff) is Watch or type(eff) is Unwatch or type(eff) is Retry or type(eff) is Settle
         ):
-            watch(eff)  # the manager's own business
+            try:
+                watch(eff)  # the manager's own business
+            except FATAL as exc:  # from what a Settle applied meanwhile: finish first, as above
+                if interrupted is None:
+                    interrupted = exc
 
 
 _PACKAGE = __name__.rpartition(".")[0]  # "genevent" (wherever it is installed, or vendored)
