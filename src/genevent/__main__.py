@@ -1,4 +1,6 @@
-"""``genevent demo`` (also ``python -m genevent demo``): replay the seed session.
+"""``genevent demo`` (also ``python -m genevent demo``): replay the seed session, the small
+example genevent grew from (a manager named ``seed`` with one ``BroadcastEventHandler``, sent a
+few broadcasts and asked for them, newest first).
 
 With the ``nats`` extra: ``genevent node`` hosts managers on NATS, ``genevent ls`` lists the
 cluster's managers, ``genevent notify`` and ``genevent call`` talk to one from a shell."""
@@ -76,7 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"genevent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("top", help="a live view of a process's managers (genevent top --help)")
-    demo = sub.add_parser("demo", help="replay the seed session (BroadcastEventHandler)")
+    demo = sub.add_parser(
+        "demo",
+        help="replay the example session genevent grew from (a BroadcastEventHandler is sent "
+        "broadcasts and asked for them)",
+    )
     demo.add_argument(
         "--runtime", choices=("aio", "threads"), default="aio", help="default: aio (asyncio)"
     )
