@@ -28,7 +28,6 @@ from ._core import (
     Raised,
     Retry,
     Returned,
-    Stopped,
     Unwatch,
     Watch,
 )
@@ -46,6 +45,7 @@ from ._errors import (
 from ._lanes import (
     CAUGHT_UP,
     CONCERNED,
+    LANE_RESULTS,
     Lane,
     Order,
     TaskLane,
@@ -53,6 +53,7 @@ from ._lanes import (
     applied,
     call_applied,
     check_isolation,
+    drop_backlogs,
     leave_behind,
     pass_call,
     reap,
@@ -83,8 +84,7 @@ _FOREVER: Final = threading.TIMEOUT_MAX  # timeouts this long or longer mean "no
 _LIVE: set[_ManagerBase[Any]] = set()  # running managers stay alive until they stop, like
 # Erlang processes: a manager nobody references is still a running manager, not garbage
 _STOP: Final = object()
-_LANE_RESULTS: Final = frozenset({"lane", "lane call", "lane order"})
-"""What isolated handlers bring back: applied in mailbox order (see genevent._lanes.Order)."""
+_LANE_RESULTS: Final = LANE_RESULTS
 _INTERNAL: Final = frozenset({"info", "owner_down", "stream close", "restart"} | _LANE_RESULTS)
 _CONCERNED: Final = CONCERNED
 """Requests that may concern isolated handlers (see ``EventManager._isolated``)."""
@@ -391,12 +391,8 @@ class _ManagerBase(Generic[E]):
         self._drop_lanes()
 
     def _drop_lanes(self) -> None:
-        """A stop that drops the backlog: so do the isolated handlers' mailboxes (their drops
-        counted on each handler)."""
-        why = " (it stopped, dropping its backlog)"
-        lost = sum(lane.drop_backlog(why) for lane in list(self._lanes))
-        if lost:
-            log_backlog(self, lost, 0, "from isolated handlers' mailboxes at stop")
+        """A stop that drops the backlog: so do the isolated handlers' mailboxes."""
+        drop_backlogs(self, self._lanes)
 
     def _late(self, item: Any) -> None:
         """``item`` was appended and the manager was found stopping afterwards: accept it if the
@@ -639,9 +635,7 @@ class _ManagerBase(Generic[E]):
         """The manager stopped: every stream opened on it ends, even one whose feed was not
         installed yet (its subscription was refused by the stop)."""
         for stream in list(self._streams or ()):
-            if not stream._ended:
-                stream._end(Stopped())
-                stream._wake_consumer()
+            stream.manager_stopped()
         self._streams = None
 
     def _remove_stream(self, stream: AsyncEventStream[Any]) -> None:
@@ -827,7 +821,7 @@ class _ManagerBase(Generic[E]):
         if not takes_its_place(core, what, req.args):
             return False
         order = self._lane_order
-        if order.admit(self._lanes, next(order.seq), None, req):
+        if order.take_place(self._lanes, req):
             return False  # every isolated handler is past it: it runs now
         if what not in _INTERNAL:
             core.requests += 1
@@ -840,9 +834,8 @@ class _ManagerBase(Generic[E]):
         """The core's ``Settle``: the isolated handlers get past what was queued before the
         message being handled (what they bring back is applied meanwhile, in order); the
         manager holds its other messages until then. Not while stopping."""
-        order = self._lane_order
         marker = _Request(_nothing, (), None, "settle")
-        if not order.admit(self._lanes, next(order.seq), None, marker) and not self._closed:
+        if not self._lane_order.take_place(self._lanes, marker) and not self._closed:
             await self._hold_until(marker)
 
     async def _hold_until(self, req: _Request) -> None:

@@ -47,12 +47,14 @@ from ._core import (
 )
 from ._driver import CRASHES, FATAL, awaited_frames, callback_in, log, report, stack_frames
 from ._errors import CallNotSupported, HandlerNotFound, ManagerNotRunning, _name
+from ._mailbox import log_backlog
 from ._overflow import Action, Counts, check_bound
 
 __all__ = (
     "CAUGHT_UP",
     "CONCERNED",
     "LANE_OVERFLOW",
+    "LANE_RESULTS",
     "STOP_TIMEOUT",
     "Barrier",
     "Host",
@@ -65,6 +67,7 @@ __all__ = (
     "applied",
     "call_applied",
     "check_isolation",
+    "drop_backlogs",
     "left_behind",
     "reap",
     "running_lane",
@@ -1117,6 +1120,11 @@ class Order:
             self._watch(lanes)
         return out
 
+    def take_place(self, lanes: Iterable[Lane], what: Any) -> bool:
+        """A request (or a marker) takes the next place in mailbox order: True if every lane is
+        past what was queued before it (it runs now); else it waits here (see :meth:`admit`)."""
+        return self.admit(lanes, next(self.seq), None, what)
+
     def holds(self, what: Any) -> bool:
         """Whether ``what`` still waits here."""
         return any(item[2][1] is what for item in self._waiting)
@@ -1159,6 +1167,11 @@ CONCERNED: Final = frozenset(
 )
 """Requests that may concern isolated handlers (the runtime looks at these before it runs
 them: a call goes to the handler's lane, the others may wait for lanes to catch up)."""
+
+LANE_RESULTS: Final = frozenset({"lane", "lane call", "lane order"})
+"""The kinds of the messages that bring isolated handlers' outcomes back to the manager (and
+wake it when a lane passed a place an outcome waits for): applied in mailbox order (see
+:class:`Order`), never dropped by a stop, never held."""
 
 CAUGHT_UP: Final = " (isolated handlers caught up)"
 """Appended to a request's name when it comes back to the mailbox after its barrier."""
@@ -1300,6 +1313,16 @@ def when_caught_up(lanes: list[Lane], then: Callable[[], None]) -> None:
     barrier = Barrier(len(behind), then)
     for lane in behind:
         lane.mark(barrier)
+
+
+def drop_backlogs(manager: Any, lanes: Iterable[Lane]) -> int:
+    """A stop that drops the backlog: so do the isolated handlers' mailboxes (their drops
+    counted on each handler; logged for ``manager``). Returns how many events and infos they
+    dropped."""
+    lost = sum(lane.drop_backlog(" (it stopped, dropping its backlog)") for lane in list(lanes))
+    if lost:
+        log_backlog(manager, lost, 0, "from isolated handlers' mailboxes at stop")
+    return lost
 
 
 def leave_behind(manager: Any, lane: Lane) -> bool:

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from ._core import Args, Crashed, ExitReason, Remove
+from ._core import Args, Crashed, ExitReason, Remove, Stopped
 from ._errors import GenEventError, MailboxFull
 from ._functions import check_filter
 from ._handler import EventHandler
@@ -106,6 +106,13 @@ class _Stream(Generic[E]):
     def manager_stopping(self) -> None:  # pragma: no cover - each flavour has its own
         """Its manager began to stop (any thread): stop waiting for room."""
         raise NotImplementedError
+
+    def manager_stopped(self) -> None:
+        """Its manager stopped: the stream ends (if its feed did not end it already, say its
+        subscription was refused by the stop) and its consumer is woken."""
+        if not self._ended:
+            self._end(Stopped())
+            self._wake_consumer()
 
     def _drop_arriving(self) -> None:
         """A full ``"block"`` stream of a stopping manager: the arriving event is dropped."""

@@ -30,7 +30,6 @@ from ._core import (
     Retry,
     Returned,
     Settle,
-    Stopped,
     TellOwner,
     Unwatch,
     Watch,
@@ -54,11 +53,13 @@ from ._errors import (
 from ._lanes import (
     CAUGHT_UP,
     CONCERNED,
+    LANE_RESULTS,
     Lane,
     Order,
     ThreadLane,
     applied,
     call_applied,
+    drop_backlogs,
     leave_behind,
     pass_call,
     reap,
@@ -83,8 +84,7 @@ class _Public(Protocol):
 E = TypeVar("E")
 
 _STOP: Final = object()
-_LANE_RESULTS: Final = frozenset({"lane", "lane call", "lane order"})
-"""What isolated handlers bring back: applied in mailbox order (see genevent._lanes.Order)."""
+_LANE_RESULTS: Final = LANE_RESULTS
 _INTERNAL: Final = frozenset(
     {"info", "owner_down", "stream close", "restart"}
     | _LANE_RESULTS
@@ -370,11 +370,7 @@ class _Server:
     def drop_lanes(self) -> int:
         """A stop that drops the backlog: so do the isolated handlers' mailboxes (their drops
         counted on each handler). Returns how many events and infos they dropped."""
-        why = " (it stopped, dropping its backlog)"
-        lost = sum(lane.drop_backlog(why) for lane in list(self.lanes))
-        if lost:
-            log_backlog(self.label(), lost, 0, "from isolated handlers' mailboxes at stop")
-        return lost
+        return drop_backlogs(self.label(), self.lanes)
 
     def interrupt(self) -> None:
         """A KeyboardInterrupt or SystemExit ran through an inline request: stop as by stop."""
@@ -743,9 +739,8 @@ class _Server:
         """The core's :class:`Settle`: the isolated handlers get past what was queued before
         the message being handled (what they bring back is applied meanwhile, in order); the
         manager holds its other messages until then. Not while stopping."""
-        order = self._lane_order
         marker = _Request(_nothing, (), "settle")
-        if not order.admit(self.lanes, next(order.seq), None, marker) and not self.closed:
+        if not self._lane_order.take_place(self.lanes, marker) and not self.closed:
             self.hold_until(marker)
 
     def schedule_retry(self, eff: Retry) -> None:
@@ -814,7 +809,7 @@ class _Server:
         if not takes_its_place(core, what, args):
             return False
         order = self._lane_order
-        if order.admit(self.lanes, next(order.seq), None, req):
+        if order.take_place(self.lanes, req):
             return False  # every isolated handler is past it: it runs now
         if what not in _INTERNAL:
             core.requests += 1
@@ -1086,9 +1081,7 @@ class _Server:
             lane.close()
         self.lanes = {}
         for stream in list(self.streams or ()):  # every stream opened on it ends
-            if not stream._ended:
-                stream._end(Stopped())
-                stream._wake_consumer()
+            stream.manager_stopped()
         self.streams = None
         self.fresh.clear()
         self.core.lane_edits = None
