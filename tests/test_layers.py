@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ast
 import functools
-import threading
+import json
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,24 +30,27 @@ def module_name(path: Path, root: Path) -> str:
 
 
 def import_graph(files: dict[str, str]) -> dict[str, set[str]]:
-    """:func:`_import_graph`, parsed in a thread of its own: CPython 3.11 leaves a thread's
-    recursion counter off after a KeyboardInterrupt left a task, which breaks a later
-    ``ast.parse`` on that thread (some tests before this one do that on the test's thread)."""
-    box: list[dict[str, set[str]] | BaseException] = []
-
-    def target() -> None:
-        try:
-            box.append(_import_graph(files))
-        except BaseException as exc:
-            box.append(exc)
-
-    thread = threading.Thread(target=target, name="import-graph")
-    thread.start()
-    thread.join()
-    (result,) = box
-    if isinstance(result, BaseException):
-        raise result
-    return result
+    """:func:`_import_graph`, computed in a fresh interpreter: CPython 3.11's ``ast.parse``
+    can fail with "AST constructor recursion depth mismatch" once earlier tests of the same
+    process (a KeyboardInterrupt leaving a task, tracebacks formatted in other threads) left
+    its state off, even in a thread of its own; a subprocess has none of that."""
+    code = (
+        "import json, sys\n"
+        "from tests.test_layers import _import_graph\n"
+        "graph = _import_graph(json.load(sys.stdin))\n"
+        "json.dump({m: sorted(i) for m, i in graph.items()}, sys.stdout)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(files),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return {m: set(i) for m, i in json.loads(done.stdout).items()}
 
 
 def _import_graph(files: dict[str, str]) -> dict[str, set[str]]:
