@@ -893,10 +893,9 @@ class _ManagerBase(Generic[E]):
         if self._stop_started is None:
             return await waiting  # type: ignore[no-any-return]
         now = self._loop.time()
-        if lane.stop_at is None or idle:  # its stop timeout counts from when it is told
-            lane.stop_at = now
+        by = lane.stop_by(now, afresh=idle)  # its stop timeout counts from when it is told
         try:
-            return await asyncio.wait_for(waiting, max(lane.stop_at + lane.stop_timeout - now, 0.0))
+            return await asyncio.wait_for(waiting, max(by - now, 0.0))
         except TimeoutError:
             self._abandon(lane)
             return lane.left_behind_outcome(eff)
@@ -920,10 +919,7 @@ class _ManagerBase(Generic[E]):
             if not busy:
                 return False
             now = loop.time()
-            for lane in busy:
-                if lane.stop_at is None:
-                    lane.stop_at = now
-            late = [lane for lane in busy if now >= lane.stop_at + lane.stop_timeout]  # type: ignore[operator]
+            late = [lane for lane in busy if now >= lane.stop_by(now)]
             for lane in late:
                 self._abandon(lane)
             if late:
@@ -935,7 +931,7 @@ class _ManagerBase(Generic[E]):
             try:
                 if not any(not lane.idle() for lane in busy) or self._mailbox:
                     continue
-                until = min(lane.stop_at + lane.stop_timeout for lane in busy)  # type: ignore[operator]
+                until = min(lane.stop_by(now) for lane in busy)
                 await asyncio.wait((waiter,), timeout=until - now)
             finally:
                 self._settling = False

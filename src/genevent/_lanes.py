@@ -406,6 +406,14 @@ class Lane:
         """Nothing queued and nothing running (or left behind)."""
         return self.abandoned or (not self.busy and not self.fifo and not self.jobs)
 
+    def stop_by(self, now: float, afresh: bool = False) -> float:
+        """Stopping: the time by which it must be done, ``stop_timeout`` after it was first
+        told to stop (``now``, the first time, or when told ``afresh``: an idle lane given a
+        last job)."""
+        if self.stop_at is None or afresh:
+            self.stop_at = now
+        return self.stop_at + self.stop_timeout
+
     def head(self) -> float:
         """The place in mailbox order of the first item it has not finished (:data:`_IDLE`
         when there is none). Read from the manager's side while the lane runs: it may be

@@ -929,10 +929,9 @@ class _Server:
             self.deferred.append((lane, fut))
             return Returned(None)
         now = _monotonic()
-        if lane.stop_at is None or idle:  # its stop timeout counts from when it is told
-            lane.stop_at = now
+        by = lane.stop_by(now, afresh=idle)  # its stop timeout counts from when it is told
         try:
-            return fut.result(max(lane.stop_at + lane.stop_timeout - now, 0.0))
+            return fut.result(max(by - now, 0.0))
         except concurrent.futures.TimeoutError:
             self.abandon(lane)
             return lane.left_behind_outcome(eff)
@@ -958,10 +957,7 @@ class _Server:
             now = _monotonic()
             if self.exit_drain_until is not None and now >= self.exit_drain_until:
                 return False  # interpreter exit: terminate what can be (see lane_job)
-            for lane in busy:
-                if lane.stop_at is None:
-                    lane.stop_at = now
-            late = [lane for lane in busy if now >= lane.stop_at + lane.stop_timeout]  # type: ignore[operator]
+            late = [lane for lane in busy if now >= lane.stop_by(now)]
             for lane in late:
                 self.abandon(lane)
             if late:
@@ -972,7 +968,7 @@ class _Server:
             try:
                 if self.mailbox or all(lane.idle() for lane in busy):
                     continue
-                until = min(lane.stop_at + lane.stop_timeout for lane in busy)  # type: ignore[operator]
+                until = min(lane.stop_by(now) for lane in busy)
                 self.wakeup.acquire(True, until - now)
             finally:
                 self.settling = self.sleeping = False
