@@ -33,7 +33,7 @@ import nats
 
 from genevent import EventHandler
 from genevent.nats import NatsServer, Node, connect
-from genevent.nats._node import sync
+from genevent.nats._link import sync
 from genevent.nats._wire import Request
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,8 +169,8 @@ async def run(quick: bool) -> dict[str, float]:
         host = await connect(url, ns="bench", node_id="host", handlers=[Counter])
         caller = await connect(url, ns="bench", node_id="caller", handlers=[Counter])
         try:
-            frame = caller._codec.encode(
-                Request(v=1, op="notify", body=caller._codec.to_wire(("event", 1)))
+            frame = caller._link.codec.encode(
+                Request(v=1, op="notify", body=caller._link.codec.to_wire(("event", 1)))
             )
             out["raw_notify_per_s"] = await _raw_notify(url, n_notify, frame)
             out["remote_notify_per_s"] = await _remote_notify(host, caller, n_notify)

@@ -24,7 +24,7 @@ from genevent.nats import (
     TransportDown,
     connect,
 )
-from genevent.nats._node import sync
+from genevent.nats._link import sync
 from tests.distributed.app import GATES, HANDLERS, TYPES, Log
 from tests.distributed.conftest import NodeProcess
 
@@ -78,7 +78,7 @@ async def test_a_killed_node_is_detected_and_its_names_freed(
 
 
 async def _busy(node: Node) -> bool:
-    return bool(node._pending)
+    return bool(node._link.pending)
 
 
 async def _claims(node: Node, name: str) -> bool:

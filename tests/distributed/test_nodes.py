@@ -36,7 +36,7 @@ from genevent.nats import (
     RemoteException,
     connect,
 )
-from genevent.nats._node import sync
+from genevent.nats._link import sync
 from tests.distributed.app import GATES, HANDLERS, TYPES, Log, Point, Quiet
 from tests.distributed.test_wire import HOSTILE_FRAMES
 

@@ -35,7 +35,9 @@ from ._errors import (
     RemoteException,
     TransportDown,
 )
-from ._node import Down, DownReason, Monitor, Node, RemoteManager, connect
+from ._liveness import Down, DownReason, Monitor
+from ._node import Node, connect
+from ._remote import RemoteManager
 from ._server import NatsServer, find_server_binary
 from ._wire import VERSION as PROTOCOL_VERSION
 

@@ -10,7 +10,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .._core import NO_ARGS
-from ._node import Node, RemoteManager
+from ._node import Node
+from ._remote import RemoteManager
 
 __all__ = ("BlockingNode", "BlockingRemoteManager")
 

@@ -1,0 +1,234 @@
+"""A node's NATS connection: one writer that sends everything in the order it was posted
+(several notifies to one manager batched into a frame), requests and their replies, and what
+the node learned about where managers run."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from .._checks import check_timeout
+from .._errors import CallTimeout, GenEventError
+from ._errors import ManagerNotFound, PayloadTooLarge, TransportDown
+from ._protocol import error_from
+from ._wire import VERSION, Codec, Reply, Request, TypeRegistry
+
+__all__ = ("Link", "Pending", "sync")
+
+log = logging.getLogger("genevent.nats")
+
+
+class Pending:
+    """A request waiting for its reply."""
+
+    __slots__ = ("fut", "name", "node")
+
+    def __init__(self, fut: asyncio.Future[bytes], name: str, node: str | None) -> None:
+        self.fut = fut
+        self.name = name
+        self.node = node
+
+
+class Link:
+    """The connection, the outgoing queue and the requests in flight of one node."""
+
+    def __init__(
+        self, ns: str, node_id: str, types: TypeRegistry, json: bool, lease: float
+    ) -> None:
+        self.ns = ns
+        self.id = node_id
+        self.lease = lease
+        self.codec = Codec(types, json=json)
+        self.json_codec = self.codec if json else Codec(types, json=True)
+        self.mp_codec = Codec(types, json=False) if json else self.codec
+        self.nc: Client = Client()
+        self.pfx = f"ge.{ns}"
+        self.inbox = ""
+        self.closing = False
+        self.pending: dict[str, Pending] = {}
+        self.where: dict[str, str] = {}  # manager name -> node id (from claims and replies)
+        self.seen: dict[str, tuple[float, float]] = {}  # node id -> (last heartbeat, lease)
+        #: how to find the node serving a name the link does not know yet (set by the node)
+        self.locate: Callable[[str], Awaitable[str | None]] | None = None
+        self._tokens = itertools.count(1)
+        self._out: deque[tuple[str, str | None, bytes]] = deque()  # reply None: a notify
+        self._out_ready = asyncio.Event()
+
+    async def open(self, servers: str | list[str], options: dict[str, Any]) -> None:
+        """Connect to NATS."""
+        try:
+            await self.nc.connect(servers, **options)
+        except BaseException:
+            # nats-py leaves the socket of a refused connection (bad credentials) open
+            with contextlib.suppress(Exception):
+                await self.nc.close()
+            transport = getattr(self.nc, "_transport", None)
+            if transport is not None:
+                transport.close()
+            raise
+
+    async def listen(self) -> None:
+        """Subscribe to this node's replies."""
+        self.inbox = self.nc.new_inbox()
+        await self.nc.subscribe(self.inbox + ".*", cb=self._on_reply)
+
+    def learn(self, name: str, node: str) -> None:
+        """The manager ``name`` runs on ``node``."""
+        self.where[name] = node
+        self.seen.setdefault(node, (time.monotonic(), self.lease))
+
+    # -- the caller's side --------------------------------------------------------------------
+
+    def check_up(self) -> None:
+        """Raise :class:`TransportDown` unless the node is open and connected."""
+        if self.closing:
+            raise TransportDown(f"node {self.id!r} is closed")
+        if not self.nc.is_connected:
+            raise TransportDown(f"node {self.id!r} is not connected to NATS")
+
+    def limit(self) -> int:
+        """The largest frame the server takes."""
+        return int(self.nc.max_payload or 1024 * 1024)
+
+    def encode(self, env: Request | Reply, codec: Codec | None = None) -> bytes:
+        """``env`` as a frame, or :class:`PayloadTooLarge`."""
+        data = (codec or self.codec).encode(env)
+        if len(data) > self.limit():
+            raise PayloadTooLarge(
+                f"a {len(data)}-byte frame is larger than the server's max_payload "
+                f"({self.limit()} bytes)"
+            )
+        return data
+
+    def post(self, subject: str, reply: str | None, payload: bytes) -> None:
+        """Queue a frame for the writer."""
+        self._out.append((subject, reply, payload))
+        self._out_ready.set()
+
+    def publish(self, name: str, env: Request) -> None:
+        """Fire and forget (notify, info)."""
+        self.check_up()
+        self.post(f"{self.pfx}.mgr.{name}", None, self.encode(env))
+
+    async def request(self, name: str, env: Request, what: str, timeout: float | None) -> Any:
+        """Send ``env`` to the manager ``name`` and return the reply's result."""
+        timeout = check_timeout(timeout)  # as the local manager: refused before it is sent
+        self.check_up()
+        payload = self.encode(env)
+        node = self.where.get(name)
+        if node is None and self.locate is not None:
+            try:  # best effort: knowing the node lets a lapsed lease fail the request early
+                node = await self.locate(name)
+            except GenEventError:
+                raise
+            except Exception:
+                node = None
+            self.check_up()
+        token = str(next(self._tokens))
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.pending[token] = Pending(fut, name, node)
+        self.post(f"{self.pfx}.mgr.{name}", f"{self.inbox}.{token}", payload)
+        try:
+            if timeout is None:
+                data = await fut
+            else:
+                try:
+                    data = await asyncio.wait_for(fut, timeout)
+                except TimeoutError:
+                    raise CallTimeout(f"{what} to {name!r}", timeout) from None
+        finally:
+            self.pending.pop(token, None)
+        rep = self.codec.decode_reply(data)
+        if rep.n is not None:
+            self.learn(name, rep.n)
+        if rep.err is not None:
+            raise error_from(rep, name)
+        return self.codec.from_wire(rep.ok)
+
+    async def _on_reply(self, msg: Msg) -> None:
+        token = msg.subject.rsplit(".", 1)[-1]
+        pending = self.pending.get(token)
+        if pending is None or pending.fut.done():
+            return  # a late reply (the caller timed out) or a stray message
+        headers = msg.headers or {}
+        if headers.get("Status") == "503":
+            pending.fut.set_exception(ManagerNotFound(pending.name))
+        else:
+            pending.fut.set_result(msg.data)
+
+    def fail_all(self, exc: GenEventError) -> None:
+        """Fail every request in flight with ``exc``."""
+        for pending in list(self.pending.values()):
+            if not pending.fut.done():
+                pending.fut.set_exception(exc)
+
+    # -- the writer ---------------------------------------------------------------------------
+
+    async def writer(self) -> None:
+        """Send what is posted, for as long as the node runs."""
+        # one writer, so everything this node publishes leaves in the order it was posted
+        while True:
+            await self._out_ready.wait()
+            self._out_ready.clear()
+            await self.flush_out()
+
+    async def flush_out(self) -> None:
+        """Send everything posted so far."""
+        out = self._out
+        while out:
+            subject, reply, payload = out.popleft()
+            if reply is None and out and out[0][1] is None and out[0][0] == subject:
+                # several notifies to one manager are queued: one frame carries them, in order
+                payload = self._batch(subject, payload)
+            try:
+                await self.nc.publish(subject, payload, reply=reply or "")
+            except Exception as exc:
+                if reply:
+                    pending = self.pending.get(reply.rsplit(".", 1)[-1])
+                    if pending is not None and not pending.fut.done():
+                        pending.fut.set_exception(_transport_error(exc))
+                else:
+                    log.warning("genevent.nats: a publish to %s failed: %r", subject, exc)
+
+    def _batch(self, subject: str, first: bytes) -> bytes:
+        out = self._out
+        limit = self.limit() - 64
+        frames = [msgspec.Raw(first)]
+        size = len(first)
+        while out and out[0][1] is None and out[0][0] == subject and len(frames) < 4096:
+            nxt = out[0][2]
+            if size + len(nxt) + 8 > limit:
+                break
+            out.popleft()
+            frames.append(msgspec.Raw(nxt))
+            size += len(nxt) + 8
+        return self.codec.encode(Request(v=VERSION, op="batch", body=frames))
+
+
+async def sync(nc: Client) -> None:
+    """Return once the server has processed everything ``nc`` sent so far.
+
+    nats-py 2.16's ``flush()`` writes its PING straight to the socket, ahead of commands still
+    in the client's buffer (a SUBSCRIBE, say), so its PONG can come back before the server saw
+    them. Write the buffer out first."""
+    flush_pending = getattr(nc, "_flush_pending", None)
+    if flush_pending is not None:
+        await flush_pending(force_flush=True)
+    await nc.flush()
+
+
+def _transport_error(exc: Exception) -> GenEventError:
+    if isinstance(exc, nats.errors.MaxPayloadError):
+        return PayloadTooLarge(str(exc) or "larger than the server's max_payload")
+    return TransportDown(f"publish failed: {exc!r}")

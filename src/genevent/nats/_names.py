@@ -1,0 +1,168 @@
+"""Cluster-wide manager names, in JetStream KV buckets: ``ge_<ns>_names`` maps ``mgr.<M>`` to
+``{"node": N}`` (claimed atomically by create), and ``ge_<ns>_nodes`` holds each live node's
+lease under ``node.<N>``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import nats.js.errors
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.kv import KeyValue
+
+from .._errors import NameTaken
+from ._link import Link
+from ._wire import check_name
+
+__all__ = ("Names",)
+
+
+class Names:
+    """A node's view of the names and node leases of its namespace."""
+
+    def __init__(self, link: Link, ns: str) -> None:
+        self._link = link
+        self._ns = ns
+        self._names: KeyValue | None = None
+        self._nodes: KeyValue | None = None
+
+    @property
+    def leases(self) -> KeyValue:
+        """The bucket of node leases."""
+        assert self._nodes is not None
+        return self._nodes
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the buckets are open."""
+        return self._names is not None
+
+    async def open(self, lease: float) -> None:
+        """Open (or create) both buckets; a lease expires after ``lease`` seconds."""
+        js = self._link.nc.jetstream()
+        self._names = await _bucket(js, f"ge_{self._ns}_names", None)
+        self._nodes = await _bucket(js, f"ge_{self._ns}_nodes", lease)
+
+    async def claim(self, name: str) -> int:
+        """Claim ``name`` for this node; return the claim's revision. Raise
+        :class:`~genevent.NameTaken` if a live node holds it."""
+        assert self._names is not None
+        key = f"mgr.{name}"
+        node_id = self._link.id
+        value = json.dumps({"node": node_id}).encode()
+        try:
+            return await self._names.create(key, value)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            pass
+        try:
+            entry = await self._names.get(key)
+        except nats.js.errors.KeyNotFoundError:  # freed meanwhile: one more try
+            try:
+                return await self._names.create(key, value)
+            except nats.js.errors.KeyWrongLastSequenceError:
+                raise NameTaken(name, "another node") from None
+        holder = _holder(entry.value)
+        if holder != node_id and await self.alive(holder):
+            raise NameTaken(name, holder)
+        try:  # the holder's lease expired: take the name over, atomically
+            return await self._names.update(key, value, last=entry.revision)
+        except nats.js.errors.KeyWrongLastSequenceError:
+            raise NameTaken(name, "another node") from None
+
+    async def release(self, name: str, revision: int) -> None:
+        """Free the claim of ``name`` made at ``revision`` (not a newer one)."""
+        assert self._names is not None
+        await self._names.delete(f"mgr.{name}", last=revision)
+
+    async def holder(self, name: str) -> str | None:
+        """The node the names bucket says holds ``name`` (live or not), or None."""
+        assert self._names is not None
+        try:
+            entry = await self._names.get(f"mgr.{name}")
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        return _holder(entry.value)
+
+    async def alive(self, node: str | None) -> bool:
+        """Whether ``node`` holds a live lease."""
+        assert self._nodes is not None
+        if node is None:
+            return False
+        try:
+            await self._nodes.get(f"node.{node}")
+        except nats.js.errors.KeyNotFoundError:
+            return False
+        return True
+
+    async def managers(self) -> dict[str, str]:
+        """``{name: node id}`` for the names whose node holds a live lease."""
+        assert self._names is not None
+        assert self._nodes is not None
+        self._link.check_up()
+        js = self._link.nc.jetstream()
+        names = await _entries(js, self._names, f"ge_{self._ns}_names")
+        live = set(await _entries(js, self._nodes, f"ge_{self._ns}_nodes"))
+        out = {}
+        for key, value in names.items():
+            holder = _holder(value)
+            if key.startswith("mgr.") and holder is not None and f"node.{holder}" in live:
+                out[key[4:]] = holder
+        return dict(sorted(out.items()))
+
+    async def nodes(self) -> list[str]:
+        """The ids of the nodes holding a live lease."""
+        assert self._nodes is not None
+        self._link.check_up()
+        live = await _entries(self._link.nc.jetstream(), self._nodes, f"ge_{self._ns}_nodes")
+        return sorted(k[5:] for k in live if k.startswith("node."))
+
+    async def whereis(self, name: str) -> str | None:
+        """The id of the node serving ``name``, or None."""
+        assert self._names is not None
+        check_name(name)
+        self._link.check_up()
+        holder = await self.holder(name)
+        if holder is None or not await self.alive(holder):
+            return None
+        self._link.learn(name, holder)
+        return holder
+
+
+async def _bucket(js: Any, name: str, ttl: float | None) -> KeyValue:
+    try:
+        kv: KeyValue = await js.key_value(name)
+        return kv
+    except nats.js.errors.BucketNotFoundError:
+        pass
+    config = KeyValueConfig(bucket=name, history=1, ttl=ttl, storage=StorageType.FILE)
+    try:
+        kv = await js.create_key_value(config)
+    except nats.js.errors.APIError:  # created by another node meanwhile
+        kv = await js.key_value(name)
+    return kv
+
+
+def _holder(value: bytes | None) -> str | None:
+    try:
+        node = json.loads(value or b"")["node"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return node if isinstance(node, str) else None
+
+
+async def _entries(js: Any, kv: KeyValue, bucket: str) -> dict[str, bytes]:
+    """The live keys of a bucket and their values.
+
+    The subjects come from the stream's info (one request, exact), not from ``kv.keys()``,
+    whose watcher can report "no keys" when its messages are still on the way."""
+    info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"$KV.{bucket}.>")
+    prefix = f"$KV.{bucket}."
+    out: dict[str, bytes] = {}
+    for subject in sorted(info.state.subjects or {}):
+        key = subject[len(prefix) :]
+        with contextlib.suppress(nats.js.errors.KeyNotFoundError):  # deleted or expired
+            entry = await kv.get(key)
+            out[key] = entry.value or b""
+    return out

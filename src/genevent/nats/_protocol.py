@@ -1,0 +1,390 @@
+"""The request protocol, apart from any transport: what each operation does on the serving
+node (a table, with each operation's kind), how handler references cross the wire, and how
+errors become reply envelopes and back.
+
+The kinds group the operations by what they may do to a manager: ``notify`` (fire and forget:
+notify, info, batch), ``call`` (waits for handlers: call, sync_notify), ``read`` (reads figures,
+never changes anything: which_handlers, stats) and ``control`` (changes or exposes the handler
+set: add_handler, delete_handler, swap_handler, get_state, stop).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Protocol
+
+import msgspec
+
+from .. import aio
+from .._core import NO_ARGS
+from .._errors import (
+    CallNotSupported,
+    GenEventError,
+    HandlerBadReturn,
+    HandlerCrashed,
+    HandlerExists,
+    HandlerInitFailed,
+    HandlerNotFound,
+    InvalidHandler,
+    MailboxFull,
+    ManagerNotRunning,
+    TerminateFailed,
+    WrongRuntime,
+)
+from .._metrics import plain_stats
+from .._text import short
+from ._errors import (
+    InvalidName,
+    MalformedMessage,
+    NotEncodable,
+    PayloadTooLarge,
+    RemoteError,
+    RemoteException,
+)
+from ._wire import VERSION, Codec, Reply, Request, check_name
+
+__all__ = (
+    "OPERATIONS",
+    "HandlerNames",
+    "Op",
+    "OpKind",
+    "Served",
+    "error_from",
+    "error_reply",
+    "text_of",
+)
+
+log = logging.getLogger("genevent.nats")
+
+OpKind = Literal["notify", "call", "read", "control"]
+"""What an operation may do to a manager (see the module's docstring)."""
+
+
+class HandlerNames:
+    """The handler classes a node lets remote callers add, by registered name, and the way
+    handler references cross the wire in both directions."""
+
+    __slots__ = ("by_class", "by_name", "node")
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.by_name: dict[str, type] = {}
+        self.by_class: dict[type, str] = {}
+
+    def register(self, cls: type, name: str | None = None) -> str:
+        """Register ``cls`` under ``name`` (default: the class name); return the name."""
+        if not isinstance(cls, type) or not hasattr(cls, "handle_event"):
+            raise InvalidHandler(f"{cls!r} is not a handler class (no handle_event)")
+        name = check_name(cls.__name__ if name is None else name, "handler name")
+        held = self.by_name.get(name)
+        if held is not None and held is not cls:
+            raise ValueError(f"the handler name {name!r} is registered for {held!r}")
+        self.by_name[name] = cls
+        self.by_class[cls] = name
+        return name
+
+    def name_of(self, cls: type) -> str:
+        """The name a class is sent as (its registered name, else its own)."""
+        return self.by_class.get(cls, cls.__name__)
+
+    def local_ref(
+        self, name: str | None, hid: Any, codec: Codec, adding: bool, missing_ok: bool = False
+    ) -> Any:
+        """The local handler reference a wire reference names."""
+        cls = self.by_name.get(name) if name is not None else None
+        ident = msgspec.UNSET if hid is msgspec.UNSET else codec.from_wire(hid)
+        if cls is None:
+            if adding or not missing_ok:
+                if adding:
+                    raise InvalidHandler(
+                        f"no handler class is registered as {name!r} on node {self.node!r}"
+                    )
+                raise HandlerNotFound(name if ident is msgspec.UNSET else (name, ident))
+            return (_Unregistered, name)  # never installed: a swap treats it as missing
+        if ident is msgspec.UNSET:
+            return cls
+        if not isinstance(ident, Hashable):
+            raise MalformedMessage("a handler id must be hashable")
+        return (cls, ident)
+
+    def wire_ref(self, ref: Any) -> Any:
+        """How a local handler reference is reported to callers."""
+        if isinstance(ref, tuple):
+            return (self.by_class.get(ref[0], ref[0].__qualname__), ref[1])
+        return self.by_class.get(ref, getattr(ref, "__qualname__", repr(ref)))
+
+
+class _Unregistered:
+    """Stands for a handler name this node does not know (never installed)."""
+
+
+class Served(Protocol):
+    """What an operation needs of the manager it is served on."""
+
+    @property
+    def name(self) -> str:
+        """The manager's name."""
+        ...
+
+    @property
+    def mgr(self) -> aio.EventManager[Any]:
+        """The hosted manager."""
+        ...
+
+    @property
+    def bounded(self) -> bool:
+        """Whether a notify waits for room in the manager's mailbox."""
+        ...
+
+    @property
+    def handlers(self) -> HandlerNames:
+        """The serving node's handler names."""
+        ...
+
+    def refuse(self, what: str, exc: MalformedMessage) -> None:
+        """Count and log a refused frame."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop the manager and stop serving it."""
+        ...
+
+
+OpRun = Callable[[Served, Request, Any, Codec], Awaitable[Any]]
+"""An operation: ``(served, request, body, codec) -> result`` (``body`` decoded from
+``request.body``, except for ``batch``, which reads the request's raw items itself)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One operation of the protocol: what it does and what kind it is."""
+
+    run: OpRun
+    kind: OpKind
+
+
+async def _notify(served: Served, req: Request, body: Any, codec: Codec) -> None:
+    if served.bounded:  # back-pressure: NATS holds the rest meanwhile
+        await served.mgr.notify_wait(body)
+    else:
+        served.mgr.notify(body)
+
+
+async def _info(served: Served, req: Request, body: Any, codec: Codec) -> None:
+    served.mgr.send(body)
+
+
+async def _batch(served: Served, req: Request, body: Any, codec: Codec) -> None:
+    """Several notifies (or infos) in one frame, handled in order; a malformed one is refused
+    alone."""
+    if type(req.body) is not list:
+        raise MalformedMessage("a batch takes a list of notify/info envelopes")
+    mgr = served.mgr
+    for item in req.body:
+        try:
+            one = codec.check_request(item)
+            if one.op not in ("notify", "info"):
+                raise MalformedMessage(f"a batch carries notify and info only, not {one.op!r}")
+            value = codec.from_wire(one.body)
+        except MalformedMessage as exc:
+            served.refuse("a batched frame", exc)
+            continue
+        try:
+            if one.op == "info":
+                mgr.send(value)
+            elif served.bounded:
+                await mgr.notify_wait(value)
+            else:
+                mgr.notify(value)
+        except GenEventError as exc:  # fire-and-forget: nobody to tell
+            log.debug("genevent.nats: a batched %s for %r failed: %r", one.op, served.name, exc)
+
+
+async def _sync_notify(served: Served, req: Request, body: Any, codec: Codec) -> None:
+    await served.mgr.sync_notify(body)
+
+
+async def _call(served: Served, req: Request, body: Any, codec: Codec) -> Any:
+    ref = served.handlers.local_ref(req.h, req.hid, codec, False)
+    return await served.mgr.call(ref, body, None)
+
+
+async def _add_handler(served: Served, req: Request, body: Any, codec: Codec) -> None:
+    ref = served.handlers.local_ref(req.h, req.hid, codec, True)
+    opts: dict[str, Any] = {}
+    if req.restart is not None:
+        opts["restart"] = req.restart
+    if req.max_restarts is not None:
+        opts["max_restarts"] = req.max_restarts
+    if req.restart_period is not None:
+        opts["restart_period"] = req.restart_period
+    if req.isolation is not None:
+        opts["isolation"] = req.isolation
+        if req.maxsize is not None:
+            opts["maxsize"] = req.maxsize
+        if req.overflow is not None:
+            opts["overflow"] = req.overflow
+        if req.stop_timeout is not None:
+            opts["stop_timeout"] = req.stop_timeout
+    await served.mgr.add_handler(ref, NO_ARGS if req.na else body, **opts)
+
+
+async def _delete_handler(served: Served, req: Request, body: Any, codec: Codec) -> Any:
+    ref = served.handlers.local_ref(req.h, req.hid, codec, False)
+    return await served.mgr.delete_handler(ref, body)
+
+
+async def _swap_handler(served: Served, req: Request, body: Any, codec: Codec) -> None:
+    old = served.handlers.local_ref(req.h, req.hid, codec, False, missing_ok=True)
+    new = served.handlers.local_ref(req.h2, req.hid2, codec, True)
+    args2 = NO_ARGS if req.na2 else codec.from_wire(req.body2)
+    await served.mgr.swap_handler(old, body, new, args2)
+
+
+async def _which_handlers(served: Served, req: Request, body: Any, codec: Codec) -> Any:
+    return [served.handlers.wire_ref(r) for r in await served.mgr.which_handlers()]
+
+
+async def _get_state(served: Served, req: Request, body: Any, codec: Codec) -> Any:
+    wire_ref = served.handlers.wire_ref
+    return [(wire_ref(r), _plain_or_repr(codec, s)) for r, s in await served.mgr.get_state()]
+
+
+async def _stats(served: Served, req: Request, body: Any, codec: Codec) -> Any:
+    # genevent top's cluster view: plain data, read, never waits
+    return plain_stats(served.mgr.stats())
+
+
+async def _stop(served: Served, req: Request, body: Any, codec: Codec) -> None:
+    await served.stop()
+
+
+OPERATIONS: Final[Mapping[str, Op]] = {
+    "notify": Op(_notify, "notify"),
+    "info": Op(_info, "notify"),
+    "batch": Op(_batch, "notify"),
+    "sync_notify": Op(_sync_notify, "call"),
+    "call": Op(_call, "call"),
+    "which_handlers": Op(_which_handlers, "read"),
+    "stats": Op(_stats, "read"),
+    "add_handler": Op(_add_handler, "control"),
+    "delete_handler": Op(_delete_handler, "control"),
+    "swap_handler": Op(_swap_handler, "control"),
+    "get_state": Op(_get_state, "control"),
+    "stop": Op(_stop, "control"),
+}
+"""Every operation a request may name, by name."""
+
+
+def _plain_or_repr(codec: Codec, value: Any) -> Any:
+    try:
+        codec.to_wire(value)
+    except NotEncodable:
+        return repr(value)
+    return value
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+_ERRORS_BY_HANDLER: Final[dict[type[GenEventError], str]] = {
+    HandlerNotFound: "HandlerNotFound",
+    HandlerExists: "HandlerExists",
+    HandlerInitFailed: "HandlerInitFailed",
+    HandlerCrashed: "HandlerCrashed",
+    HandlerBadReturn: "HandlerBadReturn",
+    CallNotSupported: "CallNotSupported",
+    TerminateFailed: "TerminateFailed",
+}
+
+_TEXT_LIMIT: Final = 1000
+
+
+def text_of(obj: object) -> str:
+    """``str(obj)`` for an error reply, never raising and never huge (an error whose ``__str__``
+    raises must still be answered, not leave its caller waiting for a timeout)."""
+    try:
+        text = str(obj)
+    except Exception as exc:
+        text = f"<{type(obj).__name__}: str() raised {type(exc).__name__}>"
+    return text if len(text) <= _TEXT_LIMIT else text[:_TEXT_LIMIT] + "..."
+
+
+def error_reply(exc: Exception, node: str, names: Mapping[type, str]) -> Reply:
+    """The reply envelope that tells a caller about ``exc`` (handler classes by ``names``)."""
+    rep = Reply(v=VERSION, err=type(exc).__name__, msg=text_of(exc), n=node)
+    for cls, kind in _ERRORS_BY_HANDLER.items():
+        if isinstance(exc, cls):
+            rep.err = kind
+            ref = getattr(exc, "handler", None)
+            if isinstance(ref, tuple) and len(ref) == 2:
+                head, ident = ref
+                if isinstance(head, type):
+                    head = names.get(head, head.__qualname__)
+                rep.h = text_of(head)
+                with contextlib.suppress(NotEncodable):
+                    rep.hid = Codec().to_wire(ident)
+            elif isinstance(ref, type):
+                rep.h = names.get(ref, ref.__qualname__)
+            elif ref is not None:
+                rep.h = text_of(ref)
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, BaseException):
+                rep.ct = type(cause).__name__
+                rep.cm = text_of(cause)
+            elif isinstance(exc, HandlerBadReturn):
+                rep.ct, rep.cm = "BadReturn", short(exc.value)
+            break
+    else:
+        if isinstance(exc, ManagerNotRunning):
+            rep.err = "ManagerNotRunning"
+        elif isinstance(exc, MailboxFull):
+            rep.err, rep.cm = "MailboxFull", str(exc.maxsize)
+    return rep
+
+
+_SIMPLE_ERRORS: Final[dict[str, type[GenEventError]]] = {
+    "InvalidHandler": InvalidHandler,
+    "MalformedMessage": MalformedMessage,
+    "PayloadTooLarge": PayloadTooLarge,
+    "NotEncodable": NotEncodable,
+    "InvalidName": InvalidName,
+    "WrongRuntime": WrongRuntime,
+}
+
+
+def error_from(rep: Reply, name: str) -> GenEventError:
+    """The error an error reply from the manager ``name`` stands for."""
+    kind = rep.err or "RemoteError"
+    handler: Any = rep.h
+    if rep.hid is not msgspec.UNSET:
+        with contextlib.suppress(MalformedMessage):
+            handler = (rep.h, Codec().from_wire(rep.hid))
+    cause = RemoteException(rep.ct or "Exception", rep.cm)
+    exc: GenEventError
+    if kind == "HandlerNotFound":  # the hosting node's explanation (how it left) kept
+        exc = HandlerNotFound(handler, detail=(rep.msg or "").partition(" is not installed")[2])
+    elif kind == "HandlerExists":
+        exc = HandlerExists(handler)
+    elif kind == "HandlerInitFailed":
+        exc = HandlerInitFailed(handler, cause)
+    elif kind == "HandlerCrashed":
+        exc = HandlerCrashed(handler, cause)
+    elif kind == "HandlerBadReturn":
+        exc = HandlerBadReturn(handler, rep.cm)
+    elif kind == "CallNotSupported":
+        exc = CallNotSupported(handler)
+    elif kind == "TerminateFailed":
+        exc = TerminateFailed(handler, cause)
+    elif kind == "ManagerNotRunning":
+        exc = ManagerNotRunning(name, f" (remote: {rep.msg})")
+    elif kind == "MailboxFull":
+        exc = MailboxFull(name, int(rep.cm) if rep.cm.isdigit() else 0)
+    else:
+        cls = _SIMPLE_ERRORS.get(kind)
+        exc = cls(rep.msg) if cls is not None else RemoteError(kind, rep.msg)
+    if kind in ("HandlerInitFailed", "HandlerCrashed", "TerminateFailed"):
+        exc.__cause__ = cause
+    return exc
