@@ -139,8 +139,11 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 def layers() -> list[list[str]]:
     """The layers contract's layers, top first, each a list of the modules in it."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    (contract,) = [c for c in config["tool"]["importlinter"]["contracts"] if c["type"] == "layers"]
-    assert contract["containers"] == [PACKAGE]
+    (contract,) = [
+        c
+        for c in config["tool"]["importlinter"]["contracts"]
+        if c["type"] == "layers" and c["containers"] == [PACKAGE]
+    ]
     return [
         [part.strip() for part in layer.replace(":", "|").split("|")]
         for layer in contract["layers"]

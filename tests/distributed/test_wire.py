@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genevent.nats import InvalidName, MalformedMessage, NotEncodable
-from genevent.nats._wire import Codec, Reply, Request, TypeRegistry, check_name
+from genevent.nats._protocol import OPERATIONS
+from genevent.nats._wire import OPS, Codec, Reply, Request, TypeRegistry, check_name
 from tests.distributed.app import Point
 
 CODECS = [pytest.param(False, id="msgpack"), pytest.param(True, id="json")]
@@ -148,3 +149,18 @@ def test_names_are_single_tokens(name: Any) -> None:
     with pytest.raises(InvalidName):
         check_name(name)
     assert check_name("seed-1_A") == "seed-1_A"
+
+
+def test_every_operation_on_the_wire_has_an_entry_and_a_kind() -> None:
+    """The operation table serves exactly what an envelope may name, and groups it by what it
+    may do to a manager."""
+    assert set(OPERATIONS) == OPS
+    kinds: dict[str, set[str]] = {}
+    for name, op in OPERATIONS.items():
+        kinds.setdefault(op.kind, set()).add(name)
+    assert kinds == {
+        "notify": {"notify", "info", "batch"},
+        "call": {"call", "sync_notify"},
+        "read": {"which_handlers", "stats"},
+        "control": {"add_handler", "delete_handler", "swap_handler", "get_state", "stop"},
+    }

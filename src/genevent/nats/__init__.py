@@ -35,7 +35,7 @@ from ._errors import (
     RemoteException,
     TransportDown,
 )
-from ._liveness import Down, DownReason, Monitor
+from ._monitor import Down, DownReason, Monitor
 from ._node import Node, connect
 from ._remote import RemoteManager
 from ._server import NatsServer, find_server_binary

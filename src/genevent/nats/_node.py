@@ -29,7 +29,8 @@ from nats.aio.client import Client
 from .. import aio
 from ._errors import TransportDown
 from ._link import Link, sync
-from ._liveness import Liveness, Monitor
+from ._liveness import Liveness
+from ._monitor import Monitor
 from ._names import Names
 from ._protocol import HandlerNames
 from ._remote import RemoteManager

@@ -11,7 +11,7 @@ from .._checks import check_timeout
 from .._core import NO_ARGS, restart_spec
 from .._errors import InvalidHandler
 from .._lanes import check_isolation
-from ._liveness import Monitor
+from ._monitor import Monitor
 from ._wire import VERSION, Codec, Request
 
 __all__ = ("RemoteLink", "RemoteManager")
