@@ -214,22 +214,15 @@ async def _call(served: Served, req: Request, body: Any, codec: Codec) -> Any:
 
 async def _add_handler(served: Served, req: Request, body: Any, codec: Codec) -> None:
     ref = served.handlers.local_ref(req.h, req.hid, codec, True)
-    opts: dict[str, Any] = {}
-    if req.restart is not None:
-        opts["restart"] = req.restart
-    if req.max_restarts is not None:
-        opts["max_restarts"] = req.max_restarts
-    if req.restart_period is not None:
-        opts["restart_period"] = req.restart_period
+    opts = _given(req, ("restart", "max_restarts", "restart_period"))
     if req.isolation is not None:
-        opts["isolation"] = req.isolation
-        if req.maxsize is not None:
-            opts["maxsize"] = req.maxsize
-        if req.overflow is not None:
-            opts["overflow"] = req.overflow
-        if req.stop_timeout is not None:
-            opts["stop_timeout"] = req.stop_timeout
+        opts.update(_given(req, ("isolation", "maxsize", "overflow", "stop_timeout")))
     await served.mgr.add_handler(ref, NO_ARGS if req.na else body, **opts)
+
+
+def _given(req: Request, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The options among ``fields`` that the request sets."""
+    return {f: v for f in fields if (v := getattr(req, f)) is not None}
 
 
 async def _delete_handler(served: Served, req: Request, body: Any, codec: Codec) -> Any:
