@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+import genevent
 from genevent.nats import NatsServer
 
 ROOT = Path(__file__).resolve().parents[2]
+SRC = Path(genevent.__file__).resolve().parents[1]
 _ns = itertools.count(1)
 
 
@@ -42,7 +44,8 @@ class NodeProcess:
     """``genevent node`` in a child process, hosting the managers it is given."""
 
     def __init__(self, url: str, ns: str, node_id: str, managers: list[str], lease: float):
-        env = dict(os.environ, GE_TEST_MANAGERS=",".join(managers), PYTHONPATH=str(ROOT))
+        path = os.pathsep.join((str(SRC), str(ROOT)))  # the genevent these tests import
+        env = dict(os.environ, GE_TEST_MANAGERS=",".join(managers), PYTHONPATH=path)
         args = [sys.executable, "-m", "genevent", "node", "--server", url, "--ns", ns]
         args += ["--module", "tests.distributed.app", "--node-id", node_id, "--lease", str(lease)]
         self.node_id = node_id

@@ -120,14 +120,24 @@ class Names:
 
     async def whereis(self, name: str) -> str | None:
         """The id of the node serving ``name``, or None."""
+        found = await self.lookup(name)
+        return None if found is None else found[0]
+
+    async def lookup(self, name: str) -> tuple[str, int] | None:
+        """The node serving ``name`` and the revision of its claim, or None (a name whose
+        node holds no live lease is free)."""
         assert self._names is not None
         check_name(name)
         self._link.check_up()
-        holder = await self.holder(name)
+        try:
+            entry = await self._names.get(f"mgr.{name}")
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        holder = _holder(entry.value)
         if holder is None or not await self.alive(holder):
             return None
         self._link.learn(name, holder)
-        return holder
+        return holder, int(entry.revision or 0)
 
 
 async def _bucket(js: Any, name: str, ttl: float | None) -> KeyValue:

@@ -30,7 +30,7 @@ __all__ = (
     "check_name",
 )
 
-VERSION: Final = 1
+VERSION: Final = 2
 """The protocol version this node speaks (the envelope's ``v``)."""
 
 OPS: Final = frozenset(
@@ -63,7 +63,7 @@ def check_name(name: object, what: str = "manager name") -> str:
 
 
 class Request(msgspec.Struct, omit_defaults=True):
-    """A request envelope (what a caller sends to ``ge.<ns>.mgr.<name>``)."""
+    """A request envelope (what a caller sends to ``ge.<ns>.mgr.<name>.<kind>``)."""
 
     v: int
     op: str
@@ -288,9 +288,7 @@ class Codec:
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             raise MalformedMessage(f"not a genevent request envelope: {exc}") from None
         if req.v != VERSION:
-            raise MalformedMessage(
-                f"unknown protocol version {req.v!r} (this node speaks {VERSION})"
-            )
+            raise MalformedMessage(unsupported(req.v))
         if req.op not in OPS:
             raise MalformedMessage(f"unknown operation {req.op!r}")
         return req
@@ -302,9 +300,7 @@ class Codec:
         except (msgspec.ValidationError, TypeError, ValueError) as exc:
             raise MalformedMessage(f"not a genevent request envelope: {exc}") from None
         if req.v != VERSION:
-            raise MalformedMessage(
-                f"unknown protocol version {req.v!r} (this node speaks {VERSION})"
-            )
+            raise MalformedMessage(unsupported(req.v))
         return req
 
     def decode_reply(self, data: bytes) -> Reply:
@@ -318,8 +314,13 @@ class Codec:
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
             raise MalformedMessage(f"not a genevent reply envelope: {exc}") from None
         if rep.v != VERSION:
-            raise MalformedMessage(f"unknown protocol version {rep.v!r} in a reply")
+            raise MalformedMessage(unsupported(rep.v, "in a reply "))
         return rep
+
+
+def unsupported(version: object, where: str = "") -> str:
+    """The text of the error for a frame of another protocol version."""
+    return f"protocol version {version!r} {where}is not supported: this node speaks {VERSION}"
 
 
 def registered(types: Iterable[type]) -> TypeRegistry:
