@@ -29,6 +29,20 @@ def nats_server() -> Iterator[NatsServer]:
         server.cleanup()
 
 
+ROLES_CONF = ROOT / "examples" / "nats-roles.conf"
+"""The server configuration docs/security.md shows: four roles in the namespace "default"."""
+
+
+@pytest.fixture(scope="module")
+def roles_server() -> Iterator[NatsServer]:
+    """A nats-server started with ``-c examples/nats-roles.conf`` (one per test module)."""
+    server = NatsServer(config=ROLES_CONF).start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
 @pytest.fixture
 def url(nats_server: NatsServer) -> str:
     return nats_server.url
