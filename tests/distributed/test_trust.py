@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -47,7 +47,7 @@ async def test_one_callers_order_holds_across_operation_kinds(url: str, ns: str)
 
             # every operation in a task of its own, the tasks started in this order: each
             # publishes before it first waits, so they leave in this order
-            steps = [
+            steps: list[Coroutine[Any, Any, Any]] = [
                 notify(e[0]),
                 m.call(Log, "count"),
                 m.which_handlers(),
@@ -64,7 +64,7 @@ async def test_one_callers_order_holds_across_operation_kinds(url: str, ns: str)
                 m.call(Log, "log"),
             ]
             tasks = [asyncio.ensure_future(s) for s in steps]
-            got = await asyncio.gather(*tasks)
+            got: list[Any] = list(await asyncio.gather(*tasks))
             before = [(k, i) for k in range(r) for i in range(5)]
             assert got[1] == len(before) + 1
             assert got[2] == ["Log"]
