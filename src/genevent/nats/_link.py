@@ -59,7 +59,7 @@ class Throttled:
 class Pending:
     """A request waiting for its reply."""
 
-    __slots__ = ("fut", "name", "node", "subject")
+    __slots__ = ("checked", "fut", "name", "node", "subject")
 
     def __init__(
         self, fut: asyncio.Future[Reply], name: str, node: str | None, subject: str
@@ -69,6 +69,8 @@ class Pending:
         #: the node addressed (the name's holder when the request was sent), if known
         self.node = node
         self.subject = subject
+        #: the names bucket was read since the request was sent (``node`` is its holder)
+        self.checked = False
 
 
 class Link:
@@ -209,6 +211,9 @@ class Link:
         if pending.node is None or rep.n == pending.node:
             pending.fut.set_result(rep)
             return
+        if pending.checked:  # the bucket was read once for this request: no second lookup
+            self._ignore(pending, rep)
+            return
         # another node answered: the name may have moved since; the names bucket says
         task = asyncio.get_running_loop().create_task(self._check_reply(pending, rep))
         self._checks.add(task)
@@ -223,17 +228,22 @@ class Link:
             holder = None
         if pending.fut.done():
             return
-        if holder is not None and holder == rep.n:
+        pending.checked = True
+        if holder is not None:
             pending.node = holder
+        if holder is not None and holder == rep.n:
             pending.fut.set_result(rep)
             return
+        self._ignore(pending, rep)
+
+    def _ignore(self, pending: Pending, rep: Reply) -> None:
         self.ignored_replies += 1
         self._warn.warn(
             "genevent.nats: %s ignored a reply about %r from %r: the name is held by %r",
             self.id,
             pending.name,
             rep.n,
-            holder,
+            pending.node,
         )
 
     def denied(self, subject: str) -> None:
