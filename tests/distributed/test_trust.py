@@ -131,7 +131,7 @@ async def test_a_frame_of_protocol_version_1_gets_an_error_naming_both_versions(
 
 
 @asynccontextmanager
-async def as_user(server: NatsServer, user: str) -> AsyncIterator[Node]:
+async def as_user(server: NatsServer, user: str, **kw: Any) -> AsyncIterator[Node]:
     n = await connect(
         server.url,
         ns="default",
@@ -140,6 +140,7 @@ async def as_user(server: NatsServer, user: str) -> AsyncIterator[Node]:
         password=f"{user}-secret",
         handlers=HANDLERS,
         types=TYPES,
+        **kw,
     )
     try:
         yield n
@@ -148,7 +149,13 @@ async def as_user(server: NatsServer, user: str) -> AsyncIterator[Node]:
 
 
 async def test_a_producer_may_notify_and_nothing_else(roles_server: NatsServer) -> None:
-    async with as_user(roles_server, "node-a") as a, as_user(roles_server, "producer") as p:
+    told: list[Exception] = []
+
+    async def error_cb(exc: Exception) -> None:  # the user's own callback still hears
+        told.append(exc)
+
+    producer = as_user(roles_server, "producer", error_cb=error_cb)
+    async with as_user(roles_server, "node-a") as a, producer as p:
         mgr = await a.start_manager("orders")
         await mgr.add_handler(Log)
         m = p.manager("orders")
@@ -169,6 +176,7 @@ async def test_a_producer_may_notify_and_nothing_else(roles_server: NatsServer) 
             with pytest.raises(PermissionDenied, match="denied the publish") as err:
                 await request
             assert err.value.subject.startswith("ge.default.mgr.orders."), what
+        assert len(told) == len(denied)
         assert mgr.is_running
         assert await mgr.which_handlers() == [Log]
 

@@ -43,6 +43,8 @@ class Liveness:
         self.claim_of: Callable[[str], Awaitable[tuple[str, int] | None]] | None = None
         #: "stopped" notices ignored: their claim is still held by a live node, or malformed
         self.ignored_notices = 0
+        #: the error callback given in the node's NATS options, called after the node's own
+        self.error_cb: Callable[[Exception], Awaitable[None]] | None = None
         self._warn = Throttled()
 
     async def listen(self) -> None:
@@ -185,8 +187,10 @@ class Liveness:
         denied = _DENIED.search(str(exc))
         if denied is not None:
             self._link.denied(denied.group(1))
-            return
-        log.debug("genevent.nats: %s: %r", self._link.id, exc)
+        else:
+            log.debug("genevent.nats: %s: %r", self._link.id, exc)
+        if self.error_cb is not None:
+            await self.error_cb(exc)
 
     async def on_disconnected(self) -> None:
         """nats-py's disconnected callback."""

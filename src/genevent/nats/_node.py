@@ -131,6 +131,10 @@ class Node:
             "inbox_prefix": f"_INBOX_ge.{self.ns}.{self.id}",
         }
         opts.update(options)
+        # the node needs the server's errors (a denied publish fails its requests): a
+        # callback given in the options is called after it
+        liveness.error_cb = options.get("error_cb")
+        opts["error_cb"] = liveness.on_error
         await link.open(servers, opts)
         try:
             await self._names.open(self.lease)
