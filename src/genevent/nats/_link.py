@@ -206,7 +206,16 @@ class Link:
         try:
             rep = self.codec.decode_reply(msg.data)
         except MalformedMessage as exc:
-            pending.fut.set_exception(exc)
+            if pending.node is None:  # nobody to wait for instead
+                pending.fut.set_exception(exc)
+            else:  # a node that holds the name answers in form: this one is not its reply
+                self.ignored_replies += 1
+                self._warn.warn(
+                    "genevent.nats: %s ignored a malformed reply about %r: %s",
+                    self.id,
+                    pending.name,
+                    exc,
+                )
             return
         if pending.node is None or rep.n == pending.node:
             pending.fut.set_result(rep)
