@@ -210,10 +210,10 @@ class Node:
 
     @property
     def ignored(self) -> dict[str, int]:
-        """Frames this node ignored since the start because the names bucket contradicts
-        them: ``replies`` (from another node than the name's holder, or malformed while the
-        holder is known) and ``down_notices``
-        (a "stopped" notice whose claim a live node still holds, or a malformed one)."""
+        """Frames this node ignored since the start as not coming from where they claim:
+        ``replies`` (from another node than the name's holder, or malformed while the holder
+        is known) and ``down_notices`` (a "stopped" notice whose claim a live node still
+        holds, or a malformed one)."""
         return {
             "replies": self._link.ignored_replies,
             "down_notices": self._liveness.ignored_notices,
