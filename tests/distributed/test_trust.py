@@ -15,7 +15,7 @@ import nats
 import pytest
 
 from genevent.nats import Down, NatsServer, Node, PermissionDenied, connect
-from genevent.nats._link import sync
+from genevent.nats._link import Throttled, sync
 from tests.distributed.app import GATES, HANDLERS, TYPES, Log
 from tests.distributed.conftest import ROLES_CONF, ROOT
 from tests.distributed.test_nodes import WAIT, node, until
@@ -350,3 +350,16 @@ async def test_a_name_record_of_a_node_without_a_lease_is_free(url: str, ns: str
             assert await b.whereis("m") == "a"
         finally:
             await raw.close()
+
+
+def test_the_ignored_frames_are_logged_a_few_times_a_second(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [100.0]
+    warn = Throttled(lambda: now[0]).warn
+    with caplog.at_level("WARNING", logger="genevent.nats"):
+        for i in range(20):
+            warn("ignored %d", i)
+        now[0] += 1.0
+        warn("ignored %d", 20)
+    assert [r.getMessage() for r in caplog.records] == [f"ignored {i}" for i in (0, 1, 2, 3, 4, 20)]

@@ -39,17 +39,18 @@ log = logging.getLogger("genevent.nats")
 class Throttled:
     """A warning logged at most a few times a second (the rest counted, not lost)."""
 
-    __slots__ = ("_left", "_window")
+    __slots__ = ("_clock", "_left", "_window")
 
-    def __init__(self) -> None:
-        self._window = 0.0
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._window = -1.0
         self._left = 0
 
     def warn(self, fmt: str, *args: Any) -> None:
         """Log ``fmt % args`` on the ``genevent.nats`` logger unless the second's quota is
         spent."""
-        now = time.monotonic()
-        if now - self._window >= 1.0:
+        now = self._clock()
+        if self._window < 0 or now - self._window >= 1.0:
             self._window, self._left = now, 5
         if self._left > 0:
             self._left -= 1
