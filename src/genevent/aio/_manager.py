@@ -32,14 +32,14 @@ from .._overflow import OverflowPolicy
 from .._streams import AsyncEventStream
 from .._text import short
 from . import _bounded, _lanes_host
-from ._common import _CALL, _FOREVER, _STOP, _SYNC, _WHICH, _Request, _running_loop, _task_of
+from ._common import _CALL, _FOREVER, _SYNC, _WHICH, _Request, _running_loop, _task_of
 from ._dispatch import drive, finish_dispatch
 from ._drain import launch
 from ._inline import finish_inline, inline_fatal
 from ._lanes_host import new_lane
 from ._requests import answer, call_busy, enqueue, swap_proc
 from ._server import _Server
-from ._stop import drop_backlog
+from ._stop import request_stop
 
 __all__ = ("EventManager",)
 
@@ -593,16 +593,7 @@ class EventManager(Generic[E]):
             raise TypeError(f"drain must be True or False, not {short(drain)}")
         srv = self._srv
         srv.check_caller("stop")
-        fut: asyncio.Future[Any] = srv.loop.create_future()
-        ahead = len(self._mailbox)
-        self._closed = True  # from now on refuse; everything accepted before is handled first
-        srv.streams_stopping()
-        if not drain:
-            drop_backlog(srv)
-            ahead = 0
-        if srv.room is not None:
-            srv.wake_room()
-        srv.post(_Request(_STOP, (), fut, "stop"))
+        fut, ahead = request_stop(srv, drain)
         await answer(srv, fut, "stop", timeout, ahead)
 
     async def __aenter__(self) -> EventManager[E]:

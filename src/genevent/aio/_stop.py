@@ -4,6 +4,7 @@ accepted before, waits for its isolated handlers, terminates every handler and g
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from .._driver import FATAL, log
 from .._errors import ManagerNotRunning
@@ -75,6 +76,23 @@ async def finish(srv: _Server, stops: list[_Request]) -> BaseException | None:
         log.error("genevent manager %r: error while stopping", srv.face, exc_info=fatal)
         return None
     return fatal
+
+
+def request_stop(srv: _Server, drain: bool) -> tuple[asyncio.Future[Any], int]:
+    """``stop``, called in the manager's loop: refuse new messages from now on (everything
+    accepted before is handled first, or dropped unless ``drain``) and queue the stop. Returns
+    the future of its answer and how many messages are queued ahead of it."""
+    fut: asyncio.Future[Any] = srv.loop.create_future()
+    ahead = len(srv.mailbox)
+    srv.face._closed = True
+    srv.streams_stopping()
+    if not drain:
+        drop_backlog(srv)
+        ahead = 0
+    if srv.room is not None:
+        srv.wake_room()
+    srv.post(_Request(_STOP, (), fut, "stop"))
+    return fut, ahead
 
 
 def drop_backlog(srv: _Server) -> None:
