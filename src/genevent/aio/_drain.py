@@ -40,10 +40,9 @@ _clock = time.monotonic
 
 
 def launch(srv: _Server) -> None:
-    """Register the manager (under its name, and among the running ones) and start its task.
-    The face holds the server from now on."""
+    """Register the manager (under its name, and among the running ones) and start its
+    task."""
     face = srv.face
-    face._srv = srv
     name = face.name
     if name is not None:
         _registry.register(name, face)

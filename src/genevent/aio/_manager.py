@@ -59,20 +59,21 @@ class EventManager(Generic[E]):
     :meth:`stop`'s ``drain``).
     """
 
-    _srv: _Server  # the server (set by _drain.launch)
+    # slots keep an idle manager small (a __dict__ is made only if something else is set)
+    __slots__ = ("__dict__", "__weakref__", "_closed", "_mailbox", "_srv", "_waiter", "name")
 
     def __init__(self, name: str | None = None, *, timing: bool = False) -> None:
         """Internal: use :func:`start`."""
         #: the name it is registered under, or None
         self.name = name
         # what notify touches, kept here so that it reaches them without a hop: the mailbox
-        # (the server's own deque) and the two hot flags (see genevent.aio._server)
+        # (the server's own deque), whether stop was requested (new messages are refused from
+        # then on), and the future the parked manager task awaits (None while it runs)
         self._mailbox: deque[Any] = deque()
-        #: set when stop is requested (new messages refused from then on)
         self._closed = False
-        #: the future the parked manager task awaits (None while it runs)
         self._waiter: asyncio.Future[None] | None = None
-        launch(_Server(self, timing=timing))
+        self._srv = _Server(self, timing=timing)
+        launch(self._srv)
 
     def __repr__(self) -> str:
         state = "stopped" if self._closed else "running"
@@ -81,8 +82,6 @@ class EventManager(Generic[E]):
             f"<aio.EventManager{label} {state} handlers={len(self._srv.core.entries)} "
             f"queued={len(self._mailbox)}>"
         )
-
-    # -- properties ---------------------------------------------------------------------------
 
     @property
     def queued(self) -> int:
@@ -611,8 +610,7 @@ class EventManager(Generic[E]):
                 await self.stop(drain=exc_type is None)
         await self.wait_stopped()
 
-    def _gone(self) -> bool:
-        """True if its event loop was closed under it (the name registry asks)."""
+    def _gone(self) -> bool:  # the name registry asks: was its event loop closed under it?
         return self._srv.gone()
 
     # -- the host side of streams and isolated handlers ----------------------------------------
@@ -639,6 +637,8 @@ class _BoundedEventManager(EventManager[E]):
     """An :class:`EventManager` with a bounded mailbox (``start(maxsize=...)``): only
     ``notify``, ``send`` and ``notify_wait`` differ (see :mod:`._bounded`), so that an
     unbounded manager's ``notify`` pays nothing for bounds."""
+
+    __slots__ = ("_maxsize",)
 
     def __init__(self, name: str | None, *, timing: bool, bound: Bound) -> None:
         self._maxsize = bound.maxsize

@@ -60,7 +60,9 @@ class _Face(Host, Protocol):
 class _Server:
     """The state and plumbing of one :class:`genevent.aio.EventManager` (``face``)."""
 
-    # set on the few managers that need them (an idle manager must stay small)
+    # set on the few managers that need them: an idle manager must stay small (benchmarks:
+    # <= 4 KB), and its instance dictionary compact (it stays so only while it holds fewer
+    # than 30 attributes)
     bound: Bound | None = None
     room: asyncio.Future[None] | None = None
     dropping = False
@@ -69,6 +71,21 @@ class _Server:
     streams: weakref.WeakSet[AsyncEventStream[Any]] | None = None  # opened on it
     retries: set[asyncio.TimerHandle] | None = None  # restarts waiting for another attempt
     fresh: list[Lane] | None = None  # lanes started since the last reap
+    timings: Timings | None = None  # start(timing=True)
+    watched: set[Any] | None = None  # the owners watched
+    spawned: set[asyncio.Future[Any]] | None = None  # what telling owners left running
+    # metrics the core does not keep (it counts the rest); high_water is the server's own
+    dropped = 0
+    refused = 0
+    left_behind = 0
+    lane_dropped = 0  # by the bounded mailboxes of isolated handlers that are gone
+    #: set once the stopping manager found its mailbox empty (see late)
+    sealed = False
+    #: while stopping: a CancelledError from a callback is its crash, never the manager's
+    finishing = False
+    #: while stopping: waiting for the lanes to go idle (a lane going idle wakes the manager)
+    settling = False
+    stop_started: float | None = None  # when the stop began waiting for lanes
     task: asyncio.Task[None]  # the manager task (the face starts it)
 
     def __init__(self, face: _Face, *, timing: bool) -> None:
@@ -76,38 +93,23 @@ class _Server:
         self.loop = asyncio.get_running_loop()
         self.thread_id = threading.get_ident()
         self.core = ManagerCore(face, clock=self.loop.time)
-        # metrics the core does not keep (it counts the rest)
         self.high_water = 0
-        self.dropped = 0
-        self.refused = 0
-        self.timings: Timings | None = None
         if timing:
             self.timings = Timings(time.perf_counter_ns)
             self.core.wrap_event = self.timings.wrap
         self.mailbox: deque[Any] = face._mailbox
         self.wake_pending = False
-        #: set once the stopping manager found its mailbox empty (see late)
-        self.sealed = False
-        #: while stopping: a CancelledError from a callback is its crash, never the manager's
-        self.finishing = False
         self.dispatch_task: object = None
         self.inline_done: asyncio.Future[None] | None = None
         # requests with a deadline until answered, and their watchdog (see
-        # _requests.enqueue); made on first use (an idle manager's attributes stay few)
+        # _requests.enqueue); made on first use
         self.pending: _Pending | None = None
         #: how many awaits the manager's work is suspended in (a coroutine callback, a turn
         #: given to the loop, an inline request's work): only then can a deadline pass before
         #: the manager gets to the request, so only then is the watchdog armed
         self.suspended = 0
-        # created on first use: an idle manager must stay small (benchmarks: <= 4 KB)
-        self.watched: set[Any] | None = None
-        self.spawned: set[asyncio.Future[Any]] | None = None
         #: the lanes of isolated handlers (started ones), in order
         self.lanes: dict[Lane, None] = {}
-        self.left_behind = 0
-        self.lane_dropped = 0  # by the bounded mailboxes of isolated handlers that are gone
-        self.settling = False
-        self.stop_started: float | None = None
 
     def __repr__(self) -> str:
         return repr(self.face)
