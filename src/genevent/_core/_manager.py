@@ -55,7 +55,7 @@ only when a callback raised or returned something other than ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from .._errors import (
@@ -161,8 +161,9 @@ class ManagerCore:
         #: the last :attr:`DEPARTURES_KEPT` handlers that left (reference -> how and when,
         #: oldest first), for :meth:`not_found`; None until one left
         self.departed: dict[Any, Departure] | None = None
-        # -- metrics: counted on slow paths here; ``events`` and ``requests`` are added to by
-        # the runtimes (per batch, on their hot paths)
+        # -- metrics: counted on slow paths here; the runtimes count requests and events with
+        # :meth:`count_request` / :meth:`count_events`, or (their drain loops' hot path) by
+        # adding a batch to ``events``
         #: events handled
         self.events = 0
         #: info messages handled
@@ -177,6 +178,29 @@ class ManagerCore:
         #: when set (by a runtime that times callbacks), ``wrap_event(entry, fn)`` gives what
         #: the hot path calls instead of a plain handler's bound ``handle_event``
         self.wrap_event: Callable[[Entry, Callable[[Any], Any]], Callable[[Any], Any]] | None = None
+
+    # -- counters: written here (and restarts in ``_restarting``), read by ``genevent._metrics``
+
+    def count_request(self, events: int = 0) -> None:
+        """A control request was handled (or passed on to an isolated handler's lane);
+        ``events``: the events it handled itself (a ``sync_notify``'s one). The runtimes' drain
+        loops add their batches of events to :attr:`events` themselves (one addition per
+        batch: the hot path)."""
+        self.requests += 1
+        if events:
+            self.events += events
+
+    def count_events(self, n: int) -> None:
+        """``n`` events were handled outside a drain loop's batch."""
+        self.events += n
+
+    def _count_crash(self, ref: Any) -> None:
+        """The handler installed under ``ref`` crashed or returned a bad value."""
+        self.crashes += 1
+        by_ref = self.crashes_by_ref
+        if by_ref is None:
+            by_ref = self.crashes_by_ref = {}
+        by_ref[ref] = by_ref.get(ref, 0) + 1
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -302,11 +326,7 @@ class ManagerCore:
         self._unlink(entry)
         result = yield from terminate(entry, reason)
         if type(reason) is Crashed or type(reason) is BadReturn:
-            self.crashes += 1
-            by_ref = self.crashes_by_ref
-            if by_ref is None:
-                by_ref = self.crashes_by_ref = {}
-            by_ref[entry.ref] = by_ref.get(entry.ref, 0) + 1
+            self._count_crash(entry.ref)
             yield Report("crash", entry.ref, entry.instance, message, reason, callback)
         restart = entry.restart
         if restart is not None and restart.wants(reason):
@@ -459,7 +479,28 @@ class ManagerCore:
     def notify(self, event: Any) -> Procedure:
         """``notify``/``sync_notify``: every handler, newest first, sees ``event``.
         (Runtimes usually run the hot path themselves; this is the general form.)"""
-        for entry, fn in self.event_targets:
+        yield from self._visit(self.event_targets, event)
+
+    def notify_rest(
+        self,
+        entry: Entry,
+        out: Outcome,
+        event: Any,
+        rest: Iterable[tuple[Entry, Callable[[Any], Any]]],
+    ) -> Procedure:
+        """The rest of an event's dispatch that a runtime began itself on its hot path: apply
+        ``out``, the first outcome that was more than ``None`` (``entry``'s), then every
+        handler of ``rest`` (the pairs of :attr:`event_targets` after ``entry``) still
+        installed sees ``event``, as :meth:`notify` would have shown it."""
+        yield from self.event_result(entry, out, event)
+        yield from self._visit(rest, event)
+
+    def _visit(
+        self, targets: Iterable[tuple[Entry, Callable[[Any], Any]]], event: Any
+    ) -> Generator[Effect, Any, None]:
+        """Each target still installed sees ``event``; the core acts on what was more than
+        ``None``."""
+        for entry, fn in targets:
             if not entry.alive:
                 continue
             out = yield Invoke(fn, (event,), entry.event_is_async)

@@ -96,7 +96,7 @@ def pass_call(core: ManagerCore, handler: Any, request: Any, req: Any) -> bool:
     ``req`` (the caller's request, answered by the lane) was passed on."""
     entry = core.find(handler)
     if entry is not None and entry.lane is not None:  # in order: its lane answers, or says
-        core.requests += 1  # CallNotSupported in its turn
+        core.count_request()  # CallNotSupported in its turn
         entry.lane.post_call(request, req, entry.ref)
         return True
     return False
