@@ -10,7 +10,7 @@ import pytest
 
 from genevent._core import ManagerCore, Outcome, Raised, Remove, Returned, restart_spec
 from genevent._lanes import pass_call
-from tests.core.driver import FakeClock, FakeLane, H, drive, entry_of, swap_to
+from tests.core.driver import Async, FakeClock, FakeLane, H, drive, entry_of, swap_to
 
 
 class A1(H):
@@ -176,3 +176,42 @@ def test_a_call_passed_to_a_lane_is_counted_as_a_request() -> None:
     assert core.requests == 1
     assert not pass_call(core, (A1, "gone"), "q", "req-3")  # not installed: not counted
     assert core.requests == 1
+
+
+# -- what the fast paths rely on ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("out", [*OUTCOMES, Returned(None)], ids=repr)
+def test_an_outcome_of_a_handler_that_left_changes_nothing(out: Outcome) -> None:
+    """A fast path may bring an outcome back after its handler left (an isolated handler's,
+    or one a re-entrant callback deleted): the core answers nothing, raises nothing, and the
+    id added again meanwhile is not touched."""
+    core = installed()
+    old = entry_of(core, A2)
+    drive(core, core.delete_handler(A2))
+    drive(core, core.add_handler(A2, "again"))
+    run = drive(core, core.event_result(old, out, "ev"))
+    assert (run.effects, run.reply, run.error) == ([], None, None)
+    assert core.which_handlers() == [A2, A1, A3]
+    assert entry_of(core, A2).instance.args == "again"
+    assert core.crashes == 0
+
+
+def test_timing_wraps_only_the_callbacks_the_manager_runs_itself() -> None:
+    """With timing on (``wrap_event``), the hot path's targets are wrapped for plain handlers
+    only: an isolated handler's target is its lane's ``post`` (timed in the lane, not here) and
+    a coroutine handler's is awaited by the core's general path."""
+    core = installed()
+    drive(core, core.add_handler((A1, "iso"), lane=FakeLane()))
+    drive(core, core.add_handler(Async))
+    wrapped: list[Any] = []
+
+    def wrap(entry: Any, fn: Any) -> Any:
+        wrapped.append(entry.ref)
+        return fn
+
+    core.wrap_event = wrap
+    core.cached_targets = None
+    refs = [entry.ref for entry, _ in core.event_targets]
+    assert refs == [Async, (A1, "iso"), A1, A2, A3]
+    assert wrapped == [A1, A2, A3]
