@@ -9,10 +9,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final, Literal, TypeAlias
 
-from .._core import (
-    Invoke,
-    ManagerCore,
-)
+from .._core import Invoke, ManagerCore
 from .._errors import HandlerNotFound
 from .._overflow import check_bound
 

@@ -15,14 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
-from .._core import (
-    Entry,
-    Invoke,
-    Raised,
-    Report,
-    Returned,
-    is_plain_reply,
-)
+from .._core import Entry, Invoke, Raised, Report, Returned, is_plain_reply
 from .._driver import log, report
 from .._errors import CallNotSupported, ManagerNotRunning, _name
 from .._overflow import Action, Counts

@@ -7,13 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
-from .._core import (
-    Entry,
-    ManagerCore,
-    Procedure,
-    Raised,
-    Returned,
-)
+from .._core import Entry, ManagerCore, Procedure, Raised, Returned
 from .._driver import FATAL, log
 from .._errors import _name
 from .._mailbox import log_backlog

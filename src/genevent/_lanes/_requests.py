@@ -8,12 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from .._core import (
-    ManagerCore,
-)
-from ._items import (
-    Barrier,
-)
+from .._core import ManagerCore
+from ._items import Barrier
 from ._lane import Lane
 
 __all__ = (

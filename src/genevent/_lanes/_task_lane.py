@@ -9,23 +9,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .._core import (
-    Entry,
-    Invoke,
-    Raised,
-    Returned,
-)
+from .._core import Entry, Invoke, Raised, Returned
 from .._driver import CRASHES, awaited_frames, callback_in
-from ._items import (
-    BUDGET,
-    IDLE,
-    NOTHING,
-    SPECIAL,
-    CallItem,
-    InfoItem,
-    JobItem,
-    MarkItem,
-)
+from ._items import BUDGET, IDLE, NOTHING, SPECIAL, CallItem, InfoItem, JobItem, MarkItem
 from ._lane import RUNNING, Lane
 
 __all__ = ("TaskLane",)

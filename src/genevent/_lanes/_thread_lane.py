@@ -9,22 +9,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .._core import (
-    Entry,
-    Invoke,
-    Raised,
-    Returned,
-)
+from .._core import Entry, Invoke, Raised, Returned
 from .._driver import CRASHES, callback_in, stack_frames
 from .._errors import _name
-from ._items import (
-    NOTHING,
-    SPECIAL,
-    CallItem,
-    InfoItem,
-    JobItem,
-    MarkItem,
-)
+from ._items import NOTHING, SPECIAL, CallItem, InfoItem, JobItem, MarkItem
 from ._lane import RUNNING, Lane
 
 __all__ = ("ThreadLane",)
