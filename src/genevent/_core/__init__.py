@@ -33,6 +33,7 @@ from ._instructions import (
     is_plain_reply,
     misuse_hint,
 )
+from ._kinds import CONCERNED, COUNTED, DROPPABLE, LANE_RESULTS, Kind, caught_up_detail
 from ._manager import ManagerCore
 from ._reasons import (
     BadReturn,
@@ -49,6 +50,10 @@ from ._reasons import (
 from ._restart import RESTART_POLICIES, Intensity, Restart, RestartPolicy, restart_spec
 
 __all__ = (
+    "CONCERNED",
+    "COUNTED",
+    "DROPPABLE",
+    "LANE_RESULTS",
     "MAYBE_INSTRUCTION",
     "NO_ARGS",
     "NO_HANDOFF",
@@ -63,6 +68,7 @@ __all__ = (
     "HandlerExit",
     "Intensity",
     "Invoke",
+    "Kind",
     "ManagerCore",
     "NoArgs",
     "NoHandoff",
@@ -85,6 +91,7 @@ __all__ = (
     "TellOwner",
     "Unwatch",
     "Watch",
+    "caught_up_detail",
     "handler_key",
     "is_plain_reply",
     "misuse_hint",

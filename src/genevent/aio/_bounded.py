@@ -8,6 +8,7 @@ from threading import get_ident
 from typing import Any, Protocol
 
 from .._checks import check_timeout
+from .._core import Kind
 from .._errors import ManagerNotRunning
 from ._common import _Request
 from ._server import _Face
@@ -43,7 +44,7 @@ def send(face: _BoundedFace, message: Any) -> None:
     if face._closed:
         srv.refused += 1
         raise ManagerNotRunning(face)
-    req = _Request(srv.core.info, (message,), None, "info")
+    req = _Request(srv.core.info, (message,), None, Kind.INFO)
     mailbox = face._mailbox
     if len(mailbox) < face._maxsize:
         mailbox.append(req)

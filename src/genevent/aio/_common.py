@@ -10,8 +10,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-from .._core import Procedure
-from .._lanes import CAUGHT_UP, CONCERNED, LANE_RESULTS, Lane
+from .._core import DROPPABLE, Kind, Procedure
+from .._lanes import Lane
 
 try:  # the running task, cheaply: 3.11's asyncio.current_task is Python code (~300 ns);
     # the dict behind it is C, and eager tasks (3.12+) keep it up to date too
@@ -26,11 +26,6 @@ _FOREVER: Final = threading.TIMEOUT_MAX  # timeouts this long or longer mean "no
 _LIVE: set[Any] = set()  # running managers (the public objects) stay alive until they stop,
 # like Erlang processes: a manager nobody references is still a running manager, not garbage
 _STOP: Final = object()
-_LANE_RESULTS: Final = LANE_RESULTS
-_INTERNAL: Final = frozenset({"info", "owner_down", "stream close", "restart"} | _LANE_RESULTS)
-_CONCERNED: Final = CONCERNED
-"""Requests that may concern isolated handlers (see ``_dispatch.isolated``)."""
-_CAUGHT_UP: Final = CAUGHT_UP  # a request re-posted after a barrier
 # request kinds the manager answers without the core's generator when the reply is plain
 _CALL: Final = object()
 _SYNC: Final = object()
@@ -47,7 +42,7 @@ class _Request:
     ``ahead`` (the messages queued ahead of it when it was posted); the others leave them
     unset."""
 
-    __slots__ = ("ahead", "args", "deadline", "fut", "proc", "timeout", "via", "what")
+    __slots__ = ("ahead", "args", "caught_up", "deadline", "fut", "proc", "timeout", "via", "what")
     ahead: int
     deadline: float
     timeout: float
@@ -59,12 +54,14 @@ class _Request:
         proc: Callable[..., Procedure] | object,
         args: tuple[Any, ...],
         fut: asyncio.Future[Any] | None,
-        what: str,
+        what: Kind,
+        caught_up: bool = False,
     ) -> None:
         self.proc = proc
         self.args = args
         self.fut = fut
         self.what = what
+        self.caught_up = caught_up  # back in the mailbox after isolated handlers caught up
 
 
 def _resolve(fut: asyncio.Future[Any] | None, value: Any) -> None:
@@ -84,7 +81,7 @@ def _consume_outcome(fut: asyncio.Future[Any]) -> None:
 
 def _is_control(msg: Any) -> bool:
     """A control request (never dropped), as opposed to an event or an info message."""
-    return msg.__class__ is _Request and msg.what != "info"
+    return msg.__class__ is _Request and msg.what not in DROPPABLE
 
 
 def _droppable(msg: Any) -> bool:

@@ -10,17 +10,26 @@ from collections import deque
 from functools import partial
 from typing import Any, NoReturn
 
-from .._core import Entry, Invoke, Procedure, Raised, Report, Returned, Settle, TellOwner
+from .._core import (
+    CONCERNED,
+    COUNTED,
+    LANE_RESULTS,
+    Entry,
+    Invoke,
+    Kind,
+    Procedure,
+    Raised,
+    Report,
+    Returned,
+    Settle,
+    TellOwner,
+)
 from .._driver import CRASHES, FATAL, log, report, tell_owner
 from .._errors import GenEventError, ManagerNotRunning
 from .._lanes import Lane, pass_call, takes_its_place
 from ._common import (
     _CALL,
     _CALL_OUTCOME,
-    _CAUGHT_UP,
-    _CONCERNED,
-    _INTERNAL,
-    _LANE_RESULTS,
     _STOP,
     _SYNC,
     _SYNC_REST,
@@ -105,10 +114,15 @@ def spawn(srv: _Server, awaitable: Any) -> None:
 
 
 async def handle(srv: _Server, req: _Request) -> None:
-    if req.what in _LANE_RESULTS:
+    if req.what in LANE_RESULTS:
         await lane_results(srv, req)
         return
-    if srv.core.isolated and req.what in _CONCERNED and await isolated(srv, req):
+    if (
+        srv.core.isolated
+        and req.what in CONCERNED
+        and not req.caught_up
+        and await isolated(srv, req)
+    ):
         return
     try:
         await handle_request(srv, req)
@@ -122,7 +136,7 @@ async def lane_results(srv: _Server, req: _Request) -> None:
     KeyboardInterrupt or SystemExit goes on once each ready outcome is applied."""
     fatal: BaseException | None = None
     order = srv.lane_order
-    if req.what != "lane order":
+    if req.what is not Kind.LANE_ORDER:
         lane, seq = req.via
         if order.admit(srv.lanes, seq, lane, req):
             fatal = await apply_lane_result(srv, req)
@@ -149,10 +163,8 @@ async def apply_lane_result(srv: _Server, req: _Request) -> BaseException | None
 async def handle_request(srv: _Server, req: _Request) -> None:
     fut = req.fut
     core = srv.core
-    if req.what not in _INTERNAL and not req.what.endswith(_CAUGHT_UP):
-        core.requests += 1
-        if req.what == "sync_notify":
-            core.events += 1
+    if req.what in COUNTED and not req.caught_up:
+        core.count_request(events=req.what is Kind.SYNC_NOTIFY)
     try:
         proc = req.proc
         if proc is _CALL:
@@ -261,11 +273,10 @@ async def isolated(srv: _Server, req: _Request) -> bool:
     :func:`hold_until`). True when ``req`` was taken care of (False: run it now)."""
     what = req.what
     core = srv.core
-    if what == "call" and pass_call(core, req.args[0], req.args[1], req):
+    if what is Kind.CALL and pass_call(core, req.args[0], req.args[1], req):
         return True
-    if what == "sync_notify":
-        core.requests += 1
-        core.events += 1
+    if what is Kind.SYNC_NOTIFY:
+        core.count_request(events=1)
         try:
             await drive(srv, core.notify(*req.args))
         except GenEventError as exc:  # pragma: no cover - notify raises nothing typed
@@ -273,16 +284,16 @@ async def isolated(srv: _Server, req: _Request) -> bool:
             return True
         reap_lanes(srv)
         lanes = [e.lane for e in core.entries if e.lane is not None]
-        after(srv, lanes, _Request(_nothing, (), req.fut, what + _CAUGHT_UP))
+        after(srv, lanes, _Request(_nothing, (), req.fut, what, caught_up=True))
         return True
     if not takes_its_place(core, what, req.args):
         return False
     order = srv.lane_order
     if order.take_place(srv.lanes, req):
         return False  # every isolated handler is past it: it runs now
-    if what not in _INTERNAL:
-        core.requests += 1
-    req.what = what + _CAUGHT_UP
+    if what in COUNTED:
+        core.count_request()
+    req.caught_up = True
     if not srv.face._closed:  # stopping: it runs in its turn, the stop handles the rest
         await hold_until(srv, req)
     return True
@@ -292,7 +303,7 @@ async def settle(srv: _Server) -> None:
     """The core's ``Settle``: the isolated handlers get past what was queued before the
     message being handled (what they bring back is applied meanwhile, in order); the
     manager holds its other messages until then. Not while stopping."""
-    marker = _Request(_nothing, (), None, "settle")
+    marker = _Request(_nothing, (), None, Kind.SETTLE)
     if not srv.lane_order.take_place(srv.lanes, marker) and not srv.face._closed:
         await hold_until(srv, marker)
 
@@ -309,7 +320,7 @@ async def hold_until(srv: _Server, req: _Request) -> None:
         while order.holds(req):
             if mailbox:
                 msg = mailbox.popleft()
-                if msg.__class__ is _Request and msg.what in _LANE_RESULTS:
+                if msg.__class__ is _Request and msg.what in LANE_RESULTS:
                     await handle(srv, msg)
                     continue
                 held.append(msg)

@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, NoReturn
 
+from .._core import Kind
 from .._driver import FATAL
 from .._errors import ManagerNotRunning
 from ._common import _STOP, _Request
@@ -73,5 +74,5 @@ def inline_fatal(srv: _Server, exc: BaseException) -> NoReturn:
     the manager stops as by stop (at its next turn), and ``exc`` goes on in the caller."""
     if not srv.face._closed:
         srv.face._closed = True
-        srv.post(_Request(_STOP, (), None, "stop"))
+        srv.post(_Request(_STOP, (), None, Kind.STOP))
     raise exc

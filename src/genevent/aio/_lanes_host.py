@@ -10,7 +10,7 @@ import contextlib
 import threading
 from typing import Any
 
-from .._core import Entry, Raised, Returned
+from .._core import Entry, Kind, Raised, Returned
 from .._errors import InvalidHandler, ManagerNotRunning
 from .._lanes import (
     Lane,
@@ -80,7 +80,7 @@ def lane_outcome(
 ) -> None:
     """Host side of an isolated handler (see :mod:`genevent._lanes`)."""
     srv = face._srv
-    req = _Request(applied, (srv.core, entry, out, message, callback), None, "lane")
+    req = _Request(applied, (srv.core, entry, out, message, callback), None, Kind.LANE)
     req.via = (lane, seq)
     lane_post(srv, req)
 
@@ -96,14 +96,14 @@ def lane_call_outcome(
 ) -> None:
     """Host side of an isolated handler: a call's outcome that changes the table."""
     srv = face._srv
-    then = _Request(call_applied, (srv.core, entry, out, request), req.fut, "lane call")
+    then = _Request(call_applied, (srv.core, entry, out, request), req.fut, Kind.LANE_CALL)
     then.via = (lane, seq)
     lane_post(srv, then)
 
 
 def lane_recheck(face: _Face) -> None:
     """Host side of an isolated handler: it passed a place an outcome waits for."""
-    lane_post(face._srv, _Request(_nothing, (), None, "lane order"))
+    lane_post(face._srv, _Request(_nothing, (), None, Kind.LANE_ORDER))
 
 
 def lane_reply(face: _Face, req: Any, value: Any) -> None:

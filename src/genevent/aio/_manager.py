@@ -17,6 +17,7 @@ from .._core import (
     MAYBE_INSTRUCTION,
     NO_ARGS,
     HandlerExit,
+    Kind,
     Raised,
     RestartPolicy,
     Returned,
@@ -147,7 +148,7 @@ class EventManager(Generic[E]):
         if self._closed:
             srv.refused += 1
             raise ManagerNotRunning(self)
-        req = _Request(srv.core.info, (message,), None, "info")
+        req = _Request(srv.core.info, (message,), None, Kind.INFO)
         self._mailbox.append(req)
         if self._closed:
             srv.late(req)
@@ -198,7 +199,7 @@ class EventManager(Generic[E]):
                         outcome = Returned(result)
                     rest = targets[targets.index((entry, fn)) + 1 :]
                     work = finish_dispatch(srv, entry, outcome, event, rest)
-                    fatal = await finish_inline(srv, work, "sync_notify", timeout)
+                    fatal = await finish_inline(srv, work, Kind.SYNC_NOTIFY, timeout)
                     if fatal is not None:
                         inline_fatal(srv, fatal)
                     return
@@ -206,7 +207,7 @@ class EventManager(Generic[E]):
                 if srv.dispatch_task is caller:
                     srv.inline_finished(None)
             return
-        await enqueue(srv, _SYNC, (event,), "sync_notify", timeout)
+        await enqueue(srv, _SYNC, (event,), Kind.SYNC_NOTIFY, timeout)
 
     async def call(
         self, handler: HandlerRef[Any, Req, Rep], request: Req, timeout: float | None = 5.0
@@ -224,7 +225,7 @@ class EventManager(Generic[E]):
             if timeout == 0.0:  # never inline: delivered, and the caller times out at once
                 srv.check_caller("call")
                 check_ref(handler)
-                return await enqueue(srv, _CALL, (handler, request), "call", timeout)  # type: ignore[no-any-return]
+                return await enqueue(srv, _CALL, (handler, request), Kind.CALL, timeout)  # type: ignore[no-any-return]
         if (
             self._waiter is None  # busy: it will not run inline (the queued path, kept lean)
             and srv.dispatch_task is None
@@ -252,7 +253,7 @@ class EventManager(Generic[E]):
                         if isinstance(exc, FATAL):  # finish the request, then let it go on
                             with contextlib.suppress(GenEventError):
                                 work = drive(srv, core.call_result(entry, Raised(exc), request))
-                                await finish_inline(srv, work, "call", timeout)
+                                await finish_inline(srv, work, Kind.CALL, timeout)
                             inline_fatal(srv, exc)
                         outcome: Raised | Returned = Raised(exc)
                     else:
@@ -261,13 +262,13 @@ class EventManager(Generic[E]):
                             return reply  # type: ignore[no-any-return]
                         outcome = Returned(reply)
                     work = drive(srv, core.call_result(entry, outcome, request))
-                    return await finish_inline(srv, work, "call", timeout, (handler,))  # type: ignore[no-any-return]
+                    return await finish_inline(srv, work, Kind.CALL, timeout, (handler,))  # type: ignore[no-any-return]
                 finally:
                     if srv.dispatch_task is caller:
                         srv.inline_finished(None)
         if srv.core.find(handler) is None:  # an installed reference needs no check
             check_ref(handler)
-        return await enqueue(srv, _CALL, (handler, request), "call", timeout)  # type: ignore[no-any-return]
+        return await enqueue(srv, _CALL, (handler, request), Kind.CALL, timeout)  # type: ignore[no-any-return]
 
     async def add_handler(
         self,
@@ -308,7 +309,7 @@ class EventManager(Generic[E]):
             self._srv,
             self._srv.core.add_handler,
             (handler, args, None, None, spec, lane),
-            "add_handler",
+            Kind.ADD_HANDLER,
             timeout,
         )
 
@@ -345,7 +346,7 @@ class EventManager(Generic[E]):
             self._srv,
             self._srv.core.add_handler,
             (handler, args, owner, on_exit, spec, lane),
-            "add_sup_handler",
+            Kind.ADD_SUP_HANDLER,
             timeout,
         )
 
@@ -359,7 +360,7 @@ class EventManager(Generic[E]):
         check_ref(handler)
         self._srv.check_caller("delete_handler")
         return await enqueue(
-            self._srv, self._srv.core.delete_handler, (handler, args), "delete_handler", timeout
+            self._srv, self._srv.core.delete_handler, (handler, args), Kind.DELETE_HANDLER, timeout
         )
 
     async def swap_handler(
@@ -384,7 +385,7 @@ class EventManager(Generic[E]):
             self._srv,
             swap_proc,
             (self._srv.core, old, args1, new, args2, False, None, None),
-            "swap_handler",
+            Kind.SWAP_HANDLER,
             timeout,
         )
 
@@ -411,7 +412,7 @@ class EventManager(Generic[E]):
             self._srv,
             swap_proc,
             (self._srv.core, old, args1, new, args2, True, owner, on_exit),
-            "swap_sup_handler",
+            Kind.SWAP_SUP_HANDLER,
             timeout,
         )
 
@@ -567,7 +568,7 @@ class EventManager(Generic[E]):
         if timeout != 0.0 and self._srv.can_inline():
             self._srv.core.requests += 1
             return self._srv.core.which_handlers()
-        return await enqueue(self._srv, _WHICH, (), "which_handlers", timeout)  # type: ignore[no-any-return]
+        return await enqueue(self._srv, _WHICH, (), Kind.WHICH_HANDLERS, timeout)  # type: ignore[no-any-return]
 
     async def get_state(self, *, timeout: float | None = None) -> list[tuple[Any, Any]]:
         """``[(handler, state)]``, newest first (OTP's ``sys:get_state``): each handler's
@@ -575,7 +576,7 @@ class EventManager(Generic[E]):
         the other messages."""
         timeout = check_timeout(timeout)
         self._srv.check_caller("get_state")
-        return await enqueue(self._srv, self._srv.core.get_state, (), "get_state", timeout)  # type: ignore[no-any-return]
+        return await enqueue(self._srv, self._srv.core.get_state, (), Kind.GET_STATE, timeout)  # type: ignore[no-any-return]
 
     async def stop(self, *, drain: bool = True, timeout: float | None = None) -> None:
         """Terminate every handler, newest first, with :class:`~genevent.Stopped`, tell their
@@ -593,7 +594,7 @@ class EventManager(Generic[E]):
         srv = self._srv
         srv.check_caller("stop")
         fut, ahead = request_stop(srv, drain)
-        await answer(srv, fut, "stop", timeout, ahead)
+        await answer(srv, fut, Kind.STOP, timeout, ahead)
 
     async def __aenter__(self) -> EventManager[E]:
         return self

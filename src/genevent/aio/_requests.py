@@ -8,7 +8,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from .._core import HandlerExit, ManagerCore, Procedure
+from .._core import HandlerExit, Kind, ManagerCore, Procedure
 from .._driver import awaited_frames, callback_in
 from .._errors import CallTimeout, _name
 from ._common import _CALL, _Request
@@ -20,7 +20,7 @@ def enqueue(
     srv: _Server,
     proc: Callable[..., Procedure] | object,
     args: tuple[Any, ...],
-    what: str,
+    what: Kind,
     timeout: float | None,
 ) -> asyncio.Future[Any]:
     """Queue a request (from the manager's loop) and return the future of its answer,
@@ -49,7 +49,7 @@ def call_busy(srv: _Server, handler: Any, request: Any, timeout: float | None) -
     the queued call's hot path). Returns the future of its answer."""
     fut = srv.loop.create_future()
     mailbox = srv.mailbox
-    req = _Request(_CALL, (handler, request), fut, "call")
+    req = _Request(_CALL, (handler, request), fut, Kind.CALL)
     if timeout is not None:  # _Pending.add, inlined
         pending = srv.pending
         if pending is None:
@@ -105,9 +105,9 @@ def expire(
 def timeout_error(
     srv: _Server, what: str, timeout: float, ahead: int, args: tuple[Any, ...] = ()
 ) -> CallTimeout:
-    label = f"call to {_name(args[0])}" if what == "call" and args else what
+    label = f"call to {_name(args[0])}" if what is Kind.CALL and args else what
     running = None
-    if what == "call" and args and srv.core.isolated:
+    if what is Kind.CALL and args and srv.core.isolated:
         entry = srv.core.find(args[0])
         if entry is not None and entry.lane is not None:
             label = f"call to isolated handler {_name(args[0])}"

@@ -21,7 +21,17 @@ from collections.abc import Hashable
 from typing import Any, Protocol
 
 from .. import _functions, _registry
-from .._core import MAYBE_INSTRUCTION, Args, ManagerCore, Raised, Retry, Returned, Unwatch, Watch
+from .._core import (
+    MAYBE_INSTRUCTION,
+    Args,
+    Kind,
+    ManagerCore,
+    Raised,
+    Retry,
+    Returned,
+    Unwatch,
+    Watch,
+)
 from .._driver import CRASHES, log, take_back
 from .._errors import CallingSelf, InvalidOwner, ManagerNotRunning, WrongRuntime
 from .._lanes import Host, Lane, Order, running_lane
@@ -339,7 +349,7 @@ class _Server:
         """``on``: queue the subscription of ``fn``; a failure is logged."""
         fut: asyncio.Future[Any] = self.loop.create_future()
         fut.add_done_callback(lambda f: _functions.log_failure(f, fn))
-        self.post(_Request(self.core.add_handler, args, fut, "subscribe"))
+        self.post(_Request(self.core.add_handler, args, fut, Kind.SUBSCRIBE))
 
     # -- a bounded mailbox (the bounded face's notify, send and notify_wait) ---------------
 
@@ -406,7 +416,7 @@ class _Server:
         fut: asyncio.Future[Any] = self.loop.create_future()
         fut.add_done_callback(lambda f: _functions.log_failure(f, stream))
         args = (stream.ref, Args(stream), None, None)
-        self.post(_Request(self.core.add_handler, args, fut, "stream"))
+        self.post(_Request(self.core.add_handler, args, fut, Kind.STREAM))
 
     def streams_stopping(self) -> None:
         """A stop began: a ``"block"`` stream stops waiting for room (see the stream)."""
@@ -425,7 +435,7 @@ class _Server:
             return
         fut: asyncio.Future[Any] = self.loop.create_future()
         fut.add_done_callback(_consume_outcome)  # gone already (the stream ended): fine
-        self.post(_Request(self.core.delete_handler, (stream.ref, None), fut, "stream close"))
+        self.post(_Request(self.core.delete_handler, (stream.ref, None), fut, Kind.STREAM_CLOSE))
 
     # -- owners and restarts ------------------------------------------------------------------
 
@@ -469,7 +479,7 @@ class _Server:
         def due() -> None:
             retries.discard(handle)
             if not self.face._closed:
-                self.post(_Request(self.core.retry_restart, (eff.handler,), None, "restart"))
+                self.post(_Request(self.core.retry_restart, (eff.handler,), None, Kind.RESTART))
 
         handle = self.loop.call_later(eff.delay, due)
         retries.add(handle)
@@ -484,7 +494,7 @@ class _Server:
             asyncio.CancelledError() if owner.cancelled() else owner.exception()
         )
         if not self.face._closed:
-            self.post(_Request(self.core.owner_down, (owner, reason), None, "owner_down"))
+            self.post(_Request(self.core.owner_down, (owner, reason), None, Kind.OWNER_DOWN))
 
     # -- lanes --------------------------------------------------------------------------------
 

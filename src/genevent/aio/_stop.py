@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from .._core import LANE_RESULTS, Kind, caught_up_detail
 from .._driver import FATAL, log
 from .._errors import ManagerNotRunning
-from .._lanes import stopped_before
 from .._mailbox import log_backlog, take_backlog
-from ._common import _LANE_RESULTS, _STOP, _droppable, _fail, _Request, _resolve, _seal_lock
+from ._common import _STOP, _droppable, _fail, _Request, _resolve, _seal_lock
 from ._dispatch import apply_lane_result, drive, handle
 from ._lanes_host import drop_lanes, settle_lanes
 from ._server import _Server
@@ -33,7 +33,7 @@ async def finish(srv: _Server, stops: list[_Request]) -> BaseException | None:
         while mailbox:
             msg = mailbox.popleft()
             try:
-                if dropping and (msg.__class__ is not _Request or msg.what == "info"):
+                if dropping and (msg.__class__ is not _Request or msg.what is Kind.INFO):
                     # stop(drain=False): what raced the stop is dropped, not handled
                     srv.dropped += 1
                     srv.late_dropped += 1
@@ -42,8 +42,11 @@ async def finish(srv: _Server, stops: list[_Request]) -> BaseException | None:
                     await drive(srv, core.notify(msg))
                 elif msg.proc is _STOP:
                     stops.append(msg)
-                elif dropping and msg.what not in _LANE_RESULTS:
-                    _fail(msg.fut, ManagerNotRunning(srv.face, stopped_before(msg.what)))
+                elif dropping and msg.what not in LANE_RESULTS:
+                    _fail(
+                        msg.fut,
+                        ManagerNotRunning(srv.face, caught_up_detail(msg.what, msg.caught_up)),
+                    )
                 else:  # what isolated handlers bring back is applied even then
                     await handle(srv, msg)
             except BaseException as exc:  # the message was finished: remember, go on
@@ -91,7 +94,7 @@ def request_stop(srv: _Server, drain: bool) -> tuple[asyncio.Future[Any], int]:
         ahead = 0
     if srv.room is not None:
         srv.wake_room()
-    srv.post(_Request(_STOP, (), fut, "stop"))
+    srv.post(_Request(_STOP, (), fut, Kind.STOP))
     return fut, ahead
 
 
@@ -104,12 +107,12 @@ def drop_backlog(srv: _Server) -> None:
     srv.dropped += dropped
     refused = 0
     for msg in rest:
-        if msg.proc is _STOP or msg.what in _LANE_RESULTS:
+        if msg.proc is _STOP or msg.what in LANE_RESULTS:
             # a stop, and what isolated handlers brought back (a crash stays a crash)
             srv.mailbox.append(msg)
         else:
             refused += msg.fut is not None
-            _fail(msg.fut, ManagerNotRunning(srv.face, stopped_before(msg.what)))
+            _fail(msg.fut, ManagerNotRunning(srv.face, caught_up_detail(msg.what, msg.caught_up)))
     log_backlog(srv.face, dropped, refused, "at stop(drain=False)")
     drop_lanes(srv)
 
