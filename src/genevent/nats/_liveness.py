@@ -5,11 +5,8 @@ notices (``ge.<ns>.down.<M>``), and firing the monitors they concern."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
-import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -17,7 +14,7 @@ from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 
 from ._errors import NodeDown, TransportDown
-from ._link import Link
+from ._link import Link, lease_in
 from ._monitor import DownReason, Monitor
 
 __all__ = ("Liveness",)
@@ -62,8 +59,7 @@ class Liveness:
         """Write this node's lease."""
         assert self.leases is not None
         link = self._link
-        info = {"lease": link.lease, "pid": os.getpid(), "host": socket.gethostname()}
-        await self.leases.put(f"node.{link.id}", json.dumps(info).encode())
+        await self.leases.put(f"node.{link.id}", link.lease_record())
 
     async def lease_loop(self) -> None:
         """Renew the lease every lease/5 s, for as long as the node runs."""
@@ -98,11 +94,8 @@ class Liveness:
         if headers.get("KV-Operation") in ("DEL", "PURGE") or not msg.data:
             self.node_down(node)  # it left (closed) or its lease was purged
             return
-        try:
-            lease = float(json.loads(msg.data)["lease"])
-        except (ValueError, KeyError, TypeError):
-            lease = self._link.lease
-        self._link.seen[node] = (time.monotonic(), lease)
+        # a record naming no usable lease (inf, nan, negative, ...) is read as our own
+        self._link.seen[node] = (time.monotonic(), lease_in(msg.data, self._link.lease))
 
     async def detector(self) -> None:
         """Declare down every node silent past its lease, for as long as the node runs."""
@@ -159,10 +152,20 @@ class Liveness:
         link = self._link
         now = time.monotonic()
         link.seen = {node: (now, lease) for node, (_, lease) in link.seen.items()}
-        with contextlib.suppress(Exception):
+        try:
             await self.renew()
-            if self.on_lapse is not None:
+        except Exception as exc:  # JetStream not ready yet: the lease loop retries, and checks
+            log.info(
+                "genevent.nats: %s could not renew its lease on reconnecting (%r); retrying",
+                link.id,
+                exc,
+            )
+            return
+        if self.on_lapse is not None:
+            try:
                 await self.on_lapse()
+            except Exception:
+                log.warning("genevent.nats: %s: checking its names failed", link.id, exc_info=True)
 
     async def on_closed(self) -> None:
         """nats-py's closed callback."""
