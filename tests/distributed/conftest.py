@@ -42,7 +42,9 @@ class NodeProcess:
     """``genevent node`` in a child process, hosting the managers it is given."""
 
     def __init__(self, url: str, ns: str, node_id: str, managers: list[str], lease: float):
-        env = dict(os.environ, GE_TEST_MANAGERS=",".join(managers), PYTHONPATH=str(ROOT))
+        # this tree's genevent (src) before any installed one, and the tests package (ROOT)
+        path = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+        env = dict(os.environ, GE_TEST_MANAGERS=",".join(managers), PYTHONPATH=path)
         args = [sys.executable, "-m", "genevent", "node", "--server", url, "--ns", ns]
         args += ["--module", "tests.distributed.app", "--node-id", node_id, "--lease", str(lease)]
         self.node_id = node_id
