@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import hypothesis.strategies as st
@@ -94,7 +95,8 @@ _VALUES = st.recursive(
 def _damaged_frames(draw: st.DrawFn) -> bytes:
     """An envelope in either encoding with some of its bytes changed, cut or not at all."""
     envelope = {"v": 1, "op": draw(st.sampled_from(sorted(OPS))), "body": draw(_VALUES)}
-    data = bytearray(draw(st.sampled_from([MP, _to_json]))(envelope))
+    encode: Callable[[Any], bytes] = _to_json if draw(st.booleans()) else MP
+    data = bytearray(encode(envelope))
     for _ in range(draw(st.integers(0, 3))):
         at = draw(st.integers(0, len(data) - 1))
         data[at] = draw(st.integers(0, 255))
@@ -442,3 +444,35 @@ async def test_a_short_lease_lapses_in_a_bucket_made_for_a_long_one(url: str, ns
         assert await c.managers() == {"s": "c"}
         await short.close()  # frees nothing now held by another node
         assert await c.managers() == {"s": "c"}
+
+
+async def test_a_json_peer_reads_handlers_states_and_empty_replies_as_documented(
+    url: str, ns: str
+) -> None:
+    async with node(url, ns, "a") as a:
+        mgr = await a.start_manager("m")
+        await mgr.add_handler(Log)
+        await mgr.add_handler((Log, 2))
+        raw = await nats.connect(url)
+        try:
+
+            async def ask(op: str, **fields: Any) -> Any:
+                frame = json.dumps({"v": 1, "op": op, **fields}).encode()
+                return json.loads((await raw.request(f"ge.{ns}.mgr.m", frame, timeout=WAIT)).data)
+
+            assert await ask("sync_notify", body="x") == {"v": 1, "n": "a"}
+            which = (await ask("which_handlers"))["ok"]
+            assert sorted(which, key=str) == sorted(["Log", {"$tuple": ["Log", 2]}], key=str)
+            pairs = (await ask("get_state"))["ok"]
+            assert {json.dumps(p["$tuple"][0]) for p in pairs} == {
+                '"Log"',
+                '{"$tuple": ["Log", 2]}',
+            }
+            assert all(len(p["$tuple"]) == 2 for p in pairs)
+            refused = await ask("call", h="Log", body="crash")
+            assert refused["err"] == "HandlerCrashed"
+            assert "msg" in refused
+            stats = (await ask("stats"))["ok"]
+            assert stats["name"] == "m"
+        finally:
+            await raw.close()

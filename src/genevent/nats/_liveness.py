@@ -10,12 +10,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 
 from ._errors import NodeDown, TransportDown
 from ._link import Link, lease_in
 from ._monitor import DownReason, Monitor
+from ._throttle import Throttle
 
 __all__ = ("Liveness",)
 
@@ -32,6 +34,7 @@ class Liveness:
         self.leases: KeyValue | None = None
         #: what to do once this node's lease had lapsed (set by the node)
         self.on_lapse: Callable[[], Awaitable[None]] | None = None
+        self._throttle = Throttle(time.monotonic)
 
     async def listen(self) -> None:
         """Subscribe to heartbeats and down notices."""
@@ -140,6 +143,16 @@ class Liveness:
 
     async def on_error(self, exc: Exception) -> None:
         """nats-py's error callback."""
+        if isinstance(exc, nats.errors.SlowConsumerError):  # frames were dropped: say so
+            if self._throttle.allow():
+                log.warning(
+                    "genevent.nats: %s dropped frames to %s: they came faster than it served "
+                    "them (a slow consumer; %d more such drops not logged)",
+                    self._link.id,
+                    exc.subject,
+                    self._throttle.take_suppressed(),
+                )
+            return
         log.debug("genevent.nats: %s: %r", self._link.id, exc)
 
     async def on_disconnected(self) -> None:
