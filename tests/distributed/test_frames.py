@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import hypothesis.strategies as st
@@ -173,22 +173,29 @@ def test_a_lease_record_names_a_usable_lease_or_none(record: bytes | None, lease
     assert lease_in(record, 1.5) == lease
 
 
-async def test_every_decoding_error_gets_a_reply_and_is_counted(url: str, ns: str) -> None:
+@contextlib.asynccontextmanager
+async def hosting(url: str, ns: str) -> AsyncIterator[tuple[Node, Any]]:
+    """Node "a" hosting "m" (a Log installed), and a raw NATS client to send it frames."""
     async with node(url, ns, "a") as a:
         mgr = await a.start_manager("m")
         await mgr.add_handler(Log)
         raw = await nats.connect(url)
         try:
-            for what, frame in BAD_FRAMES.items():
-                msg = await raw.request(f"ge.{ns}.mgr.m", frame, timeout=WAIT)
-                reply = _decode(msg.data)
-                assert reply["err"] == "MalformedMessage", (what, reply)
-                await raw.publish(f"ge.{ns}.mgr.m", frame)  # and without a reply subject
-            await sync(raw)
-            assert await a.manager("m").call(Log, "log") == []
-            assert a.refused == 2 * len(BAD_FRAMES)
+            yield a, raw
         finally:
             await raw.close()
+
+
+async def test_every_decoding_error_gets_a_reply_and_is_counted(url: str, ns: str) -> None:
+    async with hosting(url, ns) as (a, raw):
+        for what, frame in BAD_FRAMES.items():
+            msg = await raw.request(f"ge.{ns}.mgr.m", frame, timeout=WAIT)
+            reply = _decode(msg.data)
+            assert reply["err"] == "MalformedMessage", (what, reply)
+            await raw.publish(f"ge.{ns}.mgr.m", frame)  # and without a reply subject
+        await sync(raw)
+        assert await a.manager("m").call(Log, "log") == []
+        assert a.refused == 2 * len(BAD_FRAMES)
 
 
 def _decode(data: bytes) -> Any:
@@ -204,31 +211,25 @@ async def test_a_batch_serves_its_first_items_and_refuses_the_rest_at_once(
     url: str, ns: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, "genevent.nats")
-    async with node(url, ns, "a") as a:
-        mgr = await a.start_manager("m")
-        await mgr.add_handler(Log)
-        raw = await nats.connect(url)
-        try:
-            item = {"v": 1, "op": "notify", "body": 7}
-            frame = {"v": 1, "op": "batch", "body": [item] * (MAX_BATCH + 1000)}
-            for data in (json.dumps(frame).encode(), MP(frame)):
-                msg = await raw.request(f"ge.{ns}.mgr.m", data, timeout=WAIT)
-                reply = _decode(msg.data)
-                assert reply["err"] == "MalformedMessage"
-                assert "the 1000 after them were refused" in reply["msg"]
-            assert await a.manager("m").call(Log, "count") == 2 * MAX_BATCH
-            assert a.refused == 2 * 1000
+    async with hosting(url, ns) as (a, raw):
+        item = {"v": 1, "op": "notify", "body": 7}
+        frame = {"v": 1, "op": "batch", "body": [item] * (MAX_BATCH + 1000)}
+        for data in (json.dumps(frame).encode(), MP(frame)):
+            msg = await raw.request(f"ge.{ns}.mgr.m", data, timeout=WAIT)
+            reply = _decode(msg.data)
+            assert reply["err"] == "MalformedMessage"
+            assert "the 1000 after them were refused" in reply["msg"]
+        assert await a.manager("m").call(Log, "count") == 2 * MAX_BATCH
+        assert a.refused == 2 * 1000
 
-            caplog.clear()
-            junk = _junk_batch(500_000)  # about 1 MB
-            msg = await raw.request(f"ge.{ns}.mgr.m", junk, timeout=WAIT)
-            assert _decode(msg.data)["err"] == "MalformedMessage"
-            assert a.refused == 2 * 1000 + 500_000  # every item counted ...
-            lines = [r for r in caplog.records if r.name == "genevent.nats"]
-            assert len(lines) < 100  # ... a few of them logged (a burst, then a few a second)
-            assert await a.manager("m").call(Log, "count") == 2 * MAX_BATCH
-        finally:
-            await raw.close()
+        caplog.clear()
+        junk = _junk_batch(500_000)  # about 1 MB
+        msg = await raw.request(f"ge.{ns}.mgr.m", junk, timeout=WAIT)
+        assert _decode(msg.data)["err"] == "MalformedMessage"
+        assert a.refused == 2 * 1000 + 500_000  # every item counted ...
+        lines = [r for r in caplog.records if r.name == "genevent.nats"]
+        assert len(lines) < 100  # ... a few of them logged (a burst, then a few a second)
+        assert await a.manager("m").call(Log, "count") == 2 * MAX_BATCH
 
 
 def _hostile_frames() -> list[bytes]:
@@ -449,30 +450,24 @@ async def test_a_short_lease_lapses_in_a_bucket_made_for_a_long_one(url: str, ns
 async def test_a_json_peer_reads_handlers_states_and_empty_replies_as_documented(
     url: str, ns: str
 ) -> None:
-    async with node(url, ns, "a") as a:
-        mgr = await a.start_manager("m")
-        await mgr.add_handler(Log)
-        await mgr.add_handler((Log, 2))
-        raw = await nats.connect(url)
-        try:
+    async with hosting(url, ns) as (a, raw):
+        await a.hosted()["m"].add_handler((Log, 2))
 
-            async def ask(op: str, **fields: Any) -> Any:
-                frame = json.dumps({"v": 1, "op": op, **fields}).encode()
-                return json.loads((await raw.request(f"ge.{ns}.mgr.m", frame, timeout=WAIT)).data)
+        async def ask(op: str, **fields: Any) -> Any:
+            frame = json.dumps({"v": 1, "op": op, **fields}).encode()
+            return json.loads((await raw.request(f"ge.{ns}.mgr.m", frame, timeout=WAIT)).data)
 
-            assert await ask("sync_notify", body="x") == {"v": 1, "n": "a"}
-            which = (await ask("which_handlers"))["ok"]
-            assert sorted(which, key=str) == sorted(["Log", {"$tuple": ["Log", 2]}], key=str)
-            pairs = (await ask("get_state"))["ok"]
-            assert {json.dumps(p["$tuple"][0]) for p in pairs} == {
-                '"Log"',
-                '{"$tuple": ["Log", 2]}',
-            }
-            assert all(len(p["$tuple"]) == 2 for p in pairs)
-            refused = await ask("call", h="Log", body="crash")
-            assert refused["err"] == "HandlerCrashed"
-            assert "msg" in refused
-            stats = (await ask("stats"))["ok"]
-            assert stats["name"] == "m"
-        finally:
-            await raw.close()
+        assert await ask("sync_notify", body="x") == {"v": 1, "n": "a"}
+        which = (await ask("which_handlers"))["ok"]
+        assert sorted(which, key=str) == sorted(["Log", {"$tuple": ["Log", 2]}], key=str)
+        pairs = (await ask("get_state"))["ok"]
+        assert {json.dumps(p["$tuple"][0]) for p in pairs} == {
+            '"Log"',
+            '{"$tuple": ["Log", 2]}',
+        }
+        assert all(len(p["$tuple"]) == 2 for p in pairs)
+        refused = await ask("call", h="Log", body="crash")
+        assert refused["err"] == "HandlerCrashed"
+        assert "msg" in refused
+        stats = (await ask("stats"))["ok"]
+        assert stats["name"] == "m"
