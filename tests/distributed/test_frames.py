@@ -25,7 +25,7 @@ from genevent import EventHandler, NameTaken
 from genevent.nats import MalformedMessage, Node, NotEncodable
 from genevent.nats._link import lease_in, sync
 from genevent.nats._throttle import Throttle
-from genevent.nats._wire import MAX_BATCH, MAX_DEPTH, OPS, Codec, Request
+from genevent.nats._wire import MAX_BATCH, MAX_CONTAINERS, MAX_DEPTH, OPS, Codec, Request
 from tests.distributed.app import Log
 from tests.distributed.conftest import NodeProcess
 from tests.distributed.test_nodes import WAIT, node, until
@@ -137,6 +137,20 @@ def test_values_nest_as_deep_as_max_depth_and_no_deeper() -> None:
         deeper = b'{"v":1,"op":"notify","body":' + b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1)
         with pytest.raises(MalformedMessage, match="nested more than"):
             codec.from_wire(codec.decode_request(deeper + b"}").body)
+
+
+def test_a_value_holds_at_most_max_containers_on_both_sides() -> None:
+    for json_ in (False, True):
+        codec = Codec(json=json_)
+        full: list[Any] = [[(1,)]] * ((MAX_CONTAINERS - 1) // 2)  # a list of lists of tuples
+        full += [[]] * (MAX_CONTAINERS - 1 - 2 * len(full))  # and lists: MAX_CONTAINERS in all
+        frame = codec.encode(Request(v=1, op="notify", body=codec.to_wire(full)))
+        assert codec.from_wire(codec.decode_request(frame).body) == full
+        with pytest.raises(NotEncodable, match="containers"):
+            codec.to_wire([*full, []])
+        over = codec.encode(Request(v=1, op="notify", body=[*codec.to_wire(full), [[]]]))
+        with pytest.raises(MalformedMessage, match="containers"):
+            codec.from_wire(codec.decode_request(over).body)
 
 
 def test_a_throttle_lets_a_burst_through_then_a_few_a_second_and_counts_the_rest() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
@@ -178,8 +179,8 @@ async def _info(served: Served, req: Request, body: Any, codec: Codec) -> None:
     served.mgr.send(body)
 
 
-_PACE: Final = 256
-"""Batch items served between two yields to the event loop."""
+_SLICE: Final = 0.001
+"""The longest a batch keeps the event loop before it yields (seconds)."""
 
 
 async def _batch(served: Served, req: Request, body: Any, codec: Codec) -> MalformedMessage | None:
@@ -196,9 +197,12 @@ async def _batch(served: Served, req: Request, body: Any, codec: Codec) -> Malfo
     mgr = served.mgr
     bad = 0
     first: MalformedMessage | None = None
-    for i, item in enumerate(items):
-        if i % _PACE == _PACE - 1:
-            await asyncio.sleep(0)  # a long batch never keeps the lease from being renewed
+    clock = time.monotonic
+    yielded = clock()
+    for item in items:
+        if clock() - yielded >= _SLICE:  # a long batch never keeps the lease from being renewed
+            await asyncio.sleep(0)
+            yielded = clock()
         try:
             if type(item) is not dict:  # the cheap refusal first: junk costs little
                 raise MalformedMessage(

@@ -27,8 +27,11 @@ __all__ = ("Serving",)
 
 log = logging.getLogger("genevent.nats")
 
-#: frames served between two yields to the event loop: however fast frames arrive, the lease
-#: renewal, heartbeats and the other managers' requests get their turn
+#: the longest the serving keeps the event loop before it yields (seconds; at the latest
+#: after _PACE frames): however fast frames arrive, the lease renewal, heartbeats and the
+#: other managers' requests get their turn, and nats-py's reader (which takes at most 64 KiB
+#: off the socket per turn) keeps up, so that replies to this node are not stuck behind them
+_SLICE = 0.001
 _PACE = 64
 
 
@@ -88,6 +91,7 @@ class Serving:
         self._throttle = Throttle(time.monotonic)
         self._report: asyncio.TimerHandle | None = None
         self._paced = 0
+        self._yielded = time.monotonic()
 
     async def start(
         self,
@@ -242,10 +246,12 @@ class Serving:
                 hosted.busy -= 1
                 if not hosted.busy:
                     hosted.idle.set()
+            # nats-py hands queued frames over without yielding: yield now and then
             self._paced += 1
-            if self._paced >= _PACE:  # nats-py hands queued frames over without yielding
-                self._paced = 0
+            if self._paced >= _PACE or time.monotonic() - self._yielded >= _SLICE:
                 await asyncio.sleep(0)
+                self._paced = 0
+                self._yielded = time.monotonic()
 
         return serve
 
