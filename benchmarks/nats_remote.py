@@ -31,10 +31,11 @@ from typing import Any
 
 import nats
 
+import genevent
 from genevent import EventHandler
 from genevent.nats import NatsServer, Node, connect
 from genevent.nats._link import sync
-from genevent.nats._wire import Request
+from genevent.nats._wire import VERSION, Request
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,7 +139,8 @@ async def _remote_call(host: Node, caller: Node, n: int) -> tuple[float, float]:
 
 
 async def _detection(url: str, caller: Node) -> float:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    src = Path(genevent.__file__).resolve().parents[1]  # the genevent this run imports
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(src), str(ROOT))))
     args = [sys.executable, "-m", "genevent", "node", "--server", url, "--ns", caller.ns]
     args += ["--module", "benchmarks.nats_remote", "--node-id", "victim-node"]
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -170,7 +172,7 @@ async def run(quick: bool) -> dict[str, float]:
         caller = await connect(url, ns="bench", node_id="caller", handlers=[Counter])
         try:
             frame = caller._link.codec.encode(
-                Request(v=1, op="notify", body=caller._link.codec.to_wire(("event", 1)))
+                Request(v=VERSION, op="notify", body=caller._link.codec.to_wire(("event", 1)))
             )
             out["raw_notify_per_s"] = await _raw_notify(url, n_notify, frame)
             out["remote_notify_per_s"] = await _remote_notify(host, caller, n_notify)

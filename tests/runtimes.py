@@ -445,38 +445,39 @@ def _never(*args: Any) -> bool:
 
 
 def _force_off(mgr: Any, *paths: str) -> Any:
-    """Turn ``paths`` (methods of the asyncio manager that choose a fast path) off on ``mgr``
-    alone: an instance attribute answering False shadows each, so the slow path is taken and
-    the runtime's code is unchanged. Must run before the manager's task first runs (its drain
-    loop reads ``_quick`` once)."""
+    """Turn ``paths`` (methods of the asyncio manager's server that choose a fast path) off on
+    ``mgr`` alone: an instance attribute answering False shadows each on its server, so the
+    slow path is taken and the runtime's code is unchanged. Must run before the manager's task
+    first runs (its drain loop reads ``quick`` once)."""
+    srv = mgr._srv
     for path in paths:
         # a renamed method would leave the variant silently on the fast path
-        assert inspect.isfunction(inspect.getattr_static(type(mgr), path)), path
-        setattr(mgr, path, _never)
+        assert inspect.isfunction(inspect.getattr_static(type(srv), path)), path
+        setattr(srv, path, _never)
     return mgr
 
 
 class QueuedAioRuntime(AioRuntime):
-    """The asyncio runtime with requests never run inline in the caller (``_can_inline``
+    """The asyncio runtime with requests never run inline in the caller (``can_inline``
     off): every ``call``, ``sync_notify``, ``which_handlers`` and ``get_state`` is queued and
     answered by the manager's drain loop, which answers plain handlers' requests itself
-    (``_quick``) and passes the rest to the core."""
+    (``quick``) and passes the rest to the core."""
 
     name = "aio-queued"
 
     def new_manager(self, name: str | None = None) -> Any:
-        return _force_off(aio.start(name), "_can_inline")
+        return _force_off(aio.start(name), "can_inline")
 
 
 class CoreQueuedAioRuntime(AioRuntime):
-    """The asyncio runtime with both request fast paths off (``_can_inline`` and the drain
-    loop's ``_quick`` answers): every request is queued and runs through the core's
+    """The asyncio runtime with both request fast paths off (``can_inline`` and the drain
+    loop's ``quick`` answers): every request is queued and runs through the core's
     procedures."""
 
     name = "aio-queued-core"
 
     def new_manager(self, name: str | None = None) -> Any:
-        return _force_off(aio.start(name), "_can_inline", "_quick")
+        return _force_off(aio.start(name), "can_inline", "quick")
 
 
 def _has_coroutines(handler: Any) -> bool:

@@ -266,7 +266,7 @@ async def test_async_on_exit_is_scheduled(rec: Recorder) -> None:
 async def test_cancelled_manager_task_terminates_handlers(rec: Recorder) -> None:
     mgr = aio.start()
     await mgr.add_handler(H, Spec(rec))
-    mgr._task.cancel()
+    mgr._srv.task.cancel()
     await mgr.wait_stopped()
     assert rec.terminations() == [("h", Stopped())]
     assert not mgr.is_running
@@ -415,7 +415,7 @@ async def test_manager_cancelled_while_inline_work_awaits(rec: Recorder) -> None
     caller = asyncio.create_task(mgr.call(H, "swap"))
     while not rec.of("new", "init-start"):
         await asyncio.sleep(0)
-    mgr._task.cancel()
+    mgr._srv.task.cancel()
     await mgr.wait_stopped()
     with pytest.raises(ManagerNotRunning):
         await caller

@@ -134,7 +134,7 @@ async def test_swap_keeps_isolation_and_hands_state_over() -> None:
         await mgr.swap_handler(Counting, "bye", Next, None)
         assert await mgr.which_handlers() == [Next]
         assert await mgr.call(Next, "h") == ("handoff", 3)
-        entry = mgr._core.find(Next)
+        entry = mgr._srv.core.find(Next)
         assert entry is not None
         assert entry.lane is not None
 
@@ -173,7 +173,7 @@ async def test_a_bounded_isolated_mailbox_drops_and_counts() -> None:
         await mgr.call(Next, "h")  # answered once the manager forwarded every event
         gate.set()
         seen = await mgr.call(Awaiting, "seen")
-        entry = mgr._core.find(Awaiting)
+        entry = mgr._srv.core.find(Awaiting)
         assert entry is not None
         lane = entry.lane
         counts = lane.counts

@@ -89,7 +89,7 @@ async def test_aio_adds_and_deletes_serve_only_their_own_lane(served: list[Lane]
         assert len(served) == N
         await mgr.delete_handler((Plain, 4))
         assert len(served) == N
-        assert len(mgr._lanes) == N - 1
+        assert len(mgr._srv.lanes) == N - 1
         assert [await mgr.call((Plain, i), None) for i in range(N) if i != 4] == [1] * (N - 1)
     finally:
         await mgr.stop()
@@ -116,7 +116,7 @@ async def test_aio_a_failed_isolated_add_closes_its_lane() -> None:
         await mgr.add_handler(Plain, isolation="task")
         with pytest.raises(HandlerInitFailed):
             await mgr.add_handler(Refuses, isolation="task")
-        (lane,) = mgr._lanes
+        (lane,) = mgr._srv.lanes
         assert lane.entry is not None
         assert lane.entry.ref is Plain
     finally:
@@ -147,7 +147,7 @@ async def test_a_waiting_task_lane_is_caught_up() -> None:
     try:
         await mgr.add_handler(Plain, isolation="task")
         await mgr.sync_notify(None)
-        (lane,) = mgr._lanes
+        (lane,) = mgr._srv.lanes
         assert isinstance(lane, TaskLane)
         while lane.waiter is None:  # the lane task runs up to its wait (loop turns, no clock)
             await asyncio.sleep(0)

@@ -136,25 +136,38 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def layers() -> list[list[str]]:
-    """The layers contract's layers, top first, each a list of the modules in it."""
+CONTAINERS = [
+    c["containers"][0]
+    for c in tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
+        "importlinter"
+    ]["contracts"]
+    if c["type"] == "layers"
+]
+"""The packages a layers contract orders: the package itself, and those of its subpackages
+whose modules are layered too."""
+
+
+def layers(container: str = PACKAGE) -> list[list[str]]:
+    """The layers of ``container``'s layers contract, top first, each a list of the modules in
+    it."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     (contract,) = [
         c
         for c in config["tool"]["importlinter"]["contracts"]
-        if c["type"] == "layers" and c["containers"] == [PACKAGE]
+        if c["type"] == "layers" and c["containers"] == [container]
     ]
+    assert contract.get("exhaustive") is True
     return [
         [part.strip() for part in layer.replace(":", "|").split("|")]
         for layer in contract["layers"]
     ]
 
 
-def layer_of(module: str, levels: Iterable[list[str]]) -> int | None:
+def layer_of(module: str, levels: Iterable[list[str]], container: str = PACKAGE) -> int | None:
     """The index of the layer ``module`` belongs to (a module or a package's descendant)."""
     for level, names in enumerate(levels):
         for name in names:
-            top = f"{PACKAGE}.{name}"
+            top = f"{container}.{name}"
             if module == top or module.startswith(top + "."):
                 return level
     return None
@@ -191,21 +204,35 @@ def test_no_import_cycles() -> None:
     assert found == [], "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
 
 
-def test_every_module_is_in_a_layer() -> None:
-    levels = layers()
-    unplaced = sorted(m for m in package_graph() if m != PACKAGE and layer_of(m, levels) is None)
+def test_the_package_and_its_layered_subpackages_have_a_contract() -> None:
+    assert CONTAINERS[0] == PACKAGE
+    subpackages = sorted(
+        f"{PACKAGE}.{init.parent.name}" for init in (SRC / PACKAGE).glob("*/__init__.py")
+    )
+    assert sorted(CONTAINERS[1:]) == subpackages
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_every_module_is_in_a_layer(container: str) -> None:
+    levels = layers(container)
+    unplaced = sorted(
+        m
+        for m in package_graph()
+        if m.startswith(container + ".") and layer_of(m, levels, container) is None
+    )
     assert unplaced == [], f"add these modules to a layer in pyproject.toml: {unplaced}"
 
 
-def test_no_import_goes_up_a_layer() -> None:
-    levels = layers()
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_no_import_goes_up_a_layer(container: str) -> None:
+    levels = layers(container)
     upward = []
     for mod, imported in sorted(package_graph().items()):
-        here = layer_of(mod, levels)
+        here = layer_of(mod, levels, container)
         if here is None:  # the package's __init__: the public surface, above every layer
             continue
         for target in sorted(imported):
-            there = layer_of(target, levels)
+            there = layer_of(target, levels, container)
             if there is not None and there < here:
                 upward.append(f"{mod} -> {target}")
     assert upward == [], f"imports from a lower layer to a higher one: {upward}"

@@ -14,12 +14,12 @@ import pytest
 from tests.runtimes import RUNTIMES
 
 # (module, function) pairs that tell the paths apart
-INLINE_AIO = ("genevent.aio", "call")
-INLINE_AIO_SYNC = ("genevent.aio", "sync_notify")
-DRAIN_LOOP = ("genevent._aio_engine", "_run")
-QUICK = ("genevent._aio_engine", "_quick")
+INLINE_AIO = ("genevent.aio._manager", "call")
+INLINE_AIO_SYNC = ("genevent.aio._manager", "sync_notify")
+DRAIN_LOOP = ("genevent.aio._drain", "run")
+QUICK = ("genevent.aio._server", "quick")
 # the core's procedures yield the callback to run as an effect: the runtime's driver runs it
-AIO_CORE = ("genevent._aio_engine", "_drive")
+AIO_CORE = ("genevent.aio._dispatch", "drive")
 THREAD_CORE = ("genevent._driver", "drive_sync")
 THREAD_LOOP = ("genevent._thread_server", "run")
 

@@ -9,9 +9,10 @@ __all__ = ("running_managers",)
 
 def running_managers() -> list[Any]:
     """The managers of both runtimes that are running now (a snapshot), in no set order."""
-    from . import _aio_base, _thread_server  # noqa: PLC0415 - the runtimes import what imports this
+    from . import _thread_server  # noqa: PLC0415 - the runtimes import what imports this
+    from .aio import _common  # noqa: PLC0415
 
-    live: list[Any] = list(_aio_base._LIVE)  # aio.EventManagers (their base is typed there)
+    live: list[Any] = list(_common._LIVE)  # aio.EventManagers
     found: list[Any] = [m for m in live if m.is_running]
     for server in list(_thread_server._live):
         mgr = server.public()

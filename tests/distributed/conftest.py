@@ -12,15 +12,31 @@ from pathlib import Path
 
 import pytest
 
+import genevent
 from genevent.nats import NatsServer
 
 ROOT = Path(__file__).resolve().parents[2]
+SRC = Path(genevent.__file__).resolve().parents[1]
 _ns = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
 def nats_server() -> Iterator[NatsServer]:
     server = NatsServer().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+ROLES_CONF = ROOT / "examples" / "nats-roles.conf"
+"""The server configuration docs/security.md shows: four roles in the namespace "default"."""
+
+
+@pytest.fixture(scope="module")
+def roles_server() -> Iterator[NatsServer]:
+    """A nats-server started with ``-c examples/nats-roles.conf`` (one per test module)."""
+    server = NatsServer(config=ROLES_CONF).start()
     try:
         yield server
     finally:
@@ -42,8 +58,7 @@ class NodeProcess:
     """``genevent node`` in a child process, hosting the managers it is given."""
 
     def __init__(self, url: str, ns: str, node_id: str, managers: list[str], lease: float):
-        # this tree's genevent (src) before any installed one, and the tests package (ROOT)
-        path = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
+        path = os.pathsep.join((str(SRC), str(ROOT)))  # the genevent these tests import
         env = dict(os.environ, GE_TEST_MANAGERS=",".join(managers), PYTHONPATH=path)
         args = [sys.executable, "-m", "genevent", "node", "--server", url, "--ns", ns]
         args += ["--module", "tests.distributed.app", "--node-id", node_id, "--lease", str(lease)]

@@ -24,8 +24,9 @@ from nats.js.api import KeyValueConfig, StorageType
 from genevent import EventHandler, NameTaken
 from genevent.nats import MalformedMessage, Node, NotEncodable
 from genevent.nats._link import lease_in, sync
+from genevent.nats._protocol import OPERATIONS
 from genevent.nats._throttle import Throttle
-from genevent.nats._wire import MAX_BATCH, MAX_CONTAINERS, MAX_DEPTH, OPS, Codec, Request
+from genevent.nats._wire import MAX_BATCH, MAX_CONTAINERS, MAX_DEPTH, OPS, VERSION, Codec, Request
 from tests.distributed.app import Log
 from tests.distributed.conftest import NodeProcess
 from tests.distributed.test_nodes import WAIT, node, until
@@ -35,33 +36,33 @@ MP = msgspec.msgpack.encode
 
 def _mp_with_bad_utf8(body: Any = "\x00") -> bytes:
     """A msgpack notify whose body string is not UTF-8 (its byte ``\\x00`` turned ``\\xff``)."""
-    frame = MP({"v": 1, "op": "notify", "body": body})
+    frame = MP({"v": 2, "op": "notify", "body": body})
     return frame.replace(b"\xa1\x00", b"\xa1\xff")
 
 
 #: frames every decoder error comes from, in both encodings
 BAD_FRAMES: dict[str, bytes] = {
     "utf-8 msgpack body": _mp_with_bad_utf8(),
-    "utf-8 msgpack op": MP({"v": 1, "op": "\x00"}).replace(b"\xa1\x00", b"\xa1\xff"),
+    "utf-8 msgpack op": MP({"v": 2, "op": "\x00"}).replace(b"\xa1\x00", b"\xa1\xff"),
     "utf-8 msgpack in a tuple": _mp_with_bad_utf8({"$tuple": ["\x00"]}),
     "utf-8 msgpack in a key": _mp_with_bad_utf8({"\x00": 1}),
-    "utf-8 json body": b'{"v":1,"op":"notify","body":"\xff"}',
-    "utf-8 json key": b'{"v":1,"op":"notify","body":{"\xff":1}}',
-    "lone surrogate json": b'{"v":1,"op":"notify","body":"\\ud800"}',
-    "huge int json": b'{"v":1,"op":"notify","body":' + b"9" * 5000 + b"}",
-    "huge float json": b'{"v":1,"op":"notify","body":1e999}',
+    "utf-8 json body": b'{"v":2,"op":"notify","body":"\xff"}',
+    "utf-8 json key": b'{"v":2,"op":"notify","body":{"\xff":1}}',
+    "lone surrogate json": b'{"v":2,"op":"notify","body":"\\ud800"}',
+    "huge int json": b'{"v":2,"op":"notify","body":' + b"9" * 5000 + b"}",
+    "huge float json": b'{"v":2,"op":"notify","body":1e999}',
     "bad timestamp msgpack": MP(
-        {"v": 1, "op": "notify", "body": msgspec.msgpack.Ext(-1, b"\xff" * 12)}
+        {"v": 2, "op": "notify", "body": msgspec.msgpack.Ext(-1, b"\xff" * 12)}
     ),
-    "unhashable map key msgpack": b"\x83\xa1v\x01\xa2op\xa6notify\xa4body\x81\x81\x01\x02\x03",
-    "array map key msgpack": b"\x83\xa1v\x01\xa2op\xa6notify\xa4body\x81\x91\x01\x02",
-    "deep msgpack": b"\x83\xa1v\x01\xa2op\xa6notify\xa4body" + b"\x91" * 100_000 + b"\x01",
-    "deep json": b'{"v":1,"op":"notify","body":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-    "deep but decodable msgpack": b"\x83\xa1v\x01\xa2op\xa6notify\xa4body"
+    "unhashable map key msgpack": b"\x83\xa1v\x02\xa2op\xa6notify\xa4body\x81\x81\x01\x02\x03",
+    "array map key msgpack": b"\x83\xa1v\x02\xa2op\xa6notify\xa4body\x81\x91\x01\x02",
+    "deep msgpack": b"\x83\xa1v\x02\xa2op\xa6notify\xa4body" + b"\x91" * 100_000 + b"\x01",
+    "deep json": b'{"v":2,"op":"notify","body":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "deep but decodable msgpack": b"\x83\xa1v\x02\xa2op\xa6notify\xa4body"
     + b"\x91" * 700
     + b"\x01",
-    "duplicate keys json, the last one bad": b'{"v":1,"op":"notify","v":"one"}',
-    "batch of a string json": b'{"v":1,"op":"batch","body":"\\u0000"}',
+    "duplicate keys json, the last one bad": b'{"v":2,"op":"notify","v":"one"}',
+    "batch of a string json": b'{"v":2,"op":"batch","body":"\\u0000"}',
 }
 
 
@@ -94,7 +95,7 @@ _VALUES = st.recursive(
 @st.composite
 def _damaged_frames(draw: st.DrawFn) -> bytes:
     """An envelope in either encoding with some of its bytes changed, cut or not at all."""
-    envelope = {"v": 1, "op": draw(st.sampled_from(sorted(OPS))), "body": draw(_VALUES)}
+    envelope = {"v": 2, "op": draw(st.sampled_from(sorted(OPS))), "body": draw(_VALUES)}
     encode: Callable[[Any], bytes] = _to_json if draw(st.booleans()) else MP
     data = bytearray(encode(envelope))
     for _ in range(draw(st.integers(0, 3))):
@@ -130,11 +131,11 @@ def test_values_nest_as_deep_as_max_depth_and_no_deeper() -> None:
         value: Any = 1
         for i in range(MAX_DEPTH):
             value = [value] if i % 3 == 0 else (value,) if i % 3 == 1 else {"k": value}
-        frame = codec.encode(Request(v=1, op="notify", body=codec.to_wire(value)))
+        frame = codec.encode(Request(v=VERSION, op="notify", body=codec.to_wire(value)))
         assert codec.from_wire(codec.decode_request(frame).body) == value
         with pytest.raises(NotEncodable):
             codec.to_wire([value])
-        deeper = b'{"v":1,"op":"notify","body":' + b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1)
+        deeper = b'{"v":2,"op":"notify","body":' + b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1)
         with pytest.raises(MalformedMessage, match="nested more than"):
             codec.from_wire(codec.decode_request(deeper + b"}").body)
 
@@ -144,11 +145,11 @@ def test_a_value_holds_at_most_max_containers_on_both_sides() -> None:
         codec = Codec(json=json_)
         full: list[Any] = [[(1,)]] * ((MAX_CONTAINERS - 1) // 2)  # a list of lists of tuples
         full += [[]] * (MAX_CONTAINERS - 1 - 2 * len(full))  # and lists: MAX_CONTAINERS in all
-        frame = codec.encode(Request(v=1, op="notify", body=codec.to_wire(full)))
+        frame = codec.encode(Request(v=VERSION, op="notify", body=codec.to_wire(full)))
         assert codec.from_wire(codec.decode_request(frame).body) == full
         with pytest.raises(NotEncodable, match="containers"):
             codec.to_wire([*full, []])
-        over = codec.encode(Request(v=1, op="notify", body=[*codec.to_wire(full), [[]]]))
+        over = codec.encode(Request(v=VERSION, op="notify", body=[*codec.to_wire(full), [[]]]))
         with pytest.raises(MalformedMessage, match="containers"):
             codec.from_wire(codec.decode_request(over).body)
 
@@ -203,10 +204,10 @@ async def hosting(url: str, ns: str) -> AsyncIterator[tuple[Node, Any]]:
 async def test_every_decoding_error_gets_a_reply_and_is_counted(url: str, ns: str) -> None:
     async with hosting(url, ns) as (a, raw):
         for what, frame in BAD_FRAMES.items():
-            msg = await raw.request(f"ge.{ns}.mgr.m", frame, timeout=WAIT)
+            msg = await raw.request(f"ge.{ns}.mgr.m.notify", frame, timeout=WAIT)
             reply = _decode(msg.data)
             assert reply["err"] == "MalformedMessage", (what, reply)
-            await raw.publish(f"ge.{ns}.mgr.m", frame)  # and without a reply subject
+            await raw.publish(f"ge.{ns}.mgr.m.notify", frame)  # and without a reply subject
         await sync(raw)
         assert await a.manager("m").call(Log, "log") == []
         assert a.refused == 2 * len(BAD_FRAMES)
@@ -218,7 +219,7 @@ def _decode(data: bytes) -> Any:
 
 def _junk_batch(items: int) -> bytes:
     """A JSON batch of ``items`` ints: each one not an envelope."""
-    return b'{"v":1,"op":"batch","body":[' + b",".join([b"1"] * items) + b"]}"
+    return b'{"v":2,"op":"batch","body":[' + b",".join([b"1"] * items) + b"]}"
 
 
 async def test_a_batch_serves_its_first_items_and_refuses_the_rest_at_once(
@@ -226,10 +227,10 @@ async def test_a_batch_serves_its_first_items_and_refuses_the_rest_at_once(
 ) -> None:
     caplog.set_level(logging.WARNING, "genevent.nats")
     async with hosting(url, ns) as (a, raw):
-        item = {"v": 1, "op": "notify", "body": 7}
-        frame = {"v": 1, "op": "batch", "body": [item] * (MAX_BATCH + 1000)}
+        item = {"v": 2, "op": "notify", "body": 7}
+        frame = {"v": 2, "op": "batch", "body": [item] * (MAX_BATCH + 1000)}
         for data in (json.dumps(frame).encode(), MP(frame)):
-            msg = await raw.request(f"ge.{ns}.mgr.m", data, timeout=WAIT)
+            msg = await raw.request(f"ge.{ns}.mgr.m.notify", data, timeout=WAIT)
             reply = _decode(msg.data)
             assert reply["err"] == "MalformedMessage"
             assert "the 1000 after them were refused" in reply["msg"]
@@ -238,7 +239,7 @@ async def test_a_batch_serves_its_first_items_and_refuses_the_rest_at_once(
 
         caplog.clear()
         junk = _junk_batch(500_000)  # about 1 MB
-        msg = await raw.request(f"ge.{ns}.mgr.m", junk, timeout=WAIT)
+        msg = await raw.request(f"ge.{ns}.mgr.m.notify", junk, timeout=WAIT)
         assert _decode(msg.data)["err"] == "MalformedMessage"
         assert a.refused == 2 * 1000 + 500_000  # every item counted ...
         lines = [r for r in caplog.records if r.name == "genevent.nats"]
@@ -248,14 +249,14 @@ async def test_a_batch_serves_its_first_items_and_refuses_the_rest_at_once(
 
 def _hostile_frames() -> list[bytes]:
     """About 4.5 MB of frames, each at most 1 MB, that a node refuses."""
-    bad_item = MP({"v": 1, "op": "notify", "body": {"$eval": 1}})  # an unknown tag
-    bad_items = b"\x83\xa1v\x01\xa2op\xa5batch\xa4body\xdd" + (MAX_BATCH + 5000).to_bytes(4, "big")
+    bad_item = MP({"v": 2, "op": "notify", "body": {"$eval": 1}})  # an unknown tag
+    bad_items = b"\x83\xa1v\x02\xa2op\xa5batch\xa4body\xdd" + (MAX_BATCH + 5000).to_bytes(4, "big")
     bad_items += bad_item * (MAX_BATCH + 5000)
     return [
         _junk_batch(500_000),
         bad_items,
-        b"\x83\xa1v\x01\xa2op\xa6notify\xa4body" + b"\x91" * 1_000_000 + b"\x01",
-        b'{"v":1,"op":"notify","body":' + b"[" * 500_000 + b"]" * 500_000 + b"}",
+        b"\x83\xa1v\x02\xa2op\xa6notify\xa4body" + b"\x91" * 1_000_000 + b"\x01",
+        b'{"v":2,"op":"notify","body":' + b"[" * 500_000 + b"]" * 500_000 + b"}",
         *[BAD_FRAMES["utf-8 msgpack body"]] * 200,
         *[BAD_FRAMES["deep but decodable msgpack"]] * 200,
     ]
@@ -295,7 +296,7 @@ async def test_a_flood_of_hostile_frames_never_gets_a_node_declared_down(
             start = time.monotonic()
             while (elapsed := time.monotonic() - start) < FLOOD_SECONDS:
                 for frame in frames:
-                    await raw.publish(f"ge.{ns}.mgr.m", frame)
+                    await raw.publish(f"ge.{ns}.mgr.m.notify", frame)
                     sent += len(frame)
                     ahead = sent / FLOOD_RATE - (time.monotonic() - start)
                     if ahead > 0:  # pace the sender to the rate (it synchronises nothing)
@@ -359,11 +360,11 @@ def _largest_body(n: Node, name: str) -> str:
     """The longest string whose notify frame the node still sends."""
     link = n._link
     limit = link.limit()
-    empty = len(link.encode(Request(v=1, op="notify", body="")))
+    empty = len(link.encode(Request(v=VERSION, op="notify", body="")))
     size = limit - empty
     while True:  # the string's length prefix grows with it: step down to what fits
         body = "x" * size
-        if len(link.codec.encode(Request(v=1, op="notify", body=body))) <= limit:
+        if len(link.codec.encode(Request(v=VERSION, op="notify", body=body))) <= limit:
             return body
         size -= 1
 
@@ -468,10 +469,12 @@ async def test_a_json_peer_reads_handlers_states_and_empty_replies_as_documented
         await a.hosted()["m"].add_handler((Log, 2))
 
         async def ask(op: str, **fields: Any) -> Any:
-            frame = json.dumps({"v": 1, "op": op, **fields}).encode()
-            return json.loads((await raw.request(f"ge.{ns}.mgr.m", frame, timeout=WAIT)).data)
+            frame = json.dumps({"v": 2, "op": op, **fields}).encode()
+            kind = OPERATIONS[op].kind
+            reply = await raw.request(f"ge.{ns}.mgr.m.{kind}", frame, timeout=WAIT)
+            return json.loads(reply.data)
 
-        assert await ask("sync_notify", body="x") == {"v": 1, "n": "a"}
+        assert await ask("sync_notify", body="x") == {"v": 2, "n": "a"}
         which = (await ask("which_handlers"))["ok"]
         assert sorted(which, key=str) == sorted(["Log", {"$tuple": ["Log", 2]}], key=str)
         pairs = (await ask("get_state"))["ok"]

@@ -255,13 +255,13 @@ async def test_hostile_frames_get_typed_error_replies(url: str, ns: str) -> None
         try:
             frames = dict(HOSTILE_FRAMES, oversized=b"\x81" + b"\x00" * 300_000)
             for what, frame in frames.items():
-                msg = await raw.request(f"ge.{ns}.mgr.m", frame, timeout=WAIT)
+                msg = await raw.request(f"ge.{ns}.mgr.m.notify", frame, timeout=WAIT)
                 reply = msgspec.json.decode(msg.data) if msg.data[:1] == b"{" else None
                 if reply is None:
                     reply = msgspec.msgpack.decode(msg.data)
                 expected = "PayloadTooLarge" if what == "oversized" else "MalformedMessage"
                 assert reply["err"] == expected, (what, reply)
-                await raw.publish(f"ge.{ns}.mgr.m", frame)  # and without a reply subject
+                await raw.publish(f"ge.{ns}.mgr.m.notify", frame)  # and without a reply subject
             await sync(raw)  # every frame reached the server before the call below
             m = a.manager("m")
             assert await m.call(Log, "log") == []  # no handler saw any of them
@@ -278,13 +278,13 @@ async def test_a_json_peer_can_notify_and_call(url: str, ns: str) -> None:
         raw = await nats.connect(url)
         try:
             subject = f"ge.{ns}.mgr.seed"
-            event = {"v": 1, "op": "notify", "body": {"$tuple": ["broadcast", "hello"]}}
-            await raw.publish(subject, json.dumps(event).encode())
-            call = {"v": 1, "op": "call", "h": "BroadcastEventHandler", "body": "broadcasts"}
-            msg = await raw.request(subject, json.dumps(call).encode(), timeout=WAIT)
-            assert json.loads(msg.data) == {"v": 1, "ok": ["hello"], "n": "a"}
+            event = {"v": 2, "op": "notify", "body": {"$tuple": ["broadcast", "hello"]}}
+            await raw.publish(f"{subject}.notify", json.dumps(event).encode())
+            call = {"v": 2, "op": "call", "h": "BroadcastEventHandler", "body": "broadcasts"}
+            msg = await raw.request(f"{subject}.call", json.dumps(call).encode(), timeout=WAIT)
+            assert json.loads(msg.data) == {"v": 2, "ok": ["hello"], "n": "a"}
             call["h"] = "Nope"
-            msg = await raw.request(subject, json.dumps(call).encode(), timeout=WAIT)
+            msg = await raw.request(f"{subject}.call", json.dumps(call).encode(), timeout=WAIT)
             reply = json.loads(msg.data)
             assert reply["err"] == "HandlerNotFound"
             assert reply["h"] == "Nope"
@@ -309,7 +309,7 @@ async def test_malformed_replies_are_typed(url: str, ns: str) -> None:
             async def liar(msg: Any) -> None:
                 await msg.respond(pickle.dumps("not a reply"))
 
-            await raw.subscribe(f"ge.{ns}.mgr.fake", cb=liar)
+            await raw.subscribe(f"ge.{ns}.mgr.fake.*", cb=liar)
             await sync(raw)  # every frame reached the server before the call below
             with pytest.raises(MalformedMessage):
                 await b.manager("fake").call("X", 1, timeout=WAIT)
@@ -324,20 +324,22 @@ async def test_batches_are_checked_item_by_item(url: str, ns: str) -> None:
         raw = await nats.connect(url)
         try:
             items: list[Any] = [
-                {"v": 1, "op": "notify", "body": {"$tuple": ["ok", 1]}},
-                {"v": 1, "op": "notify", "body": {"$eval": "x"}},
-                {"v": 1, "op": "call", "h": "Log", "body": "log"},
-                {"v": 2, "op": "notify", "body": "future"},
+                {"v": 2, "op": "notify", "body": {"$tuple": ["ok", 1]}},
+                {"v": 2, "op": "notify", "body": {"$eval": "x"}},
+                {"v": 2, "op": "call", "h": "Log", "body": "log"},
+                {"v": 3, "op": "notify", "body": "future"},
                 "not an envelope",
-                {"v": 1, "op": "info", "body": "tick"},
-                {"v": 1, "op": "notify", "body": {"$tuple": ["ok", 2]}},
+                {"v": 2, "op": "info", "body": "tick"},
+                {"v": 2, "op": "notify", "body": {"$tuple": ["ok", 2]}},
             ]
-            frame = {"v": 1, "op": "batch", "body": items}
-            msg = await raw.request(f"ge.{ns}.mgr.m", json.dumps(frame).encode(), timeout=WAIT)
-            assert json.loads(msg.data) == {"v": 1, "n": "a"}
-            await raw.publish(f"ge.{ns}.mgr.m", msgspec.msgpack.encode(frame))
-            bad = {"v": 1, "op": "batch", "body": "nope"}
-            msg = await raw.request(f"ge.{ns}.mgr.m", json.dumps(bad).encode(), timeout=WAIT)
+            frame = {"v": 2, "op": "batch", "body": items}
+            msg = await raw.request(
+                f"ge.{ns}.mgr.m.notify", json.dumps(frame).encode(), timeout=WAIT
+            )
+            assert json.loads(msg.data) == {"v": 2, "n": "a"}
+            await raw.publish(f"ge.{ns}.mgr.m.notify", msgspec.msgpack.encode(frame))
+            bad = {"v": 2, "op": "batch", "body": "nope"}
+            msg = await raw.request(f"ge.{ns}.mgr.m.notify", json.dumps(bad).encode(), timeout=WAIT)
             assert json.loads(msg.data)["err"] == "MalformedMessage"
             await sync(raw)
             m = a.manager("m")

@@ -25,7 +25,7 @@ def codec(json: bool) -> Codec:
 
 
 def roundtrip(c: Codec, value: Any) -> Any:
-    data = c.encode(Request(v=1, op="notify", body=c.to_wire(value)))
+    data = c.encode(Request(v=2, op="notify", body=c.to_wire(value)))
     return c.from_wire(c.decode_request(data).body)
 
 
@@ -83,9 +83,9 @@ def test_registered_type_round_trips(json: bool) -> None:
 
 def test_json_tagged_forms_are_readable() -> None:
     c = codec(True)
-    data = c.encode(Request(v=1, op="notify", body=c.to_wire(("a", b"\x01", {1: 2}))))
+    data = c.encode(Request(v=2, op="notify", body=c.to_wire(("a", b"\x01", {1: 2}))))
     assert data == (
-        b'{"v":1,"op":"notify","body":{"$tuple":["a",{"$bytes":"AQ=="},{"$dict":[[1,2]]}]}}'
+        b'{"v":2,"op":"notify","body":{"$tuple":["a",{"$bytes":"AQ=="},{"$dict":[[1,2]]}]}}'
     )
 
 
@@ -98,29 +98,29 @@ def test_unregistered_values_are_not_encodable(value: Any) -> None:
 HOSTILE_FRAMES = {
     "empty": b"",
     "random": bytes(range(256)) * 3,
-    "truncated": Codec().encode(Request(v=1, op="notify", body="x" * 40))[:-7],
+    "truncated": Codec().encode(Request(v=2, op="notify", body="x" * 40))[:-7],
     "wrong shape": msgspec.msgpack.encode([1, "notify", None]),
     "wrong types": msgspec.msgpack.encode({"v": "1", "op": 7}),
     "unknown version": msgspec.msgpack.encode({"v": 99, "op": "notify"}),
-    "unknown op": msgspec.msgpack.encode({"v": 1, "op": "exec"}),
+    "unknown op": msgspec.msgpack.encode({"v": 2, "op": "exec"}),
     "pickle": pickle.dumps(("broadcast", "x")),
-    "json garbage": b'{"v":1,"op":',
+    "json garbage": b'{"v":2,"op":',
     "json array": b"[1,2,3]",
     "ext type": msgspec.msgpack.encode(
-        {"v": 1, "op": "notify", "body": msgspec.msgpack.Ext(42, b"x")}
+        {"v": 2, "op": "notify", "body": msgspec.msgpack.Ext(42, b"x")}
     ),
     "unregistered type": msgspec.msgpack.encode(
-        {"v": 1, "op": "notify", "body": {"$type": ["os.system", {"command": "true"}]}}
+        {"v": 2, "op": "notify", "body": {"$type": ["os.system", {"command": "true"}]}}
     ),
-    "unknown tag": msgspec.msgpack.encode({"v": 1, "op": "notify", "body": {"$eval": "1"}}),
-    "bad tuple": msgspec.json.encode({"v": 1, "op": "notify", "body": {"$tuple": 3}}),
-    "bad bytes": msgspec.json.encode({"v": 1, "op": "notify", "body": {"$bytes": "%%"}}),
-    "bad dict": msgspec.json.encode({"v": 1, "op": "notify", "body": {"$dict": [[1]]}}),
-    "unhashable key": msgspec.json.encode({"v": 1, "op": "notify", "body": {"$dict": [[[1], 2]]}}),
+    "unknown tag": msgspec.msgpack.encode({"v": 2, "op": "notify", "body": {"$eval": "1"}}),
+    "bad tuple": msgspec.json.encode({"v": 2, "op": "notify", "body": {"$tuple": 3}}),
+    "bad bytes": msgspec.json.encode({"v": 2, "op": "notify", "body": {"$bytes": "%%"}}),
+    "bad dict": msgspec.json.encode({"v": 2, "op": "notify", "body": {"$dict": [[1]]}}),
+    "unhashable key": msgspec.json.encode({"v": 2, "op": "notify", "body": {"$dict": [[[1], 2]]}}),
     "bad fields": msgspec.msgpack.encode(
-        {"v": 1, "op": "notify", "body": {"$type": ["Point", {"x": "no"}]}}
+        {"v": 2, "op": "notify", "body": {"$type": ["Point", {"x": "no"}]}}
     ),
-    "deep": b'{"v":1,"op":"notify","body":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "deep": b'{"v":2,"op":"notify","body":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
 }
 
 
@@ -137,11 +137,22 @@ def test_hostile_frames_are_malformed(frame: bytes) -> None:
 
 def test_replies_check_their_version() -> None:
     c = Codec()
-    assert c.decode_reply(c.encode(Reply(v=1, ok=3))).ok == 3
-    with pytest.raises(MalformedMessage):
-        c.decode_reply(c.encode(Reply(v=2)))
+    assert c.decode_reply(c.encode(Reply(v=2, ok=3))).ok == 3
+    with pytest.raises(MalformedMessage, match="version 1 in a reply is not supported"):
+        c.decode_reply(c.encode(Reply(v=1)))
     with pytest.raises(MalformedMessage):
         c.decode_reply(b"\xc1")
+
+
+@pytest.mark.parametrize("version", [1, 3, 0])
+def test_a_frame_of_another_version_names_both_versions(version: int) -> None:
+    c = Codec()
+    frame = msgspec.msgpack.encode({"v": version, "op": "notify", "body": 1})
+    expected = f"protocol version {version} is not supported: this node speaks 2"
+    with pytest.raises(MalformedMessage, match=expected):
+        c.decode_request(frame)
+    with pytest.raises(MalformedMessage, match=expected):
+        c.check_request({"v": version, "op": "notify"})
 
 
 @pytest.mark.parametrize("name", ["a.b", "*", ">", "", "x" * 65, "sp ace", 3])

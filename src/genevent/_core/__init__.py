@@ -1,13 +1,16 @@
 """genevent's sans-I/O core: the handler set as a pure, synchronous state machine.
 
 This package is the only thing runtimes and transports import from the core. It never imports
-asyncio, threading, logging, time or a transport (see ``_manager.py``'s rules).
+asyncio, threading, logging, time or a transport (see ``_manager.py``'s rules, which hold
+for every module of it).
 """
 
+from ._classes import handler_key
 from ._effects import (
     Effect,
     Invoke,
     Outcome,
+    Procedure,
     Raised,
     Report,
     Retry,
@@ -17,6 +20,7 @@ from ._effects import (
     Unwatch,
     Watch,
 )
+from ._entry import Entry
 from ._instructions import (
     MAYBE_INSTRUCTION,
     NO_ARGS,
@@ -29,7 +33,7 @@ from ._instructions import (
     is_plain_reply,
     misuse_hint,
 )
-from ._manager import Entry, ManagerCore, Procedure, handler_key
+from ._manager import ManagerCore
 from ._reasons import (
     BadReturn,
     Crashed,

@@ -6,8 +6,8 @@ The core's procedures are generators: each yields effects and, for :class:`Invok
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Generator
+from typing import Any, TypeAlias
 
 from .._text import short
 from ._reasons import HandlerExit
@@ -16,6 +16,7 @@ __all__ = (
     "Effect",
     "Invoke",
     "Outcome",
+    "Procedure",
     "Raised",
     "Report",
     "Retry",
@@ -174,3 +175,6 @@ class Raised:
 
 Effect = Invoke | TellOwner | Watch | Unwatch | Report | Retry | Settle
 Outcome = Returned | Raised
+
+Procedure: TypeAlias = Generator[Effect, Outcome | None, Any]
+"""A core procedure: yields effects, receives outcomes of :class:`Invoke`, returns the reply."""

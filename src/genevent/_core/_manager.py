@@ -10,11 +10,15 @@ owner, logs a report) and sends user code's outcome back into the generator. Bec
 procedure is a generator, the asyncio runtime can await coroutine callbacks and the thread
 runtime can run the very same procedure without an event loop.
 
-Rules of this file
-~~~~~~~~~~~~~~~~~~
-1. Everything that changes the handler table lives here; nothing here calls user code, blocks,
+Rules of this package
+~~~~~~~~~~~~~~~~~~~~~
+1. Everything that changes the handler table lives in this package (the table and the
+   requests here, restarts in :mod:`._restarting`); nothing in it calls user code, blocks,
    reads a clock, creates a task or thread, locks, logs or serialises. (The standard library's
-   ``inspect`` and ``weakref`` are used to read handler classes; they run no user code.)
+   ``inspect`` and ``weakref`` are used to read handler classes, :mod:`._classes`; they run no
+   user code.) The other modules: :mod:`._entry` (one installed handler),
+   :mod:`._callbacks` (the building blocks that yield user code's invocations),
+   :mod:`._departures` (how handlers left, for :class:`HandlerNotFound`).
 2. The table is consistent before every ``yield``: an effect may re-enter the runtime (an owner
    callback may ``notify``), so a departing handler is unlinked before its ``terminate`` runs.
 
@@ -51,11 +55,8 @@ only when a callback raised or returned something other than ``None``.
 
 from __future__ import annotations
 
-import difflib
-import inspect
-import weakref
-from collections.abc import Callable, Generator
-from typing import Any, TypeAlias
+from collections.abc import Callable, Generator, Iterable
+from typing import Any
 
 from .._errors import (
     CallNotSupported,
@@ -69,27 +70,29 @@ from .._errors import (
     TerminateFailed,
     _name,
 )
-from .._text import cut, short
+from . import _restarting
+from ._callbacks import get_state, late_call_result, start, tell, terminate
+from ._classes import check_class, handler_key
+from ._departures import close_to, left_for, remember
 from ._effects import (
     Effect,
     Invoke,
     Outcome,
+    Procedure,
     Raised,
     Report,
-    Retry,
     Returned,
     Settle,
-    TellOwner,
     Unwatch,
     Watch,
 )
-from ._instructions import NO_ARGS, NO_HANDOFF, Args, Remove, Swap, is_plain_reply, misuse_hint
+from ._entry import Entry, OnExit
+from ._instructions import NO_ARGS, NO_HANDOFF, Remove, Swap, is_plain_reply, misuse_hint
 from ._reasons import (
     BadReturn,
     Crashed,
     Deleted,
     ExitReason,
-    HandlerExit,
     OwnerExited,
     RemovedItself,
     StartFailed,
@@ -98,311 +101,7 @@ from ._reasons import (
 )
 from ._restart import Restart
 
-__all__ = ("Entry", "ManagerCore", "Procedure", "handler_key")
-
-Procedure: TypeAlias = Generator[Effect, Outcome | None, Any]
-"""A core procedure: yields effects, receives outcomes of :class:`Invoke`, returns the reply."""
-
-OnExit: TypeAlias = Callable[[HandlerExit], object]
-
-
-class _ClassInfo:
-    """What the core needs to know about a handler class, read once per class."""
-
-    __slots__ = (
-        "async_methods",
-        "call_is_async",
-        "event_is_async",
-        "has_call",
-        "has_info",
-        "has_terminate",
-        "info_is_async",
-        "init_handoff",
-        "init_required",
-        "is_async",
-        "plain_call",
-        "terminate_is_async",
-    )
-
-    def __init__(self, cls: type) -> None:
-        handle_event = getattr(cls, "handle_event", None)
-        if not callable(handle_event):
-            raise InvalidHandler(f"{cls.__qualname__} has no handle_event method")
-        self.has_call = callable(getattr(cls, "handle_call", None))
-        self.has_info = callable(getattr(cls, "handle_info", None))
-        self.has_terminate = callable(getattr(cls, "terminate", None))
-        self.async_methods = frozenset(
-            name
-            for name in ("init", "handle_event", "handle_call", "handle_info", "terminate")
-            if inspect.iscoroutinefunction(getattr(cls, name, None))
-        )
-        self.init_handoff = _accepts_handoff(getattr(cls, "init", None))
-        #: the parameters of ``init`` (besides ``self`` and ``handoff``) without a default:
-        #: with no ``args`` given, the handler is refused before it is created
-        self.init_required = _required_params(getattr(cls, "init", None))
-        self.call_is_async = "handle_call" in self.async_methods
-        self.event_is_async = "handle_event" in self.async_methods
-        self.is_async = bool(self.async_methods)
-        self.info_is_async = "handle_info" in self.async_methods
-        self.terminate_is_async = "terminate" in self.async_methods
-        #: a plain ``handle_call``: runtimes may call it themselves on their fast paths
-        self.plain_call = self.has_call and not self.call_is_async
-
-
-def _accepts_handoff(init: Any) -> bool:
-    if init is None:
-        return False
-    try:
-        params = inspect.signature(init).parameters.values()
-    except (TypeError, ValueError):  # builtins without a signature
-        return False
-    return any(
-        p.kind is p.VAR_KEYWORD
-        or (p.name == "handoff" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
-        for p in params
-    )
-
-
-def _required_params(init: Any) -> tuple[str, ...]:
-    if init is None:
-        return ()
-    try:
-        params = list(inspect.signature(init).parameters.values())
-    except (TypeError, ValueError):  # builtins without a signature
-        return ()
-    if inspect.isfunction(init) and params and params[0].kind is not params[0].KEYWORD_ONLY:
-        params = params[1:]  # read from the class: the plain function's self
-    return tuple(
-        p.name
-        for p in params
-        if p.default is p.empty
-        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        and p.name != "handoff"
-    )
-
-
-_class_info: weakref.WeakKeyDictionary[type, _ClassInfo] = weakref.WeakKeyDictionary()
-
-
-_last_info: tuple[weakref.ref[type], _ClassInfo] | None = None
-"""The class read last and its info: adding, finding and checking handlers of one class in a
-row (the usual case) skips the weak dictionary's lookup (it makes a weak reference per call)."""
-
-
-def _info_of(cls: type) -> _ClassInfo:
-    global _last_info  # a one-entry cache, replaced whole (thread-safe)
-    last = _last_info
-    if last is not None and last[0]() is cls:
-        return last[1]
-    info = _class_info.get(cls)
-    if info is None:
-        info = _class_info[cls] = _ClassInfo(cls)
-    _last_info = (weakref.ref(cls), info)
-    return info
-
-
-def handler_key(ref: Any) -> type:
-    """Check that ``ref`` is a handler reference (a class, or a ``(class, id)`` pair with a
-    hashable id) and return its class. Raises :class:`InvalidHandler` otherwise."""
-    if isinstance(ref, type):
-        cls = ref
-    elif isinstance(ref, tuple) and len(ref) == 2 and isinstance(ref[0], type):
-        cls = ref[0]
-        try:  # what is not Hashable raises here too (cheaper than the ABC's isinstance)
-            hash(ref[1])
-        except Exception as exc:
-            raise InvalidHandler(f"handler id {short(ref[1])} is not hashable") from exc
-    else:
-        raise InvalidHandler(
-            f"{short(ref)} is not a handler reference: pass a handler class or (class, id)"
-        )
-    try:
-        hash(cls)
-    except Exception as exc:  # a metaclass that makes its classes unhashable
-        raise InvalidHandler(
-            f"handler class {short(cls)} is not hashable (its metaclass "
-            f"{short(type(cls))} defines __eq__ without __hash__)"
-        ) from exc
-    _info_of(cls)
-    return cls
-
-
-def _snapshot(instance: Any) -> Any:
-    """A handler's state for :meth:`ManagerCore.get_state` (run by the runtime: it may call
-    the handler's ``format_status``)."""
-    fmt = getattr(instance, "format_status", None)
-    if fmt is not None:
-        status = fmt()
-        if inspect.isawaitable(status):
-            if inspect.iscoroutine(status):
-                status.close()
-            return "<format_status must be a plain method; state hidden>"
-        return status
-    try:
-        return dict(vars(instance))
-    except TypeError:  # __slots__ and no __dict__
-        return {
-            name: getattr(instance, name)
-            for klass in type(instance).__mro__
-            for name in getattr(klass, "__slots__", ())
-            if hasattr(instance, name)
-        }
-
-
-class Entry:
-    """One installed handler: its reference, instance, owner and bound ``handle_event``.
-
-    What is the same for every handler of a class (which callbacks exist, which are
-    coroutines) is read from the class's shared ``info``; only ``handle_event``, the hot
-    path's callback, is kept bound. Memory per handler counts (the benchmarks' "memory per
-    handler"): the other bound callbacks are made when used."""
-
-    __slots__ = (
-        "alive",
-        "event_fn",
-        "events_at",
-        "info",
-        "instance",
-        "lane",
-        "on_exit",
-        "owner",
-        "ref",
-        "restart",
-    )
-
-    def __init__(
-        self,
-        ref: Any,
-        instance: Any,
-        info: _ClassInfo,
-        owner: Any,
-        on_exit: OnExit | None,
-        lane: Any = None,
-    ) -> None:
-        self.ref = ref
-        self.instance = instance
-        self.info = info
-        self.owner = owner
-        self.on_exit = on_exit
-        self.alive = True
-        #: its restart policy and intensity (None: temporary, gen_event's behaviour)
-        self.restart: Restart | None = None
-        #: the manager's event count when it was installed (its own count is derived)
-        self.events_at = 0
-        self.event_fn: Callable[[Any], Any] = instance.handle_event
-        #: the lane of an isolated handler (see the module documentation), or None
-        self.lane = lane
-        if lane is not None:  # the manager only queues: nothing of it is awaited there
-            self.event_fn = lane.post
-
-    @property
-    def is_async(self) -> bool:
-        """Whether the manager awaits any of its callbacks (never for an isolated handler:
-        the manager only queues to its lane)."""
-        return self.lane is None and self.info.is_async
-
-    @property
-    def event_is_async(self) -> bool:
-        """Whether the manager awaits ``handle_event`` (a coroutine, not isolated)."""
-        return self.lane is None and self.info.event_is_async
-
-    @property
-    def call_fn(self) -> Callable[[Any], Any] | None:
-        """The bound ``handle_call``, or None."""
-        return self.instance.handle_call if self.info.has_call else None
-
-    @property
-    def call_is_async(self) -> bool:
-        """Whether ``handle_call`` is a coroutine function."""
-        return self.info.call_is_async
-
-    @property
-    def info_fn(self) -> Callable[[Any], Any] | None:
-        """The bound ``handle_info`` (an isolated handler's lane's ``post_info``), or None."""
-        if not self.info.has_info:
-            return None
-        fn: Callable[[Any], Any] = (
-            self.instance.handle_info if self.lane is None else self.lane.post_info
-        )
-        return fn
-
-    @property
-    def info_is_async(self) -> bool:
-        """Whether the manager awaits ``handle_info`` (a coroutine, not isolated)."""
-        return self.lane is None and self.info.info_is_async
-
-    @property
-    def terminate_fn(self) -> Callable[[Any], Any] | None:
-        """The bound ``terminate``, or None."""
-        return self.instance.terminate if self.info.has_terminate else None
-
-    @property
-    def terminate_is_async(self) -> bool:
-        """Whether ``terminate`` is a coroutine function."""
-        return self.info.terminate_is_async
-
-    def __repr__(self) -> str:
-        return f"<Entry {self.ref!r} owner={self.owner!r}>"
-
-
-def _one_line(exc: BaseException) -> str:
-    """``"ValueError: bad input"``: an exception's type and the first line of its text."""
-    kind = type(exc).__qualname__
-    try:
-        text = str(exc)
-    except Exception:
-        return kind
-    text = text.strip().split("\n", 1)[0]
-    return cut(f"{kind}: {text}", 120) if text else kind
-
-
-def _constructor_hint(cls: type, exc: BaseException) -> str:
-    """What to say when creating ``cls()`` raised ``exc``: if its ``__init__`` requires
-    arguments, that the manager passes ``args`` to ``init`` instead."""
-    if not isinstance(exc, TypeError):
-        return ""
-    try:
-        params = inspect.signature(cls).parameters.values()
-    except (TypeError, ValueError):
-        return ""
-    required = [
-        p.name
-        for p in params
-        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
-    if not required:
-        return ""
-    return (
-        f" (its __init__ requires {', '.join(required)}); the manager creates the class "
-        f"without arguments, {cls.__qualname__}(), and passes add_handler's args to its init(): "
-        "take them in init, not __init__"
-    )
-
-
-def _left_for(reason: ExitReason, callback: str | None) -> tuple[str, str]:
-    """``(how, summary)`` of a :class:`Departure` for a handler that left for ``reason``."""
-    if isinstance(reason, Crashed):
-        where = f" in {callback}" if callback else ""
-        return "crashed", f"it crashed{where} ({_one_line(reason.exception)})"
-    if isinstance(reason, BadReturn):
-        where = f" from {callback}" if callback else ""
-        return "bad_return", f"it returned a bad value{where}: {short(reason.value)}"
-    if isinstance(reason, RemovedItself):
-        return "removed_itself", "it removed itself (returned Remove())"
-    if isinstance(reason, Deleted):
-        return "deleted", "it was deleted (delete_handler)"
-    if isinstance(reason, OwnerExited):
-        exc = reason.reason
-        return "owner_exited", "its owner ended" + (f" ({_one_line(exc)})" if exc else "")
-    if isinstance(reason, StartFailed):
-        cause = reason.cause
-        how = (
-            f"init raised {_one_line(cause)}"
-            if isinstance(cause, BaseException)
-            else f"init returned {short(getattr(cause, 'value', cause))}"
-        )
-        return "restart_failed", f"its restart failed ({how})"
-    return "left", f"it left ({short(reason)})"  # Swapped and Stopped are noted where they happen
+__all__ = ("ManagerCore",)
 
 
 class ManagerCore:
@@ -462,8 +161,9 @@ class ManagerCore:
         #: the last :attr:`DEPARTURES_KEPT` handlers that left (reference -> how and when,
         #: oldest first), for :meth:`not_found`; None until one left
         self.departed: dict[Any, Departure] | None = None
-        # -- metrics: counted on slow paths here; ``events`` and ``requests`` are added to by
-        # the runtimes (per batch, on their hot paths)
+        # -- metrics: counted on slow paths here; the runtimes count requests and events with
+        # :meth:`count_request` / :meth:`count_events`, or (their drain loops' hot path) by
+        # adding a batch to ``events``
         #: events handled
         self.events = 0
         #: info messages handled
@@ -478,6 +178,29 @@ class ManagerCore:
         #: when set (by a runtime that times callbacks), ``wrap_event(entry, fn)`` gives what
         #: the hot path calls instead of a plain handler's bound ``handle_event``
         self.wrap_event: Callable[[Entry, Callable[[Any], Any]], Callable[[Any], Any]] | None = None
+
+    # -- counters: written here (and restarts in ``_restarting``), read by ``genevent._metrics``
+
+    def count_request(self, events: int = 0) -> None:
+        """A control request was handled (or passed on to an isolated handler's lane);
+        ``events``: the events it handled itself (a ``sync_notify``'s one). The runtimes' drain
+        loops add their batches of events to :attr:`events` themselves (one addition per
+        batch: the hot path)."""
+        self.requests += 1
+        if events:
+            self.events += events
+
+    def count_events(self, n: int) -> None:
+        """``n`` events were handled outside a drain loop's batch."""
+        self.events += n
+
+    def _count_crash(self, ref: Any) -> None:
+        """The handler installed under ``ref`` crashed or returned a bad value."""
+        self.crashes += 1
+        by_ref = self.crashes_by_ref
+        if by_ref is None:
+            by_ref = self.crashes_by_ref = {}
+        by_ref[ref] = by_ref.get(ref, 0) + 1
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -524,54 +247,18 @@ class ManagerCore:
                 left = None
         if left is not None:
             return HandlerNotFound(ref, left, max(self.events - left.at_event, 0))
-        return HandlerNotFound(ref, suggestion=self._close_to(ref) if suggest else None)
-
-    def _close_to(self, ref: Any) -> Any:
-        """An installed reference close to the missing ``ref``, or None: the same class (or
-        another class of the same name) with an id whose text differs by a small edit (the
-        same id, for another class); else the class alone for a ``(class, id)``, or the newest
-        ``(class, id)`` for the class alone."""
-        if isinstance(ref, type):
-            cls, ident = ref, None
-        elif isinstance(ref, tuple) and len(ref) == 2 and isinstance(ref[0], type):
-            cls, ident = ref[0], short(ref[1])
-        else:
-            return None
-        name = getattr(cls, "__name__", None)
-        ids: dict[str, Any] = {}
-        same_class: Any = None
-        seen = 0
-        for entry in self.entries:
-            other = entry.ref
-            bare = isinstance(other, type)
-            other_cls = other if bare else other[0]
-            if other_cls is not cls and getattr(other_cls, "__name__", None) != name:
-                continue
-            if same_class is None and other_cls is cls and bare == (ident is not None):
-                same_class = other
-            if not bare:
-                ids.setdefault(short(other[1]), other)
-            elif ident is None and other_cls is not cls:
-                ids.setdefault("", other)  # another class of the same name, alone too
-            seen += 1
-            if seen >= self.SUGGEST_AMONG:
-                break
-        if ident is None:
-            return ids.get("", same_class)
-        close = difflib.get_close_matches(ident, ids, n=1, cutoff=0.75)
-        return ids[close[0]] if close else same_class
+        return HandlerNotFound(
+            ref,
+            suggestion=close_to((e.ref for e in self.entries), ref, self.SUGGEST_AMONG)
+            if suggest
+            else None,
+        )
 
     def _note_left(self, ref: Any, how: str, summary: str) -> None:
         """Remember that ``ref`` left (see :attr:`departed`), forgetting the oldest beyond
         :attr:`DEPARTURES_KEPT`."""
-        departed = self.departed
-        if departed is None:
-            departed = self.departed = {}
-        else:
-            departed.pop(ref, None)  # it moves to the newest end
-        departed[ref] = Departure(ref, how, summary, self.events)
-        if len(departed) > self.DEPARTURES_KEPT:
-            del departed[next(iter(departed))]
+        left = Departure(ref, how, summary, self.events)
+        self.departed = remember(self.departed, left, self.DEPARTURES_KEPT)
 
     def owners(self) -> list[Any]:
         """The owners that currently own at least one handler."""
@@ -629,77 +316,7 @@ class ManagerCore:
             del self._owners[owner]
             yield Unwatch(owner)
 
-    # -- building blocks that run user code --------------------------------------------------
-
-    def _check_class(self, cls: type) -> _ClassInfo:
-        info = _info_of(cls)
-        if info.async_methods and not self.allow_async:
-            raise InvalidHandler(
-                f"{cls.__qualname__} has coroutine methods "
-                f"({', '.join(sorted(info.async_methods))}); this runtime runs handlers "
-                "synchronously (use the asyncio runtime for coroutine handlers)"
-            )
-        return info
-
-    def _start(
-        self,
-        ref: Any,
-        args: Any,
-        handoff: Any,
-        with_handoff: bool,
-        lane: Any = None,
-        cls: type | None = None,
-    ) -> Generator[Effect, Any, tuple[Any, _ClassInfo]]:
-        """Instantiate and ``init`` a handler (in ``lane`` if given); raise
-        :class:`HandlerInitFailed` if it refuses. ``cls``: ``handler_key(ref)`` when the caller
-        has it already."""
-        if cls is None:
-            cls = handler_key(ref)
-        info = self._check_class(cls)
-        if args is NO_ARGS and info.init_required:
-            raise HandlerInitFailed(ref, None, missing=info.init_required)
-        out = yield Invoke(cls, (), via=lane)
-        if type(out) is Raised:
-            exc = out.exception
-            raise HandlerInitFailed(
-                ref, exc, constructing=True, hint=_constructor_hint(cls, exc)
-            ) from exc
-        instance = out.value
-        init = getattr(instance, "init", None)
-        if init is not None:
-            kwargs = {"handoff": handoff} if with_handoff and info.init_handoff else None
-            if args.__class__ is Args:  # several arguments: init(*args, **kwargs)
-                call_args: tuple[Any, ...] = args.args
-                if args.kwargs:
-                    kwargs = {**args.kwargs, **kwargs} if kwargs else dict(args.kwargs)
-            elif args is NO_ARGS:  # none given: init(), its defaults apply
-                call_args = ()
-            else:
-                call_args = (args,)
-            out = yield Invoke(init, call_args, "init" in info.async_methods, kwargs, lane)
-            if type(out) is Raised:
-                raise HandlerInitFailed(ref, out.exception) from out.exception
-            if out.value is not None:
-                raise HandlerInitFailed(ref, None, out.value)
-        return instance, info
-
-    def _terminate(
-        self, entry: Entry, reason: ExitReason
-    ) -> Generator[Effect, Any, tuple[bool, Any]]:
-        """Run ``terminate(reason)``; return ``(ok, result-or-exception)``. Never raises."""
-        if entry.terminate_fn is None:
-            return True, None
-        out = yield Invoke(entry.terminate_fn, (reason,), entry.terminate_is_async, via=entry.lane)
-        if type(out) is Raised:
-            yield Report("terminate_raised", entry.ref, entry.instance, reason, out.exception)
-            return False, out.exception
-        return True, out.value
-
-    def _tell(self, entry: Entry, reason: ExitReason, ref: Any = None) -> Generator[Effect]:
-        if entry.on_exit is not None:
-            yield TellOwner(
-                entry.on_exit, HandlerExit(entry.ref if ref is None else ref, reason, self.manager)
-            )
+    # -- leaving ------------------------------------------------------------------------------
 
     def _leave(
         self, entry: Entry, reason: ExitReason, message: Any = None, callback: str | None = None
@@ -707,103 +324,22 @@ class ManagerCore:
         """Remove ``entry`` for ``reason``: unlink, terminate, report a failure (naming the
         ``callback`` that failed), tell the owner."""
         self._unlink(entry)
-        result = yield from self._terminate(entry, reason)
+        result = yield from terminate(entry, reason)
         if type(reason) is Crashed or type(reason) is BadReturn:
-            self.crashes += 1
-            by_ref = self.crashes_by_ref
-            if by_ref is None:
-                by_ref = self.crashes_by_ref = {}
-            by_ref[entry.ref] = by_ref.get(entry.ref, 0) + 1
+            self._count_crash(entry.ref)
             yield Report("crash", entry.ref, entry.instance, message, reason, callback)
         restart = entry.restart
         if restart is not None and restart.wants(reason):
-            restarted, reason = yield from self._restart(entry, restart, reason)
+            restarted, reason = yield from _restarting.restart(self, entry, restart, reason)
             if restarted:
                 return result  # same owner, still watched; nobody is told of a restart
-        yield from self._gone_for_good(entry, reason, callback)
+        yield from _restarting.gone_for_good(self, entry, reason, callback)
         return result
-
-    def _restart(
-        self, entry: Entry, restart: Restart, reason: ExitReason
-    ) -> Generator[Effect, Any, tuple[bool, ExitReason]]:
-        """Add ``entry``'s handler again, at the front, with its original arguments, while its
-        restart intensity allows; return whether it is back (or a retry is scheduled), and the
-        reason it last left for. The first attempt happens at once; when its ``init`` fails
-        (counted as a restart, and reported), the next attempt is scheduled on the runtime's
-        clock (:class:`Retry`: the manager serves other messages meanwhile, see
-        :meth:`retry_restart`), after :meth:`Restart.delay`."""
-        clock = self.clock
-        ref = entry.ref
-        if clock is None or self.restarts_off:
-            return False, reason
-        if self.find(ref) is not None:
-            return False, reason  # added again meanwhile: no restart (none counted)
-        if not restart.intensity.allow(clock()):
-            yield Report("restart_limit", ref, None, restart, reason)
-            return False, reason
-        restart.restarts += 1
-        self.restarts += 1
-        try:
-            instance, info = yield from self._start(
-                ref, restart.args, NO_HANDOFF, False, entry.lane
-            )
-        except HandlerInitFailed as failed:
-            cause = failed.cause if failed.cause is not None else BadReturn(failed.returned)
-            reason = StartFailed(cause)
-            yield Report("restart_failed", ref, None, None, reason, "init")
-            if self.stopping or self.find(ref) is not None:
-                return False, reason
-            restart.failures += 1
-            earlier = self.retrying.pop(ref, None)
-            if earlier is not None:  # the id was added again meanwhile, and left: the earlier
-                yield from self._gone_for_good(*earlier)  # one waits no more
-            self.retrying[ref] = (entry, reason)
-            yield Retry(ref, restart.delay())
-            return True, reason
-        if self.find(ref) is not None:  # re-added meanwhile by re-entrant code
-            return False, reason
-        restart.failures = 0
-        new = Entry(ref, instance, info, entry.owner, entry.on_exit, entry.lane)
-        new.restart = restart
-        yield from self._insert(0, new)
-        yield from self._release_owner(entry.owner)  # _insert counted the owner again
-        yield Report("restarted", ref, instance, restart.restarts, reason)
-        return True, reason
 
     def retry_restart(self, ref: Any) -> Procedure:
         """The time for another attempt to restart ``ref`` came (a :class:`Retry` the runtime
-        scheduled): try again, or give up for good (the intensity limit, a stop, or the same
-        reference added meanwhile), telling the owner the reason it last left for."""
-        waiting = self.retrying.pop(ref, None)
-        if waiting is None:
-            return  # given up meanwhile (stop, owner gone)
-        entry, reason = waiting
-        restart = entry.restart
-        assert restart is not None
-        restarted, reason = yield from self._restart(entry, restart, reason)
-        if not restarted:
-            yield from self._gone_for_good(entry, reason)
-
-    def _gone_for_good(
-        self, entry: Entry, reason: ExitReason, callback: str | None = None
-    ) -> Generator[Effect, Any, None]:
-        how, summary = _left_for(reason, callback)
-        restart = entry.restart
-        if restart is not None and restart.wants(reason) and not self.stopping:
-            intensity = restart.intensity
-            how = "restart_limit"
-            summary += (
-                f"; not restarted: its restart limit was reached ({intensity.max_restarts} "
-                f"restarts in {intensity.period:g} s)"
-            )
-        if self.find(entry.ref) is None:  # (an id added again meanwhile did not leave)
-            self._note_left(entry.ref, how, summary)
-        if self.crashes_by_ref:  # the totals keep counting
-            self.crashes_by_ref.pop(entry.ref, None)
-        if entry.lane is not None:  # a lane kept for a restart attempt is let go
-            self.note_lane(entry)
-        yield from self._tell(entry, reason)
-        yield from self._release_owner(entry.owner)
+        scheduled): try again, or give up for good (see :func:`._restarting.retry_restart`)."""
+        return _restarting.retry_restart(self, ref)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -824,7 +360,7 @@ class ManagerCore:
             raise HandlerExists(ref)
         if restart is not None and self.clock is None:
             raise ValueError("restart policies need a clock: this runtime gave the core none")
-        instance, info = yield from self._start(ref, args, NO_HANDOFF, False, lane, cls)
+        instance, info = yield from start(ref, args, NO_HANDOFF, False, lane, self.allow_async, cls)
         # init may have re-entered (a notify is queued, never run inline), so re-check.
         if self.find(ref) is not None:
             raise HandlerExists(ref)
@@ -872,14 +408,14 @@ class ManagerCore:
             reason = Swapped(args1, new, owner)
             self._unlink(old_entry)
             self._note_left(old, "swapped", f"it was swapped for {_name(new)} (swap_handler)")
-            _, handoff = yield from self._terminate(old_entry, reason)
-            yield from self._tell(old_entry, reason)
+            _, handoff = yield from terminate(old_entry, reason)
+            yield from tell(old_entry, reason, self.manager)
         # the old owner is released only after the new entry is in, so that an owner that stays
         # is not unwatched and watched again in between
         old_owner = old_entry.owner if old_entry is not None else None
         lane = old_entry.lane if old_entry is not None else None
         try:
-            instance, info = yield from self._start(new, args2, handoff, True, lane)
+            instance, info = yield from start(new, args2, handoff, True, lane, self.allow_async)
             if self.find(new) is not None:  # installed meanwhile by re-entrant code
                 raise HandlerExists(new)
         except (HandlerInitFailed, HandlerExists):
@@ -906,7 +442,7 @@ class ManagerCore:
         left by another request: the caller then gets the reply or the error, and nothing
         else happens.)"""
         if not entry.alive:
-            return self._late_call_result(entry, out)
+            return late_call_result(entry, out)
         if type(out) is Returned:
             value = out.value
             if is_plain_reply(value):
@@ -914,7 +450,7 @@ class ManagerCore:
         if self.isolated and entry.lane is None:  # the table changes: see _settle
             yield from self._settle()
             if not entry.alive:
-                return self._late_call_result(entry, out)
+                return late_call_result(entry, out)
         if type(out) is Raised:
             exc = out.exception
             yield from self._leave(entry, Crashed(exc), request, "handle_call")
@@ -940,21 +476,31 @@ class ManagerCore:
         every change happens in the order of the messages that caused it."""
         yield Settle()
 
-    def _late_call_result(self, entry: Entry, out: Outcome | None) -> Any:
-        if type(out) is Raised:
-            raise HandlerCrashed(entry.ref, out.exception) from out.exception
-        assert type(out) is Returned
-        value = out.value
-        if type(value) is Remove or type(value) is Swap:
-            return value.reply
-        if value is Remove or value is Swap:
-            raise HandlerBadReturn(entry.ref, value, "handle_call", guess=misuse_hint(value))
-        return value
-
     def notify(self, event: Any) -> Procedure:
         """``notify``/``sync_notify``: every handler, newest first, sees ``event``.
         (Runtimes usually run the hot path themselves; this is the general form.)"""
-        for entry, fn in self.event_targets:
+        return self._visit(None, event)  # no generator of its own: one frame less per yield
+
+    def notify_rest(
+        self,
+        entry: Entry,
+        out: Outcome,
+        event: Any,
+        rest: Iterable[tuple[Entry, Callable[[Any], Any]]],
+    ) -> Procedure:
+        """The rest of an event's dispatch that a runtime began itself on its hot path: apply
+        ``out``, the first outcome that was more than ``None`` (``entry``'s), then every
+        handler of ``rest`` (the pairs of :attr:`event_targets` after ``entry``) still
+        installed sees ``event``, as :meth:`notify` would have shown it."""
+        yield from self.event_result(entry, out, event)
+        yield from self._visit(rest, event)
+
+    def _visit(
+        self, targets: Iterable[tuple[Entry, Callable[[Any], Any]]] | None, event: Any
+    ) -> Generator[Effect, Any, None]:
+        """Each target (None: :attr:`event_targets`, read when the procedure begins) still
+        installed sees ``event``; the core acts on what was more than ``None``."""
+        for entry, fn in self.event_targets if targets is None else targets:
             if not entry.alive:
                 continue
             out = yield Invoke(fn, (event,), entry.event_is_async)
@@ -1011,7 +557,7 @@ class ManagerCore:
         new = swap.handler
         try:
             cls = handler_key(new)
-            self._check_class(cls)
+            check_class(cls, self.allow_async)
         except InvalidHandler:
             return False
         existing = self.find(new)
@@ -1020,14 +566,16 @@ class ManagerCore:
         reason = Swapped(swap.args1, new, entry.owner)
         index = self._unlink(entry)
         self._note_left(entry.ref, "swapped", f"it swapped itself for {_name(new)}")
-        _, handoff = yield from self._terminate(entry, reason)
-        yield from self._tell(entry, reason)
+        _, handoff = yield from terminate(entry, reason)
+        yield from tell(entry, reason, self.manager)
         try:
-            instance, info = yield from self._start(new, swap.args2, handoff, True, entry.lane)
+            instance, info = yield from start(
+                new, swap.args2, handoff, True, entry.lane, self.allow_async
+            )
         except HandlerInitFailed as failed:
             cause = failed.cause if failed.cause is not None else BadReturn(failed.returned)
             yield Report("crash", new, None, message, StartFailed(cause), "init")
-            yield from self._tell(entry, StartFailed(cause), ref=new)
+            yield from tell(entry, StartFailed(cause), self.manager, ref=new)
             yield from self._release_owner(entry.owner)
             return True
         if self.find(new) is None:  # else installed meanwhile by re-entrant code: keep that one
@@ -1037,19 +585,9 @@ class ManagerCore:
         return True
 
     def get_state(self) -> Procedure:
-        """OTP's ``sys:get_state``: ``[(handler, state)]``, newest first. The state is what the
-        handler's ``format_status()`` returns if it has one (redaction), else a shallow copy of
-        its attributes, taken inside the manager (a consistent snapshot)."""
-        states: list[tuple[Any, Any]] = []
-        for entry in list(self.entries):
-            out = yield Invoke(_snapshot, (entry.instance,), via=entry.lane)
-            state: Any = None
-            if type(out) is Raised:
-                state = f"<format_status raised {type(out.exception).__name__}; state hidden>"
-            elif type(out) is Returned:
-                state = out.value
-            states.append((entry.ref, state))
-        return states
+        """OTP's ``sys:get_state``: ``[(handler, state)]``, newest first (see
+        :func:`._callbacks.get_state`)."""
+        return get_state(self.entries)
 
     def owner_down(self, owner: Any, reason: BaseException | None) -> Procedure:
         """``owner`` ended: terminate each handler it owns, newest first, with
@@ -1066,20 +604,20 @@ class ManagerCore:
         for entry in [e for e in self.entries if e.owner == owner]:
             if entry.alive:
                 self._unlink(entry)
-                self._note_left(entry.ref, *_left_for(why, None))
-                yield from self._terminate(entry, why)
+                self._note_left(entry.ref, *left_for(why, None))
+                yield from terminate(entry, why)
                 yield from self._release_owner(owner)
 
     def stop(self) -> Procedure:
         """``stop``: terminate every handler, newest first, with :class:`Stopped`; tell owners."""
         self.stopped = self.stopping = self.restarts_off = True
-        yield from self._give_up_retries()
+        yield from _restarting.give_up_retries(self)
         while self.entries:
             entry = self.entries[0]
             self._unlink(entry)
             reason = Stopped()
-            yield from self._terminate(entry, reason)
-            yield from self._tell(entry, reason)
+            yield from terminate(entry, reason)
+            yield from tell(entry, reason, self.manager)
             yield from self._release_owner(entry.owner)
 
     def begin_stop(self, drop: bool) -> None:
@@ -1091,11 +629,3 @@ class ManagerCore:
         self.stopping = True
         if drop:
             self.restarts_off = True
-
-    def _give_up_retries(self) -> Generator[Effect, Any, None]:
-        """Stopping: the handlers waiting for another restart attempt are gone for good; each
-        owner is told the reason its handler last left for."""
-        while self.retrying:
-            ref = next(iter(self.retrying))
-            entry, reason = self.retrying.pop(ref)
-            yield from self._gone_for_good(entry, reason)

@@ -9,7 +9,8 @@ name only; values cross as plain data, tuples, bytes and registered types (never
 Needs the ``nats`` extra. genevent is not on a package index: install the extra from a checkout
 (``pip install -e '/path/to/genevent[nats]'``) or from the wheel that ``./run package`` builds
 (``pip install 'dist/genevent-<version>-py3-none-any.whl[nats]'``). The protocol is described in
-``docs/protocol.md``.
+``docs/protocol.md``, who is trusted with what (NATS permissions per kind of operation) in
+``docs/security.md``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ._errors import (
     NodeDown,
     NotEncodable,
     PayloadTooLarge,
+    PermissionDenied,
     RemoteError,
     RemoteException,
     TransportDown,
@@ -56,6 +58,7 @@ __all__ = (
     "NodeDown",
     "NotEncodable",
     "PayloadTooLarge",
+    "PermissionDenied",
     "RemoteError",
     "RemoteException",
     "RemoteManager",

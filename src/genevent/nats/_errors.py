@@ -10,6 +10,7 @@
      +-- PayloadTooLarge (ValueError)      a frame larger than the server or node accepts
      +-- MalformedMessage (ValueError)     bytes that are not a valid envelope (either side)
      +-- NotEncodable (TypeError)          a value the wire cannot carry (unregistered type, ...)
+     +-- PermissionDenied (PermissionError) the NATS server refused this node's publish
      +-- RemoteError                       a remote error with no local class (kind + text)
 
 Errors the hosting node raises for a request (``HandlerNotFound``, ``HandlerCrashed``,
@@ -29,6 +30,7 @@ __all__ = (
     "NodeDown",
     "NotEncodable",
     "PayloadTooLarge",
+    "PermissionDenied",
     "RemoteError",
     "RemoteException",
     "TransportDown",
@@ -79,6 +81,16 @@ class MalformedMessage(GenEventError, ValueError):
 class NotEncodable(GenEventError, TypeError):
     """A value the wire cannot carry: an object of an unregistered class, a set, a dict key
     that is not plain data, ... Register dataclasses and msgspec Structs by name."""
+
+
+class PermissionDenied(GenEventError, PermissionError):
+    """The NATS server refused to take a request from this node: the connection's user may not
+    publish on the request's subject (``ge.<ns>.mgr.<M>.<kind>``). Nothing was delivered."""
+
+    def __init__(self, subject: str, detail: str = "") -> None:
+        super().__init__(f"the NATS server denied the publish to {subject!r}{detail}")
+        #: the subject the server refused
+        self.subject = subject
 
 
 class RemoteError(GenEventError):

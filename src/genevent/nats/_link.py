@@ -1,6 +1,7 @@
 """A node's NATS connection: one writer that sends everything in the order it was posted
-(several notifies to one manager batched into a frame), requests and their replies, and what
-the node learned about where managers run."""
+(several notifies to one manager batched into a frame), requests and their replies (a reply
+from another node than the name's holder is ignored), and what the node learned about where
+managers run."""
 
 from __future__ import annotations
 
@@ -24,11 +25,18 @@ from nats.aio.msg import Msg
 
 from .._checks import check_timeout
 from .._errors import CallTimeout, GenEventError
-from ._errors import ManagerNotFound, PayloadTooLarge, TransportDown
-from ._protocol import error_from
+from ._errors import (
+    MalformedMessage,
+    ManagerNotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    TransportDown,
+)
+from ._protocol import error_from, kind_of, subject
+from ._throttle import Throttle
 from ._wire import MAX_BATCH, VERSION, Codec, Reply, Request, TypeRegistry
 
-__all__ = ("MAX_LEASE", "Link", "Pending", "lease_in", "sync")
+__all__ = ("MAX_LEASE", "Link", "Pending", "Throttled", "lease_in", "sync")
 
 log = logging.getLogger("genevent.nats")
 
@@ -51,15 +59,35 @@ def lease_in(record: bytes | None, default: float) -> float:
     return lease
 
 
+class Throttled:
+    """A warning logged at most five times a second (the rest counted, not logged)."""
+
+    __slots__ = ("_bucket",)
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._bucket = Throttle(clock, rate=5.0, burst=5.0)
+
+    def warn(self, fmt: str, *args: Any) -> None:
+        """Log ``fmt % args`` on the ``genevent.nats`` logger unless the quota is spent."""
+        if self._bucket.allow():
+            log.warning(fmt, *args)
+
+
 class Pending:
     """A request waiting for its reply."""
 
-    __slots__ = ("fut", "name", "node")
+    __slots__ = ("checked", "fut", "name", "node", "subject")
 
-    def __init__(self, fut: asyncio.Future[bytes], name: str, node: str | None) -> None:
+    def __init__(
+        self, fut: asyncio.Future[Reply], name: str, node: str | None, subject: str
+    ) -> None:
         self.fut = fut
         self.name = name
+        #: the node addressed (the name's holder when the request was sent), if known
         self.node = node
+        self.subject = subject
+        #: the names bucket was read since the request was sent (``node`` is its holder)
+        self.checked = False
 
 
 class Link:
@@ -83,6 +111,10 @@ class Link:
         self.seen: dict[str, tuple[float, float]] = {}  # node id -> (last heartbeat, lease)
         #: how to find the node serving a name the link does not know yet (set by the node)
         self.locate: Callable[[str], Awaitable[str | None]] | None = None
+        #: replies ignored because another node than the name's holder sent them
+        self.ignored_replies = 0
+        self._checks: set[asyncio.Task[None]] = set()
+        self._warn = Throttled()
         self._tokens = itertools.count(1)
         self._out: deque[tuple[str, str | None, bytes]] = deque()  # reply None: a notify
         self._out_ready = asyncio.Event()
@@ -105,7 +137,8 @@ class Link:
             raise
 
     async def listen(self) -> None:
-        """Subscribe to this node's replies."""
+        """Subscribe to this node's replies (under the connection's ``inbox_prefix``, by
+        default ``_INBOX_ge.<ns>.<node id>``)."""
         self.inbox = self.nc.new_inbox()
         await self.nc.subscribe(self.inbox + ".*", cb=self._on_reply)
 
@@ -151,7 +184,7 @@ class Link:
     def publish(self, name: str, env: Request) -> None:
         """Fire and forget (notify, info)."""
         self.check_up()
-        self.post(f"{self.pfx}.mgr.{name}", None, self.encode(env))
+        self.post(subject(self.pfx, name, "notify"), None, self.encode(env))
 
     async def request(self, name: str, env: Request, what: str, timeout: float | None) -> Any:
         """Send ``env`` to the manager ``name`` and return the reply's result."""
@@ -168,20 +201,20 @@ class Link:
                 node = None
             self.check_up()
         token = str(next(self._tokens))
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        self.pending[token] = Pending(fut, name, node)
-        self.post(f"{self.pfx}.mgr.{name}", f"{self.inbox}.{token}", payload)
+        fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        to = subject(self.pfx, name, kind_of(env.op))
+        self.pending[token] = Pending(fut, name, node, to)
+        self.post(to, f"{self.inbox}.{token}", payload)
         try:
             if timeout is None:
-                data = await fut
+                rep = await fut
             else:
                 try:
-                    data = await asyncio.wait_for(fut, timeout)
+                    rep = await asyncio.wait_for(fut, timeout)
                 except TimeoutError:
                     raise CallTimeout(f"{what} to {name!r}", timeout) from None
         finally:
             self.pending.pop(token, None)
-        rep = self.codec.decode_reply(data)
         if rep.n is not None:
             self.learn(name, rep.n)
         if rep.err is not None:
@@ -196,8 +229,69 @@ class Link:
         headers = msg.headers or {}
         if headers.get("Status") == "503":
             pending.fut.set_exception(ManagerNotFound(pending.name))
-        else:
-            pending.fut.set_result(msg.data)
+            return
+        try:
+            rep = self.codec.decode_reply(msg.data)
+        except MalformedMessage as exc:
+            if pending.node is None:  # nobody to wait for instead
+                pending.fut.set_exception(exc)
+            else:  # a node that holds the name answers in form: this one is not its reply
+                self.ignored_replies += 1
+                self._warn.warn(
+                    "genevent.nats: %s ignored a malformed reply about %r: %s",
+                    self.id,
+                    pending.name,
+                    exc,
+                )
+            return
+        if pending.node is None or rep.n == pending.node:
+            pending.fut.set_result(rep)
+            return
+        if pending.checked:  # the bucket was read once for this request: no second lookup
+            self._ignore(pending, rep)
+            return
+        # another node answered: the name may have moved since; the names bucket says
+        task = asyncio.get_running_loop().create_task(self._check_reply(pending, rep))
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _check_reply(self, pending: Pending, rep: Reply) -> None:
+        """Accept a reply from another node than the one addressed only if that node holds
+        the name now; ignore (and count) it otherwise: the real reply still comes."""
+        try:
+            holder = await self.locate(pending.name) if self.locate is not None else None
+        except Exception:
+            holder = None
+        if pending.fut.done():
+            return
+        pending.checked = True
+        if holder is not None:
+            pending.node = holder
+        if holder is not None and holder == rep.n:
+            pending.fut.set_result(rep)
+            return
+        self._ignore(pending, rep)
+
+    def _ignore(self, pending: Pending, rep: Reply) -> None:
+        self.ignored_replies += 1
+        self._warn.warn(
+            "genevent.nats: %s ignored a reply about %r from %r: the name is held by %r",
+            self.id,
+            pending.name,
+            rep.n,
+            pending.node,
+        )
+
+    def denied(self, subject: str) -> None:
+        """The server refused this node's publish to ``subject``: fail the requests sent
+        there with :class:`PermissionDenied`."""
+        failed = False
+        for pending in list(self.pending.values()):
+            if pending.subject == subject and not pending.fut.done():
+                pending.fut.set_exception(PermissionDenied(subject))
+                failed = True
+        if not failed:
+            self._warn.warn("genevent.nats: %s may not publish to %r", self.id, subject)
 
     def fail_all(self, exc: GenEventError) -> None:
         """Fail every request in flight with ``exc``."""

@@ -1,12 +1,14 @@
 """Who is alive: this node's lease (renewed every lease/5 s), the other nodes' heartbeats
 (their lease renewals), the detector that declares a silent node down, "manager stopped"
-notices (``ge.<ns>.down.<M>``), and firing the monitors they concern."""
+notices (``ge.<ns>.down.<M>``, checked against the names bucket), and firing the monitors
+they concern."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 
@@ -15,13 +17,14 @@ from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 
 from ._errors import NodeDown, TransportDown
-from ._link import Link, lease_in
+from ._link import Link, Throttled, lease_in
 from ._monitor import DownReason, Monitor
-from ._throttle import Throttle
 
 __all__ = ("Liveness",)
 
 log = logging.getLogger("genevent.nats")
+
+_DENIED = re.compile(r'permissions violation for publish to "([^"]*)"', re.IGNORECASE)
 
 
 class Liveness:
@@ -34,7 +37,13 @@ class Liveness:
         self.leases: KeyValue | None = None
         #: what to do once this node's lease had lapsed (set by the node)
         self.on_lapse: Callable[[], Awaitable[None]] | None = None
-        self._throttle = Throttle(time.monotonic)
+        #: the live holder of a name and its claim's revision, or None (set by the node)
+        self.claim_of: Callable[[str], Awaitable[tuple[str, int] | None]] | None = None
+        #: "stopped" notices ignored: their claim is still held by a live node, or malformed
+        self.ignored_notices = 0
+        #: the error callback given in the node's NATS options, called after the node's own
+        self.error_cb: Callable[[Exception], Awaitable[None]] | None = None
+        self._warn = Throttled()
 
     async def listen(self) -> None:
         """Subscribe to heartbeats and down notices."""
@@ -42,9 +51,10 @@ class Liveness:
         await nc.subscribe(f"$KV.ge_{self._link.ns}_nodes.>", cb=self._on_heartbeat)
         await nc.subscribe(f"{self._link.pfx}.down.*", cb=self._on_down_notice)
 
-    def watch(self, name: str, where: str | None) -> Monitor:
-        """A monitor of ``name`` (hosted on ``where``; None: unknown, it fires at once)."""
-        mon = Monitor(self.monitors, name, where)
+    def watch(self, name: str, where: str | None, claim: int | None = None) -> Monitor:
+        """A monitor of ``name`` (hosted on ``where`` under the claim of revision ``claim``;
+        None: unknown, it fires at once)."""
+        mon = Monitor(self.monitors, name, where, claim)
         if where is None:
             mon._fire("noproc")
         else:
@@ -129,31 +139,59 @@ class Liveness:
     async def _on_down_notice(self, msg: Msg) -> None:
         name = msg.subject.rsplit(".", 1)[-1]
         try:
-            node = str(json.loads(msg.data)["node"])
-        except (ValueError, KeyError, TypeError):
+            notice = json.loads(msg.data)
+            node, claim = notice["node"], notice["rev"]
+            if type(node) is not str or type(claim) is not int:
+                raise TypeError("node must be text, rev an integer")
+        except (ValueError, KeyError, TypeError) as exc:
+            self._ignore_notice(name, f"malformed ({exc!r})")
             return
         where = self._link.where
+        # the monitors of the stopped claim: same node, same revision (a later claim of the
+        # same name, even on the same node, is another manager)
+        mons = [m for m in self.monitors if m.name == name and m.node == node]
+        mons = [m for m in mons if m._claim in (claim, None)]
+        if not mons and where.get(name) != node:
+            return  # nothing of ours is about it
+        # a node frees its claim before it tells: a notice whose claim a live node still holds
+        # is forged (a later claim, here or elsewhere, does not contradict it)
+        try:
+            held = await self.claim_of(name) if self.claim_of is not None else None
+        except Exception:
+            held = None  # cannot tell now: believe the notice, as before the check
+        if held is not None and held[1] == claim:
+            self._ignore_notice(name, f"its claim {claim} is still held by {held[0]!r}")
+            return
         if where.get(name) == node:
             del where[name]
-        for mon in list(self.monitors):
-            if mon.name == name and mon.node in (node, None):
-                mon._fire("noproc", node)
+        for mon in mons:
+            mon._fire("noproc", node)
+
+    def _ignore_notice(self, name: str, why: str) -> None:
+        self.ignored_notices += 1
+        self._warn.warn(
+            "genevent.nats: %s ignored a 'stopped' notice for %r: %s", self._link.id, name, why
+        )
 
     # -- this node's connection ---------------------------------------------------------------
 
     async def on_error(self, exc: Exception) -> None:
-        """nats-py's error callback."""
-        if isinstance(exc, nats.errors.SlowConsumerError):  # frames were dropped: say so
-            if self._throttle.allow():
-                log.warning(
-                    "genevent.nats: %s dropped frames to %s: they came faster than it served "
-                    "them (a slow consumer; %d more such drops not logged)",
-                    self._link.id,
-                    exc.subject,
-                    self._throttle.take_suppressed(),
-                )
-            return
-        log.debug("genevent.nats: %s: %r", self._link.id, exc)
+        """nats-py's error callback: a publish the server's permissions refused fails the
+        requests sent on that subject with :class:`PermissionDenied`; frames nats-py dropped
+        for a slow consumer are logged (a few lines a second)."""
+        if isinstance(exc, nats.errors.SlowConsumerError):
+            self._warn.warn(
+                "genevent.nats: %s dropped frames to %s: they came faster than it served them "
+                "(a slow consumer)",
+                self._link.id,
+                exc.subject,
+            )
+        elif (denied := _DENIED.search(str(exc))) is not None:
+            self._link.denied(denied.group(1))
+        else:
+            log.debug("genevent.nats: %s: %r", self._link.id, exc)
+        if self.error_cb is not None:
+            await self.error_cb(exc)
 
     async def on_disconnected(self) -> None:
         """nats-py's disconnected callback."""

@@ -28,8 +28,13 @@ class Down:
 class Monitor:
     """Watches one remote manager; fires once. Await :meth:`wait` (or ``await monitor``)."""
 
-    def __init__(self, watching: set[Monitor], name: str, where: str | None) -> None:
+    def __init__(
+        self, watching: set[Monitor], name: str, where: str | None, claim: int | None = None
+    ) -> None:
         self._watching = watching
+        #: the revision of the name's claim when the monitor was set (its "stopped" notice
+        #: names it); None if unknown
+        self._claim = claim
         #: the manager name
         self.name = name
         #: the node that hosted it when the monitor was set (None if unknown)

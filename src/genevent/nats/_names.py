@@ -168,14 +168,24 @@ class Names:
 
     async def whereis(self, name: str) -> str | None:
         """The id of the node serving ``name``, or None."""
+        found = await self.lookup(name)
+        return None if found is None else found[0]
+
+    async def lookup(self, name: str) -> tuple[str, int] | None:
+        """The node serving ``name`` and the revision of its claim, or None (a name whose
+        node holds no live lease is free)."""
         assert self._names is not None
         check_name(name)
         self._link.check_up()
-        holder = await self.holder(name)
+        try:
+            entry = await self._names.get(f"mgr.{name}")
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        holder = _holder(entry.value)
         if holder is None or not await self.alive(holder):
             return None
         self._link.learn(name, holder)
-        return holder
+        return holder, int(entry.revision or 0)
 
 
 async def _bucket(js: Any, name: str, ttl: float | None) -> KeyValue:
@@ -203,7 +213,7 @@ async def _keep_records(js: Any, stream: str, needed: float, kept: float) -> Non
     info.config.max_age = kept
     try:
         await js.update_stream(info.config)
-    except nats.js.errors.APIError as exc:
+    except Exception as exc:  # refused by the server, or by its permissions (no answer)
         log.warning(
             "genevent.nats: the lease bucket %s keeps records %.1f s, and this node's lease "
             "needs %.1f s; it could not be changed (%s): other nodes may see this node down",

@@ -2,9 +2,11 @@
 
 Subjects (``ns`` is the namespace, ``M`` a manager name, ``N`` a node id)::
 
-    ge.<ns>.mgr.<M>        every request to M (notify without a reply subject, the rest
-                           request-reply); ONE subscription per hosted manager, so a call
-                           never overtakes an earlier notify from the same connection
+    ge.<ns>.mgr.<M>.<kind> the requests to M of one kind: notify, call, read or control
+                           (notify without a reply subject, the rest request-reply); ONE
+                           subscription per hosted manager (``ge.<ns>.mgr.<M>.*``), so a
+                           call never overtakes an earlier notify from the same connection
+    _INBOX_ge.<ns>.<N>.>   N's replies (the connection's inbox prefix)
     ge.<ns>.down.<M>       "M stopped" notices for monitors
     KV ge_<ns>_names       key mgr.<M> -> {"node": N}   (atomic claim by create)
     KV ge_<ns>_nodes       key node.<N> -> lease, renewed every lease/5 s, expires after lease
@@ -83,6 +85,7 @@ class Node:
         self._serving = Serving(self._link, self._names, self._handlers, max_frame)
         self._link.locate = self._names.whereis
         self._liveness.on_lapse = self._serving.verify_names
+        self._liveness.claim_of = self._names.lookup
         self._via = _Via(self)
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -104,7 +107,9 @@ class Node:
     ) -> Node:
         """Connect a node. ``nats_options`` pass through to :func:`nats.connect` (``user``,
         ``password``, ``token``, ``user_credentials``, ``nkeys_seed``, ``tls``,
-        ``tls_hostname``, ``max_reconnect_attempts``, ...)."""
+        ``tls_hostname``, ``max_reconnect_attempts``, ...): authentication and encryption are
+        NATS's. The node's replies come under the inbox prefix ``_INBOX_ge.<ns>.<node_id>``
+        (``inbox_prefix`` overrides it), which NATS permissions can give to this node alone."""
         node = cls(ns=ns, node_id=node_id, codec=codec, lease=lease, max_frame=max_frame)
         for h in handlers:
             node.register_handler(h)
@@ -123,8 +128,13 @@ class Node:
             "disconnected_cb": liveness.on_disconnected,
             "reconnected_cb": liveness.on_reconnected,
             "closed_cb": liveness.on_closed,
+            "inbox_prefix": f"_INBOX_ge.{self.ns}.{self.id}",
         }
         opts.update(options)
+        # the node needs the server's errors (a denied publish fails its requests): a
+        # callback given in the options is called after it
+        liveness.error_cb = options.get("error_cb")
+        opts["error_cb"] = liveness.on_error
         await link.open(servers, opts)
         try:
             await self._names.open(self.lease)
@@ -198,6 +208,17 @@ class Node:
         """Frames refused as malformed (or too large) since the start."""
         return self._serving.refused
 
+    @property
+    def ignored(self) -> dict[str, int]:
+        """Frames this node ignored since the start as not coming from where they claim:
+        ``replies`` (from another node than the name's holder, or malformed while the holder
+        is known) and ``down_notices`` (a "stopped" notice whose claim a live node still
+        holds, or a malformed one)."""
+        return {
+            "replies": self._link.ignored_replies,
+            "down_notices": self._liveness.ignored_notices,
+        }
+
     # -- registries ---------------------------------------------------------------------------
 
     def register_handler(self, cls: type, name: str | None = None) -> str:
@@ -259,8 +280,10 @@ class Node:
         """Watch the manager ``name``: the monitor fires once with a :class:`Down` when it
         stops (``noproc``), its node dies (``nodedown``, after the lease time) or this node's
         connection drops (``noconnection``). Unknown name: fires at once with ``noproc``."""
-        where = await self.whereis(name)
-        return self._liveness.watch(name, where)
+        found = await self._names.lookup(name)
+        if found is None:
+            return self._liveness.watch(name, None)
+        return self._liveness.watch(name, *found)
 
 
 class _Via:

@@ -6,6 +6,11 @@ The kinds group the operations by what they may do to a manager: ``notify`` (fir
 notify, info, batch), ``call`` (waits for handlers: call, sync_notify), ``read`` (reads figures,
 never changes anything: which_handlers, stats) and ``control`` (changes or exposes the handler
 set: add_handler, delete_handler, swap_handler, get_state, stop).
+
+Each kind has a subject of its own, ``ge.<ns>.mgr.<M>.<kind>``, so that NATS permissions can
+allow one kind and deny another; the serving node refuses an operation that arrives on the
+subject of another kind (a client allowed to publish notifies must not be able to put a
+``stop`` in the envelope).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from ._errors import (
 from ._wire import MAX_BATCH, VERSION, Codec, Reply, Request, check_name
 
 __all__ = (
+    "KINDS",
     "OPERATIONS",
     "HandlerNames",
     "Op",
@@ -56,6 +62,8 @@ __all__ = (
     "Served",
     "error_from",
     "error_reply",
+    "kind_of",
+    "subject",
     "text_of",
 )
 
@@ -63,6 +71,9 @@ log = logging.getLogger("genevent.nats")
 
 OpKind = Literal["notify", "call", "read", "control"]
 """What an operation may do to a manager (see the module's docstring)."""
+
+KINDS: Final[tuple[OpKind, ...]] = ("notify", "call", "read", "control")
+"""Every kind, in the order of what it allows (the last allows everything)."""
 
 
 class HandlerNames:
@@ -303,6 +314,16 @@ OPERATIONS: Final[Mapping[str, Op]] = {
     "stop": Op(_stop, "control"),
 }
 """Every operation a request may name, by name."""
+
+
+def kind_of(op: str) -> OpKind:
+    """The kind of the operation ``op`` (one of :data:`OPERATIONS`)."""
+    return OPERATIONS[op].kind
+
+
+def subject(prefix: str, name: str, kind: OpKind) -> str:
+    """The subject of the manager ``name``'s operations of ``kind`` (``prefix``: ``ge.<ns>``)."""
+    return f"{prefix}.mgr.{name}.{kind}"
 
 
 def _plain_or_repr(codec: Codec, value: Any) -> Any:

@@ -39,12 +39,21 @@ def find_server_binary() -> str:
 class NatsServer:
     """One ``nats-server`` child process on 127.0.0.1 with JetStream on (a file store in a
     temporary directory). Ports are picked by the server (``-p -1``) and read from its ports
-    file, so nothing races for them; :meth:`restart` brings it back on the same port."""
+    file, so nothing races for them; :meth:`restart` brings it back on the same port.
+    ``config`` is a server configuration file (``-c``: users, permissions, TLS, ...); the
+    address, port and JetStream store given here take precedence over its own."""
 
-    def __init__(self, *, jetstream: bool = True, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        jetstream: bool = True,
+        extra_args: tuple[str, ...] = (),
+        config: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.binary = find_server_binary()
         self.jetstream = jetstream
         self.extra_args = extra_args
+        self.config = None if config is None else Path(config)
         self._dir = Path(tempfile.mkdtemp(prefix="genevent-nats-"))
         self.proc: subprocess.Popen[bytes] | None = None
         #: the client URL, ``nats://127.0.0.1:<port>``, once started
@@ -55,7 +64,10 @@ class NatsServer:
         """Start the server (on the previous port if it ran before) and wait until it listens."""
         ports_dir = self._dir / "ports"
         ports_dir.mkdir(exist_ok=True)
-        args = [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-m", "-1"]
+        args = [self.binary]
+        if self.config is not None:
+            args += ["-c", str(self.config)]
+        args += ["-a", "127.0.0.1", "-p", str(self.port), "-m", "-1"]
         args += ["--ports_file_dir", str(ports_dir)]
         if self.jetstream:
             args += ["-js", "-sd", str(self._dir / "js")]

@@ -1,6 +1,8 @@
 """The managers a node hosts: claiming their names, one subscription per manager
-(``ge.<ns>.mgr.<M>``, so a call never overtakes an earlier notify from the same connection),
-serving each request by the protocol's operation table, answering, and letting go."""
+(``ge.<ns>.mgr.<M>.*``: one subject per kind of operation, one subscription for all of them,
+so a call never overtakes an earlier notify from the same connection), serving each request
+by the protocol's operation table (refusing an operation that came on the subject of another
+kind), answering, and letting go."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from .._errors import GenEventError, NameTaken
 from ._errors import MalformedMessage, NotEncodable, PayloadTooLarge
 from ._link import Link, sync
 from ._names import Names
-from ._protocol import OPERATIONS, HandlerNames, error_reply, text_of
+from ._protocol import KINDS, OPERATIONS, HandlerNames, error_reply, text_of
 from ._throttle import Throttle
 from ._wire import VERSION, Codec, Reply, check_name
 
@@ -42,6 +44,7 @@ class _Hosted:
         "_serving",
         "bounded",
         "busy",
+        "claimed",
         "handlers",
         "idle",
         "mgr",
@@ -57,7 +60,8 @@ class _Hosted:
         self.mgr = mgr
         self.handlers = serving.handlers
         self.sub: Any = None
-        self.revision = 0
+        self.revision = 0  # the claim to free when it stops (-1: none, the name was lost)
+        self.claimed = 0  # the claim's revision, named in the "stopped" notice
         self.watcher: asyncio.Task[None] | None = None
         self.bounded = False  # a bounded mailbox under "block": notify waits for room
         self.busy = 0  # requests being served (the subscription's callback is running)
@@ -116,12 +120,15 @@ class Serving:
             await mgr.stop()
             raise
         hosted = _Hosted(self, name, mgr)
-        hosted.revision = revision
+        hosted.revision = hosted.claimed = revision
         hosted.bounded = maxsize is not None and overflow == "block"
         self.hosted[name] = hosted
         link.where[name] = link.id
         try:
-            hosted.sub = await link.nc.subscribe(f"{link.pfx}.mgr.{name}", cb=self._server(hosted))
+            # one subscription for every kind: one caller's requests stay in their order
+            hosted.sub = await link.nc.subscribe(
+                f"{link.pfx}.mgr.{name}.*", cb=self._server(hosted)
+            )
             await sync(link.nc)  # the server has the subscription: requests reach it
         except BaseException:
             await mgr.stop()
@@ -180,9 +187,10 @@ class Serving:
                 await hosted.sub.unsubscribe()
             if link.nc.is_connected:
                 await sync(link.nc)  # the server stopped routing to it before monitors hear
-        notice = json.dumps({"node": link.id, "reason": "noproc"}).encode()
+        notice = {"node": link.id, "reason": "noproc", "rev": hosted.claimed}
+        notice_data = json.dumps(notice).encode()
         with contextlib.suppress(Exception):
-            await link.nc.publish(f"{link.pfx}.down.{hosted.name}", notice)
+            await link.nc.publish(f"{link.pfx}.down.{hosted.name}", notice_data)
 
     async def verify_names(self) -> None:
         """Stop serving every name another node claimed while our lease had lapsed."""
@@ -271,6 +279,12 @@ class Serving:
             op = OPERATIONS.get(req.op)
             if op is None:
                 raise MalformedMessage(f"unknown operation {req.op!r}")
+            kind = msg.subject.rpartition(".")[2]
+            if kind != op.kind:  # the subject is what NATS permissions allowed
+                raise MalformedMessage(
+                    f"{req.op!r} is a {op.kind} operation: it does not come on the "
+                    f"{kind if kind in KINDS else repr(kind)} subject"
+                )
             if req.op == "batch":  # its items are checked one by one
                 refused = await op.run(hosted, req, None, codec)  # the error for a long tail
                 done = Reply(v=VERSION, n=link.id) if refused is None else self._error(refused)

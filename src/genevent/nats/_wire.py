@@ -34,7 +34,7 @@ __all__ = (
     "check_name",
 )
 
-VERSION: Final = 1
+VERSION: Final = 2
 """The protocol version this node speaks (the envelope's ``v``)."""
 
 OPS: Final = frozenset(
@@ -110,7 +110,7 @@ def check_name(name: object, what: str = "manager name") -> str:
 
 
 class Request(msgspec.Struct, omit_defaults=True):
-    """A request envelope (what a caller sends to ``ge.<ns>.mgr.<name>``)."""
+    """A request envelope (what a caller sends to ``ge.<ns>.mgr.<name>.<kind>``)."""
 
     v: int
     op: str
@@ -353,9 +353,7 @@ class Codec:
         except _DECODE_ERRORS as exc:
             raise MalformedMessage(f"not a genevent request envelope: {_reason(exc)}") from None
         if req.v != VERSION:
-            raise MalformedMessage(
-                f"unknown protocol version {req.v!r} (this node speaks {VERSION})"
-            )
+            raise MalformedMessage(unsupported(req.v))
         if req.op not in OPS:
             raise MalformedMessage(f"unknown operation {req.op!r}")
         return req
@@ -367,9 +365,7 @@ class Codec:
         except _DECODE_ERRORS as exc:
             raise MalformedMessage(f"not a genevent request envelope: {_reason(exc)}") from None
         if req.v != VERSION:
-            raise MalformedMessage(
-                f"unknown protocol version {req.v!r} (this node speaks {VERSION})"
-            )
+            raise MalformedMessage(unsupported(req.v))
         return req
 
     def decode_reply(self, data: bytes) -> Reply:
@@ -384,7 +380,7 @@ class Codec:
         except _DECODE_ERRORS as exc:
             raise MalformedMessage(f"not a genevent reply envelope: {_reason(exc)}") from None
         if rep.v != VERSION:
-            raise MalformedMessage(f"unknown protocol version {rep.v!r} in a reply")
+            raise MalformedMessage(unsupported(rep.v, "in a reply "))
         return rep
 
 
@@ -396,6 +392,11 @@ def _reason(exc: BaseException) -> str:
         return "nested too deeply"
     text = str(exc)
     return text if len(text) <= 200 else text[:200] + "..."
+
+
+def unsupported(version: object, where: str = "") -> str:
+    """The text of the error for a frame of another protocol version."""
+    return f"protocol version {version!r} {where}is not supported: this node speaks {VERSION}"
 
 
 def registered(types: Iterable[type]) -> TypeRegistry:
