@@ -15,7 +15,7 @@ import gc
 import math
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import msgspec
 
@@ -181,6 +181,9 @@ class TypeRegistry:
         return sorted(self._by_name)
 
 
+_E = TypeVar("_E", Request, Reply)
+
+
 class Codec:
     """Encodes and decodes envelopes. ``json=False``: msgpack (the default); ``json=True``:
     JSON. Decoding accepts both (a frame whose first non-blank byte is ``{`` is JSON)."""
@@ -341,17 +344,25 @@ class Codec:
             return True
         return first.isspace() and data.lstrip()[:1] == b"{"
 
-    def decode_request(self, data: bytes) -> Request:
-        """A request envelope, its version and operation checked (values still wire data)."""
+    def _decode(
+        self,
+        data: bytes,
+        json_decoder: msgspec.json.Decoder[_E],
+        msgpack_decoder: msgspec.msgpack.Decoder[_E],
+        what: str,
+    ) -> _E:
+        """An envelope from either encoding, or :class:`MalformedMessage` whatever the bytes."""
         try:
             with _GcPaused():
-                req = (
-                    self._dec_req_js.decode(data)
-                    if self.is_json(data)
-                    else self._dec_req_mp.decode(data)
-                )
+                if self.is_json(data):
+                    return json_decoder.decode(data)
+                return msgpack_decoder.decode(data)
         except _DECODE_ERRORS as exc:
-            raise MalformedMessage(f"not a genevent request envelope: {_reason(exc)}") from None
+            raise MalformedMessage(f"not a genevent {what} envelope: {_reason(exc)}") from None
+
+    def decode_request(self, data: bytes) -> Request:
+        """A request envelope, its version and operation checked (values still wire data)."""
+        req = self._decode(data, self._dec_req_js, self._dec_req_mp, "request")
         if req.v != VERSION:
             raise MalformedMessage(unsupported(req.v))
         if req.op not in OPS:
@@ -370,15 +381,7 @@ class Codec:
 
     def decode_reply(self, data: bytes) -> Reply:
         """A reply envelope, version checked."""
-        try:
-            with _GcPaused():
-                rep = (
-                    self._dec_rep_js.decode(data)
-                    if self.is_json(data)
-                    else self._dec_rep_mp.decode(data)
-                )
-        except _DECODE_ERRORS as exc:
-            raise MalformedMessage(f"not a genevent reply envelope: {_reason(exc)}") from None
+        rep = self._decode(data, self._dec_rep_js, self._dec_rep_mp, "reply")
         if rep.v != VERSION:
             raise MalformedMessage(unsupported(rep.v, "in a reply "))
         return rep
