@@ -8,11 +8,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json as _json
 import logging
+import math
+import os
+import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import nats.errors
@@ -29,31 +33,43 @@ from ._errors import (
     TransportDown,
 )
 from ._protocol import error_from, kind_of, subject
-from ._wire import VERSION, Codec, Reply, Request, TypeRegistry
+from ._throttle import Throttle
+from ._wire import MAX_BATCH, VERSION, Codec, Reply, Request, TypeRegistry
 
-__all__ = ("Link", "Pending", "Throttled", "sync")
+__all__ = ("MAX_LEASE", "Link", "Pending", "Throttled", "lease_in", "sync")
 
 log = logging.getLogger("genevent.nats")
 
 
-class Throttled:
-    """A warning logged at most a few times a second (the rest counted, not lost)."""
+MAX_LEASE: Final = 86_400.0
+"""The longest lease a node's record may claim (a day): a longer one, or one that is not a
+positive finite number, is read as the reader's own."""
 
-    __slots__ = ("_clock", "_left", "_window")
+
+def lease_in(record: bytes | None, default: float) -> float:
+    """The lease a node's lease record (``{"lease": seconds, ...}``) names, or ``default``
+    for a record that names none, or nothing a lease can be (inf, nan, zero, negative, more
+    than :data:`MAX_LEASE`)."""
+    try:
+        lease = float(_json.loads(record or b"")["lease"])
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        return default
+    if not math.isfinite(lease) or not 0 < lease <= MAX_LEASE:
+        return default
+    return lease
+
+
+class Throttled:
+    """A warning logged at most five times a second (the rest counted, not logged)."""
+
+    __slots__ = ("_bucket",)
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._window = -1.0
-        self._left = 0
+        self._bucket = Throttle(clock, rate=5.0, burst=5.0)
 
     def warn(self, fmt: str, *args: Any) -> None:
-        """Log ``fmt % args`` on the ``genevent.nats`` logger unless the second's quota is
-        spent."""
-        now = self._clock()
-        if self._window < 0 or now - self._window >= 1.0:
-            self._window, self._left = now, 5
-        if self._left > 0:
-            self._left -= 1
+        """Log ``fmt % args`` on the ``genevent.nats`` logger unless the quota is spent."""
+        if self._bucket.allow():
             log.warning(fmt, *args)
 
 
@@ -102,6 +118,10 @@ class Link:
         self._tokens = itertools.count(1)
         self._out: deque[tuple[str, str | None, bytes]] = deque()  # reply None: a notify
         self._out_ready = asyncio.Event()
+        # the bytes a batch adds around its items: the envelope, the longest array header
+        # (msgpack) and a separator per item (JSON)
+        self._batch_envelope = len(self.codec.encode(Request(v=VERSION, op="batch", body=[]))) + 4
+        self._batch_item = 1 if json else 0
 
     async def open(self, servers: str | list[str], options: dict[str, Any]) -> None:
         """Connect to NATS."""
@@ -121,6 +141,12 @@ class Link:
         default ``_INBOX_ge.<ns>.<node id>``)."""
         self.inbox = self.nc.new_inbox()
         await self.nc.subscribe(self.inbox + ".*", cb=self._on_reply)
+
+    def lease_record(self) -> bytes:
+        """This node's lease record: its lease time (readers judge its liveness by it), pid
+        and host."""
+        info = {"lease": self.lease, "pid": os.getpid(), "host": socket.gethostname()}
+        return _json.dumps(info).encode()
 
     def learn(self, name: str, node: str) -> None:
         """The manager ``name`` runs on ``node``."""
@@ -302,17 +328,25 @@ class Link:
                     log.warning("genevent.nats: a publish to %s failed: %r", subject, exc)
 
     def _batch(self, subject: str, first: bytes) -> bytes:
+        """``first`` and the notifies to ``subject`` queued after it, in one frame no larger
+        than the server takes (a frame that does not fit with the batch around it goes
+        alone)."""
         out = self._out
-        limit = self.limit() - 64
+        per_item = self._batch_item
+        room = self.limit() - self._batch_envelope
+        size = len(first) + per_item
+        if size > room or not out:
+            return first
         frames = [msgspec.Raw(first)]
-        size = len(first)
-        while out and out[0][1] is None and out[0][0] == subject and len(frames) < 4096:
+        while out and out[0][1] is None and out[0][0] == subject and len(frames) < MAX_BATCH:
             nxt = out[0][2]
-            if size + len(nxt) + 8 > limit:
+            if size + len(nxt) + per_item > room:
                 break
             out.popleft()
             frames.append(msgspec.Raw(nxt))
-            size += len(nxt) + 8
+            size += len(nxt) + per_item
+        if len(frames) == 1:
+            return first
         return self.codec.encode(Request(v=VERSION, op="batch", body=frames))
 
 

@@ -6,20 +6,18 @@ they concern."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
 import re
-import socket
 import time
 from collections.abc import Awaitable, Callable
 
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 
 from ._errors import NodeDown, TransportDown
-from ._link import Link, Throttled
+from ._link import Link, Throttled, lease_in
 from ._monitor import DownReason, Monitor
 
 __all__ = ("Liveness",)
@@ -74,8 +72,7 @@ class Liveness:
         """Write this node's lease."""
         assert self.leases is not None
         link = self._link
-        info = {"lease": link.lease, "pid": os.getpid(), "host": socket.gethostname()}
-        await self.leases.put(f"node.{link.id}", json.dumps(info).encode())
+        await self.leases.put(f"node.{link.id}", link.lease_record())
 
     async def lease_loop(self) -> None:
         """Renew the lease every lease/5 s, for as long as the node runs."""
@@ -110,11 +107,8 @@ class Liveness:
         if headers.get("KV-Operation") in ("DEL", "PURGE") or not msg.data:
             self.node_down(node)  # it left (closed) or its lease was purged
             return
-        try:
-            lease = float(json.loads(msg.data)["lease"])
-        except (ValueError, KeyError, TypeError):
-            lease = self._link.lease
-        self._link.seen[node] = (time.monotonic(), lease)
+        # a record naming no usable lease (inf, nan, negative, ...) is read as our own
+        self._link.seen[node] = (time.monotonic(), lease_in(msg.data, self._link.lease))
 
     async def detector(self) -> None:
         """Declare down every node silent past its lease, for as long as the node runs."""
@@ -183,9 +177,16 @@ class Liveness:
 
     async def on_error(self, exc: Exception) -> None:
         """nats-py's error callback: a publish the server's permissions refused fails the
-        requests sent on that subject with :class:`PermissionDenied`."""
-        denied = _DENIED.search(str(exc))
-        if denied is not None:
+        requests sent on that subject with :class:`PermissionDenied`; frames nats-py dropped
+        for a slow consumer are logged (a few lines a second)."""
+        if isinstance(exc, nats.errors.SlowConsumerError):
+            self._warn.warn(
+                "genevent.nats: %s dropped frames to %s: they came faster than it served them "
+                "(a slow consumer)",
+                self._link.id,
+                exc.subject,
+            )
+        elif (denied := _DENIED.search(str(exc))) is not None:
             self._link.denied(denied.group(1))
         else:
             log.debug("genevent.nats: %s: %r", self._link.id, exc)
@@ -202,10 +203,20 @@ class Liveness:
         link = self._link
         now = time.monotonic()
         link.seen = {node: (now, lease) for node, (_, lease) in link.seen.items()}
-        with contextlib.suppress(Exception):
+        try:
             await self.renew()
-            if self.on_lapse is not None:
+        except Exception as exc:  # JetStream not ready yet: the lease loop retries, and checks
+            log.info(
+                "genevent.nats: %s could not renew its lease on reconnecting (%r); retrying",
+                link.id,
+                exc,
+            )
+            return
+        if self.on_lapse is not None:
+            try:
                 await self.on_lapse()
+            except Exception:
+                log.warning("genevent.nats: %s: checking its names failed", link.id, exc_info=True)
 
     async def on_closed(self) -> None:
         """nats-py's closed callback."""

@@ -1,22 +1,40 @@
 """Cluster-wide manager names, in JetStream KV buckets: ``ge_<ns>_names`` maps ``mgr.<M>`` to
-``{"node": N}`` (claimed atomically by create), and ``ge_<ns>_nodes`` holds each live node's
-lease under ``node.<N>``."""
+``{"node": N}`` (claimed atomically by create), and ``ge_<ns>_nodes`` holds each node's lease
+record under ``node.<N>``.
+
+A node is alive while its record is younger than the lease the record names, both times read
+on the server's clock (the record's timestamp, and the time the server reports with the
+bucket's stream info): each node's lease is its own, whoever created the bucket. The bucket's
+own TTL only clears away the records of nodes that died without leaving; a node whose lease is
+longer than that TTL lengthens it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
-from typing import Any
+import logging
+from typing import Any, Final
 
 import nats.js.errors
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from .._errors import NameTaken
-from ._link import Link
+from ._link import Link, lease_in
 from ._wire import check_name
 
 __all__ = ("Names",)
+
+log = logging.getLogger("genevent.nats")
+
+_RECORDS_KEPT: Final = 300.0
+"""How long the lease bucket keeps a record at least (seconds): the records of nodes that died
+without leaving go after that; a live node renews its own long before."""
+
+_KEPT_PER_LEASE: Final = 4
+"""A node with a long lease needs the bucket to keep records this many of its leases."""
 
 
 class Names:
@@ -42,8 +60,10 @@ class Names:
     async def open(self, lease: float) -> None:
         """Open (or create) both buckets; a lease expires after ``lease`` seconds."""
         js = self._link.nc.jetstream()
+        kept = max(_RECORDS_KEPT, _KEPT_PER_LEASE * lease)
         self._names = await _bucket(js, f"ge_{self._ns}_names", None)
-        self._nodes = await _bucket(js, f"ge_{self._ns}_nodes", lease)
+        self._nodes = await _bucket(js, f"ge_{self._ns}_nodes", kept)
+        await _keep_records(js, f"KV_ge_{self._ns}_nodes", _KEPT_PER_LEASE * lease, kept)
 
     async def claim(self, name: str) -> int:
         """Claim ``name`` for this node; return the claim's revision. Raise
@@ -87,14 +107,37 @@ class Names:
 
     async def alive(self, node: str | None) -> bool:
         """Whether ``node`` holds a live lease."""
-        assert self._nodes is not None
         if node is None:
             return False
+        now, _ = await self._lease_info(with_subjects=False)
+        return await self._is_live(f"$KV.ge_{self._ns}_nodes.node.{node}", now)
+
+    async def _lease_info(self, with_subjects: bool) -> tuple[datetime.datetime, list[str]]:
+        """The server's time now, and the subjects of the lease records (if asked)."""
+        bucket = f"ge_{self._ns}_nodes"
+        request: dict[str, Any] = {}
+        if with_subjects:
+            request["subjects_filter"] = f"$KV.{bucket}.>"
+        msg = await self._link.nc.request(
+            f"$JS.API.STREAM.INFO.KV_{bucket}", json.dumps(request).encode(), timeout=5.0
+        )
+        info = json.loads(msg.data)
+        if "error" in info:
+            raise nats.js.errors.APIError.from_error(info["error"])
+        now = datetime.datetime.fromisoformat(info["ts"])
+        return now, sorted(info.get("state", {}).get("subjects") or {})
+
+    async def _is_live(self, subject: str, now: datetime.datetime) -> bool:
+        """Whether the lease record at ``subject`` is younger than the lease it names."""
+        js = self._link.nc.jetstream()
         try:
-            await self._nodes.get(f"node.{node}")
-        except nats.js.errors.KeyNotFoundError:
+            msg = await js.get_msg(f"KV_ge_{self._ns}_nodes", subject=subject, direct=False)
+        except nats.js.errors.NotFoundError:
             return False
-        return True
+        if (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE") or msg.time is None:
+            return False  # it left
+        age = (now - msg.time).total_seconds()
+        return age <= lease_in(msg.data, self._link.lease)
 
     async def managers(self) -> dict[str, str]:
         """``{name: node id}`` for the names whose node holds a live lease."""
@@ -103,11 +146,11 @@ class Names:
         self._link.check_up()
         js = self._link.nc.jetstream()
         names = await _entries(js, self._names, f"ge_{self._ns}_names")
-        live = set(await _entries(js, self._nodes, f"ge_{self._ns}_nodes"))
+        live = set(await self.nodes())
         out = {}
         for key, value in names.items():
             holder = _holder(value)
-            if key.startswith("mgr.") and holder is not None and f"node.{holder}" in live:
+            if key.startswith("mgr.") and holder is not None and holder in live:
                 out[key[4:]] = holder
         return dict(sorted(out.items()))
 
@@ -115,8 +158,13 @@ class Names:
         """The ids of the nodes holding a live lease."""
         assert self._nodes is not None
         self._link.check_up()
-        live = await _entries(self._link.nc.jetstream(), self._nodes, f"ge_{self._ns}_nodes")
-        return sorted(k[5:] for k in live if k.startswith("node."))
+        now, subjects = await self._lease_info(with_subjects=True)
+        prefix = f"$KV.ge_{self._ns}_nodes.node."
+        return [
+            subject[len(prefix) :]
+            for subject in subjects
+            if subject.startswith(prefix) and await self._is_live(subject, now)
+        ]
 
     async def whereis(self, name: str) -> str | None:
         """The id of the node serving ``name``, or None."""
@@ -152,6 +200,28 @@ async def _bucket(js: Any, name: str, ttl: float | None) -> KeyValue:
     except nats.js.errors.APIError:  # created by another node meanwhile
         kv = await js.key_value(name)
     return kv
+
+
+async def _keep_records(js: Any, stream: str, needed: float, kept: float) -> None:
+    """Make the lease bucket keep records for ``needed`` seconds at least (``kept`` if it kept
+    them for less): a bucket made by a node with a shorter lease would drop this node's record
+    between two renewals."""
+    info = await js.stream_info(stream)
+    max_age = info.config.max_age or 0.0
+    if not 0 < max_age < needed:
+        return
+    info.config.max_age = kept
+    try:
+        await js.update_stream(info.config)
+    except Exception as exc:  # refused by the server, or by its permissions (no answer)
+        log.warning(
+            "genevent.nats: the lease bucket %s keeps records %.1f s, and this node's lease "
+            "needs %.1f s; it could not be changed (%s): other nodes may see this node down",
+            stream,
+            max_age,
+            needed,
+            exc,
+        )
 
 
 def _holder(value: bytes | None) -> str | None:

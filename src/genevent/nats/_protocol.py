@@ -15,8 +15,10 @@ subject of another kind (a client allowed to publish notifies must not be able t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol
@@ -49,7 +51,7 @@ from ._errors import (
     RemoteError,
     RemoteException,
 )
-from ._wire import VERSION, Codec, Reply, Request, check_name
+from ._wire import MAX_BATCH, VERSION, Codec, Reply, Request, check_name
 
 __all__ = (
     "KINDS",
@@ -155,8 +157,8 @@ class Served(Protocol):
         """The serving node's handler names."""
         ...
 
-    def refuse(self, what: str, exc: MalformedMessage) -> None:
-        """Count and log a refused frame."""
+    def refuse(self, what: str, exc: MalformedMessage, count: int = 1) -> None:
+        """Count ``count`` refused frames (or batch items) and log them."""
         ...
 
     async def stop(self) -> None:
@@ -188,20 +190,42 @@ async def _info(served: Served, req: Request, body: Any, codec: Codec) -> None:
     served.mgr.send(body)
 
 
-async def _batch(served: Served, req: Request, body: Any, codec: Codec) -> None:
+_SLICE: Final = 0.001
+"""The longest a batch keeps the event loop before it yields (seconds)."""
+
+
+async def _batch(served: Served, req: Request, body: Any, codec: Codec) -> MalformedMessage | None:
     """Several notifies (or infos) in one frame, handled in order; a malformed one is refused
-    alone."""
-    if type(req.body) is not list:
+    alone (counted one by one, logged once for the batch). A batch serves :data:`MAX_BATCH`
+    items at most: the rest is refused as one error, which is returned (for the reply, if the
+    sender asked for one)."""
+    items = req.body
+    if type(items) is not list:
         raise MalformedMessage("a batch takes a list of notify/info envelopes")
+    over = len(items) - MAX_BATCH
+    if over > 0:
+        items = items[:MAX_BATCH]
     mgr = served.mgr
-    for item in req.body:
+    bad = 0
+    first: MalformedMessage | None = None
+    clock = time.monotonic
+    yielded = clock()
+    for item in items:
+        if clock() - yielded >= _SLICE:  # a long batch never keeps the lease from being renewed
+            await asyncio.sleep(0)
+            yielded = clock()
         try:
+            if type(item) is not dict:  # the cheap refusal first: junk costs little
+                raise MalformedMessage(
+                    f"a batch carries notify/info envelopes, not a {type(item).__qualname__}"
+                )
             one = codec.check_request(item)
             if one.op not in ("notify", "info"):
                 raise MalformedMessage(f"a batch carries notify and info only, not {one.op!r}")
             value = codec.from_wire(one.body)
         except MalformedMessage as exc:
-            served.refuse("a batched frame", exc)
+            bad += 1
+            first = first or exc
             continue
         try:
             if one.op == "info":
@@ -212,6 +236,15 @@ async def _batch(served: Served, req: Request, body: Any, codec: Codec) -> None:
                 mgr.notify(value)
         except GenEventError as exc:  # fire-and-forget: nobody to tell
             log.debug("genevent.nats: a batched %s for %r failed: %r", one.op, served.name, exc)
+    if first is not None:
+        served.refuse(f"{bad} batched frame(s), the first one", first, bad)
+    if over <= 0:
+        return None
+    refused = MalformedMessage(
+        f"a batch carries at most {MAX_BATCH} notifies: the {over} after them were refused"
+    )
+    served.refuse("the rest of a batch", refused, over)
+    return refused
 
 
 async def _sync_notify(served: Served, req: Request, body: Any, codec: Codec) -> None:

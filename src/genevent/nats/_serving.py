@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -21,11 +22,19 @@ from ._errors import MalformedMessage, NotEncodable, PayloadTooLarge
 from ._link import Link, sync
 from ._names import Names
 from ._protocol import KINDS, OPERATIONS, HandlerNames, error_reply, text_of
+from ._throttle import Throttle
 from ._wire import VERSION, Codec, Reply, check_name
 
 __all__ = ("Serving",)
 
 log = logging.getLogger("genevent.nats")
+
+#: the longest the serving keeps the event loop before it yields (seconds; at the latest
+#: after _PACE frames): however fast frames arrive, the lease renewal, heartbeats and the
+#: other managers' requests get their turn, and nats-py's reader (which takes at most 64 KiB
+#: off the socket per turn) keeps up, so that replies to this node are not stuck behind them
+_SLICE = 0.001
+_PACE = 64
 
 
 class _Hosted:
@@ -58,8 +67,8 @@ class _Hosted:
         self.busy = 0  # requests being served (the subscription's callback is running)
         self.idle = asyncio.Event()
 
-    def refuse(self, what: str, exc: MalformedMessage) -> None:
-        self._serving.refuse(what, self.name, exc)
+    def refuse(self, what: str, exc: MalformedMessage, count: int = 1) -> None:
+        self._serving.refuse(what, self.name, exc, count)
 
     async def stop(self) -> None:
         await self.mgr.stop()
@@ -82,6 +91,11 @@ class Serving:
         self.background: set[asyncio.Task[Any]] = set()
         #: frames refused as malformed (or too large) since the start
         self.refused = 0
+        #: a few warnings a second, however many frames are refused
+        self._throttle = Throttle(time.monotonic)
+        self._report: asyncio.TimerHandle | None = None
+        self._paced = 0
+        self._yielded = time.monotonic()
 
     async def start(
         self,
@@ -97,6 +111,9 @@ class Serving:
         if name in self.hosted:
             raise NameTaken(name, link.id)
         mgr: aio.EventManager[Any] = aio.start(maxsize=maxsize, overflow=overflow, timing=timing)
+        # its cluster name, for its stats, repr and crash reports; not registered in this
+        # process's names (genevent.whereis), where another manager may hold it
+        mgr.name = name
         try:
             revision = await self._names.claim(name)
         except BaseException:
@@ -199,10 +216,32 @@ class Serving:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def refuse(self, what: str, name: str, exc: MalformedMessage) -> None:
-        """Count and log a refused frame."""
-        self.refused += 1
-        log.warning("genevent.nats: refused %s for %r: %s", what, name, exc)
+    def refuse(self, what: str, name: str, exc: MalformedMessage, count: int = 1) -> None:
+        """Count ``count`` refused frames (or batch items) and log them, a few lines a second
+        at most."""
+        self.refused += count
+        self._warn("genevent.nats: refused %s for %r: %s", what, name, exc)
+
+    def _warn(self, text: str, *args: object, exc_info: bool = False) -> None:
+        if self._throttle.allow():
+            self._report_suppressed()
+            log.warning(text, *args, exc_info=exc_info)
+        elif self._report is None:  # say how many were left out, in a second
+            with contextlib.suppress(RuntimeError):  # no running loop: the next line says it
+                loop = asyncio.get_running_loop()
+                self._report = loop.call_later(1.0, self._report_suppressed)
+
+    def _report_suppressed(self) -> None:
+        if self._report is not None:
+            self._report.cancel()
+            self._report = None
+        more = self._throttle.take_suppressed()
+        if more:
+            log.warning(
+                "genevent.nats: %d more warnings suppressed (Node.refused counts every "
+                "refused frame)",
+                more,
+            )
 
     def _server(self, hosted: _Hosted) -> Callable[[Msg], Awaitable[None]]:
         async def serve(msg: Msg) -> None:
@@ -215,6 +254,12 @@ class Serving:
                 hosted.busy -= 1
                 if not hosted.busy:
                     hosted.idle.set()
+            # nats-py hands queued frames over without yielding: yield now and then
+            self._paced += 1
+            if self._paced >= _PACE or time.monotonic() - self._yielded >= _SLICE:
+                await asyncio.sleep(0)
+                self._paced = 0
+                self._yielded = time.monotonic()
 
         return serve
 
@@ -241,8 +286,9 @@ class Serving:
                     f"{kind if kind in KINDS else repr(kind)} subject"
                 )
             if req.op == "batch":  # its items are checked one by one
-                await op.run(hosted, req, None, codec)
-                self._answer(reply_to, Reply(v=VERSION, n=link.id), codec)
+                refused = await op.run(hosted, req, None, codec)  # the error for a long tail
+                done = Reply(v=VERSION, n=link.id) if refused is None else self._error(refused)
+                self._answer(reply_to, done, codec)
                 return
             body = codec.from_wire(req.body)
         except MalformedMessage as exc:
@@ -255,7 +301,7 @@ class Serving:
         except (GenEventError, MalformedMessage) as exc:
             rep = self._error(exc)
         except Exception as exc:  # never let a request crash the node
-            log.exception("genevent.nats: %s on %r failed", req.op, hosted.name)
+            self._warn("genevent.nats: %s on %r failed", req.op, hosted.name, exc_info=True)
             rep = Reply(v=VERSION, err=type(exc).__name__, msg=text_of(exc), n=link.id)
         self._answer(reply_to, rep, codec)
 

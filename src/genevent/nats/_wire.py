@@ -11,16 +11,20 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import gc
 import math
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import msgspec
 
 from ._errors import InvalidName, MalformedMessage, NotEncodable
 
 __all__ = (
+    "MAX_BATCH",
+    "MAX_CONTAINERS",
+    "MAX_DEPTH",
     "OPS",
     "VERSION",
     "Codec",
@@ -50,6 +54,49 @@ OPS: Final = frozenset(
     }
 )
 """The operations a request envelope may name."""
+
+MAX_BATCH: Final = 4096
+"""The most notifies one batch frame carries: the writer never packs more, and a node serves
+at most this many items of a batch (the rest is refused with one error)."""
+
+#: every error decoding bytes or checking decoded data can raise, whatever the bytes (a
+#: MalformedMessage is a ValueError too, and is re-raised as it is)
+_DECODE_ERRORS: Final = (
+    msgspec.DecodeError,
+    msgspec.ValidationError,
+    UnicodeDecodeError,  # a string that is not UTF-8 (msgpack, JSON)
+    RecursionError,  # nested too deeply
+    OverflowError,
+    ValueError,
+    TypeError,
+)
+
+MAX_DEPTH: Final = 100
+"""How deep a value may nest (lists, tuples, dicts, registered types): deeper is refused on
+both sides (:class:`NotEncodable` when sending, :class:`MalformedMessage` when receiving),
+well before the interpreter's recursion limit and what unwinding from it costs."""
+
+MAX_CONTAINERS: Final = 100_000
+"""How many containers (lists, tuples, dicts, registered types) one value may hold, refused
+on both sides as :data:`MAX_DEPTH` is: what decoding one frame costs stays bounded."""
+
+
+class _GcPaused:
+    """No garbage collection while a frame is decoded or converted: the collector's passes
+    over the many young containers of a large frame would cost several times the work itself
+    (nothing changes if it was off already)."""
+
+    __slots__ = ("_paused",)
+
+    def __enter__(self) -> None:
+        self._paused = gc.isenabled()
+        if self._paused:
+            gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._paused:
+            gc.enable()
+
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -134,6 +181,9 @@ class TypeRegistry:
         return sorted(self._by_name)
 
 
+_E = TypeVar("_E", Request, Reply)
+
+
 class Codec:
     """Encodes and decodes envelopes. ``json=False``: msgpack (the default); ``json=True``:
     JSON. Decoding accepts both (a frame whose first non-blank byte is ``{`` is JSON)."""
@@ -154,32 +204,38 @@ class Codec:
     def to_wire(self, value: Any) -> Any:
         """``value`` as plain wire data (tagged forms for tuples, registered types, ...)."""
         try:
-            return self._out(value)
+            return self._out(value, MAX_DEPTH, [MAX_CONTAINERS])
         except RecursionError:
             raise NotEncodable("the value is nested too deeply") from None
 
-    def _out(self, v: Any) -> Any:
+    def _out(self, v: Any, room: int, left: list[int]) -> Any:
         t = type(v)
         if t in _PLAIN:
             if t is float and self.json and not math.isfinite(v):
                 return {"$float": repr(v)}  # JSON has no inf/nan
             return v
-        out = self._out
-        if t is list:
-            return [x if type(x) in _SCALARS else out(x) for x in v]
-        if t is tuple:
-            return {"$tuple": [x if type(x) in _SCALARS else out(x) for x in v]}
-        if t is dict:
-            if all(type(k) is str and not k.startswith("$") for k in v):
-                return {k: self._out(x) for k, x in v.items()}
-            return {"$dict": [[self._out(k), self._out(x)] for k, x in v.items()]}
         if t is bytes or t is bytearray or t is memoryview:
             raw = bytes(v)
             return {"$bytes": base64.b64encode(raw).decode("ascii")} if self.json else raw
+        if room <= 0:
+            raise NotEncodable(f"the value is nested more than {MAX_DEPTH} deep")
+        room -= 1
+        left[0] -= 1
+        if left[0] < 0:
+            raise NotEncodable(f"the value holds more than {MAX_CONTAINERS} containers")
+        out = self._out
+        if t is list:
+            return [x if type(x) in _SCALARS else out(x, room, left) for x in v]
+        if t is tuple:
+            return {"$tuple": [x if type(x) in _SCALARS else out(x, room, left) for x in v]}
+        if t is dict:
+            if all(type(k) is str and not k.startswith("$") for k in v):
+                return {k: out(x, room, left) for k, x in v.items()}
+            return {"$dict": [[out(k, room, left), out(x, room, left)] for k, x in v.items()]}
         known = self.types._by_type.get(t)
         if known is not None:
             name, fields = known
-            return {"$type": [name, {f: self._out(getattr(v, f)) for f in fields}]}
+            return {"$type": [name, {f: out(getattr(v, f), room, left) for f in fields}]}
         raise NotEncodable(
             f"cannot send a {t.__qualname__} over the wire: register its class by name "
             "(a dataclass or msgspec Struct), or send plain data"
@@ -188,37 +244,48 @@ class Codec:
     def from_wire(self, value: Any) -> Any:
         """The Python value of decoded wire data; raises :class:`MalformedMessage`."""
         try:
-            return self._in(value)
+            with _GcPaused():
+                return self._in(value, MAX_DEPTH, [MAX_CONTAINERS])
+        except MalformedMessage:
+            raise
         except RecursionError:
             raise MalformedMessage("the value is nested too deeply") from None
+        except _DECODE_ERRORS as exc:
+            raise MalformedMessage(f"not wire data: {_reason(exc)}") from None
 
-    def _in(self, v: Any) -> Any:
+    def _in(self, v: Any, room: int, left: list[int]) -> Any:
         t = type(v)
         if t in _PLAIN or t is bytes:
             return v
+        if room <= 0:  # refused before it costs more: a frame's cost stays bounded
+            raise MalformedMessage(f"the value is nested more than {MAX_DEPTH} deep")
+        room -= 1
+        left[0] -= 1
+        if left[0] < 0:
+            raise MalformedMessage(f"the value holds more than {MAX_CONTAINERS} containers")
         inn = self._in
         if t is list:
-            return [x if type(x) in _SCALARS else inn(x) for x in v]
+            return [x if type(x) in _SCALARS else inn(x, room, left) for x in v]
         if t is dict:
             if len(v) == 1:
                 inner = v.get("$tuple")
                 if type(inner) is list:  # the commonest tag first (gen_event's events)
-                    return tuple([x if type(x) in _SCALARS else inn(x) for x in inner])
+                    return tuple([x if type(x) in _SCALARS else inn(x, room, left) for x in inner])
                 ((key, inner),) = v.items()
                 if type(key) is str and key.startswith("$"):
-                    return self._tag(key, inner)
+                    return self._tag(key, inner, room, left)
             for key in v:
                 if type(key) is str and key.startswith("$"):
                     raise MalformedMessage(f"unknown tag {key!r} in a map")
-            return {self._in(k): self._in(x) for k, x in v.items()}
+            return {inn(k, room, left): inn(x, room, left) for k, x in v.items()}
         raise MalformedMessage(f"a {t.__qualname__} is not wire data")
 
-    def _tag(self, key: str, inner: Any) -> Any:
+    def _tag(self, key: str, inner: Any, room: int, left: list[int]) -> Any:
         if key == "$tuple":
             if type(inner) is not list:
                 raise MalformedMessage("$tuple takes a list")
             inn = self._in
-            return tuple([x if type(x) in _SCALARS else inn(x) for x in inner])
+            return tuple([x if type(x) in _SCALARS else inn(x, room, left) for x in inner])
         if key == "$bytes":
             if type(inner) is bytes:
                 return inner
@@ -239,9 +306,9 @@ class Codec:
             for pair in inner:
                 if type(pair) is not list or len(pair) != 2:
                     raise MalformedMessage("$dict takes a list of [key, value] pairs")
-                k = self._in(pair[0])
+                k = self._in(pair[0], room, left)
                 try:
-                    out[k] = self._in(pair[1])
+                    out[k] = self._in(pair[1], room, left)
                 except TypeError:
                     raise MalformedMessage("a $dict key must be hashable") from None
             return out
@@ -253,7 +320,7 @@ class Codec:
                 raise MalformedMessage(f"the type {inner[0]!r} is not registered on this node")
             if type(inner[1]) is not dict:
                 raise MalformedMessage("$type takes [name, {field: value}]")
-            fields = {k: self._in(x) for k, x in inner[1].items()}
+            fields = {k: self._in(x, room, left) for k, x in inner[1].items()}
             try:
                 return msgspec.convert(fields, cls, from_attributes=True)
             except (msgspec.ValidationError, TypeError, ValueError) as exc:
@@ -277,16 +344,25 @@ class Codec:
             return True
         return first.isspace() and data.lstrip()[:1] == b"{"
 
+    def _decode(
+        self,
+        data: bytes,
+        json_decoder: msgspec.json.Decoder[_E],
+        msgpack_decoder: msgspec.msgpack.Decoder[_E],
+        what: str,
+    ) -> _E:
+        """An envelope from either encoding, or :class:`MalformedMessage` whatever the bytes."""
+        try:
+            with _GcPaused():
+                if self.is_json(data):
+                    return json_decoder.decode(data)
+                return msgpack_decoder.decode(data)
+        except _DECODE_ERRORS as exc:
+            raise MalformedMessage(f"not a genevent {what} envelope: {_reason(exc)}") from None
+
     def decode_request(self, data: bytes) -> Request:
         """A request envelope, its version and operation checked (values still wire data)."""
-        try:
-            req = (
-                self._dec_req_js.decode(data)
-                if self.is_json(data)
-                else self._dec_req_mp.decode(data)
-            )
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
-            raise MalformedMessage(f"not a genevent request envelope: {exc}") from None
+        req = self._decode(data, self._dec_req_js, self._dec_req_mp, "request")
         if req.v != VERSION:
             raise MalformedMessage(unsupported(req.v))
         if req.op not in OPS:
@@ -297,25 +373,28 @@ class Codec:
         """A request envelope from already decoded data (an element of a batch)."""
         try:
             req = msgspec.convert(value, Request)
-        except (msgspec.ValidationError, TypeError, ValueError) as exc:
-            raise MalformedMessage(f"not a genevent request envelope: {exc}") from None
+        except _DECODE_ERRORS as exc:
+            raise MalformedMessage(f"not a genevent request envelope: {_reason(exc)}") from None
         if req.v != VERSION:
             raise MalformedMessage(unsupported(req.v))
         return req
 
     def decode_reply(self, data: bytes) -> Reply:
         """A reply envelope, version checked."""
-        try:
-            rep = (
-                self._dec_rep_js.decode(data)
-                if self.is_json(data)
-                else self._dec_rep_mp.decode(data)
-            )
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
-            raise MalformedMessage(f"not a genevent reply envelope: {exc}") from None
+        rep = self._decode(data, self._dec_rep_js, self._dec_rep_mp, "reply")
         if rep.v != VERSION:
             raise MalformedMessage(unsupported(rep.v, "in a reply "))
         return rep
+
+
+def _reason(exc: BaseException) -> str:
+    """Why bytes were refused, in a line (a string that is not UTF-8 named as such)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"a string is not valid UTF-8 (byte {exc.start} of the string)"
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def unsupported(version: object, where: str = "") -> str:
