@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import threading
 import time
 import urllib.request
@@ -30,7 +31,6 @@ from collections.abc import Callable, Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ._errors import GenEventError
 from ._inventory import running_managers
 from ._metrics import ManagerStats, plain_stats
 
@@ -210,6 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ns", default="default", help="the cluster namespace (with --nats)")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
     parser.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    try:  # --nats logs in as the other NATS commands do
+        from .nats._cli import add_connect_arguments  # noqa: PLC0415 - the nats extra
+    except ImportError:
+        pass
+    else:
+        add_connect_arguments(parser, server=False)
     args = parser.parse_args(argv)
     try:
         from rich.console import Console  # noqa: PLC0415 - the top extra
@@ -222,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     console = Console()
     if args.nats:
-        return asyncio.run(_cluster(args, console, Live))
+        return _run_cluster(args, console, Live)
     try:
         previous = _fetch(args.url, timeout=5.0)
         if args.once:
@@ -238,9 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 live.update(render(current, previous, console.width))
                 previous = current
     except KeyboardInterrupt:
-        return 0
+        return 130
     except (OSError, ValueError) as exc:
-        console.print(f"genevent top: cannot read {args.url}: {exc}")
+        print(f"genevent top: cannot read {args.url}: {exc}", file=sys.stderr)
         return 1
 
 
@@ -259,29 +265,36 @@ async def cluster_snapshot(node: Any) -> dict[str, Any]:
     return {"time": time.time(), "managers": rows}
 
 
-async def _cluster(args: argparse.Namespace, console: Any, live_class: Any) -> int:
+def _run_cluster(args: argparse.Namespace, console: Any, live_class: Any) -> int:
     try:
-        from .nats import connect  # noqa: PLC0415 - the nats extra
+        from .nats._cli import connect_options, run_command  # noqa: PLC0415 - the nats extra
     except ImportError as exc:
-        console.print(f"genevent top: {exc}")
+        print(f"genevent top: {exc}", file=sys.stderr)
         return 2
     try:
-        async with await connect(args.nats, ns=args.ns, max_reconnect_attempts=0) as node:
-            previous = await cluster_snapshot(node)
-            if args.once:
-                await asyncio.sleep(min(args.interval, 1.0))
-                console.print(render(await cluster_snapshot(node), previous, console.width))
-                return 0
-            with live_class(
-                render(previous, None, console.width), console=console, refresh_per_second=4
-            ) as live:
-                while True:
-                    await asyncio.sleep(args.interval)
-                    current = await cluster_snapshot(node)
-                    live.update(render(current, previous, console.width))
-                    previous = current
-    except KeyboardInterrupt:
-        return 0
-    except (OSError, GenEventError) as exc:
-        console.print(f"genevent top: cannot read the cluster at {args.nats}: {exc}")
-        return 1
+        options = connect_options(args)
+    except (OSError, ValueError) as exc:
+        print(f"genevent top: {exc}", file=sys.stderr)
+        return 2
+    return run_command("genevent top", _cluster(args, options, console, live_class))
+
+
+async def _cluster(
+    args: argparse.Namespace, options: dict[str, Any], console: Any, live_class: Any
+) -> int:
+    from .nats import connect  # noqa: PLC0415 - the nats extra
+
+    async with await connect(args.nats, ns=args.ns, max_reconnect_attempts=0, **options) as node:
+        previous = await cluster_snapshot(node)
+        if args.once:
+            await asyncio.sleep(min(args.interval, 1.0))
+            console.print(render(await cluster_snapshot(node), previous, console.width))
+            return 0
+        with live_class(
+            render(previous, None, console.width), console=console, refresh_per_second=4
+        ) as live:
+            while True:
+                await asyncio.sleep(args.interval)
+                current = await cluster_snapshot(node)
+                live.update(render(current, previous, console.width))
+                previous = current

@@ -24,8 +24,9 @@ except ImportError as _exc:  # pragma: no cover - exercised without the extra
         "install it from your genevent checkout, pip install -e '/path/to/genevent[nats]'"
     ) from _exc
 
-from ._blocking import BlockingNode, BlockingRemoteManager
+from ._blocking import BlockingMonitor, BlockingNode, BlockingRemoteManager
 from ._errors import (
+    ConnectFailed,
     InvalidName,
     MalformedMessage,
     ManagerNotFound,
@@ -45,8 +46,10 @@ from ._wire import VERSION as PROTOCOL_VERSION
 
 __all__ = (
     "PROTOCOL_VERSION",
+    "BlockingMonitor",
     "BlockingNode",
     "BlockingRemoteManager",
+    "ConnectFailed",
     "Down",
     "DownReason",
     "InvalidName",

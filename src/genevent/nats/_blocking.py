@@ -10,10 +10,11 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .._core import NO_ARGS
+from ._monitor import Down, Monitor
 from ._node import Node
 from ._remote import RemoteManager
 
-__all__ = ("BlockingNode", "BlockingRemoteManager")
+__all__ = ("BlockingMonitor", "BlockingNode", "BlockingRemoteManager")
 
 T = TypeVar("T")
 
@@ -71,6 +72,14 @@ class BlockingNode:
     def nodes(self) -> list[str]:
         """As :meth:`Node.nodes`."""
         return self._run(self.node.nodes())
+
+    def whereis(self, name: str) -> str | None:
+        """As :meth:`Node.whereis`."""
+        return self._run(self.node.whereis(name))
+
+    def monitor(self, name: str) -> BlockingMonitor:
+        """As :meth:`Node.monitor`, with a blocking :meth:`BlockingMonitor.wait`."""
+        return BlockingMonitor(self, self._run(self.node.monitor(name)))
 
     def close(self) -> None:
         """Close the node (hosted managers stopped) and end its thread."""
@@ -155,6 +164,49 @@ class BlockingRemoteManager:
         """As :meth:`RemoteManager.get_state`."""
         return self._node._run(self._ref.get_state(**options))
 
+    def stats(self, **options: Any) -> dict[str, Any]:
+        """As :meth:`RemoteManager.stats`."""
+        return self._node._run(self._ref.stats(**options))
+
     def stop(self, **options: Any) -> None:
         """As :meth:`RemoteManager.stop`."""
         self._node._run(self._ref.stop(**options))
+
+    def monitor(self) -> BlockingMonitor:
+        """Shorthand for ``node.monitor(name)``."""
+        return self._node.monitor(self._ref.name)
+
+
+class BlockingMonitor:
+    """:class:`Monitor`'s API, blocking: :meth:`wait` blocks the calling thread."""
+
+    __slots__ = ("_mon", "_node")
+
+    def __init__(self, node: BlockingNode, mon: Monitor) -> None:
+        self._node = node
+        self._mon = mon
+
+    @property
+    def name(self) -> str:
+        """The manager name."""
+        return self._mon.name
+
+    @property
+    def node(self) -> str | None:
+        """The node that hosted it when the monitor was set (None if unknown)."""
+        return self._mon.node
+
+    def __repr__(self) -> str:
+        return f"<BlockingMonitor {self._mon.name!r}>"
+
+    def done(self) -> bool:
+        """Whether the notice arrived."""
+        return self._mon.done()
+
+    def wait(self, timeout: float | None = None) -> Down:
+        """As :meth:`Monitor.wait`."""
+        return self._node._run(self._mon.wait(timeout))
+
+    def cancel(self) -> None:
+        """As :meth:`Monitor.cancel`."""
+        self._node._loop.call_soon_threadsafe(self._mon.cancel)

@@ -7,27 +7,76 @@ import asyncio
 import contextlib
 import importlib
 import json
+import os
 import signal
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
 from .._errors import GenEventError
+from ._connect import tls_context
+from ._errors import ConnectFailed
 from ._node import connect
 from ._wire import Codec
 
-__all__ = ("add_commands", "run")
+__all__ = ("add_commands", "add_connect_arguments", "connect_options", "run", "run_command")
 
 _DEFAULT_SERVER = "nats://127.0.0.1:4222"
+
+
+def add_connect_arguments(p: argparse.ArgumentParser, server: bool = True) -> None:
+    """Add the options saying where NATS is and how to log in (``--server``, ``--user``,
+    ``--password``, ``--token``, ``--nkey``, ``--creds``, ``--tls-*``, ``--connect-timeout``);
+    unset ones default to the ``NATS_*`` environment variables the ``nats`` tool reads."""
+    env = os.environ.get
+    if server:
+        default = env("NATS_URL", _DEFAULT_SERVER)
+        p.add_argument("--server", default=default, help=f"NATS URL ($NATS_URL, {default})")
+    auth = p.add_argument_group("NATS login (each defaults to its $NATS_... variable)")
+    auth.add_argument("--user", default=env("NATS_USER"), help="user name ($NATS_USER)")
+    auth.add_argument("--password", default=env("NATS_PASSWORD"), help="($NATS_PASSWORD)")
+    auth.add_argument("--token", default=env("NATS_TOKEN"), help="auth token ($NATS_TOKEN)")
+    auth.add_argument(
+        "--nkey", metavar="SEED_FILE", default=env("NATS_NKEY"), help="nkey seed file"
+    )
+    auth.add_argument(
+        "--creds", metavar="FILE", default=env("NATS_CREDS"), help=".creds file (JWT + seed)"
+    )
+    auth.add_argument("--tls-ca", metavar="FILE", default=env("NATS_CA"), help="CA to trust (PEM)")
+    auth.add_argument("--tls-cert", metavar="FILE", default=env("NATS_CERT"), help="client cert")
+    auth.add_argument("--tls-key", metavar="FILE", default=env("NATS_KEY"), help="its key")
+    auth.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="give up connecting after S seconds (default 2)",
+    )
+
+
+def connect_options(args: argparse.Namespace) -> dict[str, Any]:
+    """nats-py's connect options for what :func:`add_connect_arguments` parsed."""
+    opts: dict[str, Any] = {"connect_timeout": args.connect_timeout}
+    for option, value in (
+        ("user", args.user),
+        ("password", args.password),
+        ("token", args.token),
+        ("nkeys_seed", args.nkey),
+        ("user_credentials", args.creds),
+    ):
+        if value:
+            opts[option] = value
+    if args.tls_ca or args.tls_cert or args.tls_key:
+        opts["tls"] = tls_context(args.tls_ca, args.tls_cert, args.tls_key)
+    return opts
 
 
 def add_commands(sub: Any) -> None:
     """Add the NATS subcommands to the ``genevent`` argument parser."""
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--server", default=_DEFAULT_SERVER, help=f"NATS URL ({_DEFAULT_SERVER})")
+        add_connect_arguments(p)
         p.add_argument("--ns", default="default", help="namespace (default: default)")
-        p.add_argument("--creds", help="a NATS .creds file (user JWT + nkey seed)")
-        p.add_argument("--token", help="a NATS auth token")
 
     node = sub.add_parser("node", help="run a node hosting the managers a module sets up")
     common(node)
@@ -58,24 +107,53 @@ def add_commands(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run one NATS subcommand; return the exit status."""
+    """Run one NATS subcommand; return the exit status (130 after Ctrl-C)."""
+    return run_command(f"genevent {args.command}", _COMMANDS[args.command](args))
+
+
+def run_command(what: str, main: Coroutine[Any, Any, int]) -> int:
+    """Run a command's coroutine: a failure is one line on stderr and status 1 (2 for a
+    usage error); Ctrl-C (SIGINT) ends it at once with status 130, and no traceback."""
     try:
-        return asyncio.run(_COMMANDS[args.command](args))
+        return asyncio.run(_interruptible(main))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return 130
     except NotJSON as exc:
-        print(f"genevent {args.command}: {exc}", file=sys.stderr)
+        print(f"{what}: {exc}", file=sys.stderr)
         return 2
+    except ConnectFailed as exc:
+        print(f"{what}: {exc}", file=sys.stderr)
+        return 1
     except (GenEventError, OSError, ValueError) as exc:
-        print(f"genevent {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{what}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 
 
+async def _interruptible(main: Coroutine[Any, Any, int]) -> int:
+    """``main`` in a task the first SIGINT cancels (it closes its node on the way out); a
+    second SIGINT ends the process on the spot."""
+    task = asyncio.ensure_future(main)
+    loop = asyncio.get_running_loop()
+    hits = 0
+
+    def interrupted() -> None:
+        nonlocal hits
+        hits += 1
+        if hits > 1:
+            os._exit(130)
+        task.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGINT, interrupted)
+    try:
+        return await task
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGINT)
+
+
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = {"ns": args.ns}
-    if args.creds:
-        opts["user_credentials"] = args.creds
-    if args.token:
-        opts["token"] = args.token
-    return opts
+    return {"ns": args.ns, **connect_options(args)}
 
 
 async def _node(args: argparse.Namespace) -> int:

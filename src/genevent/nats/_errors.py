@@ -7,6 +7,7 @@
      +-- ManagerNotFound (LookupError)     nobody serves that manager name
      +-- NodeDown (ConnectionError)        the node hosting the manager died (lease expired)
      +-- TransportDown (ConnectionError)   our own NATS connection is down
+     |    +-- ConnectFailed                a node's first connection did not come up
      +-- PayloadTooLarge (ValueError)      a frame larger than the server or node accepts
      +-- MalformedMessage (ValueError)     bytes that are not a valid envelope (either side)
      +-- NotEncodable (TypeError)          a value the wire cannot carry (unregistered type, ...)
@@ -24,6 +25,7 @@ from __future__ import annotations
 from .._errors import GenEventError
 
 __all__ = (
+    "ConnectFailed",
     "InvalidName",
     "MalformedMessage",
     "ManagerNotFound",
@@ -66,6 +68,16 @@ class NodeDown(GenEventError, ConnectionError):
 class TransportDown(GenEventError, ConnectionError):
     """This node's NATS connection is down (disconnected, reconnecting or closed). Requests
     fail at once instead of waiting; hosted managers serve again after the reconnect."""
+
+
+class ConnectFailed(TransportDown):
+    """A node's first connection to NATS did not come up: no server listens there, it refused
+    the credentials, TLS failed, or nothing answered within ``connect_timeout``."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        #: why: ``"refused"`` (no server listens), ``"auth"``, ``"tls"`` or ``"timeout"``
+        self.reason = reason
 
 
 class PayloadTooLarge(GenEventError, ValueError):

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from nats.aio.client import Client
 
 from .. import aio
+from ._connect import DEFAULT_CONNECT_TIMEOUT, first_connect
 from ._errors import TransportDown
 from ._link import Link, sync
 from ._liveness import Liveness
@@ -109,7 +110,10 @@ class Node:
         ``password``, ``token``, ``user_credentials``, ``nkeys_seed``, ``tls``,
         ``tls_hostname``, ``max_reconnect_attempts``, ...): authentication and encryption are
         NATS's. The node's replies come under the inbox prefix ``_INBOX_ge.<ns>.<node_id>``
-        (``inbox_prefix`` overrides it), which NATS permissions can give to this node alone."""
+        (``inbox_prefix`` overrides it), which NATS permissions can give to this node alone.
+        The first connection must come up within ``connect_timeout`` seconds (default 5):
+        else, or at once when the server refuses the credentials or TLS fails,
+        :class:`ConnectFailed` is raised."""
         node = cls(ns=ns, node_id=node_id, codec=codec, lease=lease, max_frame=max_frame)
         for h in handlers:
             node.register_handler(h)
@@ -135,7 +139,8 @@ class Node:
         # callback given in the options is called after it
         liveness.error_cb = options.get("error_cb")
         opts["error_cb"] = liveness.on_error
-        await link.open(servers, opts)
+        timeout = opts.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)  # the whole first try
+        await first_connect(lambda o: link.open(servers, o), servers, opts, timeout)
         try:
             await self._names.open(self.lease)
             liveness.leases = self._names.leases

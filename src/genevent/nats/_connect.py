@@ -1,0 +1,136 @@
+"""A node's first connection to NATS: bounded in time, and failing with a clear reason.
+
+nats-py retries a first connection for ever when the server is unreachable, and again and
+again when it refuses the credentials. A node instead gives up after ``connect_timeout``
+seconds (a server that is still starting gets that long), and at once when retrying cannot
+help (credentials refused, a TLS certificate not trusted), with a :class:`ConnectFailed`
+that says which of these happened. Reconnecting after a first success is unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import nats.errors
+
+from ._errors import ConnectFailed
+
+__all__ = ("DEFAULT_CONNECT_TIMEOUT", "first_connect", "shown", "tls_context")
+
+DEFAULT_CONNECT_TIMEOUT: Final = 5.0
+"""Seconds a node's first connection may take, attempts and retries included."""
+
+START_HINT: Final = "start one with `nats-server -js` (the nats extra installs it)"
+
+
+def shown(servers: str | list[str]) -> str:
+    """The server URLs as an error message shows them (passwords and tokens hidden)."""
+    urls = [servers] if isinstance(servers, str) else list(servers)
+    return ", ".join(_hide_secret(u) for u in urls) or "(no server given)"
+
+
+def _hide_secret(url: str) -> str:
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None and parts.username is None:
+        return url
+    user = "***" if parts.password is None else f"{parts.username}:***"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+def tls_context(
+    ca: str | None = None, cert: str | None = None, key: str | None = None
+) -> ssl.SSLContext:
+    """An :class:`ssl.SSLContext` for nats-py's ``tls`` option: the system's trusted CAs, or
+    only ``ca`` (a PEM file) when given; ``cert`` (and ``key``, when not in the same file)
+    is this client's certificate, for servers that verify clients."""
+    context = ssl.create_default_context(cafile=ca)
+    if cert is not None:
+        context.load_cert_chain(cert, key)
+    elif key is not None:
+        raise ValueError("a TLS key needs its certificate (--tls-cert)")
+    return context
+
+
+def _hopeless(exc: BaseException) -> bool:
+    """Whether retrying the first connection cannot help."""
+    if isinstance(exc, nats.errors.AuthorizationError | ssl.SSLError):
+        return True
+    text = str(exc).lower()
+    return "authorization" in text or "authentication" in text
+
+
+async def first_connect(
+    open_link: Callable[[dict[str, Any]], Awaitable[None]],
+    servers: str | list[str],
+    options: dict[str, Any],
+    timeout: float,
+) -> None:
+    """``open_link(options)`` (nats-py's ``connect`` to ``servers``, closing the connection
+    if it fails), given up after ``timeout`` seconds or at the first hopeless error; raises
+    :class:`ConnectFailed` then."""
+    if not timeout > 0:
+        raise ValueError(f"connect_timeout must be > 0 seconds, not {timeout!r}")
+    seen: list[BaseException] = []
+    hopeless = asyncio.Event()
+    connecting = True
+    then: Callable[[Exception], Awaitable[None]] | None = options.get("error_cb")
+
+    async def on_error(exc: Exception) -> None:
+        if connecting:
+            seen.append(exc)
+            if _hopeless(exc):
+                hopeless.set()
+        if then is not None:
+            await then(exc)
+
+    task = asyncio.ensure_future(open_link({**options, "error_cb": on_error}))
+    stop = asyncio.ensure_future(hopeless.wait())
+    try:
+        await asyncio.wait({task, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        connecting = False
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled() or task.exception() is not None:
+        exc = None if task.cancelled() else task.exception()
+        raise _failure(servers, seen + ([exc] if exc is not None else []), timeout) from (
+            seen[-1] if seen else exc
+        )
+
+
+def _refused(exc: BaseException) -> bool:
+    # asyncio reports a name with several addresses (localhost) as OSError("Multiple ...")
+    return isinstance(exc, ConnectionRefusedError) or (
+        isinstance(exc, OSError) and "connect call failed" in str(exc).lower()
+    )
+
+
+def _failure(servers: str | list[str], seen: list[BaseException], timeout: float) -> ConnectFailed:
+    where = shown(servers)
+    worst = next((e for e in reversed(seen) if _hopeless(e)), seen[-1] if seen else None)
+    if isinstance(worst, ssl.SSLError):
+        return ConnectFailed(f"TLS with the NATS server at {where} failed: {worst}", "tls")
+    if worst is not None and _hopeless(worst):
+        return ConnectFailed(
+            f"the NATS server at {where} refused the credentials ({worst}): check the "
+            "user and password, token, nkey seed or .creds file",
+            "auth",
+        )
+    tries = [e for e in seen if not isinstance(e, nats.errors.NoServersError)]
+    if tries and all(_refused(e) for e in tries):
+        return ConnectFailed(f"no NATS server at {where}: {START_HINT}", "refused")
+    detail = f" (last error: {worst!r})" if worst is not None else ""
+    return ConnectFailed(
+        f"could not connect to the NATS server at {where} within {timeout:g} s{detail}",
+        "timeout",
+    )
