@@ -244,9 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 live.update(render(current, previous, console.width))
                 previous = current
     except KeyboardInterrupt:
-        return 130
+        return 0
     except (OSError, ValueError) as exc:
-        print(f"genevent top: cannot read {args.url}: {exc}", file=sys.stderr)
+        console.print(f"genevent top: cannot read {args.url}: {exc}")
         return 1
 
 
