@@ -16,6 +16,7 @@ import pytest
 
 from genevent import CallTimeout, NameTaken
 from genevent.nats import (
+    ConnectFailed,
     Down,
     ManagerNotFound,
     NatsServer,
@@ -185,8 +186,11 @@ async def test_a_stalled_node_gives_up_a_name_taken_over_meanwhile(
 async def test_credentials_pass_through(ns: str) -> None:
     server = NatsServer(extra_args=("--auth", "s3cret-token")).start()
     try:
-        with pytest.raises(nats.errors.Error, match=r"Authorization"):
+        with pytest.raises(ConnectFailed, match="refused the credentials") as info:
             await connect(server.url, ns=ns, max_reconnect_attempts=0, allow_reconnect=False)
+        assert info.value.reason == "auth"
+        assert isinstance(info.value.__cause__, nats.errors.Error)  # nats-py's own error
+        assert "Authorization" in str(info.value.__cause__)
         async with await connect(server.url, ns=ns, token="s3cret-token") as n:
             await n.start_manager("m")
             assert await n.managers() == {"m": n.id}
