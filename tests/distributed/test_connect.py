@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,6 +115,28 @@ def test_tls_without_the_private_ca_fails_as_tls(secured: Callable[[str], Secure
         asyncio.run(go())
     assert info.value.reason == "tls", info.value
     assert "certificate" in str(info.value).lower()
+
+
+@pytest.mark.parametrize(
+    ("option", "text"),
+    [("user_credentials", None), ("nkeys_seed", None), ("nkeys_seed", "SUNOTASEED\n")],
+)
+def test_an_unusable_seed_or_creds_file_is_a_connect_failure(
+    option: str, text: str | None, tmp_path: Path, closed_port: int
+) -> None:
+    path = tmp_path / "login"
+    if text is not None:
+        path.write_text(text)
+
+    async def go() -> None:
+        await connect(
+            f"nats://127.0.0.1:{closed_port}", connect_timeout=60.0, **{option: str(path)}
+        )
+
+    with pytest.raises(ConnectFailed) as info:
+        asyncio.run(go())
+    assert info.value.reason == "auth"
+    assert ("cannot read" if text is None else "not usable") in str(info.value)
 
 
 def test_error_messages_hide_passwords() -> None:

@@ -32,19 +32,18 @@ def add_connect_arguments(p: argparse.ArgumentParser, server: bool = True) -> No
     if server:
         default = env("NATS_URL", _DEFAULT_SERVER)
         p.add_argument("--server", default=default, help=f"NATS URL ($NATS_URL, {default})")
-    auth = p.add_argument_group("NATS login (each defaults to its $NATS_... variable)")
-    auth.add_argument("--user", default=env("NATS_USER"), help="user name ($NATS_USER)")
-    auth.add_argument("--password", default=env("NATS_PASSWORD"), help="($NATS_PASSWORD)")
-    auth.add_argument("--token", default=env("NATS_TOKEN"), help="auth token ($NATS_TOKEN)")
-    auth.add_argument(
-        "--nkey", metavar="SEED_FILE", default=env("NATS_NKEY"), help="nkey seed file"
-    )
-    auth.add_argument(
-        "--creds", metavar="FILE", default=env("NATS_CREDS"), help=".creds file (JWT + seed)"
-    )
-    auth.add_argument("--tls-ca", metavar="FILE", default=env("NATS_CA"), help="CA to trust (PEM)")
-    auth.add_argument("--tls-cert", metavar="FILE", default=env("NATS_CERT"), help="client cert")
-    auth.add_argument("--tls-key", metavar="FILE", default=env("NATS_KEY"), help="its key")
+    auth = p.add_argument_group("connecting to NATS (unset options read $NATS_* variables)")
+    for flag, meta, var, text in (
+        ("--user", "USER", "NATS_USER", "user name"),
+        ("--password", "PASSWORD", "NATS_PASSWORD", "password"),
+        ("--token", "TOKEN", "NATS_TOKEN", "auth token"),
+        ("--nkey", "SEED_FILE", "NATS_NKEY", "nkey seed file"),
+        ("--creds", "FILE", "NATS_CREDS", ".creds file (user JWT + nkey seed)"),
+        ("--tls-ca", "FILE", "NATS_CA", "CA certificates to trust (PEM)"),
+        ("--tls-cert", "FILE", "NATS_CERT", "client certificate (PEM)"),
+        ("--tls-key", "FILE", "NATS_KEY", "its private key (PEM)"),
+    ):
+        auth.add_argument(flag, metavar=meta, default=env(var), help=f"{text} (${var})")
     auth.add_argument(
         "--connect-timeout",
         type=float,

@@ -10,6 +10,7 @@ that says which of these happened. Reconnecting after a first success is unchang
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -78,6 +79,7 @@ async def first_connect(
     :class:`ConnectFailed` then."""
     if not timeout > 0:
         raise ValueError(f"connect_timeout must be > 0 seconds, not {timeout!r}")
+    _check_files(options)
     seen: list[BaseException] = []
     hopeless = asyncio.Event()
     connecting = True
@@ -103,9 +105,30 @@ async def first_connect(
             await asyncio.gather(task, return_exceptions=True)
     if task.cancelled() or task.exception() is not None:
         exc = None if task.cancelled() else task.exception()
+        if exc is not None and not seen:
+            if type(exc).__module__.split(".")[0] == "nkeys":  # a seed nkeys cannot read
+                raise ConnectFailed(f"the nkey seed is not usable: {exc}", "auth") from exc
+            raise exc  # an option nats-py refused before trying
         raise _failure(servers, seen + ([exc] if exc is not None else []), timeout) from (
             seen[-1] if seen else exc
         )
+
+
+def _check_files(options: dict[str, Any]) -> None:
+    """A seed or ``.creds`` file that cannot be read fails before connecting (nats-py would
+    read it only while logging in, and the server would then refuse the login)."""
+    for key, what in (("user_credentials", ".creds"), ("nkeys_seed", "nkey seed")):
+        value = options.get(key)
+        for path in value if isinstance(value, tuple) else (value,):
+            if isinstance(path, str | os.PathLike):
+                try:
+                    with open(path, "rb"):
+                        pass
+                except OSError as exc:
+                    raise ConnectFailed(
+                        f"cannot read the {what} file {os.fspath(path)!r}: {exc.strerror or exc}",
+                        "auth",
+                    ) from exc
 
 
 def _refused(exc: BaseException) -> bool:
