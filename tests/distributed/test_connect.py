@@ -329,6 +329,34 @@ def test_ctrl_c_ends_genevent_top_over_nats_with_130(url: str, ns: str) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("name", ["ls", "notify"])
+def test_ctrl_c_ends_a_command_still_connecting_with_130(name: str) -> None:
+    """A "server" that accepts the connection and never says a word: the command waits
+    for it (a connect timeout of 10 minutes) until Ctrl-C."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"nats://127.0.0.1:{listener.getsockname()[1]}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "genevent", *command(name, url), "--connect-timeout", "600"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": PYTHONPATH},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            conn, _ = listener.accept()  # the command is connecting
+            with conn:
+                code, err = _interrupted(proc)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert code == 130, err
+    assert "Traceback" not in err
+
+
 # -- the blocking face ----------------------------------------------------------------------
 
 
