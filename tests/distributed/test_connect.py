@@ -5,6 +5,7 @@ token, nkey seed, ``.creds``, TLS with a private CA) reaches ``Node.connect`` an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -264,10 +265,32 @@ class Hold(EventHandler[Any, Any, Any]):
         return "released"
 
 
-def _interrupted(proc: subprocess.Popen[str]) -> tuple[int, str]:
-    proc.send_signal(signal.SIGINT)  # our own child, by its pid
+@contextlib.contextmanager
+def started(*args: str, **env: str) -> Iterator[subprocess.Popen[str]]:
+    """``python -m genevent ARGS`` running; killed (our own child, by its pid) if still
+    running at the end."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "genevent", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": PYTHONPATH, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def assert_interrupted(proc: subprocess.Popen[str]) -> None:
+    """Ctrl-C (SIGINT) ends ``proc`` with status 130 and no traceback."""
+    proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    return proc.returncode, err
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
 
 
 def test_ctrl_c_ends_a_waiting_call_with_130(url: str, ns: str) -> None:
@@ -277,56 +300,29 @@ def test_ctrl_c_ends_a_waiting_call_with_130(url: str, ns: str) -> None:
         node.manager("slow").add_handler(Hold)
         Hold.ARRIVED.clear()
         args = ["call", "slow", "Hold", '"wait"', "--timeout", "600", "--server", url]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "genevent", *args, "--ns", ns],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": PYTHONPATH},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
         try:
-            assert Hold.ARRIVED.wait(120), "the call never arrived"
-            code, err = _interrupted(proc)
+            with started(*args, "--ns", ns) as proc:
+                assert Hold.ARRIVED.wait(120), "the call never arrived"
+                assert_interrupted(proc)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
             release = Hold.RELEASE
             if release is not None:
                 node._loop.call_soon_threadsafe(release.set)
-    assert code == 130, err
-    assert "Traceback" not in err
 
 
 def test_ctrl_c_ends_genevent_top_over_nats_with_130(url: str, ns: str) -> None:
     pytest.importorskip("rich")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "genevent", "top", "--nats", url, "--ns", ns],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "PYTHONPATH": PYTHONPATH,
-            "PYTHONUNBUFFERED": "1",
-            "TTY_COMPATIBLE": "1",  # rich draws live frames into the pipe
-            "FORCE_COLOR": "1",  # (older rich)
-            "TERM": "xterm",
-            "COLUMNS": "100",
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    live = {
+        "PYTHONUNBUFFERED": "1",
+        "TTY_COMPATIBLE": "1",  # rich draws live frames into the pipe
+        "FORCE_COLOR": "1",  # (older rich)
+        "TERM": "xterm",
+        "COLUMNS": "100",
+    }
+    with started("top", "--nats", url, "--ns", ns, **live) as proc:
         assert proc.stdout is not None
         assert proc.stdout.read(1), "top drew nothing"  # it is connected and drawing
-        code, err = _interrupted(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert code == 130, err
-    assert "Traceback" not in err
+        assert_interrupted(proc)
 
 
 @pytest.mark.parametrize("name", ["ls", "notify"])
@@ -337,24 +333,10 @@ def test_ctrl_c_ends_a_command_still_connecting_with_130(name: str) -> None:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
         url = f"nats://127.0.0.1:{listener.getsockname()[1]}"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "genevent", *command(name, url), "--connect-timeout", "600"],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": PYTHONPATH},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
+        with started(*command(name, url), "--connect-timeout", "600") as proc:
             conn, _ = listener.accept()  # the command is connecting
             with conn:
-                code, err = _interrupted(proc)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    assert code == 130, err
-    assert "Traceback" not in err
+                assert_interrupted(proc)
 
 
 # -- the blocking face ----------------------------------------------------------------------
