@@ -14,7 +14,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from .._errors import GenEventError
-from ._connect import tls_context
+from ._connect import cancel_until_done, tls_context
 from ._errors import ConnectFailed
 from ._node import connect
 from ._wire import Codec
@@ -115,7 +115,7 @@ def run_command(what: str, main: Coroutine[Any, Any, int]) -> int:
     usage error); Ctrl-C (SIGINT) ends it at once with status 130, and no traceback."""
     try:
         return asyncio.run(_interruptible(main))
-    except (KeyboardInterrupt, asyncio.CancelledError):
+    except KeyboardInterrupt:  # before the command's own SIGINT handling was in place
         return 130
     except NotJSON as exc:
         print(f"{what}: {exc}", file=sys.stderr)
@@ -129,26 +129,28 @@ def run_command(what: str, main: Coroutine[Any, Any, int]) -> int:
 
 
 async def _interruptible(main: Coroutine[Any, Any, int]) -> int:
-    """``main`` in a task the first SIGINT cancels (it closes its node on the way out); a
-    second SIGINT ends the process on the spot."""
+    """``main`` in a task that the first SIGINT cancels (it closes its node on the way out),
+    then returns 130; a second SIGINT ends the process on the spot."""
     task = asyncio.ensure_future(main)
     loop = asyncio.get_running_loop()
-    hits = 0
+    interrupted = asyncio.Event()
 
-    def interrupted() -> None:
-        nonlocal hits
-        hits += 1
-        if hits > 1:
+    def on_sigint() -> None:
+        if interrupted.is_set():
             os._exit(130)
-        task.cancel()
+        interrupted.set()
 
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGINT, interrupted)
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    stop = asyncio.ensure_future(interrupted.wait())
     try:
-        return await task
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        await cancel_until_done(task)  # if interrupted
     finally:
+        stop.cancel()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGINT)
+    return 130 if interrupted.is_set() else task.result()
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:

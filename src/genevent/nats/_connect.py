@@ -20,7 +20,14 @@ import nats.errors
 
 from ._errors import ConnectFailed
 
-__all__ = ("DEFAULT_CONNECT_TIMEOUT", "first_connect", "shown", "tls_context")
+__all__ = (
+    "CANCEL_AGAIN",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "cancel_until_done",
+    "first_connect",
+    "shown",
+    "tls_context",
+)
 
 DEFAULT_CONNECT_TIMEOUT: Final = 5.0
 """Seconds a node's first connection may take, attempts and retries included."""
@@ -100,18 +107,37 @@ async def first_connect(
     finally:
         connecting = False
         stop.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_until_done(task)
     if task.cancelled() or task.exception() is not None:
         exc = None if task.cancelled() else task.exception()
         if exc is not None and not seen:
             if type(exc).__module__.split(".")[0] == "nkeys":  # a seed nkeys cannot read
                 raise ConnectFailed(f"the nkey seed is not usable: {exc}", "auth") from exc
             raise exc  # an option nats-py refused before trying
-        raise _failure(servers, seen + ([exc] if exc is not None else []), timeout) from (
-            seen[-1] if seen else exc
-        )
+        seen += [exc] if exc is not None else []
+        worst = next((e for e in reversed(seen) if _hopeless(e)), seen[-1] if seen else None)
+        raise _failure(servers, seen, worst, timeout) from worst
+
+
+async def cancel_until_done(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait for its end, cancelling it again every
+    :data:`CANCEL_AGAIN` seconds: on Python 3.11, :func:`asyncio.wait_for` (nats-py connects
+    with it) loses a cancellation that meets the end of the future it waits for."""
+    cancelled = False
+    while not task.done():
+        task.cancel()
+        try:
+            await asyncio.wait({task}, timeout=CANCEL_AGAIN)
+        except asyncio.CancelledError:
+            cancelled = True  # we are cancelled too: once ``task`` has ended
+    if not task.cancelled():
+        task.exception()  # retrieved (the caller reads it if it cares)
+    if cancelled:
+        raise asyncio.CancelledError
+
+
+CANCEL_AGAIN: Final = 0.25
+"""Seconds between the cancellations of :func:`cancel_until_done`."""
 
 
 def _check_files(options: dict[str, Any]) -> None:
@@ -138,9 +164,15 @@ def _refused(exc: BaseException) -> bool:
     )
 
 
-def _failure(servers: str | list[str], seen: list[BaseException], timeout: float) -> ConnectFailed:
+def _failure(
+    servers: str | list[str],
+    seen: list[BaseException],
+    worst: BaseException | None,
+    timeout: float,
+) -> ConnectFailed:
+    """The error for a first connection that failed: ``seen`` are the errors met, ``worst``
+    the one that tells most (a refused login or TLS failure, else the last)."""
     where = shown(servers)
-    worst = next((e for e in reversed(seen) if _hopeless(e)), seen[-1] if seen else None)
     if isinstance(worst, ssl.SSLError):
         return ConnectFailed(f"TLS with the NATS server at {where} failed: {worst}", "tls")
     if worst is not None and _hopeless(worst):
