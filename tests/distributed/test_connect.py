@@ -71,6 +71,21 @@ def test_no_server_is_a_connect_failure_that_says_so(closed_port: int) -> None:
     assert str(info.value).startswith(f"no NATS server at nats://127.0.0.1:{closed_port}: start")
 
 
+def test_a_server_that_never_answers_is_a_timeout() -> None:
+    with socket.socket() as listener:  # accepts connections (the kernel does), says nothing
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"nats://127.0.0.1:{listener.getsockname()[1]}"
+
+        async def go() -> None:
+            await connect(url, connect_timeout=0.5)
+
+        with pytest.raises(ConnectFailed) as info:
+            asyncio.run(go())
+    assert info.value.reason == "timeout"
+    assert str(info.value).startswith(f"could not connect to the NATS server at {url} within 0.5 s")
+
+
 @pytest.mark.parametrize("kind", ["password", "token", "nkey", "creds"])
 def test_refused_credentials_fail_at_once(kind: str, secured: Callable[[str], Secured]) -> None:
     """Refused credentials end the first connection at once: with a connect_timeout of a
