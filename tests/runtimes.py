@@ -153,6 +153,12 @@ class Facade:
     def notify(self, event: Any) -> None:
         self._run("notify", event)
 
+    def notify_all(self, events: list[Any]) -> None:
+        """``notify`` each of ``events`` in one turn of the worker (on asyncio, the manager
+        does not run between them: they reach it as one batch)."""
+        notify = self.mgr.notify
+        self.worker.run(lambda: [notify(event) for event in events] and None)
+
     def send(self, message: Any) -> None:
         self._run("send", message)
 
@@ -502,6 +508,18 @@ class IsolatedTaskRuntime(AioRuntime):
         return {"isolation": "task"}
 
 
+class BoundedIsolatedTaskRuntime(AioRuntime):
+    """The asyncio runtime, every handler isolated in a task with a bounded mailbox (large
+    enough that nothing is dropped): a bounded lane takes each event on its own rather than in
+    a batch, a path the unbounded variant never takes."""
+
+    name = "aio-isolated-task-bounded"
+    isolated = True
+
+    def isolation_for(self, handler: Any) -> dict[str, Any]:
+        return {"isolation": "task", "maxsize": 100_000}
+
+
 class IsolatedThreadAioRuntime(AioRuntime):
     """The asyncio runtime, every plain handler added with ``isolation="thread"`` (handlers
     with coroutine methods, which a thread does not run, with ``"task"``)."""
@@ -511,6 +529,17 @@ class IsolatedThreadAioRuntime(AioRuntime):
 
     def isolation_for(self, handler: Any) -> dict[str, Any]:
         return {"isolation": "task" if _has_coroutines(handler) else "thread"}
+
+
+class BoundedIsolatedThreadsRuntime(ThreadsRuntime):
+    """The thread runtime, every handler isolated with a bounded mailbox (large enough that
+    nothing is dropped): a bounded lane takes each event on its own rather than in a batch."""
+
+    name = "threads-isolated-bounded"
+    isolated = True
+
+    def isolation_for(self, handler: Any) -> dict[str, Any]:
+        return {"isolation": True, "maxsize": 100_000}
 
 
 class IsolatedThreadsRuntime(ThreadsRuntime):
@@ -562,8 +591,10 @@ RUNTIMES: dict[str, type[Runtime]] = {
     "threads": ThreadsRuntime,
     "threads-inline": InlineThreadsRuntime,
     "aio-isolated-task": IsolatedTaskRuntime,
+    "aio-isolated-task-bounded": BoundedIsolatedTaskRuntime,
     "aio-isolated-thread": IsolatedThreadAioRuntime,
     "threads-isolated": IsolatedThreadsRuntime,
+    "threads-isolated-bounded": BoundedIsolatedThreadsRuntime,
     "threads-inline-isolated": IsolatedInlineThreadsRuntime,
 }
 AVAILABLE = list(RUNTIMES)

@@ -311,6 +311,43 @@ def test_c22_event_raising_removes_only_that_handler(rt: Runtime, rec: Recorder)
     assert rec.of("after", "event") == ["e", "f"]
 
 
+def test_c22_a_crashed_handler_sees_no_event_queued_with_its_crash(
+    rt: Runtime, rec: Recorder
+) -> None:
+    # the events reach the manager together: the handler that crashed on the first must not
+    # be called for the ones behind it in the same batch
+    m = rt.start()
+    m.add_handler((H, "after"), spec(rec, "after"))
+    m.add_handler((H, "bad"), spec(rec, "bad", event=lambda h, e: 1 / 0 if e == 1 else None))
+    m.add_handler((H, "before"), spec(rec, "before"))
+    m.notify_all([1, 2, 3])
+    m.sync_notify(4)
+    assert rec.of("bad", "event") == [1]
+    assert rec.of("before", "event") == [1, 2, 3, 4]
+    assert rec.of("after", "event") == [1, 2, 3, 4]
+    assert m.which_handlers() == [(H, "before"), (H, "after")]
+
+
+def test_c22_every_handler_after_the_first_outcome_sees_the_event(
+    rt: Runtime, rec: Recorder
+) -> None:
+    # the first handler that does more than return None ends no round: each handler after it
+    # still gets the event, whether or not it returns something too
+    m = rt.start()
+    m.add_handler((H, "last"), spec(rec, "last"))
+    m.add_handler((H, "third"), spec(rec, "third", event=lambda h, e: Remove() if e == 1 else None))
+    m.add_handler((H, "second"), spec(rec, "second"))
+    m.add_handler((H, "first"), spec(rec, "first", event=raise_(ValueError("x"))))
+    m.sync_notify(1)
+    m.notify_all([2, 3])
+    m.sync_notify(4)
+    assert rec.of("first", "event") == [1]
+    assert rec.of("second", "event") == [1, 2, 3, 4]
+    assert rec.of("third", "event") == [1]
+    assert rec.of("last", "event") == [1, 2, 3, 4]
+    assert m.which_handlers() == [(H, "second"), (H, "last")]
+
+
 def test_c23_event_bad_return_removes_only_that_handler(rt: Runtime, rec: Recorder) -> None:
     m = rt.start()
     m.add_handler((H, "after"), spec(rec, "after"))

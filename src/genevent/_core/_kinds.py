@@ -88,5 +88,8 @@ def caught_up_detail(kind: str, caught_up: bool) -> str:
     ``sync_notify`` whose event the others had handled, dropped from the isolated ones'
     mailboxes)."""
     if caught_up:
-        return f" (it stopped before its isolated handlers caught up with {kind}, dropping their backlogs)"
+        return (
+            f" (it stopped before its isolated handlers caught up with {kind},"
+            " dropping their backlogs)"
+        )
     return f" (it stopped before {kind})"
