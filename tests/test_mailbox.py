@@ -20,13 +20,12 @@ from genevent import (
     EventHandler,
     MailboxFull,
     ManagerNotRunning,
-    _thread_owners,
-    _thread_server,
     aio,
     threads,
 )
 from genevent._mailbox import check_mailbox
 from genevent._overflow import OVERFLOW_POLICIES
+from genevent.threads import _exit, _state
 from tests.handlers import WAIT
 
 MAXSIZE = 100
@@ -497,7 +496,7 @@ def test_threads_stop_drain_false_answers_queued_requests(reports: Any) -> None:
     assert "refused 1 queued request" in line
 
 
-def test_exit_hook_counts_what_it_drops(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exit_hook_counts_what_it_drops(request: pytest.FixtureRequest) -> None:
     terminated: list[Any] = []
     GatedThread.gate = threading.Event()
     GatedThread.entered = threading.Event()
@@ -507,16 +506,12 @@ def test_exit_hook_counts_what_it_drops(monkeypatch: pytest.MonkeyPatch) -> None
     assert GatedThread.entered.wait(WAIT)
     for i in range(5):
         mgr.notify(i)
-    live = _thread_server._live
-    monkeypatch.setattr(_thread_server, "_live", {mgr._srv})
-    monkeypatch.setattr(threads, "EXIT_TIMEOUT", 0.0)
-    monkeypatch.setattr(_thread_owners, "_exiting", False)
+    request.addfinalizer(lambda: _state.set_exiting(False))  # a rehearsal: the hook on mgr only
     try:
-        threads._stop_all_at_exit()
+        _exit.stop_at_exit([mgr._srv], 0.0)
     finally:
         GatedThread.gate.set()
     mgr.wait_stopped(WAIT)
-    live.discard(mgr._srv)
     stats = mgr.stats()
     assert (stats.events, stats.dropped) == (1, 5)
     assert terminated == [("GatedThread", 1)]  # not stuck for ever: still terminated

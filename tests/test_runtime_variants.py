@@ -21,7 +21,7 @@ QUICK = ("genevent.aio._server", "quick")
 # the core's procedures yield the callback to run as an effect: the runtime's driver runs it
 AIO_CORE = ("genevent.aio._dispatch", "drive")
 THREAD_CORE = ("genevent._driver", "drive_sync")
-THREAD_LOOP = ("genevent._thread_server", "run")
+THREAD_LOOP = ("genevent.threads._server", "run")
 
 
 def _stack() -> set[tuple[str, str]]:

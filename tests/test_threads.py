@@ -21,10 +21,10 @@ from genevent import (
     InvalidOwner,
     OwnerExited,
     Stopped,
-    _thread_owners,
     aio,
     threads,
 )
+from genevent.threads import _state
 from tests.handlers import WAIT, H, Recorder, Spec
 
 
@@ -256,7 +256,7 @@ def test_failed_supervised_adds_leave_no_owner_watch(rec: Recorder) -> None:
                 mgr.add_sup_handler(
                     H, Spec(rec, init=lambda h: 1 / 0), owner=ended, on_exit=rec.notice
                 )
-    assert ended not in _thread_owners._watches
+    assert not _state.is_watched(ended)
 
 
 def test_stopped_manager_forgets_its_thread_id(rec: Recorder) -> None:

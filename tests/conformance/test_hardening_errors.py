@@ -35,10 +35,9 @@ from genevent import (
     StartFailed,
     Swap,
     Swapped,
-    _thread_owners,
-    _thread_server,
     threads,
 )
+from genevent.threads import _exit, _state
 from tests.handlers import H2, WAIT, H, Recorder, Spec, raise_, returns
 from tests.runtimes import Facade, Runtime, ThreadsRuntime
 
@@ -478,7 +477,7 @@ def test_bad_return_report_names_the_callback_and_what_it_may_return(
     assert report.genevent["callback"] == callback  # type: ignore[attr-defined]
 
 
-def test_exit_hook_logs_what_it_drops(monkeypatch: pytest.MonkeyPatch, reports: Any) -> None:
+def test_exit_hook_logs_what_it_drops(request: pytest.FixtureRequest, reports: Any) -> None:
     rec = Recorder()
     gate = threading.Event()
     gated = ThreadsRuntime().gated_handler()
@@ -489,16 +488,12 @@ def test_exit_hook_logs_what_it_drops(monkeypatch: pytest.MonkeyPatch, reports: 
     rec.wait("h", "waiting")
     for i in range(3):
         mgr.notify(i)
-    live = _thread_server._live
-    monkeypatch.setattr(_thread_server, "_live", {mgr._srv})
-    monkeypatch.setattr(threads, "EXIT_TIMEOUT", 0.0)
-    monkeypatch.setattr(_thread_owners, "_exiting", False)
+    request.addfinalizer(lambda: _state.set_exiting(False))  # a rehearsal: the hook on mgr only
     try:
-        threads._stop_all_at_exit()
+        _exit.stop_at_exit([mgr._srv], 0.0)
     finally:
         gate.set()
     mgr.wait_stopped(WAIT)
-    live.discard(mgr._srv)
     (record,) = [r for r in error_reports(reports) if "at exit" in r.getMessage()]
     text = record.getMessage()
     assert "3 queued events dropped" in text

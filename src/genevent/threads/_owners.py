@@ -6,18 +6,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-from ._errors import (
-    InvalidOwner,
-)
-from ._text import short
+from .._errors import InvalidOwner
+from .._text import short
+from . import _state
 
 
 class _Watcher(Protocol):
     """What a watch tells of its owner thread's end: a manager's server
-    (``genevent._thread_server._Server``, which imports this module)."""
+    (``genevent.threads._server._Server``, which imports this module)."""
 
     def owner_down(self, owner: Any, reason: BaseException | None) -> None: ...
 
@@ -27,11 +25,7 @@ _JOINER_RELEASE: Final = 1.0  # how often an idle owner-watching thread checks i
 
 # -- owners ------------------------------------------------------------------------------------
 
-_watch_lock = threading.Lock()
-_watches: dict[threading.Thread, _OwnerWatch] = {}
 _local = threading.local()
-_previous_excepthook: Callable[[threading.ExceptHookArgs], Any] | None = None
-_exiting = False
 
 
 class _Sentinel:
@@ -59,9 +53,9 @@ class _OwnerWatch:
     def subscribe(self, server: _Watcher) -> _OwnerWatch:
         """Report the thread's end to ``server``; return the watch that will (this one, or the
         one that replaced it after an idle watcher let go)."""
-        with _watch_lock:
+        with _state.watch_lock():
             if not self.fired:
-                reg = _watches.setdefault(self.thread, self)
+                reg: _OwnerWatch = _state.add_watch(self.thread, self)
                 reg.servers.add(server)
                 if not reg.local and reg.joiner is None:
                     reg.joiner = threading.Thread(
@@ -73,22 +67,21 @@ class _OwnerWatch:
         return self
 
     def unsubscribe(self, server: _Watcher) -> None:
-        with _watch_lock:
+        with _state.watch_lock():
             self.servers.discard(server)
 
     def fire(self) -> None:
         """The thread ended: tell every subscribed manager."""
-        if _exiting:
+        if _state.is_exiting():
             return
-        with _watch_lock:
+        with _state.watch_lock():
             if self.fired:
                 return
             self.fired = True
             self.reason, self.exc = self.exc, None
             servers = list(self.servers)
             self.servers.clear()
-            if _watches.get(self.thread) is self:
-                del _watches[self.thread]
+            _state.drop_watch(self.thread, self)
         for server in servers:
             server.owner_down(self.thread, self.reason)
 
@@ -99,11 +92,11 @@ class _OwnerWatch:
             if not thread.is_alive():
                 self.fire()
                 return
-            with _watch_lock:
+            with _state.watch_lock():
                 if self.local or not self.servers:
                     self.joiner = None
-                    if not self.local and _watches.get(thread) is self:
-                        del _watches[thread]
+                    if not self.local:
+                        _state.drop_watch(thread, self)
                     return
 
 
@@ -115,28 +108,25 @@ def _fire_local(reg: _OwnerWatch) -> None:
 def _excepthook(args: threading.ExceptHookArgs) -> None:
     thread = args.thread
     if thread is not None:
-        reg = _watches.get(thread)
+        reg = _state.find_watch(thread)
         if reg is not None:
             reg.exc = args.exc_value
-    hook = _previous_excepthook or threading.__excepthook__
+    hook = _state.previous_excepthook()
     hook(args)
 
 
 def _prepare_owner(owner: Any, *, from_owner: bool) -> _OwnerWatch | None:
     """The watch for ``owner`` (None for the main thread, which ends with the interpreter).
     ``from_owner``: called on the owner thread itself, so its locals can hold a sentinel."""
-    global _previous_excepthook
     if owner is threading.main_thread():
         return None
-    with _watch_lock:
-        if _previous_excepthook is None:
-            _previous_excepthook = threading.excepthook
-            threading.excepthook = _excepthook
-        reg = _watches.get(owner)
+    with _state.watch_lock():
+        _state.chain_excepthook(_excepthook)
+        reg: _OwnerWatch | None = _state.find_watch(owner)
         if reg is None:
             reg = _OwnerWatch(owner)
             if from_owner:  # another thread's watch is registered by subscribe(), if ever
-                _watches[owner] = reg
+                _state.add_watch(owner, reg)
         if from_owner and not reg.local:
             sentinel = getattr(_local, "sentinel", None)
             if sentinel is None:
@@ -154,16 +144,9 @@ def _check_owner(owner: Any) -> tuple[threading.Thread, _OwnerWatch | None]:
         raise InvalidOwner(f"owner {short(owner)} cannot be watched: pass a threading.Thread")
     if owner.ident is None:
         raise InvalidOwner(f"owner {short(owner)} is not started")
-    if isinstance(owner, threading._DummyThread) and owner not in _watches:
+    if isinstance(owner, threading._DummyThread) and not _state.is_watched(owner):
         raise InvalidOwner(
             f"owner {short(owner)} was not started by threading and cannot be joined; let it add "
             "the handler itself"
         )
     return owner, _prepare_owner(owner, from_owner=False)
-
-
-def _forget_watches() -> None:
-    """In a forked child: no owner thread of the parent exists here."""
-    global _watch_lock
-    _watch_lock = threading.Lock()
-    _watches.clear()

@@ -1,0 +1,104 @@
+"""The thread runtime's manager with a bounded mailbox (``start(maxsize=...)``): its
+``notify``, ``send`` and ``notify_wait``, and what a full mailbox does to them."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from .._checks import check_timeout
+from .._errors import ManagerNotRunning
+from .._mailbox import Bound
+from ._manager import EventManager
+from ._requests import _get_ident, _is_control, _monotonic, _Request
+from ._server import _Server
+
+E = TypeVar("E")
+
+
+class _BoundedEventManager(EventManager[E]):
+    """An :class:`EventManager` with a bounded mailbox (``start(maxsize=...)``): only
+    ``notify``, ``send`` and ``notify_wait`` differ, so that an unbounded manager's ``notify``
+    pays nothing for bounds. Room is found without a lock (see :mod:`genevent._mailbox`); a
+    full mailbox is handled by :func:`_put_full` under the bound's lock."""
+
+    def __init__(self, name: str | None, *, inline: bool, timing: bool, bound: Bound) -> None:
+        self._maxsize = bound.maxsize
+        super().__init__(name, inline=inline, timing=timing, bound=bound)
+
+    def notify(self, event: E) -> None:
+        srv = self._srv
+        if srv.closed:
+            srv.refused += 1
+            raise ManagerNotRunning(self)
+        if len(srv.mailbox) < self._maxsize:
+            self._append(event)
+        elif not _put_full(srv, event, self, None):
+            return
+        if srv.closed:  # stop was requested meanwhile: accepted only if it will be handled
+            srv.late(event, self)
+        if srv.sleeping:
+            srv.wake()
+
+    def notify_wait(self, event: E, *, timeout: float | None = None) -> None:
+        if timeout is not None:
+            timeout = check_timeout(timeout)
+        srv = self._srv
+        if srv.closed:
+            srv.refused += 1
+            raise ManagerNotRunning(self)
+        if len(srv.mailbox) < self._maxsize:
+            self._append(event)
+        elif not _put_full(srv, event, self, timeout):
+            return
+        if srv.closed:
+            srv.late(event, self)
+        if srv.sleeping:
+            srv.wake()
+
+    def send(self, message: Any) -> None:
+        srv = self._srv
+        if srv.closed:
+            srv.refused += 1
+            raise ManagerNotRunning(self)
+        req = _Request(srv.core.info, (message,), "info")
+        if len(srv.mailbox) < self._maxsize:
+            self._append(req)
+        elif not _put_full(srv, req, self, None):
+            return
+        if srv.closed:
+            srv.late(req, self)
+        if srv.sleeping:
+            srv.wake()
+
+
+def _put_full(srv: _Server, item: Any, who: Any, timeout: float | None) -> bool:
+    """``item`` (an event or info) met a full bounded mailbox: carry out the policy. Under
+    ``"block"`` wait for room for at most ``timeout`` seconds (None: as long as it takes;
+    never on the manager's own thread, which would wait for itself), then refuse it with
+    :class:`~genevent.MailboxFull`. Returns whether it was queued."""
+    bound: Bound = srv.bound  # type: ignore[assignment]
+    deadline: float | None = None
+    with bound.room:
+        while True:
+            if srv.closed:  # stopped (maybe while it waited)
+                bound.counts.refused += 1
+                raise ManagerNotRunning(who)
+            queued = bound.put_full(srv.mailbox, item, who, _is_control)
+            if queued is not None:
+                return queued
+            ident = _get_ident()
+            if ident in (srv.ident, srv.inline_ident) or timeout == 0.0:
+                raise bound.refuse(who)
+            remaining = None
+            if timeout is not None:
+                now = _monotonic()
+                if deadline is None:
+                    deadline = now + timeout
+                remaining = deadline - now
+                if remaining <= 0.0:
+                    raise bound.refuse(who)
+            bound.waiting += 1
+            try:
+                bound.room.wait(remaining)
+            finally:
+                bound.waiting -= 1
