@@ -29,22 +29,8 @@ class _Subscribing(Generic[E]):
 
     _srv: _Server
 
-    if TYPE_CHECKING:
-
-        def add_handler(
-            self,
-            handler: HandlerRef[E, Any, Any],
-            args: Any = ...,
-            *,
-            timeout: float | None = None,
-            restart: RestartPolicy = "temporary",
-            max_restarts: int = 3,
-            restart_period: float = 5.0,
-            isolation: bool = False,
-            maxsize: int | None = None,
-            overflow: LaneOverflow = "drop_oldest",
-            stop_timeout: float = STOP_TIMEOUT,
-        ) -> None: ...
+    if TYPE_CHECKING:  # the face's (see EventManager.add_handler)
+        add_handler: Callable[..., None]
 
     @overload
     def subscribe(
