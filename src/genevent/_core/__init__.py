@@ -33,7 +33,15 @@ from ._instructions import (
     is_plain_reply,
     misuse_hint,
 )
-from ._kinds import CONCERNED, COUNTED, DROPPABLE, LANE_RESULTS, Kind, caught_up_detail
+from ._kinds import (
+    CONCERNED,
+    COUNTED,
+    DROPPABLE,
+    LANE_RESULTS,
+    ORDERED,
+    Kind,
+    caught_up_detail,
+)
 from ._manager import ManagerCore
 from ._reasons import (
     BadReturn,
@@ -57,6 +65,7 @@ __all__ = (
     "MAYBE_INSTRUCTION",
     "NO_ARGS",
     "NO_HANDOFF",
+    "ORDERED",
     "RESTART_POLICIES",
     "Args",
     "BadReturn",

@@ -11,7 +11,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
-__all__ = ("CONCERNED", "COUNTED", "DROPPABLE", "LANE_RESULTS", "Kind", "caught_up_detail")
+__all__ = (
+    "CONCERNED",
+    "COUNTED",
+    "DROPPABLE",
+    "LANE_RESULTS",
+    "ORDERED",
+    "Kind",
+    "caught_up_detail",
+)
 
 
 class Kind(StrEnum):
@@ -76,6 +84,22 @@ CONCERNED: Final = frozenset(
 )
 """Requests that may concern isolated handlers: the runtime looks at these before it runs them
 (a call goes to the handler's lane, the others may wait for lanes to catch up)."""
+
+ORDERED: Final = frozenset(
+    {
+        Kind.WHICH_HANDLERS,
+        Kind.GET_STATE,
+        Kind.DELETE_HANDLER,
+        Kind.SWAP_HANDLER,
+        Kind.SWAP_SUP_HANDLER,
+        Kind.OWNER_DOWN,
+    }
+)
+"""Requests that read or change the handler table: with isolated handlers, each takes its
+place in mailbox order among what they bring back (it runs once every isolated handler is past
+what was queued before it), so it sees and changes the table gen_event would show. An
+``add_handler`` waits only when its id is installed, a ``call`` only when its handler is not
+isolated (a call to an isolated handler goes to that handler's lane)."""
 
 DROPPABLE: Final = frozenset({Kind.INFO})
 """Requests a stop that drops the backlog drops (and counts) as it drops events; every other

@@ -28,7 +28,6 @@ Each runtime is the lane's *host* (see :class:`Host`); this package holds what b
 from ._items import LANE_OVERFLOW, STOP_TIMEOUT, Barrier, Isolation, LaneOverflow, check_isolation
 from ._lane import Host, Lane, Order, running_lane
 from ._outcomes import (
-    LANE_RESULTS,
     applied,
     call_applied,
     drop_backlogs,
@@ -37,10 +36,7 @@ from ._outcomes import (
     reap,
 )
 from ._requests import (
-    CAUGHT_UP,
-    CONCERNED,
     pass_call,
-    stopped_before,
     takes_its_place,
     when_caught_up,
 )
@@ -48,10 +44,7 @@ from ._task_lane import TaskLane
 from ._thread_lane import ThreadLane
 
 __all__ = (
-    "CAUGHT_UP",
-    "CONCERNED",
     "LANE_OVERFLOW",
-    "LANE_RESULTS",
     "STOP_TIMEOUT",
     "Barrier",
     "Host",
@@ -70,7 +63,6 @@ __all__ = (
     "pass_call",
     "reap",
     "running_lane",
-    "stopped_before",
     "takes_its_place",
     "when_caught_up",
 )

@@ -5,7 +5,7 @@ serves or closes after the table changed, and the lanes a stop drops or leaves b
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any
 
 from .._core import Entry, ManagerCore, Procedure, Raised, Returned
 from .._driver import FATAL, log
@@ -14,7 +14,6 @@ from .._mailbox import log_backlog
 from ._lane import Lane
 
 __all__ = (
-    "LANE_RESULTS",
     "applied",
     "call_applied",
     "drop_backlogs",
@@ -22,12 +21,6 @@ __all__ = (
     "left_behind",
     "reap",
 )
-
-
-LANE_RESULTS: Final = frozenset({"lane", "lane call", "lane order"})
-"""The kinds of the messages that bring isolated handlers' outcomes back to the manager (and
-wake it when a lane passed a place an outcome waits for): applied in mailbox order (see
-:class:`Order`), never dropped by a stop, never held."""
 
 
 def applied(

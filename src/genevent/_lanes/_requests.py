@@ -8,64 +8,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from .._core import ManagerCore
+from .._core import ORDERED, Kind, ManagerCore
 from ._items import Barrier
 from ._lane import Lane
 
 __all__ = (
-    "CAUGHT_UP",
-    "CONCERNED",
     "pass_call",
-    "stopped_before",
     "takes_its_place",
     "when_caught_up",
 )
 
 
-CONCERNED: Final = frozenset(
-    {
-        "call",
-        "sync_notify",
-        "which_handlers",
-        "get_state",
-        "delete_handler",
-        "add_handler",
-        "add_sup_handler",
-        "swap_handler",
-        "swap_sup_handler",
-        "owner_down",
-    }
-)
-"""Requests that may concern isolated handlers (the runtime looks at these before it runs
-them: a call goes to the handler's lane, the others may wait for lanes to catch up)."""
-
-
-CAUGHT_UP: Final = " (isolated handlers caught up)"
-"""Appended to a request's name when it comes back to the mailbox after its barrier."""
-
-
-def stopped_before(what: str) -> str:
-    """The detail of the :class:`ManagerNotRunning` a queued request gets from a stop that
-    drops the backlog (a ``sync_notify`` waiting for isolated handlers: its event was
-    handled by the others, and dropped from the isolated ones' mailboxes)."""
-    if what.endswith(CAUGHT_UP):
-        return (
-            f" (it stopped before its isolated handlers caught up with {what[: -len(CAUGHT_UP)]}"
-            ", dropping their backlogs)"
-        )
-    return f" (it stopped before {what})"
-
-
-_ORDERED: Final = frozenset(
-    {
-        "which_handlers",
-        "get_state",
-        "delete_handler",
-        "swap_handler",
-        "swap_sup_handler",
-        "owner_down",
-    }
-)
+_MAYBE_ORDERED: Final = frozenset({Kind.ADD_HANDLER, Kind.ADD_SUP_HANDLER, Kind.CALL})
 
 
 def takes_its_place(core: ManagerCore, what: str, args: tuple[Any, ...]) -> bool:
@@ -80,10 +34,10 @@ def takes_its_place(core: ManagerCore, what: str, args: tuple[Any, ...]) -> bool
     reference first (``old, args1, new`` for the swaps)."""
     if not core.isolated:
         return False
-    if what in _ORDERED:
+    if what in ORDERED:
         return True
-    if what in ("add_handler", "add_sup_handler", "call"):
-        return core.find(args[0]) is None if what == "call" else core.find(args[0]) is not None
+    if what in _MAYBE_ORDERED:
+        return core.find(args[0]) is None if what == Kind.CALL else core.find(args[0]) is not None
     return False
 
 

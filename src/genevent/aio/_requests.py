@@ -105,9 +105,9 @@ def expire(
 def timeout_error(
     srv: _Server, what: str, timeout: float, ahead: int, args: tuple[Any, ...] = ()
 ) -> CallTimeout:
-    label = f"call to {_name(args[0])}" if what is Kind.CALL and args else what
+    label = f"call to {_name(args[0])}" if what == Kind.CALL and args else what
     running = None
-    if what is Kind.CALL and args and srv.core.isolated:
+    if what == Kind.CALL and args and srv.core.isolated:
         entry = srv.core.find(args[0])
         if entry is not None and entry.lane is not None:
             label = f"call to isolated handler {_name(args[0])}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from .._checks import check_timeout
+from .._core import Kind
 from .._errors import ManagerNotRunning
 from .._mailbox import Bound
 from ._manager import EventManager
@@ -60,7 +61,7 @@ class _BoundedEventManager(EventManager[E]):
         if srv.closed:
             srv.refused += 1
             raise ManagerNotRunning(self)
-        req = _Request(srv.core.info, (message,), "info")
+        req = _Request(srv.core.info, (message,), Kind.INFO)
         if len(srv.mailbox) < self._maxsize:
             self._append(req)
         elif not _put_full(srv, req, self, None):

@@ -9,6 +9,7 @@ import concurrent.futures
 import time
 from typing import Any
 
+from .._core import Kind
 from .._errors import CallingSelf, CallTimeout, ManagerNotRunning, _name
 from .._mailbox import log_backlog
 from ._owners import _OwnerWatch
@@ -30,7 +31,7 @@ def _request(
     who: Any,
     proc: Any,
     args: tuple[Any, ...],
-    what: str,
+    what: Kind,
     timeout: float | None,
     watch: _OwnerWatch | None = None,
 ) -> Any:
@@ -61,7 +62,7 @@ def _request(
 
 
 def _submit(
-    srv: _Server, who: Any, proc: Any, args: tuple[Any, ...], what: str
+    srv: _Server, who: Any, proc: Any, args: tuple[Any, ...], what: Kind
 ) -> concurrent.futures.Future[Any]:
     """Post a request answered through the future returned."""
     _check_caller(srv, who, what)
@@ -99,7 +100,7 @@ async def _await(
 
 def _stop_dropping(srv: _Server, who: Any, timeout: float | None) -> None:
     """``stop(drain=False)`` up to the stop's answer."""
-    fut = _submit(srv, who, _STOP, (), "stop")  # CallingSelf here; ManagerNotRunning in fut
+    fut = _submit(srv, who, _STOP, (), Kind.STOP)  # CallingSelf here; ManagerNotRunning in fut
     if not fut.done():  # posted: this stop closed the manager, and drops what is queued
         events, requests = drop_backlog(srv)
         log_backlog(who, events, requests, "at stop(drain=False)")
@@ -127,9 +128,9 @@ def _timeout_error(
 ) -> CallTimeout:
     """The :class:`CallTimeout` for a request that timed out now (a call to an isolated
     handler names it, and what it is running)."""
-    label = f"call to {_name(args[0])}" if what == "call" and args else what
+    label = f"call to {_name(args[0])}" if what == Kind.CALL and args else what
     running = None
-    if what == "call" and args and srv.core.isolated:
+    if what == Kind.CALL and args and srv.core.isolated:
         entry = srv.core.find(args[0])
         if entry is not None and entry.lane is not None:
             label = f"call to isolated handler {_name(args[0])}"

@@ -11,6 +11,7 @@ import time
 from typing import Final
 
 from .. import _registry
+from .._core import Kind
 from .._driver import log
 from .._errors import (
     ManagerNotRunning,
@@ -58,7 +59,7 @@ def _stop_servers(servers: list[_Server], timeout: float) -> None:
         server.exit_drain_until = start + timeout * _EXIT_DRAIN_SHARE
         server.exit_until = start + timeout
         with contextlib.suppress(ManagerNotRunning):
-            server.post(_Request(_STOP, (), "stop"), server)
+            server.post(_Request(_STOP, (), Kind.STOP), server)
     deadline = start + timeout
     for server in servers:
         if server.thread is not here:

@@ -9,9 +9,16 @@ import threading
 from collections import deque
 from typing import Any, Protocol
 
-from .._core import Invoke, ManagerCore, Raised, Returned
+from .._core import (
+    COUNTED,
+    LANE_RESULTS,
+    Invoke,
+    Kind,
+    ManagerCore,
+    Raised,
+    Returned,
+)
 from .._lanes import (
-    CAUGHT_UP,
     Lane,
     Order,
     ThreadLane,
@@ -22,8 +29,6 @@ from .._lanes import (
 )
 from ._requests import (
     _CALL,
-    _INTERNAL,
-    _LANE_RESULTS,
     _STOP,
     _monotonic,
     _nothing,
@@ -101,12 +106,12 @@ def isolated(srv: _Host, req: _Request) -> bool:
     :func:`hold_until`). True when ``req`` was taken care of (False: run it now)."""
     what = req.what
     core = srv.core
-    if what == "call" and pass_call(core, req.args[0], req.args[1], req):
+    if what is Kind.CALL and pass_call(core, req.args[0], req.args[1], req):
         return True
-    if what == "sync_notify":
-        core.requests += 1
+    if what is Kind.SYNC_NOTIFY:
+        core.count_request()  # its event is counted by dispatch
         req.proc, event, req.args = _nothing, req.args[0], ()
-        req.what = what + CAUGHT_UP
+        req.caught_up = True
         try:
             srv.dispatch(event)
         finally:  # answered once every isolated handler handled it too
@@ -119,11 +124,11 @@ def isolated(srv: _Host, req: _Request) -> bool:
     order = srv._lane_order
     if order.take_place(srv.lanes, req):
         return False  # every isolated handler is past it: it runs now
-    if what not in _INTERNAL:
-        core.requests += 1
+    if what in COUNTED:
+        core.count_request()
     if req.proc is _CALL:  # by then the handler it names may be isolated: the core's way
         req.proc = core.call
-    req.what = what + CAUGHT_UP
+    req.caught_up = True
     if not srv.closed:  # stopping: it runs in its turn, the stop handles the rest
         hold_until(srv, req)
     return True
@@ -141,7 +146,7 @@ def hold_until(srv: _Host, req: _Request) -> None:
         while order.holds(req):
             if mailbox:
                 msg = mailbox.popleft()
-                if msg.__class__ is _Request and msg.what in _LANE_RESULTS:
+                if msg.__class__ is _Request and msg.what in LANE_RESULTS:
                     srv.handle(msg)
                     continue
                 held.append(msg)
@@ -169,7 +174,7 @@ def settle(srv: _Host) -> None:
     """The core's :class:`Settle`: the isolated handlers get past what was queued before
     the message being handled (what they bring back is applied meanwhile, in order); the
     manager holds its other messages until then. Not while stopping."""
-    marker = _Request(_nothing, (), "settle")
+    marker = _Request(_nothing, (), Kind.SETTLE)
     if not srv._lane_order.take_place(srv.lanes, marker) and not srv.closed:
         hold_until(srv, marker)
 

@@ -16,6 +16,7 @@ from .._checks import check_add, check_on_exit, check_ref, check_timeout
 from .._core import (
     NO_ARGS,
     HandlerExit,
+    Kind,
     RestartPolicy,
 )
 from .._driver import FATAL
@@ -209,7 +210,7 @@ class EventManager(_Subscribing[E]):
         sent to the manager). Safe from any thread."""
         srv = self._srv
         try:
-            srv.post(_Request(srv.core.info, (message,), "info"), self)
+            srv.post(_Request(srv.core.info, (message,), Kind.INFO), self)
         except ManagerNotRunning:
             srv.refused += 1
             raise
@@ -248,19 +249,19 @@ class EventManager(_Subscribing[E]):
                 if timeout is not None and _monotonic() - t0 > timeout:
                     raise CallTimeout("sync_notify", timeout, queued_ahead=0)
                 return
-        _request(self._srv, self, _SYNC_NOTIFY, (event,), "sync_notify", timeout)
+        _request(self._srv, self, _SYNC_NOTIFY, (event,), Kind.SYNC_NOTIFY, timeout)
 
     def sync_notify_future(self, event: E) -> concurrent.futures.Future[None]:
         """As :meth:`sync_notify`, without blocking: the future is done once every handler has
         handled ``event``. Wait with ``f.result(timeout)`` or ``await asyncio.wrap_future(f)``."""
-        return _submit(self._srv, self, _SYNC_NOTIFY, (event,), "sync_notify")
+        return _submit(self._srv, self, _SYNC_NOTIFY, (event,), Kind.SYNC_NOTIFY)
 
     async def async_sync_notify(self, event: E, *, timeout: float | None = None) -> None:
         """Coroutine form of :meth:`sync_notify` for asyncio code: awaits the answer without
         blocking the event loop."""
         timeout = check_timeout(timeout)
         ahead = len(self._srv.mailbox)
-        fut = _submit(self._srv, self, _SYNC_NOTIFY, (event,), "sync_notify")
+        fut = _submit(self._srv, self, _SYNC_NOTIFY, (event,), Kind.SYNC_NOTIFY)
         await _await(fut, self._srv, "sync_notify", timeout, ahead)
 
     def call(
@@ -277,7 +278,7 @@ class EventManager(_Subscribing[E]):
             timeout = check_timeout(timeout)
             if timeout == 0.0:  # never inline: delivered, and the caller times out at once
                 check_ref(handler)
-                return _request(self._srv, self, _CALL, (handler, request), "call", timeout)  # type: ignore[no-any-return]
+                return _request(self._srv, self, _CALL, (handler, request), Kind.CALL, timeout)  # type: ignore[no-any-return]
         srv = self._srv
         if srv.inline:
             _check_caller(self._srv, self, "call")
@@ -313,7 +314,7 @@ class EventManager(_Subscribing[E]):
         ):
             raise CallingSelf(self, "call")
         args = (handler, request)
-        req = _Request(_CALL, args, "call")
+        req = _Request(_CALL, args, Kind.CALL)
         lock = req.lock = _allocate_lock()
         lock.acquire()
         ahead = len(srv.mailbox)
@@ -333,7 +334,7 @@ class EventManager(_Subscribing[E]):
         """As :meth:`call`, without blocking (OTP's ``send_request``): many calls may be in
         flight. The future holds the reply or the error :meth:`call` would raise. Wait with
         ``f.result(timeout)`` or ``await asyncio.wrap_future(f)``."""
-        return _submit(self._srv, self, _CALL, (handler, request), "call")
+        return _submit(self._srv, self, _CALL, (handler, request), Kind.CALL)
 
     async def acall(
         self, handler: HandlerRef[Any, Req, Rep], request: Req, timeout: float | None = 5.0
@@ -343,7 +344,7 @@ class EventManager(_Subscribing[E]):
         timeout = check_timeout(timeout)
         check_ref(handler)
         ahead = len(self._srv.mailbox)
-        fut = _submit(self._srv, self, _CALL, (handler, request), "call")
+        fut = _submit(self._srv, self, _CALL, (handler, request), Kind.CALL)
         return await _await(fut, self._srv, "call", timeout, ahead, (handler,))  # type: ignore[no-any-return]
 
     def add_handler(
@@ -385,7 +386,7 @@ class EventManager(_Subscribing[E]):
             self,
             self._srv.core.add_handler,
             (handler, args, None, None, spec, lane),
-            "add_handler",
+            Kind.ADD_HANDLER,
             timeout,
         )
 
@@ -425,7 +426,7 @@ class EventManager(_Subscribing[E]):
             self,
             self._srv.core.add_handler,
             (handler, args, owner_thread, on_exit, spec, lane),
-            "add_sup_handler",
+            Kind.ADD_SUP_HANDLER,
             timeout,
             reg,
         )
@@ -443,7 +444,7 @@ class EventManager(_Subscribing[E]):
             self,
             self._srv.core.delete_handler,
             (handler, args),
-            "delete_handler",
+            Kind.DELETE_HANDLER,
             timeout,
         )
 
@@ -469,7 +470,7 @@ class EventManager(_Subscribing[E]):
             self,
             _swap_proc,
             (self._srv.core, old, args1, new, args2, False, None, None),
-            "swap_handler",
+            Kind.SWAP_HANDLER,
             timeout,
         )
 
@@ -497,7 +498,7 @@ class EventManager(_Subscribing[E]):
             self,
             _swap_proc,
             (self._srv.core, old, args1, new, args2, True, owner_thread, on_exit),
-            "swap_sup_handler",
+            Kind.SWAP_SUP_HANDLER,
             timeout,
             reg,
         )
@@ -514,14 +515,17 @@ class EventManager(_Subscribing[E]):
                 return srv.core.which_handlers()
             finally:
                 srv.leave_inline()
-        return _request(self._srv, self, _which_proc, (self._srv.core,), "which_handlers", timeout)  # type: ignore[no-any-return]
+        found: list[Any] = _request(
+            self._srv, self, _which_proc, (self._srv.core,), Kind.WHICH_HANDLERS, timeout
+        )
+        return found
 
     def get_state(self, *, timeout: float | None = None) -> list[tuple[Any, Any]]:
         """``[(handler, state)]``, newest first (OTP's ``sys:get_state``): each handler's
         ``format_status()`` if it has one, else a copy of its attributes, taken in order with
         the other messages."""
         timeout = check_timeout(timeout)
-        return _request(self._srv, self, self._srv.core.get_state, (), "get_state", timeout)  # type: ignore[no-any-return]
+        return _request(self._srv, self, self._srv.core.get_state, (), Kind.GET_STATE, timeout)  # type: ignore[no-any-return]
 
     def stop(self, *, drain: bool = True, timeout: float | None = None) -> None:
         """Terminate every handler, newest first, with :class:`~genevent.Stopped`, tell their
@@ -539,7 +543,7 @@ class EventManager(_Subscribing[E]):
             raise TypeError(f"drain must be True or False, not {short(drain)}")
         deadline = None if timeout is None else time.monotonic() + timeout
         if drain:
-            _request(self._srv, self, _STOP, (), "stop", timeout)
+            _request(self._srv, self, _STOP, (), Kind.STOP, timeout)
         else:
             _stop_dropping(self._srv, self, timeout)
         self._finalizer.detach()
@@ -549,7 +553,7 @@ class EventManager(_Subscribing[E]):
         """As :meth:`stop`, without blocking: the future is done once every handler was
         terminated and the name freed (the thread ends right after; :meth:`wait_stopped` joins
         it). The future fails with :class:`ManagerNotRunning` if the manager already stopped."""
-        return _submit(self._srv, self, _STOP, (), "stop")
+        return _submit(self._srv, self, _STOP, (), Kind.STOP)
 
     def __enter__(self) -> EventManager[E]:
         return self

@@ -10,18 +10,17 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from .._core import HandlerExit, ManagerCore, Procedure
-from .._lanes import CAUGHT_UP, CONCERNED, LANE_RESULTS, Lane
+from .._core import (
+    DROPPABLE,
+    HandlerExit,
+    Kind,
+    ManagerCore,
+    Procedure,
+)
+from .._lanes import Lane
 from ._owners import _OwnerWatch
 
 _STOP: Final = object()
-_LANE_RESULTS: Final = LANE_RESULTS
-_INTERNAL: Final = frozenset(
-    {"info", "owner_down", "stream close", "restart"}
-    | _LANE_RESULTS
-    | {what + CAUGHT_UP for what in CONCERNED}  # counted when they first came in
-)
-"""Messages that are not control requests (metrics count them elsewhere, or not at all)."""
 _SYNC_NOTIFY: Final = object()
 _CALL: Final = object()  # a call, answered through _Server.call's fast path
 _FOREVER: Final = threading.TIMEOUT_MAX  # timeouts this long or longer mean "no timeout"
@@ -36,14 +35,26 @@ class _Request:
     A caller waits on ``lock`` (acquired at creation, released with the answer) or on
     ``future``; requests that nobody waits for (``send``, owner_down) have neither."""
 
-    __slots__ = ("args", "error", "future", "lock", "proc", "value", "via", "watch", "what")
+    __slots__ = (
+        "args",
+        "caught_up",
+        "error",
+        "future",
+        "lock",
+        "proc",
+        "value",
+        "via",
+        "watch",
+        "what",
+    )
 
     def __init__(
-        self, proc: Callable[..., Procedure] | object, args: tuple[Any, ...], what: str
+        self, proc: Callable[..., Procedure] | object, args: tuple[Any, ...], what: Kind
     ) -> None:
         self.proc = proc
         self.args = args
         self.what = what
+        self.caught_up = False  # back in the mailbox after isolated handlers caught up
         self.lock: Any = None
         self.future: concurrent.futures.Future[Any] | None = None
         self.value: Any = None
@@ -68,7 +79,7 @@ def _answer(req: _Request, value: Any) -> None:
 
 def _is_control(msg: Any) -> bool:
     """A control request (never dropped), as opposed to an event or an info message."""
-    return msg.__class__ is _Request and msg.what != "info"
+    return msg.__class__ is _Request and msg.what not in DROPPABLE
 
 
 def _droppable(msg: Any) -> bool:

@@ -18,10 +18,14 @@ from operator import length_hint as _left
 from typing import Any, Protocol
 
 from .._core import (
+    CONCERNED,
+    COUNTED,
+    LANE_RESULTS,
     MAYBE_INSTRUCTION,
     Entry,
     HandlerExit,
     Invoke,
+    Kind,
     ManagerCore,
     Procedure,
     Raised,
@@ -31,6 +35,7 @@ from .._core import (
     TellOwner,
     Unwatch,
     Watch,
+    caught_up_detail,
 )
 from .._driver import (
     CRASHES,
@@ -47,7 +52,6 @@ from .._errors import (
     ManagerNotRunning,
 )
 from .._lanes import (
-    CONCERNED,
     Lane,
     Order,
     ThreadLane,
@@ -55,7 +59,6 @@ from .._lanes import (
     call_applied,
     reap,
     running_lane,
-    stopped_before,
 )
 from .._mailbox import Bound
 from .._metrics import Timings
@@ -63,8 +66,6 @@ from . import _lanes_host, _stop
 from ._owners import _OwnerWatch, _prepare_owner
 from ._requests import (
     _CALL,
-    _INTERNAL,
-    _LANE_RESULTS,
     _STOP,
     _SYNC_NOTIFY,
     _allocate_lock,
@@ -227,12 +228,12 @@ class _Server:
     def interrupt(self) -> None:
         """A KeyboardInterrupt or SystemExit ran through an inline request: stop as by stop."""
         with contextlib.suppress(ManagerNotRunning):
-            self.post(_Request(_STOP, (), "stop"), self)
+            self.post(_Request(_STOP, (), Kind.STOP), self)
 
     def owner_down(self, owner: Any, reason: BaseException | None) -> None:
         """An owner thread ended (called from that thread, or from its watcher)."""
         with contextlib.suppress(ManagerNotRunning):
-            self.post(_Request(self.core.owner_down, (owner, reason), "owner_down"), self)
+            self.post(_Request(self.core.owner_down, (owner, reason), Kind.OWNER_DOWN), self)
 
     # -- the loop (manager thread) ------------------------------------------------------------
 
@@ -323,14 +324,19 @@ class _Server:
             run_lock.release()
 
     def handle(self, req: _Request) -> None:
-        if req.what in _LANE_RESULTS:
+        if req.what in LANE_RESULTS:
             _lanes_host.lane_results(self, req)
             return
-        if self.core.isolated and req.what in CONCERNED and _lanes_host.isolated(self, req):
+        if (
+            self.core.isolated
+            and req.what in CONCERNED
+            and not req.caught_up
+            and _lanes_host.isolated(self, req)
+        ):
             return
         proc = req.proc
         if proc is _CALL:  # the usual request first, with the fast path's common case inline
-            self.core.requests += 1
+            self.core.count_request()
             handler, request = req.args
             lock = req.lock
             entry = self.core.by_ref.get(handler) if lock is not None else None
@@ -349,8 +355,8 @@ class _Server:
                     outcome = Returned(result)
                 self.finish_call(req, entry, outcome, request)
                 return
-        elif req.what not in _INTERNAL:
-            self.core.requests += 1
+        elif req.what in COUNTED and not req.caught_up:
+            self.core.count_request()
         try:
             self.run_request(req)
         finally:
@@ -540,7 +546,7 @@ class _Server:
         """A restart's next attempt is due (on the timer's thread)."""
         self.retries.discard(timer)
         with contextlib.suppress(ManagerNotRunning):
-            self.post(_Request(self.core.retry_restart, (handler,), "restart"), self)
+            self.post(_Request(self.core.retry_restart, (handler,), Kind.RESTART), self)
 
     def watch(self, owner: Any) -> None:
         if owner in self.watched:
@@ -581,7 +587,7 @@ class _Server:
             if not sealed:
                 self.mailbox.append(req)
         if sealed:
-            _fail(req, ManagerNotRunning(self.label(), stopped_before(req.what)))
+            _fail(req, ManagerNotRunning(self.label(), caught_up_detail(req.what, req.caught_up)))
             return
         if self.sleeping:
             self.wake()
@@ -596,7 +602,7 @@ class _Server:
         seq: float,
     ) -> None:
         """Host side of an isolated handler: an outcome that changes the table."""
-        req = _Request(applied, (self.core, entry, out, message, callback), "lane")
+        req = _Request(applied, (self.core, entry, out, message, callback), Kind.LANE)
         req.via = (lane, seq)
         self.lane_post(req)
 
@@ -611,7 +617,7 @@ class _Server:
 
     def lane_recheck(self) -> None:
         """Host side of an isolated handler: it passed a place an outcome waits for."""
-        self.lane_post(_Request(_nothing, (), "lane order"))
+        self.lane_post(_Request(_nothing, (), Kind.LANE_ORDER))
 
     def lane_reply(self, req: Any, value: Any) -> None:
         """Host side of an isolated handler: a plain reply, straight to the caller."""

@@ -12,16 +12,20 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .. import _registry
-from .._core import Procedure
+from .._core import (
+    LANE_RESULTS,
+    Kind,
+    Procedure,
+    caught_up_detail,
+)
 from .._driver import log
 from .._errors import ManagerNotRunning
-from .._lanes import drop_backlogs, stopped_before
+from .._lanes import drop_backlogs
 from .._mailbox import Bound, log_backlog, take_backlog
 from . import _lanes_host, _state
 from ._lanes_host import _Host
 from ._owners import _OwnerWatch
 from ._requests import (
-    _LANE_RESULTS,
     _STOP,
     _answer,
     _droppable,
@@ -91,8 +95,8 @@ def finish(srv: _Stopping, stops: list[_Request], interrupted: BaseException | N
                     srv.dispatch(msg)
                 elif msg.proc is _STOP:
                     stops.append(msg)
-                elif srv.dropping and msg.what not in _LANE_RESULTS:
-                    why = stopped_before(msg.what)
+                elif srv.dropping and msg.what not in LANE_RESULTS:
+                    why = caught_up_detail(msg.what, msg.caught_up)
                     _fail(msg, ManagerNotRunning(srv.label(), why))
                 else:  # what isolated handlers bring back is applied even then
                     srv.handle(msg)
@@ -175,14 +179,14 @@ def drop_backlog(srv: _Stopping) -> tuple[int, int]:
     with srv.seal_lock:
         srv.dropped += events
     # a stop, and what isolated handlers brought back (a crash is reported as a crash)
-    kept = [m for m in rest if m.proc is _STOP or m.what in _LANE_RESULTS]
+    kept = [m for m in rest if m.proc is _STOP or m.what in LANE_RESULTS]
     with srv.post_lock:
         srv.mailbox.extend(kept)
     refused = 0
     for msg in rest:
-        if msg.proc is not _STOP and msg.what not in _LANE_RESULTS:
+        if msg.proc is not _STOP and msg.what not in LANE_RESULTS:
             refused += 1
-            _fail(msg, ManagerNotRunning(srv.label(), stopped_before(msg.what)))
+            _fail(msg, ManagerNotRunning(srv.label(), caught_up_detail(msg.what, msg.caught_up)))
     drop_lanes(srv)
     srv.room()
     if srv.sleeping:
@@ -201,7 +205,7 @@ def abandoned(server: _Stopping) -> None:
     if server.closed:
         return
     with contextlib.suppress(ManagerNotRunning):
-        server.post(_Request(_STOP, (), "stop"), server)  # it drains what it accepted first
+        server.post(_Request(_STOP, (), Kind.STOP), server)  # it drains what it accepted first
     # after the stop is posted: under ``-W error`` the warning raises (and is printed)
     warnings.warn(
         f"genevent manager {server!r} was garbage collected while running; stopping it "

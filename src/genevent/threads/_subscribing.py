@@ -9,7 +9,10 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from .._checks import check_subscribe
-from .._core import RestartPolicy
+from .._core import (
+    Kind,
+    RestartPolicy,
+)
 from .._errors import ManagerNotRunning
 from .._handler import HandlerRef
 from .._lanes import STOP_TIMEOUT, LaneOverflow
@@ -179,4 +182,4 @@ class _Subscribing(Generic[E]):
     def _remove_stream(self, stream: EventStream[Any]) -> None:
         srv = self._srv
         with contextlib.suppress(ManagerNotRunning):  # nobody waits: gone already is fine
-            srv.post(_Request(srv.core.delete_handler, (stream.ref, None), "stream close"), self)
+            srv.post(_Request(srv.core.delete_handler, (stream.ref, None), Kind.STREAM_CLOSE), self)
