@@ -70,8 +70,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "core-concerned-kinds",
         "which_handlers no longer waits for isolated handlers to catch up",
         "_core/_kinds.py",
-        "        Kind.WHICH_HANDLERS,\n",
-        "",
+        "        Kind.SYNC_NOTIFY,\n        Kind.WHICH_HANDLERS,\n",
+        "        Kind.SYNC_NOTIFY,\n",
         _ISOLATED,
     ),
     Mutant(
