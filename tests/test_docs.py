@@ -187,3 +187,35 @@ def test_demo_output_in_the_tutorial(capsys: pytest.CaptureFixture[str]) -> None
     printed = capsys.readouterr().out
     for block in demo:
         assert block.output == printed, block.name
+
+
+def _readme_tree() -> set[str]:
+    """The files the README's layout tree lists, as paths under ``src/genevent``."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("\nsrc/genevent/\n", 1)[1].split("```", 1)[0]
+    found: set[str] = set()
+    parents: list[str] = []
+    for line in block.splitlines():
+        match = re.match(r"^((?:│   |    )*)[├└]── (\S+)", line)
+        if match is None:
+            continue
+        depth = len(match.group(1)) // 4
+        name = match.group(2)
+        del parents[depth:]
+        if name.endswith("/"):
+            parents.append(name.rstrip("/"))
+        else:
+            found.add("/".join([*parents, name]))
+    return found
+
+
+def test_the_readme_tree_lists_every_source_file() -> None:
+    src = ROOT / "src" / "genevent"
+    files = {
+        p.relative_to(src).as_posix()
+        for p in src.rglob("*")
+        if p.is_file() and p.suffix in {".py", ".typed"} and "__pycache__" not in p.parts
+    }
+    listed = _readme_tree()
+    assert sorted(files - listed) == [], "in src/ but not in the README's tree"
+    assert sorted(listed - files) == [], "in the README's tree but not in src/"

@@ -258,3 +258,12 @@ def test_a_runtime_does_not_reach_the_other(runtime: str) -> None:
             reached.add(target)
             todo.append(target)
     assert sorted(m for m in reached if of(theirs, m)) == []
+
+
+def test_no_source_file_is_longer_than_650_lines() -> None:
+    long = {
+        p.relative_to(SRC).as_posix(): n
+        for p in SRC.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 650
+    }
+    assert long == {}, "split these by concern"

@@ -46,6 +46,7 @@ class Mutant:
 _CONF = "tests/conformance"
 _AIO_QUEUED = (_CONF, "tests/test_runtime_variants.py", "-k", "aio-queued or queued")
 _AIO_INLINE = (_CONF, "-k", "aio and not queued and not isolated")
+_THREADS = (_CONF, "-k", "threads and not isolated")
 _ISOLATED = (_CONF, "tests/test_isolation.py", "tests/test_isolation_order.py", "-k", "isolated")
 
 MUTANTS: tuple[Mutant, ...] = (
@@ -159,6 +160,68 @@ MUTANTS: tuple[Mutant, ...] = (
         "            if result is None:\n                continue",
         "            if result is None:\n                break",
         (_CONF, "-k", "aio"),
+    ),
+    # -- threads: the mailbox loop, the queued and inline calls, dispatch ------------------
+    Mutant(
+        "threads-call-remove",
+        "a queued call takes the Remove class returned by handle_call as a plain reply",
+        "threads/_server.py",
+        "if result.__class__ not in MAYBE_INSTRUCTION:  # the core's rule, cheap",
+        "if True:",
+        _THREADS,
+    ),
+    Mutant(
+        "threads-inline-call-remove",
+        "an inline call takes the Remove class returned by handle_call as a plain reply",
+        "threads/_server.py",
+        "if reply.__class__ in MAYBE_INSTRUCTION:  # the core tells them apart",
+        "if False:",
+        _THREADS,
+    ),
+    Mutant(
+        "threads-drain-ignores-returns",
+        "the mailbox loop ignores what handle_event returns",
+        "threads/_server.py",
+        "                                    if result is not None:\n"
+        "                                        i = batch",
+        "                                    if False:\n"
+        "                                        i = batch",
+        _THREADS,
+    ),
+    Mutant(
+        "threads-drain-keeps-stale-targets",
+        "the mailbox loop keeps dispatching to the handlers it read before a crash",
+        "threads/_server.py",
+        "drive(core.event_result(entry, Raised(exc), msg))\n"
+        "                                    targets = core.event_targets",
+        "drive(core.event_result(entry, Raised(exc), msg))",
+        _THREADS,
+    ),
+    Mutant(
+        "threads-dispatch-ignores-returns",
+        "an event dispatched outside the loop (sync_notify, inline) ignores what handlers return",
+        "threads/_server.py",
+        "                if result is not None:\n"
+        "                    self.drive(core.event_result(entry, Returned(result), event))",
+        "                if False:\n"
+        "                    self.drive(core.event_result(entry, Returned(result), event))",
+        _THREADS,
+    ),
+    Mutant(
+        "threads-dispatch-uncounted",
+        "an event dispatched outside the loop is not counted",
+        "threads/_server.py",
+        "        core.events += 1\n        for entry, fn in core.event_targets:",
+        "        for entry, fn in core.event_targets:",
+        ("tests/conformance/test_counts.py", "tests/test_metrics.py", "-k", "threads"),
+    ),
+    Mutant(
+        "threads-interrupt-skips-the-rest",
+        "after a KeyboardInterrupt in one handler, the handlers after it never see the event",
+        "threads/_server.py",
+        "            rest = core.entries[core.entries.index(entry) + 1 :]",
+        "            rest = []",
+        (_CONF, "tests/test_threads_hardening.py", "-k", "threads"),
     ),
     # -- isolated handlers' lanes -------------------------------------------------------------
     Mutant(

@@ -1,6 +1,5 @@
-"""The asyncio runtime's public face, :class:`EventManager`: a thin object over its server
-(:mod:`._server`), keeping on itself only what ``notify`` touches (the mailbox and the two hot
-flags), so that composition costs the hot path nothing."""
+"""The asyncio runtime's public face, :class:`EventManager`, over its server: it keeps on
+itself only what ``notify`` touches (the mailbox, two hot flags): composition costs nothing."""
 
 from __future__ import annotations
 
