@@ -5,7 +5,7 @@ procedures call them around its table edits."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from .._errors import HandlerBadReturn, HandlerCrashed, HandlerInitFailed
@@ -26,16 +26,18 @@ def start(
     lane: Any,
     allow_async: bool,
     cls: type | None = None,
+    wrap: Callable[[type], type] | None = None,
 ) -> Generator[Effect, Any, tuple[Any, ClassInfo]]:
     """Instantiate and ``init`` a handler (in ``lane`` if given); raise
     :class:`HandlerInitFailed` if it refuses. ``cls``: ``handler_key(ref)`` when the caller
-    has it already; ``allow_async``: see :func:`check_class`."""
+    has it already; ``allow_async``: see :func:`check_class`; ``wrap``: what makes the class
+    instantiated from ``cls`` (a traced manager's subclass)."""
     if cls is None:
         cls = handler_key(ref)
     info = check_class(cls, allow_async)
     if args is NO_ARGS and info.init_required:
         raise HandlerInitFailed(ref, None, missing=info.init_required)
-    out = yield Invoke(cls, (), via=lane)
+    out = yield Invoke(cls if wrap is None else wrap(cls), (), via=lane)
     if type(out) is Raised:
         exc = out.exception
         raise HandlerInitFailed(

@@ -178,6 +178,8 @@ class ManagerCore:
         #: when set (by a runtime that times callbacks), ``wrap_event(entry, fn)`` gives what
         #: the hot path calls instead of a plain handler's bound ``handle_event``
         self.wrap_event: Callable[[Entry, Callable[[Any], Any]], Callable[[Any], Any]] | None = None
+        #: when set (a traced manager), what makes the class a handler is instantiated from
+        self.wrap_class: Callable[[type], type] | None = None
 
     # -- counters: written here (and restarts in ``_restarting``), read by ``genevent._metrics``
 
@@ -360,7 +362,9 @@ class ManagerCore:
             raise HandlerExists(ref)
         if restart is not None and self.clock is None:
             raise ValueError("restart policies need a clock: this runtime gave the core none")
-        instance, info = yield from start(ref, args, NO_HANDOFF, False, lane, self.allow_async, cls)
+        instance, info = yield from start(
+            ref, args, NO_HANDOFF, False, lane, self.allow_async, cls, self.wrap_class
+        )
         # init may have re-entered (a notify is queued, never run inline), so re-check.
         if self.find(ref) is not None:
             raise HandlerExists(ref)
@@ -415,7 +419,9 @@ class ManagerCore:
         old_owner = old_entry.owner if old_entry is not None else None
         lane = old_entry.lane if old_entry is not None else None
         try:
-            instance, info = yield from start(new, args2, handoff, True, lane, self.allow_async)
+            instance, info = yield from start(
+                new, args2, handoff, True, lane, self.allow_async, wrap=self.wrap_class
+            )
             if self.find(new) is not None:  # installed meanwhile by re-entrant code
                 raise HandlerExists(new)
         except (HandlerInitFailed, HandlerExists):
@@ -570,7 +576,7 @@ class ManagerCore:
         yield from tell(entry, reason, self.manager)
         try:
             instance, info = yield from start(
-                new, swap.args2, handoff, True, entry.lane, self.allow_async
+                new, swap.args2, handoff, True, entry.lane, self.allow_async, wrap=self.wrap_class
             )
         except HandlerInitFailed as failed:
             cause = failed.cause if failed.cause is not None else BadReturn(failed.returned)

@@ -29,6 +29,7 @@ class Table(Protocol):
     manager: Any
     allow_async: bool
     clock: Callable[[], float] | None
+    wrap_class: Callable[[type], type] | None
     stopping: bool
     restarts_off: bool
     restarts: int
@@ -73,7 +74,7 @@ def restart(
     core.restarts += 1
     try:
         instance, info = yield from start(
-            ref, policy.args, NO_HANDOFF, False, entry.lane, core.allow_async
+            ref, policy.args, NO_HANDOFF, False, entry.lane, core.allow_async, wrap=core.wrap_class
         )
     except HandlerInitFailed as failed:
         cause = failed.cause if failed.cause is not None else BadReturn(failed.returned)

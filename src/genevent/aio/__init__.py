@@ -37,8 +37,10 @@ from typing import Any
 from .._errors import WrongRuntime
 from .._mailbox import check_mailbox
 from .._overflow import OverflowPolicy
+from .._tracing import choice as tracing_choice
 from ._common import _running_loop
 from ._manager import EventManager, _BoundedEventManager
+from ._traced import traced_manager
 
 __all__ = ("EventManager", "start")
 
@@ -52,6 +54,7 @@ def start(
     timing: bool = False,
     maxsize: int | None = None,
     overflow: OverflowPolicy = "block",
+    tracing: bool | None = None,
 ) -> EventManager[Any]:
     """Start an event manager in the running event loop (OTP's ``start``/``start_link``).
 
@@ -72,7 +75,10 @@ def start(
     (:class:`~genevent.MailboxFull`, counted in ``stats().refused``). Control requests are
     never dropped or refused for room. A bad ``maxsize`` or ``overflow`` raises
     :class:`TypeError` / :class:`ValueError`; a call outside a running event loop
-    :class:`~genevent.WrongRuntime` (a :class:`RuntimeError`)."""
+    :class:`~genevent.WrongRuntime` (a :class:`RuntimeError`).
+
+    ``tracing=True`` traces it with OpenTelemetry (the ``tracing`` extra; see
+    :mod:`genevent.tracing`); None (the default) follows :func:`genevent.tracing.enable`."""
     if _running_loop() is None:
         raise WrongRuntime(
             "genevent.aio.start() needs a running event loop: call it inside async code "
@@ -80,6 +86,9 @@ def start(
             "or use the thread runtime (genevent.threads.start()) from plain code"
         )
     bound = check_mailbox(maxsize, overflow)
+    traced, provider = tracing_choice(tracing)
+    if traced:
+        return traced_manager(name, timing, bound, provider)
     if bound is None:
         return EventManager(name, timing=timing)
     return _BoundedEventManager(name, timing=timing, bound=bound)

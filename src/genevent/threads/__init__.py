@@ -70,9 +70,11 @@ from typing import Any
 
 from .._mailbox import check_mailbox
 from .._overflow import OverflowPolicy
+from .._tracing import choice as tracing_choice
 from ._bounded import _BoundedEventManager
 from ._exit import EXIT_TIMEOUT
 from ._manager import EventManager
+from ._traced import traced_manager
 
 __all__ = ("EXIT_TIMEOUT", "EventManager", "start")
 
@@ -84,6 +86,7 @@ def start(
     timing: bool = False,
     maxsize: int | None = None,
     overflow: OverflowPolicy = "block",
+    tracing: bool | None = None,
 ) -> EventManager[Any]:
     """Start an event manager on a new daemon thread (OTP's ``start``/``start_link``).
 
@@ -105,8 +108,14 @@ def start(
     ``"drop_newest"``, ``"drop_oldest"`` (counted in ``stats().dropped`` and logged at most
     once a second) or ``"raise"`` (:class:`~genevent.MailboxFull`, counted in
     ``stats().refused``). Control requests are never dropped or refused for room. A bad
-    ``maxsize`` or ``overflow`` raises :class:`TypeError` / :class:`ValueError`."""
+    ``maxsize`` or ``overflow`` raises :class:`TypeError` / :class:`ValueError`.
+
+    ``tracing=True`` traces it with OpenTelemetry (the ``tracing`` extra; see
+    :mod:`genevent.tracing`); None (the default) follows :func:`genevent.tracing.enable`."""
     bound = check_mailbox(maxsize, overflow)
+    traced, provider = tracing_choice(tracing)
+    if traced:
+        return traced_manager(name, inline, timing, bound, provider)
     if bound is None:
         return EventManager(name, inline=inline, timing=timing)
     return _BoundedEventManager(name, inline=inline, timing=timing, bound=bound)

@@ -1,0 +1,194 @@
+"""OpenTelemetry tracing for a traced manager (``start(..., tracing=True)``, or
+:func:`genevent.tracing.enable` before it starts): what both runtimes' traced faces share.
+
+How the context travels: a traced face wraps what it posts (an event, an info, a call's
+request) in a :class:`Carried` envelope that holds the OpenTelemetry context of the span that
+was current (or the "send" span it opened). The envelope goes through the mailbox, the drain
+loop and any isolated handler's lane as a plain message: no runtime path looks inside it, so an
+untraced manager runs exactly the code it ran before tracing existed. The handlers of a traced
+manager are instances of a subclass of their class (:func:`traced_class`, made once per class
+and manager) whose callbacks unwrap the envelope and run the user's method inside a "process"
+span whose parent is the carried context, in whatever task or thread the callback runs in.
+
+``opentelemetry-api`` is imported only here, and only when a traced manager starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+__all__ = (
+    "CALLBACKS",
+    "Carried",
+    "Tracing",
+    "choice",
+    "set_default",
+    "traced_class",
+)
+
+#: the handler callbacks a traced manager opens a span for
+CALLBACKS: Final = ("init", "handle_event", "handle_call", "handle_info", "terminate")
+#: those of them that receive an envelope (the others run with the current context)
+_CARRYING: Final = frozenset({"handle_event", "handle_call", "handle_info"})
+#: messaging.operation.type per callback (None: the callback is not a message's processing)
+_OPERATION: Final = {
+    "handle_event": "process",
+    "handle_call": "process",
+    "handle_info": "process",
+    "init": None,
+    "terminate": None,
+}
+
+# the process-wide choice (genevent.tracing.enable / disable): (enabled, tracer provider)
+_default: list[Any] = [False, None]
+
+
+def set_default(enabled: bool, provider: Any = None) -> None:
+    """Set the process-wide choice read when a manager starts without ``tracing=``."""
+    _default[0] = enabled
+    _default[1] = provider
+
+
+def choice(tracing: bool | None) -> tuple[bool, Any]:
+    """Whether a manager started with ``tracing=`` is traced, and its tracer provider (None:
+    OpenTelemetry's global one): ``tracing`` if given, else the process-wide choice."""
+    if tracing is None:
+        return bool(_default[0]), _default[1]
+    return bool(tracing), _default[1]
+
+
+class Carried:
+    """A message (event, info or request) with the OpenTelemetry context it was posted in."""
+
+    __slots__ = ("context", "message")
+
+    def __init__(self, message: Any, context: Any) -> None:
+        self.message = message
+        self.context = context
+
+    def __repr__(self) -> str:  # crash reports and logs show the message itself
+        return repr(self.message)
+
+
+def _handler_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+class Tracing:
+    """One traced manager's tracer, attributes and handler subclasses."""
+
+    def __init__(self, name: str | None, provider: Any = None) -> None:
+        from opentelemetry import trace  # noqa: PLC0415 - the tracing extra
+
+        from . import __version__  # noqa: PLC0415 - the package imports its modules
+
+        self.trace = trace
+        self.tracer = trace.get_tracer("genevent", __version__, tracer_provider=provider)
+        self.destination = name if name is not None else "(anonymous)"
+        self.attributes: dict[str, Any] = {
+            "messaging.system": "genevent",
+            "messaging.destination.name": self.destination,
+        }
+        self._classes: dict[type, type] = {}
+
+    def wrap_class(self, cls: type) -> type:
+        """The traced subclass of handler class ``cls`` (made once per class)."""
+        traced = self._classes.get(cls)
+        if traced is None:
+            traced = self._classes[cls] = traced_class(cls, self)
+        return traced
+
+    @contextmanager
+    def send(self, operation: str, kind_name: str = "PRODUCER") -> Iterator[Any]:
+        """A span around posting a message (``notify``, ``call``...); yields the context to
+        carry: the new span's."""
+        trace = self.trace
+        kind = getattr(trace.SpanKind, kind_name)
+        attributes = {
+            **self.attributes,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": operation,
+        }
+        with self.tracer.start_as_current_span(
+            f"send {self.destination}", kind=kind, attributes=attributes
+        ) as span:
+            yield trace.set_span_in_context(span)
+
+    def carry(self, message: Any, operation: str) -> Carried:
+        """``message`` in an envelope with a new "send" span's context (the span ends at once:
+        posting is all it measures)."""
+        trace = self.trace
+        attributes = {
+            **self.attributes,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": operation,
+        }
+        span = self.tracer.start_span(
+            f"send {self.destination}", kind=trace.SpanKind.PRODUCER, attributes=attributes
+        )
+        span.end()
+        return Carried(message, trace.set_span_in_context(span))
+
+    def span(self, callback: str, handler: str, context: Any) -> Any:
+        """The span a handler callback runs in (a context manager that makes it current and
+        records an exception that escapes, with status ERROR)."""
+        trace = self.trace
+        operation = _OPERATION[callback]
+        attributes = {**self.attributes, "genevent.handler": handler, "code.function": callback}
+        if operation is None:
+            kind = trace.SpanKind.INTERNAL
+            name = f"{callback} {self.destination}"
+        else:
+            kind = trace.SpanKind.CONSUMER
+            name = f"{operation} {self.destination}"
+            attributes["messaging.operation.type"] = operation
+            attributes["messaging.operation.name"] = callback
+        return self.tracer.start_as_current_span(
+            name, context=context, kind=kind, attributes=attributes
+        )
+
+
+def traced_class(cls: type, tracing: Tracing) -> type:
+    """A subclass of ``cls`` whose callbacks (those ``cls`` has) run in spans; what it adds
+    lives on the class, so an instance's attributes are the user's alone."""
+    handler = _handler_name(cls)
+    namespace: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+    if "__slots__" in cls.__dict__ or not hasattr(cls, "__dict__"):
+        namespace["__slots__"] = ()
+    for callback in CALLBACKS:
+        method = getattr(cls, callback, None)
+        if method is None or not callable(method):
+            continue
+        namespace[callback] = _wrap(method, callback, handler, tracing)
+    return type(cls.__name__, (cls,), namespace)
+
+
+def _wrap(method: Callable[..., Any], callback: str, handler: str, tracing: Tracing) -> Any:
+    carrying = callback in _CARRYING
+    if inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def traced_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+            context = None
+            if carrying and args and args[0].__class__ is Carried:
+                context = args[0].context
+                args = (args[0].message, *args[1:])
+            with tracing.span(callback, handler, context):
+                return await method(self, *args, **kwargs)
+
+        return traced_async
+
+    @functools.wraps(method)
+    def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
+        context = None
+        if carrying and args and args[0].__class__ is Carried:
+            context = args[0].context
+            args = (args[0].message, *args[1:])
+        with tracing.span(callback, handler, context):
+            return method(self, *args, **kwargs)
+
+    return traced

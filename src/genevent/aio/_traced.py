@@ -1,0 +1,78 @@
+"""The asyncio runtime's traced faces (``start(..., tracing=True)``): ``notify``, ``send``,
+``sync_notify`` and ``call`` post their message in an envelope with the OpenTelemetry context
+(see :mod:`genevent._tracing`), then do what the untraced face does. Only a traced manager has
+these classes: an untraced manager's ``notify`` is the same code as ever."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .._handler import HandlerRef
+from .._mailbox import Bound
+from .._tracing import Carried, Tracing
+from ._manager import EventManager, _BoundedEventManager
+
+__all__ = ("traced_manager",)
+
+E = TypeVar("E")
+Req = TypeVar("Req")
+Rep = TypeVar("Rep")
+
+if TYPE_CHECKING:
+    _Face = EventManager[Any]
+else:
+    _Face = object
+
+
+class _Traced(_Face):
+    """What a traced face adds, before the face it is mixed into."""
+
+    __slots__ = ()
+    _tracing: Tracing
+
+    def notify(self, event: Any) -> None:
+        super().notify(self._tracing.carry(event, "notify"))
+
+    def send(self, message: Any) -> None:
+        super().send(self._tracing.carry(message, "send"))
+
+    async def notify_wait(self, event: Any, *, timeout: float | None = None) -> None:
+        await super().notify_wait(self._tracing.carry(event, "notify"), timeout=timeout)
+
+    async def sync_notify(self, event: Any, *, timeout: float | None = None) -> None:
+        with self._tracing.send("sync_notify", "CLIENT") as context:
+            await super().sync_notify(Carried(event, context), timeout=timeout)
+
+    async def call(
+        self, handler: HandlerRef[Any, Req, Rep], request: Req, timeout: float | None = 5.0
+    ) -> Rep:
+        with self._tracing.send("call", "CLIENT") as context:
+            carried: Any = Carried(request, context)
+            return await super().call(handler, carried, timeout)
+
+
+class _TracedEventManager(_Traced, EventManager[E]):
+    """A traced :class:`EventManager`."""
+
+    __slots__ = ()
+
+
+class _TracedBoundedEventManager(_Traced, _BoundedEventManager[E]):
+    """A traced :class:`EventManager` with a bounded mailbox."""
+
+    __slots__ = ()
+
+
+def traced_manager(
+    name: str | None, timing: bool, bound: Bound | None, provider: Any
+) -> EventManager[Any]:
+    """A new traced manager (its tracer set before any handler can be added)."""
+    tracing = Tracing(name, provider)
+    mgr: _Traced
+    if bound is None:
+        mgr = _TracedEventManager(name, timing=timing)
+    else:
+        mgr = _TracedBoundedEventManager(name, timing=timing, bound=bound)
+    mgr._tracing = tracing
+    mgr._srv.core.wrap_class = tracing.wrap_class
+    return mgr

@@ -1,0 +1,237 @@
+"""Tracing with OpenTelemetry: the spans a traced manager records (the SDK's in-memory
+exporter), their parents across tasks, threads and isolated lanes, crashes on spans, and that
+an untraced manager is the plain one."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("opentelemetry.sdk")
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from genevent import EventHandler, aio, threads, tracing
+from genevent.aio._manager import EventManager as AioManager
+from genevent.examples import BroadcastEventHandler
+from genevent.threads._manager import EventManager as ThreadManager
+
+HANDLER = "genevent.examples.BroadcastEventHandler"
+
+
+@pytest.fixture
+def spans() -> Iterator[tuple[InMemorySpanExporter, TracerProvider]]:
+    """An in-memory exporter behind a provider that :func:`tracing.enable` makes the default."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.enable(tracer_provider=provider)
+    try:
+        yield exporter, provider
+    finally:
+        tracing.disable()
+        provider.shutdown()
+
+
+def _by_name(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
+    return [s for s in exporter.get_finished_spans() if s.name == name]
+
+
+def _parent_id(span: ReadableSpan) -> int | None:
+    return None if span.parent is None else span.parent.span_id
+
+
+def _check_seed_session(exporter: InMemorySpanExporter) -> None:
+    """The seed session's trace: two notifies, each a "send" span with one "process" child;
+    the call a client span with the handler's ``handle_call`` span as its child."""
+    sends = _by_name(exporter, "send seed")
+    processes = _by_name(exporter, "process seed")
+    notifies = [s for s in sends if s.attributes["messaging.operation.name"] == "notify"]
+    (call,) = [s for s in sends if s.attributes["messaging.operation.name"] == "call"]
+    assert len(notifies) == 2
+    assert all(s.kind is SpanKind.PRODUCER for s in notifies)
+    assert call.kind is SpanKind.CLIENT
+    events = [s for s in processes if s.attributes["messaging.operation.name"] == "handle_event"]
+    (answer,) = [s for s in processes if s.attributes["messaging.operation.name"] == "handle_call"]
+    assert sorted(_parent_id(s) or 0 for s in events) == sorted(s.context.span_id for s in notifies)
+    assert _parent_id(answer) == call.context.span_id
+    for span in [*events, answer]:
+        assert span.kind is SpanKind.CONSUMER
+        assert span.context.trace_id == (span.parent.trace_id if span.parent else None)
+        assert span.attributes["messaging.system"] == "genevent"
+        assert span.attributes["messaging.destination.name"] == "seed"
+        assert span.attributes["messaging.operation.type"] == "process"
+        assert span.attributes["genevent.handler"] == HANDLER
+    (init,) = _by_name(exporter, "init seed")
+    assert init.kind is SpanKind.INTERNAL
+
+
+def test_the_seed_session_on_asyncio(spans: tuple[InMemorySpanExporter, Any]) -> None:
+    exporter, _ = spans
+
+    async def main() -> list[str]:
+        async with aio.start(name="seed") as mgr:
+            await mgr.add_handler(BroadcastEventHandler)
+            mgr.notify(("broadcast", "I dare you!"))
+            mgr.notify(("broadcast", "Meetup at 10 o'clock"))
+            return await mgr.call(BroadcastEventHandler, "broadcasts")
+
+    assert asyncio.run(main()) == ["Meetup at 10 o'clock", "I dare you!"]
+    _check_seed_session(exporter)
+
+
+def test_the_seed_session_on_threads(spans: tuple[InMemorySpanExporter, Any]) -> None:
+    exporter, _ = spans
+    with threads.start(name="seed") as mgr:
+        mgr.add_handler(BroadcastEventHandler)
+        mgr.notify(("broadcast", "I dare you!"))
+        mgr.notify(("broadcast", "Meetup at 10 o'clock"))
+        got = mgr.call(BroadcastEventHandler, "broadcasts")
+    assert got == ["Meetup at 10 o'clock", "I dare you!"]
+    _check_seed_session(exporter)
+
+
+def test_the_span_current_at_notify_is_the_send_spans_parent(
+    spans: tuple[InMemorySpanExporter, TracerProvider],
+) -> None:
+    exporter, provider = spans
+    tracer = provider.get_tracer("test")
+    with threads.start(name="seed") as mgr:
+        mgr.add_handler(BroadcastEventHandler)
+        with tracer.start_as_current_span("request") as outer:
+            mgr.notify(("broadcast", "hi"))
+            mgr.sync_notify(("broadcast", "there"))
+    sends = _by_name(exporter, "send seed")
+    assert {_parent_id(s) for s in sends} == {outer.get_span_context().span_id}
+    (sync,) = [s for s in sends if s.attributes["messaging.operation.name"] == "sync_notify"]
+    assert sync.kind is SpanKind.CLIENT
+    assert {s.context.trace_id for s in _by_name(exporter, "process seed")} == {
+        outer.get_span_context().trace_id
+    }
+
+
+class Recorder(EventHandler[Any, Any, Any]):
+    """Records the thread each event ran in and the span that was current there."""
+
+    def init(self, seen: list[tuple[int, int]], /) -> None:
+        self.seen = seen
+
+    def handle_event(self, event: Any, /) -> None:
+        from opentelemetry import trace
+
+        span = trace.get_current_span().get_span_context().span_id
+        self.seen.append((threading.get_ident(), span))
+
+
+def _check_isolated(exporter: InMemorySpanExporter, seen: list[tuple[int, int]]) -> None:
+    (send,) = [
+        s
+        for s in _by_name(exporter, "send lanes")
+        if s.attributes["messaging.operation.name"] == "notify"
+    ]
+    (process,) = [
+        s for s in _by_name(exporter, "process lanes") if _parent_id(s) == send.context.span_id
+    ]
+    assert process.attributes["messaging.operation.name"] == "handle_event"
+    assert seen == [(seen[0][0], process.context.span_id)]  # current in the handler itself
+
+
+@pytest.mark.parametrize("isolation", ["task", "thread"])
+def test_an_isolated_handler_on_asyncio(
+    spans: tuple[InMemorySpanExporter, Any], isolation: Any
+) -> None:
+    exporter, _ = spans
+    seen: list[tuple[int, int]] = []
+
+    async def main() -> None:
+        async with aio.start(name="lanes") as mgr:
+            await mgr.add_handler(Recorder, seen, isolation=isolation)
+            mgr.notify("event")
+            await mgr.sync_notify("barrier")
+
+    asyncio.run(main())
+    seen = seen[:1]
+    _check_isolated(exporter, seen)
+    if isolation == "thread":
+        assert seen[0][0] != threading.get_ident()
+
+
+def test_an_isolated_handler_on_threads(spans: tuple[InMemorySpanExporter, Any]) -> None:
+    exporter, _ = spans
+    seen: list[tuple[int, int]] = []
+    with threads.start(name="lanes") as mgr:
+        mgr.add_handler(Recorder, seen, isolation=True)
+        mgr.notify("event")
+        mgr.sync_notify("barrier")
+    _check_isolated(exporter, seen[:1])
+    assert seen[0][0] != threading.get_ident()
+
+
+class Crasher(EventHandler[Any, Any, Any]):
+    """Raises on every event; records its ``terminate`` reason."""
+
+    def handle_event(self, event: Any, /) -> None:
+        raise RuntimeError(f"cannot handle {event!r}")
+
+    def terminate(self, reason: Any, /) -> None:
+        return None
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_a_crash_is_recorded_on_the_handlers_span(
+    spans: tuple[InMemorySpanExporter, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter, _ = spans
+    with threads.start(name="crash") as mgr:
+        mgr.add_handler(Crasher)
+        mgr.sync_notify("boom")
+        assert mgr.which_handlers() == []  # removed, as without tracing
+    (process,) = _by_name(exporter, "process crash")
+    assert process.status.status_code is StatusCode.ERROR
+    (exception,) = [e for e in process.events if e.name == "exception"]
+    assert exception.attributes is not None
+    assert exception.attributes["exception.type"] == "RuntimeError"
+    assert "cannot handle 'boom'" in str(exception.attributes["exception.message"])
+    (terminate,) = _by_name(exporter, "terminate crash")
+    assert terminate.status.status_code is not StatusCode.ERROR
+    assert "cannot handle 'boom'" in caplog.text  # the crash report shows the event itself
+
+
+def test_a_handler_state_is_the_users_own(spans: tuple[InMemorySpanExporter, Any]) -> None:
+    with threads.start(name="state") as mgr:
+        mgr.add_handler(BroadcastEventHandler)
+        mgr.sync_notify(("broadcast", "kept"))
+        assert mgr.get_state() == [(BroadcastEventHandler, {"broadcasts": ["kept"]})]
+
+
+def test_off_by_default_and_untraced_managers_are_the_plain_faces() -> None:
+    assert not tracing.is_enabled()
+    with threads.start() as mgr:
+        assert type(mgr) is ThreadManager
+
+    async def main() -> None:
+        async with aio.start() as amgr:
+            assert type(amgr) is AioManager
+
+    asyncio.run(main())
+
+
+def test_tracing_true_traces_one_manager(spans: tuple[InMemorySpanExporter, Any]) -> None:
+    exporter, provider = spans
+    tracing.disable()
+    with threads.start(name="one", tracing=True) as traced, threads.start(name="two") as plain:
+        traced.add_handler(BroadcastEventHandler)
+        plain.add_handler(BroadcastEventHandler)
+        traced.sync_notify(("broadcast", "a"))
+        plain.sync_notify(("broadcast", "b"))
+    assert {s.attributes["messaging.destination.name"] for s in exporter.get_finished_spans()} <= {
+        "one"
+    }
+    assert type(plain) is ThreadManager
