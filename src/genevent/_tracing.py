@@ -26,6 +26,8 @@ __all__ = (
     "Carried",
     "Tracing",
     "choice",
+    "incoming",
+    "outgoing",
     "set_default",
     "traced_class",
 )
@@ -81,19 +83,27 @@ def _handler_name(cls: type) -> str:
 class Tracing:
     """One traced manager's tracer, attributes and handler subclasses."""
 
-    def __init__(self, name: str | None, provider: Any = None) -> None:
+    def __init__(self, face: Any, provider: Any = None) -> None:
         from opentelemetry import trace  # noqa: PLC0415 - the tracing extra
 
         from . import __version__  # noqa: PLC0415 - the package imports its modules
 
         self.trace = trace
         self.tracer = trace.get_tracer("genevent", __version__, tracer_provider=provider)
-        self.destination = name if name is not None else "(anonymous)"
-        self.attributes: dict[str, Any] = {
-            "messaging.system": "genevent",
-            "messaging.destination.name": self.destination,
-        }
+        self._face = face
         self._classes: dict[type, type] = {}
+
+    @property
+    def destination(self) -> str:
+        """The manager's name (read each time: a NATS node names its managers after they
+        started), or ``(anonymous)``."""
+        name = self._face.name
+        return "(anonymous)" if name is None else str(name)
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """The attributes every span of the manager has."""
+        return {"messaging.system": "genevent", "messaging.destination.name": self.destination}
 
     def wrap_class(self, cls: type) -> type:
         """The traced subclass of handler class ``cls`` (made once per class)."""
@@ -192,3 +202,31 @@ def _wrap(method: Callable[..., Any], callback: str, handler: str, tracing: Trac
             return method(self, *args, **kwargs)
 
     return traced
+
+
+def outgoing() -> dict[str, str] | None:
+    """The current trace context as message headers (W3C ``traceparent``, by the globally
+    configured propagator), or None if there is none (or no ``opentelemetry-api``)."""
+    try:
+        from opentelemetry import propagate  # noqa: PLC0415 - the tracing extra
+    except ImportError:
+        return None
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    return headers or None
+
+
+@contextmanager
+def incoming(headers: dict[str, str]) -> Iterator[None]:
+    """Run the block in the trace context that ``headers`` carry (nothing without
+    ``opentelemetry-api``)."""
+    try:
+        from opentelemetry import context, propagate  # noqa: PLC0415 - the tracing extra
+    except ImportError:
+        yield
+        return
+    token = context.attach(propagate.extract(headers))
+    try:
+        yield
+    finally:
+        context.detach(token)

@@ -67,12 +67,11 @@ def traced_manager(
     name: str | None, timing: bool, bound: Bound | None, provider: Any
 ) -> EventManager[Any]:
     """A new traced manager (its tracer set before any handler can be added)."""
-    tracing = Tracing(name, provider)
     mgr: _Traced
     if bound is None:
         mgr = _TracedEventManager(name, timing=timing)
     else:
         mgr = _TracedBoundedEventManager(name, timing=timing, bound=bound)
-    mgr._tracing = tracing
+    mgr._tracing = tracing = Tracing(mgr, provider)
     mgr._srv.core.wrap_class = tracing.wrap_class
     return mgr

@@ -25,6 +25,7 @@ from nats.aio.msg import Msg
 
 from .._checks import check_timeout
 from .._errors import CallTimeout, GenEventError
+from .._tracing import choice, outgoing
 from ._errors import (
     MalformedMessage,
     ManagerNotFound,
@@ -116,7 +117,12 @@ class Link:
         self._checks: set[asyncio.Task[None]] = set()
         self._warn = Throttled()
         self._tokens = itertools.count(1)
-        self._out: deque[tuple[str, str | None, bytes]] = deque()  # reply None: a notify
+        # (subject, reply, frame, headers): reply None for a notify; headers None, or the
+        # W3C trace context of the span current when it was sent (see genevent.tracing)
+        self._out: deque[tuple[str, str | None, bytes, dict[str, str] | None]] = deque()
+        #: whether requests carry the current trace context (genevent.tracing.enable() was
+        #: in force when the node started)
+        self.traced = choice(None)[0]
         self._out_ready = asyncio.Event()
         # the bytes a batch adds around its items: the envelope, the longest array header
         # (msgpack) and a separator per item (JSON)
@@ -176,15 +182,22 @@ class Link:
             )
         return data
 
-    def post(self, subject: str, reply: str | None, payload: bytes) -> None:
+    def post(
+        self,
+        subject: str,
+        reply: str | None,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """Queue a frame for the writer."""
-        self._out.append((subject, reply, payload))
+        self._out.append((subject, reply, payload, headers))
         self._out_ready.set()
 
     def publish(self, name: str, env: Request) -> None:
         """Fire and forget (notify, info)."""
         self.check_up()
-        self.post(subject(self.pfx, name, "notify"), None, self.encode(env))
+        headers = outgoing() if self.traced else None
+        self.post(subject(self.pfx, name, "notify"), None, self.encode(env), headers)
 
     async def request(self, name: str, env: Request, what: str, timeout: float | None) -> Any:
         """Send ``env`` to the manager ``name`` and return the reply's result."""
@@ -204,7 +217,7 @@ class Link:
         fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         to = subject(self.pfx, name, kind_of(env.op))
         self.pending[token] = Pending(fut, name, node, to)
-        self.post(to, f"{self.inbox}.{token}", payload)
+        self.post(to, f"{self.inbox}.{token}", payload, outgoing() if self.traced else None)
         try:
             if timeout is None:
                 rep = await fut
@@ -313,12 +326,13 @@ class Link:
         """Send everything posted so far."""
         out = self._out
         while out:
-            subject, reply, payload = out.popleft()
+            subject, reply, payload, headers = out.popleft()
             if reply is None and out and out[0][1] is None and out[0][0] == subject:
                 # several notifies to one manager are queued: one frame carries them, in order
-                payload = self._batch(subject, payload)
+                # (those sent in one trace context: a frame has one)
+                payload = self._batch(subject, payload, headers)
             try:
-                await self.nc.publish(subject, payload, reply=reply or "")
+                await self.nc.publish(subject, payload, reply=reply or "", headers=headers)
             except Exception as exc:
                 if reply:
                     pending = self.pending.get(reply.rsplit(".", 1)[-1])
@@ -327,7 +341,7 @@ class Link:
                 else:
                     log.warning("genevent.nats: a publish to %s failed: %r", subject, exc)
 
-    def _batch(self, subject: str, first: bytes) -> bytes:
+    def _batch(self, subject: str, first: bytes, headers: dict[str, str] | None) -> bytes:
         """``first`` and the notifies to ``subject`` queued after it, in one frame no larger
         than the server takes (a frame that does not fit with the batch around it goes
         alone)."""
@@ -338,7 +352,13 @@ class Link:
         if size > room or not out:
             return first
         frames = [msgspec.Raw(first)]
-        while out and out[0][1] is None and out[0][0] == subject and len(frames) < MAX_BATCH:
+        while (
+            out
+            and out[0][1] is None
+            and out[0][0] == subject
+            and out[0][3] == headers
+            and len(frames) < MAX_BATCH
+        ):
             nxt = out[0][2]
             if size + len(nxt) + per_item > room:
                 break

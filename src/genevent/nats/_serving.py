@@ -18,6 +18,7 @@ from nats.aio.msg import Msg
 
 from .. import aio
 from .._errors import GenEventError, NameTaken
+from .._tracing import incoming
 from ._errors import MalformedMessage, NotEncodable, PayloadTooLarge
 from ._link import Link, sync
 from ._names import Names
@@ -249,7 +250,12 @@ class Serving:
             # handed to the manager (and a control request answered) before the next one
             hosted.busy += 1
             try:
-                await self._serve(hosted, msg)
+                headers = msg.headers
+                if headers and "traceparent" in headers:  # sent in a trace: served in it
+                    with incoming(headers):
+                        await self._serve(hosted, msg)
+                else:
+                    await self._serve(hosted, msg)
             finally:
                 hosted.busy -= 1
                 if not hosted.busy:
