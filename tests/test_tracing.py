@@ -54,23 +54,23 @@ def _parent_id(span: ReadableSpan) -> int | None:
     return None if span.parent is None else span.parent.span_id
 
 
-def _check_seed_session(exporter: InMemorySpanExporter) -> None:
-    """The seed session's trace: two notifies, each a "send" span with one "process" child;
-    the call a client span with the handler's ``handle_call`` span as its child."""
-    sends = _by_name(exporter, "send seed")
-    processes = _by_name(exporter, "process seed")
-    notifies = [s for s in sends if _attr(s, "messaging.operation.name") == "notify"]
-    (call,) = [s for s in sends if _attr(s, "messaging.operation.name") == "call"]
-    assert len(notifies) == 2
-    assert all(s.kind is SpanKind.PRODUCER for s in notifies)
+def _check_seed_session(exporter: InMemorySpanExporter, outer: Any) -> None:
+    """The seed session's trace, under the span ``outer`` that was current: each notify's
+    ``handle_event`` span a child of it; the call a client span, child of it, with the
+    handler's ``handle_call`` span as its child."""
+    origin = outer.get_span_context()
+    (call,) = _by_name(exporter, "send seed")
+    assert _attr(call, "messaging.operation.name") == "call"
     assert call.kind is SpanKind.CLIENT
+    assert _parent_id(call) == origin.span_id
+    processes = _by_name(exporter, "process seed")
     events = [s for s in processes if _attr(s, "messaging.operation.name") == "handle_event"]
     (answer,) = [s for s in processes if _attr(s, "messaging.operation.name") == "handle_call"]
-    assert sorted(_parent_id(s) or 0 for s in events) == sorted(s.context.span_id for s in notifies)
+    assert [_parent_id(s) for s in events] == [origin.span_id, origin.span_id]
     assert _parent_id(answer) == call.context.span_id
     for span in [*events, answer]:
         assert span.kind is SpanKind.CONSUMER
-        assert span.context.trace_id == (span.parent.trace_id if span.parent else None)
+        assert span.context.trace_id == origin.trace_id
         assert _attr(span, "messaging.system") == "genevent"
         assert _attr(span, "messaging.destination.name") == "seed"
         assert _attr(span, "messaging.operation.type") == "process"
@@ -79,32 +79,37 @@ def _check_seed_session(exporter: InMemorySpanExporter) -> None:
     assert init.kind is SpanKind.INTERNAL
 
 
-def test_the_seed_session_on_asyncio(spans: tuple[InMemorySpanExporter, Any]) -> None:
-    exporter, _ = spans
+def test_the_seed_session_on_asyncio(spans: tuple[InMemorySpanExporter, TracerProvider]) -> None:
+    exporter, provider = spans
+    tracer = provider.get_tracer("test")
 
-    async def main() -> list[str]:
+    async def main() -> tuple[list[str], Any]:
         async with aio.start(name="seed") as mgr:
             await mgr.add_handler(BroadcastEventHandler)
-            mgr.notify(("broadcast", "I dare you!"))
-            mgr.notify(("broadcast", "Meetup at 10 o'clock"))
-            return await mgr.call(BroadcastEventHandler, "broadcasts")
+            with tracer.start_as_current_span("session") as outer:
+                mgr.notify(("broadcast", "I dare you!"))
+                mgr.notify(("broadcast", "Meetup at 10 o'clock"))
+                return await mgr.call(BroadcastEventHandler, "broadcasts"), outer
 
-    assert asyncio.run(main()) == ["Meetup at 10 o'clock", "I dare you!"]
-    _check_seed_session(exporter)
+    got, outer = asyncio.run(main())
+    assert got == ["Meetup at 10 o'clock", "I dare you!"]
+    _check_seed_session(exporter, outer)
 
 
-def test_the_seed_session_on_threads(spans: tuple[InMemorySpanExporter, Any]) -> None:
-    exporter, _ = spans
+def test_the_seed_session_on_threads(spans: tuple[InMemorySpanExporter, TracerProvider]) -> None:
+    exporter, provider = spans
+    tracer = provider.get_tracer("test")
     with threads.start(name="seed") as mgr:
         mgr.add_handler(BroadcastEventHandler)
-        mgr.notify(("broadcast", "I dare you!"))
-        mgr.notify(("broadcast", "Meetup at 10 o'clock"))
-        got = mgr.call(BroadcastEventHandler, "broadcasts")
+        with tracer.start_as_current_span("session") as outer:
+            mgr.notify(("broadcast", "I dare you!"))
+            mgr.notify(("broadcast", "Meetup at 10 o'clock"))
+            got = mgr.call(BroadcastEventHandler, "broadcasts")
     assert got == ["Meetup at 10 o'clock", "I dare you!"]
-    _check_seed_session(exporter)
+    _check_seed_session(exporter, outer)
 
 
-def test_the_span_current_at_notify_is_the_send_spans_parent(
+def test_sync_notify_is_a_client_span_under_the_current_one(
     spans: tuple[InMemorySpanExporter, TracerProvider],
 ) -> None:
     exporter, provider = spans
@@ -112,15 +117,13 @@ def test_the_span_current_at_notify_is_the_send_spans_parent(
     with threads.start(name="seed") as mgr:
         mgr.add_handler(BroadcastEventHandler)
         with tracer.start_as_current_span("request") as outer:
-            mgr.notify(("broadcast", "hi"))
             mgr.sync_notify(("broadcast", "there"))
-    sends = _by_name(exporter, "send seed")
-    assert {_parent_id(s) for s in sends} == {outer.get_span_context().span_id}
-    (sync,) = [s for s in sends if _attr(s, "messaging.operation.name") == "sync_notify"]
+    (sync,) = _by_name(exporter, "send seed")
+    assert _attr(sync, "messaging.operation.name") == "sync_notify"
     assert sync.kind is SpanKind.CLIENT
-    assert {s.context.trace_id for s in _by_name(exporter, "process seed")} == {
-        outer.get_span_context().trace_id
-    }
+    assert _parent_id(sync) == outer.get_span_context().span_id
+    (process,) = _by_name(exporter, "process seed")
+    assert _parent_id(process) == sync.context.span_id
 
 
 class Recorder(EventHandler[Any, Any, Any]):
@@ -134,14 +137,13 @@ class Recorder(EventHandler[Any, Any, Any]):
         self.seen.append((threading.get_ident(), span))
 
 
-def _check_isolated(exporter: InMemorySpanExporter, seen: list[tuple[int, int]]) -> None:
-    (send,) = [
-        s
-        for s in _by_name(exporter, "send lanes")
-        if _attr(s, "messaging.operation.name") == "notify"
-    ]
+def _check_isolated(
+    exporter: InMemorySpanExporter, seen: list[tuple[int, int]], outer: Any
+) -> None:
     (process,) = [
-        s for s in _by_name(exporter, "process lanes") if _parent_id(s) == send.context.span_id
+        s
+        for s in _by_name(exporter, "process lanes")
+        if _parent_id(s) == outer.get_span_context().span_id
     ]
     assert _attr(process, "messaging.operation.name") == "handle_event"
     assert seen == [(seen[0][0], process.context.span_id)]  # current in the handler itself
@@ -149,32 +151,38 @@ def _check_isolated(exporter: InMemorySpanExporter, seen: list[tuple[int, int]])
 
 @pytest.mark.parametrize("isolation", ["task", "thread"])
 def test_an_isolated_handler_on_asyncio(
-    spans: tuple[InMemorySpanExporter, Any], isolation: Any
+    spans: tuple[InMemorySpanExporter, TracerProvider], isolation: Any
 ) -> None:
-    exporter, _ = spans
+    exporter, provider = spans
+    tracer = provider.get_tracer("test")
     seen: list[tuple[int, int]] = []
 
-    async def main() -> None:
+    async def main() -> Any:
         async with aio.start(name="lanes") as mgr:
             await mgr.add_handler(Recorder, seen, isolation=isolation)
-            mgr.notify("event")
+            with tracer.start_as_current_span("producer") as outer:
+                mgr.notify("event")
             await mgr.sync_notify("barrier")
+            return outer
 
-    asyncio.run(main())
+    outer = asyncio.run(main())
     seen = seen[:1]
-    _check_isolated(exporter, seen)
+    _check_isolated(exporter, seen, outer)
     if isolation == "thread":
         assert seen[0][0] != threading.get_ident()
 
 
-def test_an_isolated_handler_on_threads(spans: tuple[InMemorySpanExporter, Any]) -> None:
-    exporter, _ = spans
+def test_an_isolated_handler_on_threads(
+    spans: tuple[InMemorySpanExporter, TracerProvider],
+) -> None:
+    exporter, provider = spans
     seen: list[tuple[int, int]] = []
     with threads.start(name="lanes") as mgr:
         mgr.add_handler(Recorder, seen, isolation=True)
-        mgr.notify("event")
+        with provider.get_tracer("test").start_as_current_span("producer") as outer:
+            mgr.notify("event")
         mgr.sync_notify("barrier")
-    _check_isolated(exporter, seen[:1])
+    _check_isolated(exporter, seen[:1], outer)
     assert seen[0][0] != threading.get_ident()
 
 

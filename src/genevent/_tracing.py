@@ -84,23 +84,32 @@ class Tracing:
     """One traced manager's tracer, attributes and handler subclasses."""
 
     def __init__(self, face: Any, provider: Any = None) -> None:
-        from opentelemetry import trace  # noqa: PLC0415 - the tracing extra
+        from opentelemetry import context, trace  # noqa: PLC0415 - the tracing extra
+        from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415
 
         from . import __version__  # noqa: PLC0415 - the package imports its modules
 
         self.trace = trace
         self.tracer = trace.get_tracer("genevent", __version__, tracer_provider=provider)
+        self.current = context.get_current
+        self.attach = context.attach
+        self.detach = context.detach
+        self.in_context = trace.set_span_in_context
+        self._status = functools.partial(Status, StatusCode.ERROR)
         self._face = face
         self._classes: dict[type, type] = {}
 
     @property
     def destination(self) -> str:
         """The manager's name (read each time: a NATS node names its managers after they
-        started), or ``(anonymous)``."""
+        started, before any handler is added), or ``(anonymous)``."""
         name = self._face.name
         return "(anonymous)" if name is None else str(name)
 
-    @property
+    def error(self, exc: BaseException) -> Any:
+        """The status of a span its callback left by raising ``exc``."""
+        return self._status(f"{type(exc).__name__}: {exc}")
+
     def attributes(self) -> dict[str, Any]:
         """The attributes every span of the manager has."""
         return {"messaging.system": "genevent", "messaging.destination.name": self.destination}
@@ -112,43 +121,31 @@ class Tracing:
             traced = self._classes[cls] = traced_class(cls, self)
         return traced
 
+    def carry(self, message: Any) -> Carried:
+        """``message`` in an envelope with the current context (no span of its own: a
+        ``notify`` costs a context read)."""
+        return Carried(message, self.current())
+
     @contextmanager
-    def send(self, operation: str, kind_name: str = "PRODUCER") -> Iterator[Any]:
-        """A span around posting a message (``notify``, ``call``...); yields the context to
-        carry: the new span's."""
-        trace = self.trace
-        kind = getattr(trace.SpanKind, kind_name)
+    def send(self, operation: str) -> Iterator[Any]:
+        """A client span around a request that waits for its answer (``call``,
+        ``sync_notify``); yields the context to carry: the new span's."""
         attributes = {
-            **self.attributes,
+            **self.attributes(),
             "messaging.operation.type": "send",
             "messaging.operation.name": operation,
         }
         with self.tracer.start_as_current_span(
-            f"send {self.destination}", kind=kind, attributes=attributes
+            f"send {self.destination}", kind=self.trace.SpanKind.CLIENT, attributes=attributes
         ) as span:
-            yield trace.set_span_in_context(span)
+            yield self.in_context(span)
 
-    def carry(self, message: Any, operation: str) -> Carried:
-        """``message`` in an envelope with a new "send" span's context (the span ends at once:
-        posting is all it measures)."""
-        trace = self.trace
-        attributes = {
-            **self.attributes,
-            "messaging.operation.type": "send",
-            "messaging.operation.name": operation,
-        }
-        span = self.tracer.start_span(
-            f"send {self.destination}", kind=trace.SpanKind.PRODUCER, attributes=attributes
-        )
-        span.end()
-        return Carried(message, trace.set_span_in_context(span))
-
-    def span(self, callback: str, handler: str, context: Any) -> Any:
-        """The span a handler callback runs in (a context manager that makes it current and
-        records an exception that escapes, with status ERROR)."""
+    def opener(self, callback: str, handler: str) -> Callable[[Any], Any]:
+        """What starts the span ``callback`` of ``handler`` runs in, under a context (None:
+        the current one); its name and attributes are made once, here."""
         trace = self.trace
         operation = _OPERATION[callback]
-        attributes = {**self.attributes, "genevent.handler": handler, "code.function": callback}
+        attributes = {**self.attributes(), "genevent.handler": handler, "code.function": callback}
         if operation is None:
             kind = trace.SpanKind.INTERNAL
             name = f"{callback} {self.destination}"
@@ -157,9 +154,7 @@ class Tracing:
             name = f"{operation} {self.destination}"
             attributes["messaging.operation.type"] = operation
             attributes["messaging.operation.name"] = callback
-        return self.tracer.start_as_current_span(
-            name, context=context, kind=kind, attributes=attributes
-        )
+        return functools.partial(self.tracer.start_span, name, kind=kind, attributes=attributes)
 
 
 def traced_class(cls: type, tracing: Tracing) -> type:
@@ -173,12 +168,23 @@ def traced_class(cls: type, tracing: Tracing) -> type:
         method = getattr(cls, callback, None)
         if method is None or not callable(method):
             continue
-        namespace[callback] = _wrap(method, callback, handler, tracing)
+        namespace[callback] = _wrap(method, callback, tracing.opener(callback, handler), tracing)
     return type(cls.__name__, (cls,), namespace)
 
 
-def _wrap(method: Callable[..., Any], callback: str, handler: str, tracing: Tracing) -> Any:
+def _wrap(
+    method: Callable[..., Any], callback: str, opener: Callable[[Any], Any], tracing: Tracing
+) -> Any:
+    """``method`` run in a span: current while it runs, with an exception that escapes
+    recorded on it (status ERROR). Written out, not ``with start_as_current_span``: a
+    callback's span is the hot path's cost."""
     carrying = callback in _CARRYING
+    attach, detach, in_context, error = (
+        tracing.attach,
+        tracing.detach,
+        tracing.in_context,
+        tracing.error,
+    )
     if inspect.iscoroutinefunction(method):
 
         @functools.wraps(method)
@@ -187,8 +193,17 @@ def _wrap(method: Callable[..., Any], callback: str, handler: str, tracing: Trac
             if carrying and args and args[0].__class__ is Carried:
                 context = args[0].context
                 args = (args[0].message, *args[1:])
-            with tracing.span(callback, handler, context):
+            span = opener(context)
+            token = attach(in_context(span))
+            try:
                 return await method(self, *args, **kwargs)
+            except BaseException as exc:
+                span.record_exception(exc)
+                span.set_status(error(exc))
+                raise
+            finally:
+                detach(token)
+                span.end()
 
         return traced_async
 
@@ -198,8 +213,17 @@ def _wrap(method: Callable[..., Any], callback: str, handler: str, tracing: Trac
         if carrying and args and args[0].__class__ is Carried:
             context = args[0].context
             args = (args[0].message, *args[1:])
-        with tracing.span(callback, handler, context):
+        span = opener(context)
+        token = attach(in_context(span))
+        try:
             return method(self, *args, **kwargs)
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(error(exc))
+            raise
+        finally:
+            detach(token)
+            span.end()
 
     return traced
 

@@ -31,22 +31,22 @@ class _Traced(_Face):
     _tracing: Tracing
 
     def notify(self, event: Any) -> None:
-        super().notify(self._tracing.carry(event, "notify"))
+        super().notify(self._tracing.carry(event))
 
     def send(self, message: Any) -> None:
-        super().send(self._tracing.carry(message, "send"))
+        super().send(self._tracing.carry(message))
 
     def notify_wait(self, event: Any, *, timeout: float | None = None) -> None:
-        super().notify_wait(self._tracing.carry(event, "notify"), timeout=timeout)
+        super().notify_wait(self._tracing.carry(event), timeout=timeout)
 
     def sync_notify(self, event: Any, *, timeout: float | None = None) -> None:
-        with self._tracing.send("sync_notify", "CLIENT") as context:
+        with self._tracing.send("sync_notify") as context:
             super().sync_notify(Carried(event, context), timeout=timeout)
 
     def call(
         self, handler: HandlerRef[Any, Req, Rep], request: Req, timeout: float | None = 5.0
     ) -> Rep:
-        with self._tracing.send("call", "CLIENT") as context:
+        with self._tracing.send("call") as context:
             carried: Any = Carried(request, context)
             return super().call(handler, carried, timeout)
 
