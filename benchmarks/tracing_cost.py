@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--baseline", help="another checkout's src directory")
+    parser.add_argument(
+        "--traced-events", type=int, default=20_000, help="events per run of the traced modes"
+    )
     args = parser.parse_args(argv)
     for runtime in ("aio", "threads"):
         if args.baseline:
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
         rows = {m: [] for m in ("off", "noop", "sdk")}  # type: dict[str, list[float]]
         for _ in range(max(3, args.pairs // 2)):
             for mode, rates in rows.items():
-                rates.append(_run(_SRC, mode, runtime, args.events))
+                n = args.events if mode == "off" else args.traced_events
+                rates.append(_run(_SRC, mode, runtime, n))
         off = statistics.median(rows["off"])
         for mode, rates in rows.items():
             med = statistics.median(rates)

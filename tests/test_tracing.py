@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -19,7 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from genevent import EventHandler, aio, threads, tracing
+from genevent import EventHandler, aio, handles, threads, tracing
 from genevent.aio._manager import EventManager as AioManager
 from genevent.examples import BroadcastEventHandler
 from genevent.threads._manager import EventManager as ThreadManager
@@ -248,3 +250,110 @@ def test_tracing_false_leaves_one_manager_untraced(
         "one"
     }
     assert type(plain) is ThreadManager
+
+
+def test_the_future_and_coroutine_forms_carry_the_context(
+    spans: tuple[InMemorySpanExporter, TracerProvider],
+) -> None:
+    exporter, provider = spans
+    tracer = provider.get_tracer("test")
+    with threads.start(name="forms") as mgr:
+        mgr.add_handler(BroadcastEventHandler)
+        with tracer.start_as_current_span("outer") as outer:
+            mgr.sync_notify_future(("broadcast", "a")).result(5)
+            assert mgr.call_future(BroadcastEventHandler, "broadcasts").result(5) == ["a"]
+
+            async def forms() -> None:
+                await mgr.async_sync_notify(("broadcast", "b"))
+                assert await mgr.acall(BroadcastEventHandler, "broadcasts") == ["b"]
+
+            asyncio.run(forms())
+    trace_id = outer.get_span_context().trace_id
+    processes = _by_name(exporter, "process forms")
+    assert len(processes) == 4
+    assert {s.context.trace_id for s in processes} == {trace_id}
+
+
+@pytest.mark.parametrize("maxsize", [None, 4])
+def test_bounded_and_inline_managers_are_traced(
+    spans: tuple[InMemorySpanExporter, Any], maxsize: int | None
+) -> None:
+    exporter, _ = spans
+    with threads.start(name="t", maxsize=maxsize, inline=True) as mgr:
+        mgr.add_handler(BroadcastEventHandler)
+        mgr.notify(("broadcast", "x"))
+        assert mgr.call(BroadcastEventHandler, "broadcasts") == ["x"]
+
+    async def main() -> None:
+        async with aio.start(name="a", maxsize=maxsize) as amgr:
+            await amgr.add_handler(BroadcastEventHandler)
+            await amgr.notify_wait(("broadcast", "y"))
+            assert await amgr.call(BroadcastEventHandler, "broadcasts") == ["y"]
+
+    asyncio.run(main())
+    names = sorted(
+        (_attr(s, "messaging.destination.name"), _attr(s, "code.function"))
+        for s in exporter.get_finished_spans()
+        if s.name.startswith("process")
+    )
+    assert names == [
+        ("a", "handle_call"),
+        ("a", "handle_event"),
+        ("t", "handle_call"),
+        ("t", "handle_event"),
+    ]
+
+
+@dataclass
+class Placed:
+    """An event routed by type."""
+
+    order: int
+
+
+class Routed(EventHandler[Any, Any, Any]):
+    """Routes by type (``@handles``), with a coroutine method: its routing is traced too."""
+
+    def init(self, args: Any = None, /) -> None:
+        self.seen: list[Any] = []
+
+    @handles(Placed)
+    async def placed(self, event: Placed) -> None:
+        self.seen.append(event.order)
+
+    @handles(int)
+    def number(self, event: int) -> None:
+        self.seen.append(event)
+
+    def handle_call(self, request: Any, /) -> list[Any]:
+        return self.seen
+
+
+def test_a_handler_routing_by_type(spans: tuple[InMemorySpanExporter, Any]) -> None:
+    exporter, _ = spans
+
+    async def main() -> list[Any]:
+        async with aio.start(name="routed") as mgr:
+            await mgr.add_handler(Routed)
+            for e in (Placed(1), 2, "ignored", Placed(3)):
+                mgr.notify(e)
+            return await mgr.call(Routed, "get")
+
+    assert asyncio.run(main()) == [1, 2, 3]
+    events = [
+        s
+        for s in _by_name(exporter, "process routed")
+        if _attr(s, "code.function") == "handle_event"
+    ]
+    assert len(events) == 4
+
+
+def test_a_traced_manager_nobody_references_is_collected(
+    spans: tuple[InMemorySpanExporter, Any],
+) -> None:
+    mgr = threads.start()
+    mgr.add_handler(BroadcastEventHandler)
+    ref = weakref.ref(mgr)
+    with pytest.warns(ResourceWarning, match="garbage collected while running"):  # noqa: PT031
+        del mgr
+        assert ref() is None

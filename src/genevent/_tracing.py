@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
@@ -96,14 +97,15 @@ class Tracing:
         self.detach = context.detach
         self.in_context = trace.set_span_in_context
         self._status = functools.partial(Status, StatusCode.ERROR)
-        self._face = face
+        self._face = weakref.ref(face)  # a manager nobody references is still collected
         self._classes: dict[type, type] = {}
 
     @property
     def destination(self) -> str:
         """The manager's name (read each time: a NATS node names its managers after they
         started, before any handler is added), or ``(anonymous)``."""
-        name = self._face.name
+        face = self._face()
+        name = None if face is None else face.name
         return "(anonymous)" if name is None else str(name)
 
     def error(self, exc: BaseException) -> Any:
@@ -123,7 +125,10 @@ class Tracing:
 
     def carry(self, message: Any) -> Carried:
         """``message`` in an envelope with the current context (no span of its own: a
-        ``notify`` costs a context read)."""
+        ``notify`` costs a context read). One already in an envelope (a face method that
+        calls another, as ``notify_wait`` calls ``notify``) is left as it is."""
+        if message.__class__ is Carried:
+            return message
         return Carried(message, self.current())
 
     @contextmanager
@@ -164,12 +169,16 @@ def traced_class(cls: type, tracing: Tracing) -> type:
     namespace: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
     if "__slots__" in cls.__dict__ or not hasattr(cls, "__dict__"):
         namespace["__slots__"] = ()
+    traced = type(cls.__name__, (cls,), namespace)
+    # set after the class is made: a base's __init_subclass__ (EventHandler's routing by type)
+    # may give it methods of its own, which these wrap
     for callback in CALLBACKS:
-        method = getattr(cls, callback, None)
+        method = getattr(traced, callback, None)
         if method is None or not callable(method):
             continue
-        namespace[callback] = _wrap(method, callback, tracing.opener(callback, handler), tracing)
-    return type(cls.__name__, (cls,), namespace)
+        wrapped = _wrap(method, callback, tracing.opener(callback, handler), tracing)
+        setattr(traced, callback, wrapped)
+    return traced
 
 
 def _wrap(

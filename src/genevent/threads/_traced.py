@@ -1,10 +1,12 @@
 """The thread runtime's traced faces (``start(..., tracing=True)``): ``notify``, ``send``,
-``sync_notify`` and ``call`` post their message in an envelope with the OpenTelemetry context
-(see :mod:`genevent._tracing`), then do what the untraced face does. Only a traced manager has
-these classes: an untraced manager's ``notify`` is the same code as ever."""
+``sync_notify`` and ``call`` (and their future and coroutine forms) post their message in an
+envelope with the OpenTelemetry context (see :mod:`genevent._tracing`), then do what the
+untraced face does. Only a traced manager has these classes: an untraced manager's ``notify``
+is the same code as ever."""
 
 from __future__ import annotations
 
+import concurrent.futures
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._handler import HandlerRef
@@ -49,6 +51,26 @@ class _Traced(_Face):
         with self._tracing.send("call") as context:
             carried: Any = Carried(request, context)
             return super().call(handler, carried, timeout)
+
+    def sync_notify_future(self, event: Any) -> concurrent.futures.Future[None]:
+        return super().sync_notify_future(self._tracing.carry(event))
+
+    def call_future(
+        self, handler: HandlerRef[Any, Req, Rep], request: Req
+    ) -> concurrent.futures.Future[Rep]:
+        carried: Any = self._tracing.carry(request)
+        return super().call_future(handler, carried)
+
+    async def async_sync_notify(self, event: Any, *, timeout: float | None = None) -> None:
+        with self._tracing.send("sync_notify") as context:
+            await super().async_sync_notify(Carried(event, context), timeout=timeout)
+
+    async def acall(
+        self, handler: HandlerRef[Any, Req, Rep], request: Req, timeout: float | None = 5.0
+    ) -> Rep:
+        with self._tracing.send("call") as context:
+            carried: Any = Carried(request, context)
+            return await super().acall(handler, carried, timeout)
 
 
 class _TracedEventManager(_Traced, EventManager[E]):
