@@ -8,6 +8,7 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,9 +30,10 @@ from genevent.threads._manager import EventManager as ThreadManager
 HANDLER = "genevent.examples.BroadcastEventHandler"
 
 
-@pytest.fixture
-def spans() -> Iterator[tuple[InMemorySpanExporter, TracerProvider]]:
-    """An in-memory exporter behind a provider that :func:`tracing.enable` makes the default."""
+@contextmanager
+def recording() -> Iterator[tuple[InMemorySpanExporter, TracerProvider]]:
+    """An in-memory exporter behind a provider that :func:`tracing.enable` makes the default
+    while the block runs."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -41,6 +43,13 @@ def spans() -> Iterator[tuple[InMemorySpanExporter, TracerProvider]]:
     finally:
         tracing.disable()
         provider.shutdown()
+
+
+@pytest.fixture
+def spans() -> Iterator[tuple[InMemorySpanExporter, TracerProvider]]:
+    """See :func:`recording`."""
+    with recording() as both:
+        yield both
 
 
 def _by_name(exporter: InMemorySpanExporter, name: str) -> list[ReadableSpan]:

@@ -194,45 +194,48 @@ def _wrap(
         tracing.in_context,
         tracing.error,
     )
-    if inspect.iscoroutinefunction(method):
 
-        @functools.wraps(method)
-        async def traced_async(self: Any, *args: Any, **kwargs: Any) -> Any:
-            context = None
-            if carrying and args and args[0].__class__ is Carried:
-                context = args[0].context
-                args = (args[0].message, *args[1:])
-            span = opener(context)
-            token = attach(in_context(span))
-            try:
-                return await method(self, *args, **kwargs)
-            except BaseException as exc:
-                span.record_exception(exc)
-                span.set_status(error(exc))
-                raise
-            finally:
-                detach(token)
-                span.end()
-
-        return traced_async
-
-    @functools.wraps(method)
-    def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def begin(args: tuple[Any, ...]) -> tuple[Any, Any, tuple[Any, ...]]:
+        """The span (started and made current), the token to detach it, the arguments."""
         context = None
         if carrying and args and args[0].__class__ is Carried:
             context = args[0].context
             args = (args[0].message, *args[1:])
         span = opener(context)
-        token = attach(in_context(span))
-        try:
-            return method(self, *args, **kwargs)
-        except BaseException as exc:
+        return span, attach(in_context(span)), args
+
+    def end(span: Any, token: Any, exc: BaseException | None) -> None:
+        if exc is not None:
             span.record_exception(exc)
             span.set_status(error(exc))
+        detach(token)
+        span.end()
+
+    if inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def traced_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+            span, token, args = begin(args)
+            try:
+                result = await method(self, *args, **kwargs)
+            except BaseException as exc:
+                end(span, token, exc)
+                raise
+            end(span, token, None)
+            return result
+
+        return traced_async
+
+    @functools.wraps(method)
+    def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
+        span, token, args = begin(args)
+        try:
+            result = method(self, *args, **kwargs)
+        except BaseException as exc:
+            end(span, token, exc)
             raise
-        finally:
-            detach(token)
-            span.end()
+        end(span, token, None)
+        return result
 
     return traced
 

@@ -12,26 +12,18 @@ import pytest
 pytest.importorskip("opentelemetry.sdk")
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from genevent import tracing
 from genevent.examples import BroadcastEventHandler
 from tests.distributed.test_nodes import node
+from tests.test_tracing import recording
 
 
 @pytest.fixture
-def provider() -> Iterator[tuple[InMemorySpanExporter, TracerProvider]]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.enable(tracer_provider=provider)
-    try:
-        yield exporter, provider
-    finally:
-        tracing.disable()
-        provider.shutdown()
+def spans() -> Iterator[tuple[InMemorySpanExporter, TracerProvider]]:
+    with recording() as both:
+        yield both
 
 
 def _op(span: ReadableSpan) -> Any:
@@ -40,9 +32,9 @@ def _op(span: ReadableSpan) -> Any:
 
 
 async def test_a_trace_across_two_nodes(
-    url: str, ns: str, provider: tuple[InMemorySpanExporter, TracerProvider]
+    url: str, ns: str, spans: tuple[InMemorySpanExporter, TracerProvider]
 ) -> None:
-    exporter, tp = provider
+    exporter, tp = spans
     tracer = tp.get_tracer("test")
     async with node(url, ns, "a") as a, node(url, ns, "b") as b:
         await a.start_manager("seed")
@@ -56,14 +48,14 @@ async def test_a_trace_across_two_nodes(
                 "I dare you!",
             ]
     origin = outer.get_span_context()
-    spans = [s for s in exporter.get_finished_spans() if s.context.trace_id == origin.trace_id]
+    recorded = [s for s in exporter.get_finished_spans() if s.context.trace_id == origin.trace_id]
     # on node a, the hosted manager's call span is a child of b's span...
-    (call,) = [s for s in spans if s.name == "send seed"]
+    (call,) = [s for s in recorded if s.name == "send seed"]
     assert _op(call) == "call"
     assert call.parent is not None
     assert call.parent.span_id == origin.span_id
     # ...and so are the handler's spans for the notifies; its handle_call's is the call's
-    processes = [s for s in spans if s.name == "process seed"]
+    processes = [s for s in recorded if s.name == "process seed"]
     assert all(s.kind is SpanKind.CONSUMER for s in processes)
     parents = sorted((_op(s), s.parent.span_id if s.parent else None) for s in processes)
     assert parents == sorted(
