@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from genevent import EventHandler, aio, handles, threads, tracing
+from genevent import EventHandler, InvalidHandler, aio, handles, threads, tracing
 from genevent.aio._manager import EventManager as AioManager
 from genevent.examples import BroadcastEventHandler
 from genevent.threads._manager import EventManager as ThreadManager
@@ -366,3 +366,24 @@ def test_a_traced_manager_nobody_references_is_collected(
     with pytest.warns(ResourceWarning, match="garbage collected while running"):  # noqa: PT031
         del mgr
         assert ref() is None
+
+
+class Unsubclassable(EventHandler[Any, Any, Any]):
+    """Refuses subclasses: it cannot be traced."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        raise TypeError("no subclasses")
+
+    def handle_event(self, event: Any, /) -> None:
+        return None
+
+
+def test_a_handler_that_cannot_be_subclassed_is_refused(
+    spans: tuple[InMemorySpanExporter, Any],
+) -> None:
+    with threads.start(name="refuses") as mgr:
+        with pytest.raises(InvalidHandler, match=r"cannot be traced: .*no subclasses"):
+            mgr.add_handler(Unsubclassable)
+        assert mgr.which_handlers() == []
+        mgr.add_handler(BroadcastEventHandler)  # the manager carries on
+        assert mgr.call(BroadcastEventHandler, "broadcasts") == []

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
+from ._errors import InvalidHandler
+
 __all__ = (
     "CALLBACKS",
     "Carried",
@@ -120,7 +122,14 @@ class Tracing:
         """The traced subclass of handler class ``cls`` (made once per class)."""
         traced = self._classes.get(cls)
         if traced is None:
-            traced = self._classes[cls] = traced_class(cls, self)
+            try:
+                traced = traced_class(cls, self)
+            except Exception as exc:  # its __init_subclass__ (or metaclass) refuses
+                raise InvalidHandler(
+                    f"{_handler_name(cls)} cannot be traced: making a subclass of it raised "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            self._classes[cls] = traced
         return traced
 
     def carry(self, message: Any) -> Carried:
