@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import nats
 import pytest
+from nats.aio.msg import Msg
 
 pytest.importorskip("opentelemetry.sdk")
 
@@ -16,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from genevent.examples import BroadcastEventHandler
+from genevent.nats._wire import Codec, registered
 from tests.distributed.test_nodes import node
 from tests.test_tracing import recording
 
@@ -65,3 +68,39 @@ async def test_a_trace_across_two_nodes(
             ("handle_event", origin.span_id),
         ]
     )
+
+
+async def test_a_batch_frame_carries_notifies_of_one_context(
+    url: str, ns: str, spans: tuple[InMemorySpanExporter, TracerProvider]
+) -> None:
+    _, tp = spans
+    tracer = tp.get_tracer("test")
+    raw = await nats.connect(url)
+    frames: list[tuple[str | None, str]] = []
+
+    async def seen(msg: Msg) -> None:
+        op = Codec(registered(())).decode_request(msg.data).op
+        frames.append(((msg.headers or {}).get("traceparent"), op))
+
+    try:
+        await raw.subscribe(f"ge.{ns}.mgr.seed.*", cb=seen)
+        await raw.flush()
+        async with node(url, ns, "a") as a, node(url, ns, "b") as b:
+            await a.start_manager("seed")
+            seed = b.manager("seed")
+            await seed.add_handler(BroadcastEventHandler)
+            with tracer.start_as_current_span("one") as one:
+                for i in range(3):
+                    seed.notify(("broadcast", str(i)))
+            with tracer.start_as_current_span("two") as two:
+                for i in range(2):
+                    seed.notify(("broadcast", str(i)))
+            texts = await seed.call("BroadcastEventHandler", "broadcasts")
+            assert texts == ["1", "0", "2", "1", "0"]
+            await raw.flush()
+    finally:
+        await raw.close()
+    notifies = [f for f in frames if f[1] in ("notify", "batch")]
+    ids = [f"{s.get_span_context().span_id:016x}" for s in (one, two)]
+    assert [(tp is not None and ids[0] in tp, op) for tp, op in notifies[:1]] == [(True, "batch")]
+    assert [(tp is not None and ids[1] in tp, op) for tp, op in notifies[1:]] == [(True, "batch")]
