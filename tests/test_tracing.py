@@ -10,7 +10,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from genevent import EventHandler, InvalidHandler, aio, handles, threads, tracing
+from genevent import EventHandler, HandlerCrashed, InvalidHandler, aio, handles, threads, tracing
 from genevent.aio._manager import EventManager as AioManager
 from genevent.examples import BroadcastEventHandler
 from genevent.threads._manager import EventManager as ThreadManager
@@ -225,6 +225,47 @@ def test_a_crash_is_recorded_on_the_handlers_span(
     (terminate,) = _by_name(exporter, "terminate crash")
     assert terminate.status.status_code is not StatusCode.ERROR
     assert "cannot handle 'boom'" in caplog.text  # the crash report shows the event itself
+    (record,) = [r for r in caplog.records if hasattr(r, "genevent")]
+    assert record.genevent["message"] == "boom"
+
+
+class NoStr(Exception):
+    """An exception whose text cannot be made."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+
+class Static(EventHandler[Any, Any, Any]):
+    """Its callbacks are a staticmethod and a classmethod."""
+
+    seen: ClassVar[list[Any]] = []
+
+    @staticmethod
+    def handle_event(event: Any, /) -> None:
+        Static.seen.append(event)
+
+    @classmethod
+    def handle_call(cls, request: Any, /) -> Any:
+        if request == "raise":
+            raise NoStr
+        return list(cls.seen)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_static_and_class_methods_and_an_exception_without_text(
+    spans: tuple[InMemorySpanExporter, Any],
+) -> None:
+    exporter, _ = spans
+    with threads.start(name="static") as mgr:
+        mgr.add_handler(Static)
+        mgr.notify("e")
+        assert mgr.call(Static, "get") == ["e"]
+        with pytest.raises(HandlerCrashed) as crashed:
+            mgr.call(Static, "raise")
+        assert isinstance(crashed.value.__cause__, NoStr)  # the user's exception, unchanged
+    failed = [s for s in _by_name(exporter, "process static") if not s.status.is_ok]
+    assert [s.status.description for s in failed] == ["NoStr"]
 
 
 def test_a_handler_state_is_the_users_own(spans: tuple[InMemorySpanExporter, Any]) -> None:

@@ -26,6 +26,7 @@ from ._core import (
 )
 from ._errors import GenEventError, WrongRuntime, _name, _returns_hint
 from ._text import MAX_TEXT, cut, short
+from ._tracing import Carried
 
 __all__ = (
     "CRASHES",
@@ -86,12 +87,15 @@ def report(manager: Any, eff: Report) -> None:
     data in the text is shortened (``extra`` carries the objects themselves); the traceback of
     the exception behind the report, if any, goes in ``exc_info``."""
     name = getattr(manager, "name", None) or short(manager)
+    message = eff.message
+    if message.__class__ is Carried:  # a traced manager's envelope: the message itself
+        message = message.message
     extra = {
         "genevent": {
             "kind": eff.kind,
             "handler": eff.handler,
             "manager": name,
-            "message": eff.message,
+            "message": message,
             "reason": eff.reason,
             "callback": eff.callback,
         }
@@ -100,7 +104,7 @@ def report(manager: Any, eff: Report) -> None:
         log.warning(
             "** Undefined handle_info in %s\n** Unhandled message: %s",
             _name(eff.handler),
-            short(eff.message),
+            short(message),
             extra=extra,
         )
         return
@@ -156,7 +160,7 @@ def report(manager: Any, eff: Report) -> None:
         _name(eff.handler),
         what,
         name,
-        short(eff.message),
+        short(message),
         state,
         short(reason),
         hint,

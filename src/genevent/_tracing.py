@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -79,6 +80,13 @@ class Carried:
         return repr(self.message)
 
 
+def _version() -> str | None:
+    """The package's version (read from the loaded package: importing it here would make
+    a ring)."""
+    version = getattr(sys.modules.get("genevent"), "__version__", None)
+    return version if isinstance(version, str) else None
+
+
 def _handler_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
@@ -90,10 +98,8 @@ class Tracing:
         from opentelemetry import context, trace  # noqa: PLC0415 - the tracing extra
         from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415
 
-        from . import __version__  # noqa: PLC0415 - the package imports its modules
-
         self.trace = trace
-        self.tracer = trace.get_tracer("genevent", __version__, tracer_provider=provider)
+        self.tracer = trace.get_tracer("genevent", _version(), tracer_provider=provider)
         self.current = context.get_current
         self.attach = context.attach
         self.detach = context.detach
@@ -111,8 +117,9 @@ class Tracing:
         return "(anonymous)" if name is None else str(name)
 
     def error(self, exc: BaseException) -> Any:
-        """The status of a span its callback left by raising ``exc``."""
-        return self._status(f"{type(exc).__name__}: {exc}")
+        """The status of a span its callback left by raising ``exc`` (its type's name: the
+        exception event recorded beside it has the message)."""
+        return self._status(type(exc).__name__)
 
     def attributes(self) -> dict[str, Any]:
         """The attributes every span of the manager has."""
@@ -185,18 +192,26 @@ def traced_class(cls: type, tracing: Tracing) -> type:
         method = getattr(traced, callback, None)
         if method is None or not callable(method):
             continue
-        wrapped = _wrap(method, callback, tracing.opener(callback, handler), tracing)
+        # the attribute as stored: a function, or a staticmethod or classmethod, bound per call
+        descriptor = inspect.getattr_static(traced, callback)
+        wrapped = _wrap(descriptor, method, callback, tracing.opener(callback, handler), tracing)
         setattr(traced, callback, wrapped)
     return traced
 
 
 def _wrap(
-    method: Callable[..., Any], callback: str, opener: Callable[[Any], Any], tracing: Tracing
+    descriptor: Any,
+    method: Callable[..., Any],
+    callback: str,
+    opener: Callable[[Any], Any],
+    tracing: Tracing,
 ) -> Any:
-    """``method`` run in a span: current while it runs, with an exception that escapes
-    recorded on it (status ERROR). Written out, not ``with start_as_current_span``: a
-    callback's span is the hot path's cost."""
+    """``method`` (``descriptor`` as the class stores it) run in a span: current while it
+    runs, with an exception that escapes recorded on it (status ERROR). Written out, not
+    ``with start_as_current_span``: a callback's span is the hot path's cost."""
     carrying = callback in _CARRYING
+    bind = descriptor.__get__
+    cls = type
     attach, detach, in_context, error = (
         tracing.attach,
         tracing.detach,
@@ -215,8 +230,11 @@ def _wrap(
 
     def end(span: Any, token: Any, exc: BaseException | None) -> None:
         if exc is not None:
-            span.record_exception(exc)
-            span.set_status(error(exc))
+            try:
+                span.set_status(error(exc))
+                span.record_exception(exc)
+            except Exception:  # an exception whose str raises: the crash stays the user's
+                pass
         detach(token)
         span.end()
 
@@ -226,7 +244,7 @@ def _wrap(
         async def traced_async(self: Any, *args: Any, **kwargs: Any) -> Any:
             span, token, args = begin(args)
             try:
-                result = await method(self, *args, **kwargs)
+                result = await bind(self, cls(self))(*args, **kwargs)
             except BaseException as exc:
                 end(span, token, exc)
                 raise
@@ -239,7 +257,7 @@ def _wrap(
     def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
         span, token, args = begin(args)
         try:
-            result = method(self, *args, **kwargs)
+            result = bind(self, cls(self))(*args, **kwargs)
         except BaseException as exc:
             end(span, token, exc)
             raise
