@@ -12,7 +12,8 @@ and waits until the last one was handled (``sync_notify``), on both runtimes. Mo
 
 With ``--baseline SRC`` (another checkout's ``src``), ``off`` is compared with that checkout
 in pairs, interleaved (which side runs first alternates), and the median of the per-pair
-ratios is printed. On a busy machine single pairs differ by tens of percent: use many pairs. Timing figures are printed, never asserted on.
+ratios is printed. On a busy machine single pairs differ by tens of percent: use many pairs.
+Timing figures are printed, never asserted on.
 """
 
 from __future__ import annotations
