@@ -707,6 +707,73 @@ def _bounded(cfg: h.Config) -> list[h.Bench]:
     return out
 
 
+SMALL_BATCH = 100
+WHOLE = "notify_many, the burst as one batch"
+SMALL = f"notify_many, batches of {SMALL_BATCH}"
+
+
+def _send(send: Any, notify: Any, n: int, batch: int | None) -> None:
+    """``n`` events: one ``notify`` each (``batch`` None), or ``send`` (``notify_many``) in
+    batches of ``batch``."""
+    if batch is None:
+        produce(notify, n)
+        return
+    for first in range(0, n, batch):
+        send(range(first, min(first + batch, n)))
+
+
+async def aio_batch_burst(n: int, batch: int | None) -> int:
+    """Elapsed ns for ``n`` events (see :func:`_send`) then a sync_notify, asyncio runtime."""
+    mgr = aio.start()
+    try:
+        await mgr.add_handler(Counter)
+        t0 = h.now()
+        _send(mgr.notify_many, mgr.notify, n, batch)
+        await mgr.sync_notify(None)
+        elapsed = h.now() - t0
+        count = await mgr.call(Counter, "get")
+    finally:
+        await mgr.stop()
+    _check([count], n + 1)
+    return elapsed
+
+
+def thread_batch_burst(n: int, batch: int | None) -> int:
+    """Elapsed ns for ``n`` events (see :func:`_send`) then a sync_notify, thread runtime."""
+    mgr = threads.start()
+    try:
+        mgr.add_handler(Counter)
+        t0 = h.now()
+        _send(mgr.notify_many, mgr.notify, n, batch)
+        mgr.sync_notify(None)
+        elapsed = h.now() - t0
+        count = mgr.call(Counter, "get")
+    finally:
+        mgr.stop()
+    _check([count], n + 1)
+    return elapsed
+
+
+def _batches(cfg: h.Config) -> list[h.Bench]:
+    n, reps = cfg.notify_events, cfg.reps
+    out: list[h.Bench] = []
+    if cfg.wants(h.BATCH_AIO):
+        sc = h.BATCH_AIO
+        out += [
+            h.rate(sc, h.ONE_BY_ONE, n, h.in_loop(partial(aio_batch_burst, n, None)), reps),
+            h.rate(sc, WHOLE, n, h.in_loop(partial(aio_batch_burst, n, n)), reps),
+            h.rate(sc, SMALL, n, h.in_loop(partial(aio_batch_burst, n, SMALL_BATCH)), reps),
+        ]
+    if cfg.wants(h.BATCH_THREADS):
+        sc = h.BATCH_THREADS
+        out += [
+            h.rate(sc, h.ONE_BY_ONE, n, partial(thread_batch_burst, n, None), reps),
+            h.rate(sc, WHOLE, n, partial(thread_batch_burst, n, n), reps),
+            h.rate(sc, SMALL, n, partial(thread_batch_burst, n, SMALL_BATCH), reps),
+        ]
+    return out
+
+
 def _peak(run: Any) -> float:
     """tracemalloc's peak while ``run()`` floods a manager (what it held at the worst)."""
     gc.collect()
@@ -965,6 +1032,7 @@ def benches(cfg: h.Config) -> list[h.Bench]:
     if cfg.wants(h.CALL_TPUT_INLINE):
         out += _inline(cfg, h.CALL_TPUT_INLINE, "call")
     out += _bounded(cfg)
+    out += _batches(cfg)
     out += _isolation(cfg)
     out += _control(cfg)
     out += _uvloop(cfg)
