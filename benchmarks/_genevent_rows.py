@@ -16,7 +16,7 @@ from genevent import EventHandler, aio, threads
 
 from . import _harness as h
 from . import _memory
-from ._workloads import produce, produce_tasks, produce_threads
+from ._workloads import produce, produce_batches, produce_tasks, produce_threads
 
 AIO_NO_TIMEOUT = "genevent asyncio, timeout=None"
 GE_THREADS_INLINE = h.GE_THREADS_INLINE
@@ -211,15 +211,19 @@ def thread_notify(
     timing: bool = False,
     start: dict[str, Any] | None = None,
     add: dict[str, Any] | None = None,
+    batch: int | None = None,
 ) -> int:
     """Elapsed ns for ``n`` notifies (blocking while a bounded mailbox is full) then one
-    sync_notify, ``k`` handlers, thread runtime (``start``/``add``: as :func:`aio_notify`)."""
+    sync_notify, ``k`` handlers, thread runtime (``start``/``add``: as :func:`aio_notify`;
+    ``batch``: ``notify_many`` in batches of it instead, one producer)."""
     mgr = threads.start(timing=timing, **(start or {}))
     try:
         for i in range(k):
             mgr.add_handler(_ref(k, i), **(add or {}))
         t0 = h.now()
-        if producers == 1:
+        if batch is not None:
+            produce_batches(mgr.notify_many, n, batch)
+        elif producers == 1:
             produce(mgr.notify, n)
         else:
             produce_threads(mgr.notify, n // producers, producers)
@@ -664,8 +668,11 @@ ROOM = "maxsize > burst: notify, never full (the bound check alone)"
 FLOOD_AIO_UNBOUNDED = "asyncio, unbounded mailbox"
 
 
-async def aio_bounded_burst(n: int, maxsize: int | None, wait: bool) -> int:
-    """Elapsed ns for ``n`` notifies (``await notify_wait`` when ``wait``) then a sync_notify."""
+async def aio_bounded_burst(
+    n: int, maxsize: int | None, wait: bool, batch: int | None = None
+) -> int:
+    """Elapsed ns for ``n`` notifies (``await notify_wait`` when ``wait``; ``notify_many`` in
+    batches of ``batch`` when given) then a sync_notify."""
     mgr = aio.start(maxsize=maxsize)
     try:
         await mgr.add_handler(Counter)
@@ -674,6 +681,8 @@ async def aio_bounded_burst(n: int, maxsize: int | None, wait: bool) -> int:
             notify_wait = mgr.notify_wait
             for i in range(n):
                 await notify_wait(i)
+        elif batch is not None:
+            produce_batches(mgr.notify_many, n, batch)
         else:
             produce(mgr.notify, n)
         await mgr.sync_notify(None)
@@ -712,64 +721,30 @@ WHOLE = "notify_many, the burst as one batch"
 SMALL = f"notify_many, batches of {SMALL_BATCH}"
 
 
-def _send(send: Any, notify: Any, n: int, batch: int | None) -> None:
-    """``n`` events: one ``notify`` each (``batch`` None), or ``send`` (``notify_many``) in
-    batches of ``batch``."""
-    if batch is None:
-        produce(notify, n)
-        return
-    for first in range(0, n, batch):
-        send(range(first, min(first + batch, n)))
-
-
-async def aio_batch_burst(n: int, batch: int | None) -> int:
-    """Elapsed ns for ``n`` events (see :func:`_send`) then a sync_notify, asyncio runtime."""
-    mgr = aio.start()
-    try:
-        await mgr.add_handler(Counter)
-        t0 = h.now()
-        _send(mgr.notify_many, mgr.notify, n, batch)
-        await mgr.sync_notify(None)
-        elapsed = h.now() - t0
-        count = await mgr.call(Counter, "get")
-    finally:
-        await mgr.stop()
-    _check([count], n + 1)
-    return elapsed
-
-
-def thread_batch_burst(n: int, batch: int | None) -> int:
-    """Elapsed ns for ``n`` events (see :func:`_send`) then a sync_notify, thread runtime."""
-    mgr = threads.start()
-    try:
-        mgr.add_handler(Counter)
-        t0 = h.now()
-        _send(mgr.notify_many, mgr.notify, n, batch)
-        mgr.sync_notify(None)
-        elapsed = h.now() - t0
-        count = mgr.call(Counter, "get")
-    finally:
-        mgr.stop()
-    _check([count], n + 1)
-    return elapsed
-
-
 def _batches(cfg: h.Config) -> list[h.Bench]:
     n, reps = cfg.notify_events, cfg.reps
     out: list[h.Bench] = []
     if cfg.wants(h.BATCH_AIO):
         sc = h.BATCH_AIO
         out += [
-            h.rate(sc, h.ONE_BY_ONE, n, h.in_loop(partial(aio_batch_burst, n, None)), reps),
-            h.rate(sc, WHOLE, n, h.in_loop(partial(aio_batch_burst, n, n)), reps),
-            h.rate(sc, SMALL, n, h.in_loop(partial(aio_batch_burst, n, SMALL_BATCH)), reps),
+            h.rate(
+                sc, h.ONE_BY_ONE, n, h.in_loop(partial(aio_bounded_burst, n, None, False)), reps
+            ),
+            h.rate(sc, WHOLE, n, h.in_loop(partial(aio_bounded_burst, n, None, False, n)), reps),
+            h.rate(
+                sc,
+                SMALL,
+                n,
+                h.in_loop(partial(aio_bounded_burst, n, None, False, SMALL_BATCH)),
+                reps,
+            ),
         ]
     if cfg.wants(h.BATCH_THREADS):
         sc = h.BATCH_THREADS
         out += [
-            h.rate(sc, h.ONE_BY_ONE, n, partial(thread_batch_burst, n, None), reps),
-            h.rate(sc, WHOLE, n, partial(thread_batch_burst, n, n), reps),
-            h.rate(sc, SMALL, n, partial(thread_batch_burst, n, SMALL_BATCH), reps),
+            h.rate(sc, h.ONE_BY_ONE, n, partial(thread_notify, 1, n), reps),
+            h.rate(sc, WHOLE, n, partial(thread_notify, 1, n, batch=n), reps),
+            h.rate(sc, SMALL, n, partial(thread_notify, 1, n, batch=SMALL_BATCH), reps),
         ]
     return out
 
