@@ -16,7 +16,7 @@ from genevent import EventHandler, aio, threads
 
 from . import _harness as h
 from . import _memory
-from ._workloads import produce, produce_tasks, produce_threads
+from ._workloads import produce, produce_batches, produce_tasks, produce_threads
 
 AIO_NO_TIMEOUT = "genevent asyncio, timeout=None"
 GE_THREADS_INLINE = h.GE_THREADS_INLINE
@@ -211,15 +211,19 @@ def thread_notify(
     timing: bool = False,
     start: dict[str, Any] | None = None,
     add: dict[str, Any] | None = None,
+    batch: int | None = None,
 ) -> int:
     """Elapsed ns for ``n`` notifies (blocking while a bounded mailbox is full) then one
-    sync_notify, ``k`` handlers, thread runtime (``start``/``add``: as :func:`aio_notify`)."""
+    sync_notify, ``k`` handlers, thread runtime (``start``/``add``: as :func:`aio_notify`;
+    ``batch``: ``notify_many`` in batches of it instead, one producer)."""
     mgr = threads.start(timing=timing, **(start or {}))
     try:
         for i in range(k):
             mgr.add_handler(_ref(k, i), **(add or {}))
         t0 = h.now()
-        if producers == 1:
+        if batch is not None:
+            produce_batches(mgr.notify_many, n, batch)
+        elif producers == 1:
             produce(mgr.notify, n)
         else:
             produce_threads(mgr.notify, n // producers, producers)
@@ -664,8 +668,11 @@ ROOM = "maxsize > burst: notify, never full (the bound check alone)"
 FLOOD_AIO_UNBOUNDED = "asyncio, unbounded mailbox"
 
 
-async def aio_bounded_burst(n: int, maxsize: int | None, wait: bool) -> int:
-    """Elapsed ns for ``n`` notifies (``await notify_wait`` when ``wait``) then a sync_notify."""
+async def aio_bounded_burst(
+    n: int, maxsize: int | None, wait: bool, batch: int | None = None
+) -> int:
+    """Elapsed ns for ``n`` notifies (``await notify_wait`` when ``wait``; ``notify_many`` in
+    batches of ``batch`` when given) then a sync_notify."""
     mgr = aio.start(maxsize=maxsize)
     try:
         await mgr.add_handler(Counter)
@@ -674,6 +681,8 @@ async def aio_bounded_burst(n: int, maxsize: int | None, wait: bool) -> int:
             notify_wait = mgr.notify_wait
             for i in range(n):
                 await notify_wait(i)
+        elif batch is not None:
+            produce_batches(mgr.notify_many, n, batch)
         else:
             produce(mgr.notify, n)
         await mgr.sync_notify(None)
@@ -703,6 +712,39 @@ def _bounded(cfg: h.Config) -> list[h.Bench]:
                 sc, BLOCK_THREADS, n, partial(thread_notify, 1, n, start={"maxsize": BOUND}), reps
             ),
             h.rate(sc, ROOM, n, partial(thread_notify, 1, n, start={"maxsize": n + 2}), reps),
+        ]
+    return out
+
+
+SMALL_BATCH = 100
+WHOLE = "notify_many, the burst as one batch"
+SMALL = f"notify_many, batches of {SMALL_BATCH}"
+
+
+def _batches(cfg: h.Config) -> list[h.Bench]:
+    n, reps = cfg.notify_events, cfg.reps
+    out: list[h.Bench] = []
+    if cfg.wants(h.BATCH_AIO):
+        sc = h.BATCH_AIO
+        out += [
+            h.rate(
+                sc, h.ONE_BY_ONE, n, h.in_loop(partial(aio_bounded_burst, n, None, False)), reps
+            ),
+            h.rate(sc, WHOLE, n, h.in_loop(partial(aio_bounded_burst, n, None, False, n)), reps),
+            h.rate(
+                sc,
+                SMALL,
+                n,
+                h.in_loop(partial(aio_bounded_burst, n, None, False, SMALL_BATCH)),
+                reps,
+            ),
+        ]
+    if cfg.wants(h.BATCH_THREADS):
+        sc = h.BATCH_THREADS
+        out += [
+            h.rate(sc, h.ONE_BY_ONE, n, partial(thread_notify, 1, n), reps),
+            h.rate(sc, WHOLE, n, partial(thread_notify, 1, n, batch=n), reps),
+            h.rate(sc, SMALL, n, partial(thread_notify, 1, n, batch=SMALL_BATCH), reps),
         ]
     return out
 
@@ -965,6 +1007,7 @@ def benches(cfg: h.Config) -> list[h.Bench]:
     if cfg.wants(h.CALL_TPUT_INLINE):
         out += _inline(cfg, h.CALL_TPUT_INLINE, "call")
     out += _bounded(cfg)
+    out += _batches(cfg)
     out += _isolation(cfg)
     out += _control(cfg)
     out += _uvloop(cfg)

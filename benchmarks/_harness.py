@@ -115,6 +115,15 @@ BOUNDED_AIO = Scenario(
 BOUNDED_THREADS = Scenario(
     "notify burst, threads: bounded mailbox vs unbounded", "events/s", "higher", UNBOUNDED
 )
+# Batches: the same burst of events to the same handler, sent by notify_many against notify
+# called once per event (the baseline row), on one runtime
+ONE_BY_ONE = "notify, one call per event"
+BATCH_AIO = Scenario(
+    "notify burst, asyncio: notify_many vs one notify per event", "events/s", "higher", ONE_BY_ONE
+)
+BATCH_THREADS = Scenario(
+    "notify burst, threads: notify_many vs one notify per event", "events/s", "higher", ONE_BY_ONE
+)
 FLOOD_PEAK = Scenario(
     "peak memory under a flood (tracemalloc): bounded vs unbounded", "bytes", "lower", UNBOUNDED
 )
@@ -183,6 +192,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     FLOOD_LATE,
     BOUNDED_AIO,
     BOUNDED_THREADS,
+    BATCH_AIO,
+    BATCH_THREADS,
     FLOOD_PEAK,
     ISO_AIO,
     ISO_THREADS,

@@ -38,6 +38,10 @@ from ._wire import MAX_BATCH, VERSION, Codec, Reply, Request, TypeRegistry
 
 __all__ = ("MAX_LEASE", "Link", "Pending", "Throttled", "lease_in", "sync")
 
+_WHOLE: Final = ""
+"""The reply of a queued frame that is a batch already (``notify_many``'s): the writer sends
+it as it is (a notify's reply is None: the writer may put it in a batch with the next)."""
+
 log = logging.getLogger("genevent.nats")
 
 
@@ -116,7 +120,8 @@ class Link:
         self._checks: set[asyncio.Task[None]] = set()
         self._warn = Throttled()
         self._tokens = itertools.count(1)
-        self._out: deque[tuple[str, str | None, bytes]] = deque()  # reply None: a notify
+        # reply None: a notify (the writer may batch it); _WHOLE: a batch frame, sent as it is
+        self._out: deque[tuple[str, str | None, bytes]] = deque()
         self._out_ready = asyncio.Event()
         # the bytes a batch adds around its items: the envelope, the longest array header
         # (msgpack) and a separator per item (JSON)
@@ -185,6 +190,35 @@ class Link:
         """Fire and forget (notify, info)."""
         self.check_up()
         self.post(subject(self.pfx, name, "notify"), None, self.encode(env))
+
+    def publish_many(self, name: str, envs: list[Request]) -> None:
+        """Fire and forget a batch (``notify_many``): ``envs`` in order, as few frames as the
+        server's max_payload allows (one, if they fit), queued at once. Every envelope is
+        encoded first, so a :class:`PayloadTooLarge` or a codec error sends nothing."""
+        self.check_up()
+        subj = subject(self.pfx, name, "notify")
+        items = [self.encode(env) for env in envs]
+        per_item = self._batch_item
+        room = self.limit() - self._batch_envelope
+        group: list[bytes] = []
+        size = 0
+        for item in items:
+            if group and (size + len(item) + per_item > room or len(group) == MAX_BATCH):
+                self._post_group(subj, group)
+                group, size = [], 0
+            group.append(item)
+            size += len(item) + per_item
+        if group:
+            self._post_group(subj, group)
+
+    def _post_group(self, subj: str, group: list[bytes]) -> None:
+        if len(group) == 1:  # a notify frame of its own (the writer may batch it with others)
+            self.post(subj, None, group[0])
+            return
+        frame = self.codec.encode(
+            Request(v=VERSION, op="batch", body=list(map(msgspec.Raw, group)))
+        )
+        self.post(subj, _WHOLE, frame)
 
     async def request(self, name: str, env: Request, what: str, timeout: float | None) -> Any:
         """Send ``env`` to the manager ``name`` and return the reply's result."""
@@ -313,7 +347,7 @@ class Link:
         """Send everything posted so far."""
         out = self._out
         while out:
-            subject, reply, payload = out.popleft()
+            subject, reply, payload = out.popleft()  # reply "" (_WHOLE): a batch already
             if reply is None and out and out[0][1] is None and out[0][0] == subject:
                 # several notifies to one manager are queued: one frame carries them, in order
                 payload = self._batch(subject, payload)

@@ -3,6 +3,7 @@ carries requests (see :class:`RemoteLink`), with no knowledge of the transport."
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -37,6 +38,11 @@ class RemoteLink(Protocol):
     def publish(self, name: str, env: Request) -> None:
         """Send ``env`` to the manager ``name``, fire and forget (raise if it cannot be
         sent)."""
+        ...
+
+    def publish_many(self, name: str, envs: list[Request]) -> None:
+        """Send the notifies ``envs`` to the manager ``name`` in order, in as few frames as
+        fit, fire and forget (raise, sending nothing, if one cannot be sent)."""
         ...
 
     async def request(self, name: str, env: Request, what: str, timeout: float | None) -> Any:
@@ -106,6 +112,14 @@ class RemoteManager:
         this node's other requests to the manager. Raises :class:`TransportDown`,
         :class:`NotEncodable` or :class:`PayloadTooLarge` (nothing was sent)."""
         self._link.publish(self.name, self._req("notify", event))
+
+    def notify_many(self, events: Iterable[Any]) -> None:
+        """Publish ``events``, in order, as one frame (the batch envelope), or as several in
+        order when they do not fit in the server's max_payload together, and return at once:
+        :meth:`notify` for each of them, fire-and-forget. Every event is encoded before
+        anything is sent: :class:`TransportDown`, :class:`NotEncodable` or
+        :class:`PayloadTooLarge` (one event larger than a frame) mean nothing was sent."""
+        self._link.publish_many(self.name, [self._req("notify", event) for event in events])
 
     def send(self, message: Any) -> None:
         """Publish an info ``message`` for every handler's ``handle_info``; as :meth:`notify`."""
