@@ -789,7 +789,7 @@ class NatsFacade(Facade):
             args = (self._ref(old), c.token(a1), self._ref(new), c.token(a2))
         elif name in ("notify", "send", "sync_notify"):
             args = (c.token(args[0]),)
-        elif name == "notify_many":
+        elif name == "notify_many" and not isinstance(args[0], (str, bytes)):
             args = ([c.token(event) for event in args[0]],)
         c.errors.pop(id(self.hosted), None)
         try:

@@ -36,6 +36,7 @@ from typing import Any, Final
 from ._driver import log
 from ._errors import MailboxFull
 from ._overflow import Action, Counts, OverflowPolicy, check_bound, decide
+from ._text import short
 
 __all__ = (
     "LOG_INTERVAL",
@@ -62,9 +63,15 @@ def check_mailbox(maxsize: Any, overflow: Any) -> Bound | None:
 
 def as_batch(events: Iterable[Any]) -> Sequence[Any]:
     """``notify_many``'s events, read once: a list or a tuple as it is, anything else into a
-    list (an iterable that raises meanwhile queues nothing)."""
+    list (an iterable that raises meanwhile queues nothing). A string or bytes is refused with
+    ``TypeError``: it is one event, not a batch of characters (use ``notify``)."""
     if events.__class__ is list or events.__class__ is tuple:
         return events
+    if isinstance(events, (str, bytes, bytearray)):
+        raise TypeError(
+            f"notify_many takes an iterable of events, not {type(events).__name__} "
+            f"{short(events)}: to notify one event, use notify"
+        )
     return list(events)
 
 

@@ -160,3 +160,13 @@ def test_notify_many_under_block_waits_for_room_where_notify_does(
     m.sync_notify("end")
     assert rec.of("h", "event") == ["first", *range(1, 11), "end"]
     assert (_stat(m, "dropped"), _stat(m, "refused")) == (0, 0)
+
+
+@pytest.mark.parametrize("events", ["abc", b"abc"])
+def test_notify_many_refuses_a_string_as_a_batch(rt: Runtime, rec: Recorder, events: Any) -> None:
+    m = rt.start()
+    m.add_handler(H, Spec(rec, "a"))
+    with pytest.raises(TypeError, match="use notify"):
+        m.notify_many(events)
+    m.sync_notify("after")
+    assert rec.of("a", "event") == ["after"]

@@ -12,6 +12,7 @@ from .._checks import check_timeout
 from .._core import NO_ARGS, restart_spec
 from .._errors import InvalidHandler
 from .._lanes import check_isolation
+from .._mailbox import as_batch
 from ._monitor import Monitor
 from ._wire import VERSION, Codec, Request
 
@@ -119,7 +120,8 @@ class RemoteManager:
         :meth:`notify` for each of them, fire-and-forget. Every event is encoded before
         anything is sent: :class:`TransportDown`, :class:`NotEncodable` or
         :class:`PayloadTooLarge` (one event larger than a frame) mean nothing was sent."""
-        self._link.publish_many(self.name, [self._req("notify", event) for event in events])
+        batch = as_batch(events)
+        self._link.publish_many(self.name, [self._req("notify", event) for event in batch])
 
     def send(self, message: Any) -> None:
         """Publish an info ``message`` for every handler's ``handle_info``; as :meth:`notify`."""
