@@ -124,6 +124,10 @@ class _Server:
     def __repr__(self) -> str:
         return repr(self.face)
 
+    def label(self) -> Any:
+        """The manager as its log lines and errors name it: its face."""
+        return self.face
+
     def gone(self) -> bool:
         """True if the manager's event loop was closed under it; it is then marked stopped,
         its name freed, and what it never handled counted in a log line. Checked lazily (off
