@@ -22,10 +22,12 @@ from genevent._lanes import (
     at_stop,
     holding,
     in_order,
+    leftovers,
     refusal,
     settling,
     split_backlog,
     still_busy,
+    unanswered,
 )
 
 
@@ -117,6 +119,20 @@ def test_a_refused_request_says_whether_it_waited_for_isolated_handlers() -> Non
     assert isinstance(plain, ManagerNotRunning)
     assert isinstance(waited, ManagerNotRunning)
     assert str(plain) != str(waited)
+
+
+def test_what_a_shut_down_manager_still_held_is_counted_logged_and_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    call, info = Req(Kind.CALL), Req(Kind.INFO)
+    with caplog.at_level(logging.ERROR, logger="genevent"):
+        assert leftovers("mgr", ["e1", call, "e2", info], Req, drained=False) == (2, [call, info])
+        assert "dropped 2 queued events" in caplog.text
+        caplog.clear()
+        assert leftovers("mgr", [call], Req, drained=False) == (0, [call])
+        assert leftovers("mgr", ["e1"], Req, drained=True) == (0, [])
+        assert not caplog.text
+    assert "before answering call" in str(unanswered("mgr", call))
 
 
 def test_settling_ends_at_once_without_busy_lanes_or_with_mail() -> None:

@@ -44,7 +44,15 @@ from ._requests import (
     takes_its_place,
     when_caught_up,
 )
-from ._stopping import AtStop, at_stop, is_kept, refusal, split_backlog
+from ._stopping import (
+    AtStop,
+    at_stop,
+    is_kept,
+    leftovers,
+    refusal,
+    split_backlog,
+    unanswered,
+)
 from ._task_lane import TaskLane
 from ._thread_lane import ThreadLane
 
@@ -72,6 +80,7 @@ __all__ = (
     "is_kept",
     "leave_behind",
     "left_behind",
+    "leftovers",
     "pass_call",
     "reap",
     "refusal",
@@ -81,5 +90,6 @@ __all__ = (
     "still_busy",
     "takes_its_place",
     "takes_turn",
+    "unanswered",
     "when_caught_up",
 )

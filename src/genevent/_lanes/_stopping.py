@@ -13,9 +13,10 @@ from enum import IntEnum
 from typing import Any
 
 from .._core import DROPPABLE, LANE_RESULTS, caught_up_detail
+from .._driver import log
 from .._errors import ManagerNotRunning
 
-__all__ = ("AtStop", "at_stop", "is_kept", "refusal", "split_backlog")
+__all__ = ("AtStop", "at_stop", "is_kept", "leftovers", "refusal", "split_backlog", "unanswered")
 
 
 class AtStop(IntEnum):
@@ -63,3 +64,22 @@ def split_backlog(rest: list[Any], stop: object) -> tuple[list[Any], list[Any]]:
 def refusal(manager: Any, req: Any) -> ManagerNotRunning:
     """The error a request refused by a stop that drops the backlog is answered with."""
     return ManagerNotRunning(manager, caught_up_detail(req.what, req.caught_up))
+
+
+def leftovers(
+    manager: Any, pending: list[Any], request: type[Any], drained: bool
+) -> tuple[int, list[Any]]:
+    """What a manager's mailbox still held as it shut down (``pending``; ``drained``: it
+    drained the mailbox and sealed it, so no event there was ever accepted). Returns how
+    many events were lost (logged as an error) and the requests, each to be answered with
+    :func:`unanswered`."""
+    requests = [m for m in pending if m.__class__ is request]
+    lost = 0 if drained else len(pending) - len(requests)
+    if lost:
+        log.error("genevent manager %r dropped %d queued events", manager, lost)
+    return lost, requests
+
+
+def unanswered(manager: Any, req: Any) -> ManagerNotRunning:
+    """The error a request still queued when its manager shut down is answered with."""
+    return ManagerNotRunning(manager, f" (it stopped before answering {req.what})")

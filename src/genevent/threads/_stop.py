@@ -15,7 +15,15 @@ from .. import _registry
 from .._core import Kind, Procedure
 from .._driver import log
 from .._errors import ManagerNotRunning
-from .._lanes import AtStop, at_stop, drop_backlogs, refusal, split_backlog
+from .._lanes import (
+    AtStop,
+    at_stop,
+    drop_backlogs,
+    leftovers,
+    refusal,
+    split_backlog,
+    unanswered,
+)
 from .._mailbox import Bound, log_backlog, take_backlog
 from . import _lanes_host, _state
 from ._lanes_host import _Host
@@ -132,9 +140,8 @@ def shutdown(srv: _Stopping) -> None:
         srv.sealed = True
         pending = list(srv.mailbox)
         srv.mailbox.clear()
-    if not drained and (lost := sum(m.__class__ is not _Request for m in pending)):
-        srv.dropped += lost
-        log.error("genevent manager %r dropped %d queued events", srv.label(), lost)
+    lost, requests = leftovers(srv.label(), pending, _Request, drained)
+    srv.dropped += lost
     if srv.bound is not None:
         srv.room()
         srv.bound.flush_log(srv.label())
@@ -156,12 +163,8 @@ def shutdown(srv: _Stopping) -> None:
     srv.fresh.clear()
     srv.core.lane_edits = None
     _state.discard_live(srv)
-    for msg in pending:
-        if msg.__class__ is _Request:
-            _fail(
-                msg,
-                ManagerNotRunning(srv.label(), f" (it stopped before answering {msg.what})"),
-            )
+    for msg in requests:
+        _fail(msg, unanswered(srv.label(), msg))
     srv.stopped.set()
 
 
