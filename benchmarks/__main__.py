@@ -58,11 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     genevent = genevent_module(cfg)
     benches = _baselines.benches(cfg) + _peers.benches(cfg)
     if genevent is not None:
-        benches += genevent.benches(cfg)
+        from . import _genevent_load  # noqa: PLC0415 - imports genevent, as _genevent_rows
+
+        benches += genevent.benches(cfg) + _genevent_load.benches(cfg)
     otp_runs = [_otp.measure(cfg)]
     rows = h.run(benches)
     if not cfg.quick:
         otp_runs.append(_otp.measure(cfg))
+    otp_runs += _otp.measure_memory(cfg)
     rows += _otp.rows(cfg, otp_runs)
     rows += _memory.rows(cfg)
     if genevent is not None:

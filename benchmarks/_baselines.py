@@ -7,7 +7,7 @@
 - round trips: asyncio.Queue + Future, and queue.SimpleQueue with a reply queue;
 - queued round trips (the floor of a busy manager's request): a server task draining a deque
   mailbox with one wake-up future, sent one event and then one (request, future) pair; the
-  thread flavour over two SimpleQueues;
+  thread flavour over two SimpleQueues, between two long-lived threads;
 - the inline floor: the caller calling the handler's method itself.
 
 Every consumer tells a control message from an event with the test genevent's drain loop uses
@@ -390,30 +390,73 @@ async def deque_server(n: int, *, call: bool, latency: bool, ahead: int = 1) -> 
     return samples if latency else [elapsed]
 
 
-def _sq_busy_server(q: queue.SimpleQueue[object], tally: Tally, call: bool) -> None:
-    get, handle, answer = q.get, tally.handle, tally.answer
-    while True:
-        msg: Any = get()
-        if msg.__class__ is _Req:
-            if msg.fut is None:
-                return
-            if call:
-                msg.fut.put(answer(msg.value))
+class _Setup:
+    """Tells the long-lived hand-off server which tally to count into, and how to answer."""
+
+    __slots__ = ("call", "tally")
+
+    def __init__(self, tally: Tally, call: bool) -> None:
+        self.tally = tally
+        self.call = call
+
+
+class HandOffServer:
+    """The floor of a thread-runtime request: a server thread fed through one SimpleQueue,
+    answering through another. The thread is started once per process and kept for every round
+    and scenario (as a manager's thread lives for the manager's life): the caller, the main
+    thread, is long-lived too, so that every hand-off is between two threads that already run,
+    not one that the round has just started."""
+
+    _the: HandOffServer | None = None
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._serve, name="bench hand-off", daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def get(cls) -> HandOffServer:
+        """The process's server, started on first use."""
+        if cls._the is None:
+            cls._the = cls()
+        return cls._the
+
+    def setup(self, tally: Tally, call: bool) -> None:
+        """Count events into ``tally`` from now on; answer requests with ``tally.answer``
+        when ``call``, else handle them as events and answer None (a sync)."""
+        done: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.queue.put(_Req(_Setup(tally, call), done))
+        done.get()
+
+    def _serve(self) -> None:
+        get = self.queue.get
+        tally, call = Tally(), False
+        handle, answer = tally.handle, tally.answer
+        while True:
+            msg: Any = get()
+            if msg.__class__ is _Req:
+                value = msg.value
+                if value.__class__ is _Setup:
+                    tally, call = value.tally, value.call
+                    handle, answer = tally.handle, tally.answer
+                    msg.fut.put(None)
+                elif call:
+                    msg.fut.put(answer(value))
+                else:
+                    handle(value)
+                    msg.fut.put(None)
             else:
-                handle(msg.value)
-                msg.fut.put(None)
-        else:
-            handle(msg)
+                handle(msg)
 
 
 def sq_busy(n: int, *, call: bool, latency: bool) -> list[int]:
-    """``n`` round trips to a thread over two SimpleQueues, one event put ahead of each."""
+    """``n`` round trips to the long-lived :class:`HandOffServer` over two SimpleQueues, one
+    event put ahead of each."""
     tally = Tally()
-    q: queue.SimpleQueue[object] = queue.SimpleQueue()
+    server = HandOffServer.get()
+    server.setup(tally, call)
     reply: queue.SimpleQueue[object] = queue.SimpleQueue()
-    server = threading.Thread(target=_sq_busy_server, args=(q, tally, call))
-    server.start()
-    put, get, now = q.put, reply.get, h.now
+    put, get, now = server.queue.put, reply.get, h.now
     samples: list[int] = []
     t0 = now()
     for i in range(n):
@@ -424,8 +467,7 @@ def sq_busy(n: int, *, call: bool, latency: bool) -> list[int]:
         if latency:
             samples.append(now() - s)
     elapsed = now() - t0
-    put(_Req(None, None))
-    server.join()
+    server.setup(Tally(), False)  # the round's tally is complete once the server moved on
     _check([tally], n if call else 2 * n)
     return samples if latency else [elapsed]
 
@@ -562,6 +604,80 @@ async def aqueue_yielding(n: int) -> int:
     await task
     _check(tallies, n)
     return elapsed
+
+
+# ---------------------------------------------------------------- round-robin
+
+
+class Countdown:
+    """Shared by every handler of a round-robin run: resolves ``done`` at the ``target``-th
+    event handled, in whichever manager."""
+
+    __slots__ = ("done", "n", "target")
+
+    def __init__(self, target: int, done: asyncio.Future[None]) -> None:
+        self.n = 0
+        self.target = target
+        self.done = done
+
+
+class _CountdownTally:
+    """The bare round-robin handler: the same work as genevent's round-robin handler."""
+
+    __slots__ = ("c",)
+
+    def __init__(self, c: Countdown) -> None:
+        self.c = c
+
+    def handle(self, event: object) -> None:
+        c = self.c
+        c.n += 1
+        if c.n == c.target:
+            c.done.set_result(None)
+
+
+async def produce_round_robin(notifies: list[Callable[[int], object]], n: int) -> None:
+    """``n`` events, one to each of ``notifies`` in turn; the producer yields after every
+    round, so that each event wakes its manager (``n``: a multiple of ``len(notifies)``)."""
+    sleep = asyncio.sleep
+    for r in range(n // len(notifies)):
+        for notify in notifies:
+            notify(r)
+        await sleep(0)
+
+
+async def deque_round_robin(managers: int, n: int) -> int:
+    """Elapsed ns for ``n`` events sent round-robin to ``managers`` deque mailboxes, until the
+    last one was handled."""
+    done = asyncio.get_running_loop().create_future()
+    c = Countdown(n, done)
+    mbs = [DequeMailbox([_CountdownTally(c).handle]) for _ in range(managers)]
+    await asyncio.sleep(0)
+    t0 = h.now()
+    await produce_round_robin([mb.notify for mb in mbs], n)
+    await done
+    elapsed = h.now() - t0
+    await asyncio.gather(*(mb.stop() for mb in mbs))
+    if c.n != n:
+        raise AssertionError(f"handled {c.n} events, expected {n}")
+    return elapsed
+
+
+def rr_events(cfg: h.Config) -> int:
+    """Events in a round-robin run, the same for every manager count: ``cfg.rr_events``
+    rounded to whole rounds of the most managers."""
+    most = max(h.RR_MANAGERS)
+    return max(cfg.rr_events // most, 1) * most
+
+
+def _round_robin(cfg: h.Config) -> list[h.Bench]:
+    out: list[h.Bench] = []
+    for m in h.RR_MANAGERS:
+        n = rr_events(cfg)
+        base = None if m == min(h.RR_MANAGERS) else h.rr_impl(h.DEQUE, min(h.RR_MANAGERS))
+        fn = h.in_loop(partial(deque_round_robin, m, n))
+        out.append(h.rate(h.ROUND_ROBIN, h.rr_impl(h.DEQUE, m), n, fn, cfg.rt_reps, base=base))
+    return out
 
 
 # ---------------------------------------------------------------- benches
@@ -707,6 +823,8 @@ def benches(cfg: h.Config) -> list[h.Bench]:
         out += _xthread(cfg)
     if cfg.wants(h.NOTIFY_YIELD):
         out += _yielding(cfg)
+    if cfg.wants(h.ROUND_ROBIN):
+        out += _round_robin(cfg)
     if cfg.wants(h.SYNC):
         out += _roundtrips(cfg, h.SYNC, call=False)
     if cfg.wants(h.SYNC_INLINE):

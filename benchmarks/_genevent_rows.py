@@ -16,7 +16,7 @@ from genevent import EventHandler, aio, threads
 
 from . import _harness as h
 from . import _memory
-from ._workloads import produce, produce_tasks, produce_threads
+from ._workloads import produce, produce_batches, produce_tasks, produce_threads
 
 AIO_NO_TIMEOUT = "genevent asyncio, timeout=None"
 GE_THREADS_INLINE = h.GE_THREADS_INLINE
@@ -175,27 +175,26 @@ async def aio_flood(n: int) -> tuple[int, list[int]]:
 
 
 def flood_rows(cfg: h.Config) -> list[h.Row]:
-    """The fairness scenario: burst throughput (best of the reps) and the ticker's p99
-    lateness (all reps' ticks pooled)."""
+    """The fairness scenario: burst throughput (median of the reps, with their min-max) and
+    the ticker's p99 lateness (all reps' ticks pooled)."""
     if not (cfg.wants(h.FLOOD) or cfg.wants(h.FLOOD_LATE)):
         return []
     n = cfg.flood_events
     h.progress(f"genevent: {h.FLOOD.name}")
-    best: float | None = None
+    rates: list[float] = []
     late: list[int] = []
     try:
         for _ in range(cfg.flood_reps):
             gc.collect()
             elapsed, ticks = asyncio.run(aio_flood(n))
-            best = elapsed if best is None else min(best, elapsed)
+            rates.append(h.per_second(n, elapsed))
             late += ticks
     except Exception as exc:
         return [h.failed(h.FLOOD, h.GE_AIO, exc), h.failed(h.FLOOD_LATE, h.GE_AIO, exc)]
-    assert best is not None
-    note = f"{n:,} events from one thread, best of {cfg.flood_reps}"
+    note = f"{n:,} events from one thread"
     late_note = f"{len(late):,} ticks of 1 ms over {cfg.flood_reps} bursts"
     return [
-        h.row(h.FLOOD, h.GE_AIO, h.per_second(n, best), note),
+        h.runs_row(h.FLOOD, h.GE_AIO, rates, note),
         h.row(h.FLOOD_LATE, h.GE_AIO, h.percentile(late, 0.99) / 1e6, late_note),
     ]
 
@@ -211,15 +210,19 @@ def thread_notify(
     timing: bool = False,
     start: dict[str, Any] | None = None,
     add: dict[str, Any] | None = None,
+    batch: int | None = None,
 ) -> int:
     """Elapsed ns for ``n`` notifies (blocking while a bounded mailbox is full) then one
-    sync_notify, ``k`` handlers, thread runtime (``start``/``add``: as :func:`aio_notify`)."""
+    sync_notify, ``k`` handlers, thread runtime (``start``/``add``: as :func:`aio_notify`;
+    ``batch``: ``notify_many`` in batches of it instead, one producer)."""
     mgr = threads.start(timing=timing, **(start or {}))
     try:
         for i in range(k):
             mgr.add_handler(_ref(k, i), **(add or {}))
         t0 = h.now()
-        if producers == 1:
+        if batch is not None:
+            produce_batches(mgr.notify_many, n, batch)
+        elif producers == 1:
             produce(mgr.notify, n)
         else:
             produce_threads(mgr.notify, n // producers, producers)
@@ -664,8 +667,11 @@ ROOM = "maxsize > burst: notify, never full (the bound check alone)"
 FLOOD_AIO_UNBOUNDED = "asyncio, unbounded mailbox"
 
 
-async def aio_bounded_burst(n: int, maxsize: int | None, wait: bool) -> int:
-    """Elapsed ns for ``n`` notifies (``await notify_wait`` when ``wait``) then a sync_notify."""
+async def aio_bounded_burst(
+    n: int, maxsize: int | None, wait: bool, batch: int | None = None
+) -> int:
+    """Elapsed ns for ``n`` notifies (``await notify_wait`` when ``wait``; ``notify_many`` in
+    batches of ``batch`` when given) then a sync_notify."""
     mgr = aio.start(maxsize=maxsize)
     try:
         await mgr.add_handler(Counter)
@@ -674,6 +680,8 @@ async def aio_bounded_burst(n: int, maxsize: int | None, wait: bool) -> int:
             notify_wait = mgr.notify_wait
             for i in range(n):
                 await notify_wait(i)
+        elif batch is not None:
+            produce_batches(mgr.notify_many, n, batch)
         else:
             produce(mgr.notify, n)
         await mgr.sync_notify(None)
@@ -703,6 +711,39 @@ def _bounded(cfg: h.Config) -> list[h.Bench]:
                 sc, BLOCK_THREADS, n, partial(thread_notify, 1, n, start={"maxsize": BOUND}), reps
             ),
             h.rate(sc, ROOM, n, partial(thread_notify, 1, n, start={"maxsize": n + 2}), reps),
+        ]
+    return out
+
+
+SMALL_BATCH = 100
+WHOLE = "notify_many, the burst as one batch"
+SMALL = f"notify_many, batches of {SMALL_BATCH}"
+
+
+def _batches(cfg: h.Config) -> list[h.Bench]:
+    n, reps = cfg.notify_events, cfg.reps
+    out: list[h.Bench] = []
+    if cfg.wants(h.BATCH_AIO):
+        sc = h.BATCH_AIO
+        out += [
+            h.rate(
+                sc, h.ONE_BY_ONE, n, h.in_loop(partial(aio_bounded_burst, n, None, False)), reps
+            ),
+            h.rate(sc, WHOLE, n, h.in_loop(partial(aio_bounded_burst, n, None, False, n)), reps),
+            h.rate(
+                sc,
+                SMALL,
+                n,
+                h.in_loop(partial(aio_bounded_burst, n, None, False, SMALL_BATCH)),
+                reps,
+            ),
+        ]
+    if cfg.wants(h.BATCH_THREADS):
+        sc = h.BATCH_THREADS
+        out += [
+            h.rate(sc, h.ONE_BY_ONE, n, partial(thread_notify, 1, n), reps),
+            h.rate(sc, WHOLE, n, partial(thread_notify, 1, n, batch=n), reps),
+            h.rate(sc, SMALL, n, partial(thread_notify, 1, n, batch=SMALL_BATCH), reps),
         ]
     return out
 
@@ -877,7 +918,8 @@ def thread_scale(k: int, isolation: bool, reps: int) -> list[float]:
 def scale_rows(cfg: h.Config) -> list[h.Row]:
     """Isolated handlers at scale: for 10, 100 and 1,000 handlers (10 and 100 when quick),
     each runtime's isolated flavours beside the same manager with handlers not isolated (the
-    best of ``cfg.rt_reps`` runs per figure; the runs of one count are interleaved)."""
+    median of ``cfg.rt_reps`` runs per figure, with their min-max; the runs of one count are
+    interleaved)."""
     wanted = [sc for sc in _SCALE_OPS if cfg.wants(sc)]
     if not wanted:
         return []
@@ -897,7 +939,7 @@ def scale_rows(cfg: h.Config) -> list[h.Row]:
     for k in counts:
         h.progress(f"genevent: isolated handlers at scale, {k:,} handlers")
         reps = _scale_reps(k, cfg.quick)
-        best: dict[str, list[float]] = {}
+        runs: dict[str, list[list[float]]] = {}
         failures: dict[str, Exception] = {}
         for _ in range(cfg.rt_reps):
             for runtime, how, measure in flavours:
@@ -910,12 +952,7 @@ def scale_rows(cfg: h.Config) -> list[h.Row]:
                 except Exception as exc:
                     failures[impl] = exc
                     continue
-                old = best.get(impl)
-                best[impl] = (
-                    figures
-                    if old is None
-                    else [min(a, b) for a, b in zip(old, figures, strict=True)]
-                )
+                runs.setdefault(impl, []).append(figures)
         for runtime, how, _ in flavours:
             impl = f"genevent {runtime}, {k:,} handlers, {how}"
             base = (
@@ -930,7 +967,7 @@ def scale_rows(cfg: h.Config) -> list[h.Row]:
                     out.append(h.failed(sc, impl, failures[impl]))
                     continue
                 note = f"{reps} calls timed" if sc in (h.SCALE_SYNC, h.SCALE_WHICH) else ""
-                out.append(h.row(sc, impl, best[impl][i], note, base))
+                out.append(h.runs_row(sc, impl, [run[i] for run in runs[impl]], note, base))
     return out
 
 
@@ -965,6 +1002,7 @@ def benches(cfg: h.Config) -> list[h.Bench]:
     if cfg.wants(h.CALL_TPUT_INLINE):
         out += _inline(cfg, h.CALL_TPUT_INLINE, "call")
     out += _bounded(cfg)
+    out += _batches(cfg)
     out += _isolation(cfg)
     out += _control(cfg)
     out += _uvloop(cfg)

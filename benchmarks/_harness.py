@@ -3,6 +3,10 @@
 Every measurement is a :class:`Row`: one implementation's figure in one scenario. Each scenario
 names its baseline implementation; rows print their ratio to the baseline row of the same run,
 oriented so that a ratio above 1 always means "better than the baseline" (faster, or smaller).
+
+Every system is summarised the same way, never by its best run: a throughput row is the median
+of its runs with their range (min-max), a latency row the median of its pooled samples with
+their interquartile range.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import gc
 import json
 import math
+import statistics
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
@@ -30,7 +35,7 @@ SIMPLEQ = "queue.SimpleQueue + consumer thread"
 AQ_FUTURE = "asyncio.Queue + Future"
 SQ_ROUNDTRIP = "queue.SimpleQueue round trip"
 DEQUE_RT = "deque server + Future, one event ahead"
-SQ_RT_BUSY = "two SimpleQueues + thread, one event ahead"
+SQ_RT_BUSY = "two SimpleQueues + long-lived thread, one event ahead"
 DIRECT = "caller runs the handler itself"
 XT_DEQUE = "deque + call_soon_threadsafe wake-up"
 GE_AIO = "genevent asyncio"
@@ -45,7 +50,7 @@ PYKKA_ASK = "pykka ask"
 PYEE = "pyee emit"
 BLINKER = "blinker send"
 OTP = "OTP gen_event"
-PLAIN_OBJECT = "plain object + bound method in a list"
+PLAIN_OBJECT = "plain object + bound method in a list + (class, id) dict entry"
 BARE_TASK = "bare task: create, one round trip, stop"
 BARE_ADD = "bare queued round trip + handler made and init() called"
 BARE_DELETE = "bare queued round trip + terminate() called"
@@ -71,6 +76,21 @@ XTHREAD = Scenario("cross-thread notify into asyncio", "events/s", "higher", XT_
 NOTIFY_YIELD = Scenario(
     "notify, 1 handler, producer yields after every event", "events/s", "higher", DEQUE
 )
+# Many managers, each sent one event in turn (the producer yields after every round): the
+# per-event cost over 10,000 managers against the same implementation over 1,000 (each row
+# names its own baseline row), i.e. what a working set ten times larger costs per event.
+RR_MANAGERS = (1_000, 10_000)
+SAME_OVER_1000 = "the same implementation over 1,000 managers"
+ROUND_ROBIN = Scenario(
+    "notify round-robin over 10,000 managers vs 1,000", "events/s", "higher", None, SAME_OVER_1000
+)
+
+
+def rr_impl(impl: str, managers: int) -> str:
+    """The name of ``impl``'s round-robin row over ``managers`` managers."""
+    return f"{impl}, {managers:,} managers"
+
+
 # Request/reply scenarios come in two kinds (compared like with like, never across):
 # - queued: one event is queued ahead of every request, so the request takes the path a busy
 #   manager takes (a real round trip through the mailbox); the baseline is a bare server task
@@ -115,6 +135,19 @@ BOUNDED_AIO = Scenario(
 BOUNDED_THREADS = Scenario(
     "notify burst, threads: bounded mailbox vs unbounded", "events/s", "higher", UNBOUNDED
 )
+# Batches: the same burst of events to the same handler, sent by notify_many against notify
+# called once per event (the baseline row), on one runtime
+ONE_BY_ONE = "notify, one call per event"
+BATCH_AIO = Scenario(
+    "notify burst, asyncio: notify_many vs one notify per event", "events/s", "higher", ONE_BY_ONE
+)
+BATCH_THREADS = Scenario(
+    "notify burst, threads: notify_many vs one notify per event", "events/s", "higher", ONE_BY_ONE
+)
+#: the overflow rows of the two bounded scenarios: a burst into a ``drop_oldest`` mailbox that
+#: holds a 30th of it, so that most events are dropped
+OVERFLOW_SHARE = 30
+OVERFLOWING = f"drop_oldest, overflowing (maxsize: 1/{OVERFLOW_SHARE} of the burst)"
 FLOOD_PEAK = Scenario(
     "peak memory under a flood (tracemalloc): bounded vs unbounded", "bytes", "lower", UNBOUNDED
 )
@@ -163,6 +196,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     NOTIFY_4P,
     XTHREAD,
     NOTIFY_YIELD,
+    ROUND_ROBIN,
     SYNC,
     SYNC_INLINE,
     CALL_MED,
@@ -183,6 +217,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     FLOOD_LATE,
     BOUNDED_AIO,
     BOUNDED_THREADS,
+    BATCH_AIO,
+    BATCH_THREADS,
     FLOOD_PEAK,
     ISO_AIO,
     ISO_THREADS,
@@ -205,6 +241,10 @@ class Row:
     error: bool = False
     #: the impl of this row's own baseline row (else the scenario's baseline)
     base: str | None = None
+    #: how much the figure moved: (low, high) in the row's unit, see ``spread_of``
+    spread: tuple[float, float] | None = None
+    #: what ``spread`` is: "min-max of N runs", or "IQR" of the pooled samples
+    spread_of: str = ""
 
 
 @dataclass
@@ -215,6 +255,7 @@ class Config:
     only: str | None = None
     notify_events: int = 300_000
     yield_events: int = 100_000
+    rr_events: int = 200_000
     fanout_invocations: int = 2_000_000
     roundtrips: int = 40_000
     latency_samples: int = 20_000
@@ -239,6 +280,7 @@ class Config:
             only=only,
             notify_events=2_000,
             yield_events=500,
+            rr_events=20_000,
             fanout_invocations=20_000,
             roundtrips=500,
             latency_samples=500,
@@ -270,11 +312,53 @@ class Config:
 
 
 def row(
-    scenario: Scenario, impl: str, value: float | None, note: str = "", base: str | None = None
+    scenario: Scenario,
+    impl: str,
+    value: float | None,
+    note: str = "",
+    base: str | None = None,
+    *,
+    spread: tuple[float, float] | None = None,
+    spread_of: str = "",
 ) -> Row:
     """A row in ``scenario``'s unit (``base``: the impl of its own baseline row, if not the
-    scenario's)."""
-    return Row(scenario.name, impl, value, scenario.unit, note, base=base)
+    scenario's; ``spread``: the figure's (low, high), described by ``spread_of``)."""
+    return Row(
+        scenario.name,
+        impl,
+        value,
+        scenario.unit,
+        note,
+        base=base,
+        spread=spread,
+        spread_of=spread_of,
+    )
+
+
+def runs_row(
+    scenario: Scenario, impl: str, values: Sequence[float], note: str = "", base: str | None = None
+) -> Row:
+    """A row of several runs' figures: their median, with their min-max as its spread."""
+    if not values:
+        return row(scenario, impl, None, note, base)
+    return row(
+        scenario,
+        impl,
+        statistics.median(values),
+        note,
+        base,
+        spread=(min(values), max(values)),
+        spread_of=runs_label(len(values)),
+    )
+
+
+def runs_label(n: int) -> str:
+    """How a min-max spread over ``n`` runs is described."""
+    return "1 run" if n == 1 else f"min-max of {n} runs"
+
+
+IQR = "IQR"
+"""How the spread of a median over pooled per-operation samples is described."""
 
 
 def skipped(scenario: Scenario, impl: str, why: str) -> Row:
@@ -311,10 +395,10 @@ now = time.perf_counter_ns
 class Bench:
     """One implementation in one scenario, measured by :func:`run`.
 
-    ``rate`` returns the elapsed ns of one repetition of ``count`` operations (the best of
-    ``reps`` counts); ``latency`` returns per-operation ns of one round (all rounds pooled, then
-    median and p99 rows: ``scenario`` and ``p99``). ``skip`` gives a row that says why it was not
-    measured."""
+    ``rate`` returns the elapsed ns of one repetition of ``count`` operations (the row is the
+    median rate of ``reps`` repetitions, with their min-max); ``latency`` returns per-operation
+    ns of one round (all rounds pooled, then median with its interquartile range, and p99 rows:
+    ``scenario`` and ``p99``). ``skip`` gives a row that says why it was not measured."""
 
     scenario: Scenario
     impl: str
@@ -325,13 +409,22 @@ class Bench:
     note: str = ""
     skip: str = ""
     p99: Scenario | None = None
+    #: the impl of this bench's own baseline row (else the scenario's baseline)
+    base: str | None = None
 
 
 def rate(
-    scenario: Scenario, impl: str, count: int, once: Callable[[], int], reps: int, note: str = ""
+    scenario: Scenario,
+    impl: str,
+    count: int,
+    once: Callable[[], int],
+    reps: int,
+    note: str = "",
+    base: str | None = None,
 ) -> Bench:
-    """A throughput bench: ``once()`` does ``count`` operations and returns the elapsed ns."""
-    return Bench(scenario, impl, count=count, rate=once, reps=reps, note=note)
+    """A throughput bench: ``once()`` does ``count`` operations and returns the elapsed ns
+    (``base``: the impl of its own baseline row, if not the scenario's)."""
+    return Bench(scenario, impl, count=count, rate=once, reps=reps, note=note, base=base)
 
 
 def latency(
@@ -415,7 +508,7 @@ def run(benches: Sequence[Bench]) -> list[Row]:
         if not group:
             continue
         progress(sc.name)
-        best: dict[Bench, float] = {}
+        elapsed: dict[Bench, list[int]] = {b: [] for b in group}
         pooled: dict[Bench, list[int]] = {b: [] for b in group}
         errors: dict[Bench, BaseException] = {}
         for rep in range(max(b.reps for b in group)):
@@ -426,7 +519,7 @@ def run(benches: Sequence[Bench]) -> list[Row]:
                 gc.collect()
                 try:
                     if b.rate is not None:
-                        best[b] = min(best.get(b, math.inf), b.rate())
+                        elapsed[b].append(b.rate())
                     elif b.latency is not None:
                         samples = b.latency()
                         if rep > 0:  # the first round warms up
@@ -434,13 +527,11 @@ def run(benches: Sequence[Bench]) -> list[Row]:
                 except Exception as exc:
                     errors[b] = exc
         for b in group:
-            out += _rows_of(b, best.get(b), pooled[b], errors.get(b))
+            out += _rows_of(b, elapsed[b], pooled[b], errors.get(b))
     return out
 
 
-def _rows_of(
-    b: Bench, ns: float | None, samples: list[int], exc: BaseException | None
-) -> list[Row]:
+def _rows_of(b: Bench, ns: list[int], samples: list[int], exc: BaseException | None) -> list[Row]:
     p99 = b.p99
     scenarios = [b.scenario, p99] if b.latency is not None and p99 else [b.scenario]
     if b.skip:
@@ -448,11 +539,14 @@ def _rows_of(
     if exc is not None:
         return [failed(sc, b.impl, exc) for sc in scenarios]
     if b.latency is not None:
-        med = row(b.scenario, b.impl, percentile(samples, 0.5) / 1000, b.note)
+        iqr = (percentile(samples, 0.25) / 1000, percentile(samples, 0.75) / 1000)
+        value = percentile(samples, 0.5) / 1000
+        med = row(b.scenario, b.impl, value, b.note, spread=iqr, spread_of=IQR)
         if p99 is None:
             return [med]
         return [med, row(p99, b.impl, percentile(samples, 0.99) / 1000, b.note)]
-    return [row(b.scenario, b.impl, per_second(b.count, ns) if ns else None, b.note)]
+    rates = [per_second(b.count, x) for x in ns]
+    return [runs_row(b.scenario, b.impl, rates, b.note, b.base)]
 
 
 # ---------------------------------------------------------------- output
@@ -473,6 +567,19 @@ def fmt_value(value: float | None, unit: str) -> str:
     if unit == "bytes":
         return f"{value:,.0f} bytes"
     return f"{value:,.0f}"
+
+
+def fmt_spread(r: Row) -> str:
+    """A row's spread, e.g. "3.90-4.41 M/s, min-max of 5 runs" (empty when it has none; just
+    "1 run" for a single run)."""
+    if r.spread is None or r.value is None:
+        return ""
+    if r.spread_of == runs_label(1):
+        return r.spread_of
+    lo, hi = (fmt_value(x, r.unit) for x in r.spread)
+    lo_num, _, lo_unit = lo.partition(" ")
+    span = f"{lo_num}-{hi}" if lo_unit == hi.partition(" ")[2] else f"{lo}-{hi}"
+    return f"{span}, {r.spread_of}" if r.spread_of else span
 
 
 def ratio(scenario: Scenario, value: float | None, base: float | None) -> float | None:
@@ -513,8 +620,10 @@ def print_table(rows: Sequence[Row]) -> None:
                 rtxt = "baseline"
             else:
                 rtxt = f"{rt:.2f}x" if rt is not None else "-"
+            spread = fmt_spread(r)
+            spread = f"  [{spread}]" if spread else ""
             note = f"  {r.note}" if r.note else ""
-            print(f"  {r.impl:<{width}}{fmt_value(r.value, r.unit):>18}  {rtxt:>9}{note}")
+            print(f"  {r.impl:<{width}}{fmt_value(r.value, r.unit):>18}  {rtxt:>9}{spread}{note}")
 
 
 def write_json(

@@ -93,10 +93,16 @@ async def _deque_per_manager(k: int) -> float:
 
 
 def _plain_per_handler(k: int) -> float:
+    """The floor of a handler in a registry: the object, its bound method in the list the
+    events go through, and the ``(class, id)`` key a registry finds it by, in a dict."""
     handlers: list[object] = []
+    registry: dict[tuple[type, int], object] = {}
+    ids = iter(range(k + 1))
 
     def make() -> object:
-        handlers.append(Tally().handle)
+        tally = Tally()
+        handlers.append(tally.handle)
+        registry[(Tally, next(ids))] = tally
         return None
 
     return traced_per_item_sync(k, make)[0]

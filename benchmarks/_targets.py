@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from . import _harness as h
 from ._otp import NOT_FOUND
 
-NA_OTP = "n/a (escript not on PATH)"
+NA_OTP = "n/a (no erl: escript not on PATH)"
 NA = "n/a (not measured)"
 
 
@@ -27,7 +27,7 @@ def _value(rows: Sequence[h.Row], sc: h.Scenario, impl: str) -> float | None:
 
 
 def _why_missing(rows: Sequence[h.Row], sc: h.Scenario, impls: Sequence[str]) -> str:
-    """ "n/a (...)" with the reason a row was skipped, e.g. "n/a (escript not on PATH)"."""
+    """ "n/a (...)" with the reason a row was skipped, e.g. "n/a (no erl: escript not on PATH)"."""
     for r in rows:
         if r.scenario == sc.name and r.impl in impls and r.value is None:
             if r.note == NOT_FOUND:
@@ -152,6 +152,7 @@ def evaluate(rows: Sequence[h.Row], cfg: h.Config) -> list[Target]:
             "pykka tell's events/s",
         ),
     ]
+    t += _load_targets(rows)
     t.append(
         _ratio_target(
             rows,
@@ -182,7 +183,7 @@ def evaluate(rows: Sequence[h.Row], cfg: h.Config) -> list[Target]:
     t.append(
         _ratio_target(
             rows,
-            "asyncio memory per handler <= 2x a plain object + bound method",
+            "asyncio memory per handler <= 2x a plain object + registry entry",
             h.MEM_HANDLER,
             h.GE_AIO,
             h.PLAIN_OBJECT,
@@ -207,6 +208,46 @@ def evaluate(rows: Sequence[h.Row], cfg: h.Config) -> list[Target]:
     else:
         t.append(Target(name, f"{many.value:,.0f} bytes each (RSS)", "met"))
     return t
+
+
+def _load_targets(rows: Sequence[h.Row]) -> list[Target]:
+    """A producer that yields after every event, many managers sent one event each in turn,
+    and a bounded mailbox that overflows."""
+    few, many = h.RR_MANAGERS
+    rr = _ratio_target(
+        rows,
+        f"asyncio notify round-robin over {many:,} managers >= 0.5x over {few:,}",
+        h.ROUND_ROBIN,
+        h.rr_impl(h.GE_AIO, many),
+        h.rr_impl(h.GE_AIO, few),
+        lambda r: r >= 0.5,
+        f"its rate over {few:,}",
+    )
+    bare_many = _value(rows, h.ROUND_ROBIN, h.rr_impl(h.DEQUE, many))
+    bare_few = _value(rows, h.ROUND_ROBIN, h.rr_impl(h.DEQUE, few))
+    if rr.measured != "-" and bare_many and bare_few:
+        rr.measured += f" (deque: {bare_many / bare_few:.2f}x)"
+    return [
+        _ratio_target(
+            rows,
+            "asyncio notify, producer yields after every event >= 0.8x deque",
+            h.NOTIFY_YIELD,
+            h.GE_AIO,
+            h.DEQUE,
+            lambda r: r >= 0.8,
+            "the deque mailbox's events/s",
+        ),
+        rr,
+        _ratio_target(
+            rows,
+            "asyncio burst overflowing a drop_oldest mailbox >= 0.5x unbounded",
+            h.BOUNDED_AIO,
+            h.OVERFLOWING,
+            h.UNBOUNDED,
+            lambda r: r >= 0.5,
+            "the unbounded burst's events/s",
+        ),
+    ]
 
 
 def print_targets(targets: Sequence[Target]) -> None:

@@ -46,6 +46,12 @@ async def produce_tasks(notify: Callable[[int], object], per_producer: int, prod
     await asyncio.gather(*(one() for _ in range(producers)))
 
 
+def produce_batches(notify_many: Callable[[range], object], n: int, batch: int) -> None:
+    """Send ``n`` events through ``notify_many``, ``batch`` at a time, in order."""
+    for first in range(0, n, batch):
+        notify_many(range(first, min(first + batch, n)))
+
+
 def produce_threads(notify: Callable[[int], object], per_producer: int, producers: int) -> None:
     """``producers`` threads each notify ``per_producer`` events; returns when all are done."""
     threads = [

@@ -6,9 +6,14 @@
 %% real, loaded module, so gen_event can call back into it; many copies are {?MODULE, Id}.
 %%
 %% usage: escript otp_gen_event.escript NotifyEvents FanoutInvocations RoundTrips
-%%                                      LatencySamples Reps MemManagers MemHandlers
-%%                                      ControlSamples
-%% prints one line per figure: "<name> <value> <unit>".
+%%                                      LatencySamples Reps ControlSamples
+%%        escript otp_gen_event.escript mem_manager Managers
+%%        escript otp_gen_event.escript mem_handler Handlers
+%% prints one line per figure: "<name> <value> <unit>". A throughput figure prints one line per
+%% run (every run counts: the caller takes their median and range, as for every system); a
+%% latency figure prints the median of its pooled samples and, as "<name>:q1" and "<name>:q3",
+%% their quartiles. Each memory figure is measured alone, in a VM of its own: a VM that has just
+%% run the timing scenarios holds grown heaps and caches that blur a per-process figure.
 -module(otp_gen_event).
 -mode(compile).
 -behaviour(gen_event).
@@ -27,55 +32,57 @@ code_change(_OldVsn, N, _Extra) -> {ok, N}.
 
 %% ------------------------------------------------------------------ main
 
-main([NotifyS, FanoutS, RoundTripsS, LatencyS, RepsS, MemMgrS, MemHandlersS, ControlS]) ->
-    [Notify, Fanout, RoundTrips, Latency, Reps, MemMgr, MemHandlers, Control] =
+main(["mem_manager", KS]) ->
+    out(mem_manager, mem_per_manager(list_to_integer(KS)), bytes),
+    halt(0);
+main(["mem_handler", KS]) ->
+    out(mem_handler, mem_per_handler(list_to_integer(KS)), bytes),
+    halt(0);
+main([NotifyS, FanoutS, RoundTripsS, LatencyS, RepsS, ControlS]) ->
+    [Notify, Fanout, RoundTrips, Latency, Reps, Control] =
         [list_to_integer(A)
-         || A <- [NotifyS, FanoutS, RoundTripsS, LatencyS, RepsS, MemMgrS, MemHandlersS,
-                  ControlS]],
+         || A <- [NotifyS, FanoutS, RoundTripsS, LatencyS, RepsS, ControlS]],
     out(otp_release, list_to_integer(erlang:system_info(otp_release)), release),
     out(schedulers, erlang:system_info(schedulers_online), count),
     lists:foreach(
       fun(K) ->
               N = case K of 1 -> Notify; _ -> max(Fanout div K, 10) end,
-              Ns = best(Reps, fun() -> notify_once(K, N, 1) end),
-              out(list_to_atom("notify_" ++ integer_to_list(K)), rate(N * K, Ns), per_s)
+              runs(list_to_atom("notify_" ++ integer_to_list(K)), N * K, Reps,
+                   fun() -> notify_once(K, N, 1) end)
       end, [1, 10, 100]),
-    Ns1Off = best(Reps, fun() -> notify_once(1, Notify, 1, [{message_queue_data, off_heap}]) end),
-    out(notify_1_offheap, rate(Notify, Ns1Off), per_s),
+    runs(notify_1_offheap, Notify, Reps,
+         fun() -> notify_once(1, Notify, 1, [{message_queue_data, off_heap}]) end),
     N4 = (Notify div 4) * 4,
-    out(notify_4p, rate(N4, best(Reps, fun() -> notify_once(1, N4, 4) end)), per_s),
+    runs(notify_4p, N4, Reps, fun() -> notify_once(1, N4, 4) end),
     RtReps = max(1, min(Reps, 3)),
     %% request rounds: one notify queued ahead of each request (a busy manager's path)
-    out(sync_notify, rate(RoundTrips, best(RtReps, fun() -> sync_once(RoundTrips) end)), per_s),
+    runs(sync_notify, RoundTrips, RtReps, fun() -> sync_once(RoundTrips) end),
     Rounds = max(1, Reps),
     _ = call_latency(max(1, Latency div Rounds)),  % warm-up round, not counted
     Samples = lists:sort(lists:append(
                 [call_latency(max(1, Latency div Rounds)) || _ <- lists:seq(1, Rounds)])),
-    out(call_median, percentile(Samples, 0.5) / 1000, us),
+    median(call_median, Samples),
     out(call_p99, percentile(Samples, 0.99) / 1000, us),
     FloodN = max(10, Latency div Rounds div 10),
     _ = call_latency(FloodN, 100),
     Flooded = lists:sort(lists:append([call_latency(FloodN, 100) || _ <- lists:seq(1, Rounds)])),
-    out(call_flooded, percentile(Flooded, 0.5) / 1000, us),
+    median(call_flooded, Flooded),
     _ = call_latency(max(1, Latency div Rounds), 0),
     Idle = lists:sort(lists:append(
              [call_latency(max(1, Latency div Rounds), 0) || _ <- lists:seq(1, Rounds)])),
-    out(call_idle, percentile(Idle, 0.5) / 1000, us),
-    out(call_tput, rate(RoundTrips, best(RtReps, fun() -> call_once(RoundTrips) end)), per_s),
+    median(call_idle, Idle),
+    runs(call_tput, RoundTrips, RtReps, fun() -> call_once(RoundTrips) end),
     %% control operations: medians of per-operation samples, after a warm-up round
     lists:foreach(
       fun({Name, F}) ->
               _ = F(Control),
-              S = lists:sort(lists:append([F(Control) || _ <- lists:seq(1, Rounds)])),
-              out(Name, percentile(S, 0.5) / 1000, us)
+              median(Name, lists:sort(lists:append([F(Control) || _ <- lists:seq(1, Rounds)])))
       end, [{life, fun life/1}, {add_busy, fun add_busy/1}, {delete_busy, fun delete_busy/1}]),
-    out(mem_manager, mem_per_manager(MemMgr), bytes),
-    out(mem_handler, mem_per_handler(MemHandlers), bytes),
     halt(0);
 main(_) ->
     io:format(standard_error, "usage: escript otp_gen_event.escript NotifyEvents "
-              "FanoutInvocations RoundTrips LatencySamples Reps MemManagers MemHandlers "
-              "ControlSamples~n", []),
+              "FanoutInvocations RoundTrips LatencySamples Reps ControlSamples~n"
+              "       escript otp_gen_event.escript mem_manager|mem_handler Count~n", []),
     halt(2).
 
 %% ------------------------------------------------------------------ scenarios
@@ -195,14 +202,16 @@ delete_busy(N) ->
     check(M, 1, N),
     S.
 
-%% erlang:memory(processes) growth per idle manager with one handler.
+%% Memory per idle manager with one handler: the managers' own process memory (heap, stack,
+%% mailbox, process structure, after garbage collection), summed over K managers. Reading
+%% erlang:memory(processes) before and after instead counts every other process of the VM too
+%% (the code server, what escript started), whose own garbage collections made the figure
+%% swing by hundreds of kilobytes, below zero for a few managers.
 mem_per_manager(K) ->
-    erlang:garbage_collect(),
-    Before = erlang:memory(processes),
     Ms = [start_manager(1) || _ <- lists:seq(1, K)],
-    After = erlang:memory(processes),
+    Bytes = lists:sum([process_memory(M) || M <- Ms]),
     [ok = gen_event:stop(M) || M <- Ms],
-    (After - Before) / K.
+    Bytes / K.
 
 %% Growth of one manager process (after garbage collection) per added handler.
 mem_per_handler(K) ->
@@ -225,8 +234,15 @@ now_ns() -> erlang:monotonic_time(nanosecond).
 %% gen_event:start/2 (the form that takes spawn options) wants a name.
 unique_name() -> list_to_atom("genevent_bench_" ++ integer_to_list(erlang:unique_integer([positive]))).
 
-%% The best of Reps runs, after one warm-up run that is not counted.
-best(Reps, F) -> _ = F(), lists:min([F() || _ <- lists:seq(1, Reps)]).
+%% Reps runs of F (each returns the nanoseconds Count operations took): one line per run.
+runs(Name, Count, Reps, F) ->
+    lists:foreach(fun(_) -> out(Name, rate(Count, F()), per_s) end, lists:seq(1, Reps)).
+
+%% The median of sorted per-operation samples (ns), and their quartiles, in microseconds.
+median(Name, Sorted) ->
+    out(Name, percentile(Sorted, 0.5) / 1000, us),
+    out(list_to_atom(atom_to_list(Name) ++ ":q1"), percentile(Sorted, 0.25) / 1000, us),
+    out(list_to_atom(atom_to_list(Name) ++ ":q3"), percentile(Sorted, 0.75) / 1000, us).
 
 rate(Count, Ns) -> Count * 1.0e9 / max(Ns, 1).
 

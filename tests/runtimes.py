@@ -159,6 +159,10 @@ class Facade:
         notify = self.mgr.notify
         self.worker.run(lambda: [notify(event) for event in events] and None)
 
+    def notify_many(self, events: Any) -> None:
+        """``notify_many(events)`` (``events`` read in the worker, as the manager would)."""
+        self._run("notify_many", events)
+
     def send(self, message: Any) -> None:
         self._run("send", message)
 
@@ -785,6 +789,8 @@ class NatsFacade(Facade):
             args = (self._ref(old), c.token(a1), self._ref(new), c.token(a2))
         elif name in ("notify", "send", "sync_notify"):
             args = (c.token(args[0]),)
+        elif name == "notify_many" and not isinstance(args[0], (str, bytes)):
+            args = ([c.token(event) for event in args[0]],)
         c.errors.pop(id(self.hosted), None)
         try:
             result = super()._run(name, *args, **kwargs)
@@ -1035,6 +1041,16 @@ NATS_EXEMPT: dict[str, str] = {
         "its second half installs a handler under an id object that is not plain data: a "
         "remote handler id must cross the wire, so the caller gets NotEncodable (the first "
         "half, an error whose str() raises, is answered with a typed error over NATS too)"
+    ),
+    **dict.fromkeys(
+        (
+            "test_notify_many_on_a_stopped_manager_refuses_the_whole_batch",
+            "test_notify_many_meets_a_full_mailbox_as_each_notify_would",
+            "test_notify_many_under_block_waits_for_room_where_notify_does",
+        ),
+        "remote notify_many is fire-and-forget, as notify: a refusal by the serving node "
+        "never reaches the producer, and a bounded hosted manager makes the node wait for "
+        "room (back-pressure) rather than refuse (tests/distributed checks remote batches)",
     ),
     "test_c38_crash_report": (
         "the report names the local manager; the serving node's manager is known by its "

@@ -428,3 +428,35 @@ def test_a_handler_that_cannot_be_subclassed_is_refused(
         assert mgr.which_handlers() == []
         mgr.add_handler(BroadcastEventHandler)  # the manager carries on
         assert mgr.call(BroadcastEventHandler, "broadcasts") == []
+
+
+def test_notify_many_carries_one_context_for_the_batch(
+    spans: tuple[InMemorySpanExporter, TracerProvider],
+) -> None:
+    exporter, provider = spans
+    tracer = provider.get_tracer("test")
+    with threads.start(name="many") as mgr:
+        mgr.add_handler(BroadcastEventHandler)
+        with pytest.raises(TypeError, match="use notify"):
+            mgr.notify_many("not a batch")
+        with tracer.start_as_current_span("batch") as outer:
+            mgr.notify_many(("broadcast", str(i)) for i in range(3))
+        assert mgr.call(BroadcastEventHandler, "broadcasts") == ["2", "1", "0"]
+
+    async def main() -> None:
+        async with aio.start(name="many") as amgr:
+            await amgr.add_handler(BroadcastEventHandler)
+            with tracer.start_as_current_span("batch") as aouter:
+                amgr.notify_many([("broadcast", "a"), ("broadcast", "b")])
+            assert await amgr.call(BroadcastEventHandler, "broadcasts") == ["b", "a"]
+            outers.append(aouter)
+
+    outers = [outer]
+    asyncio.run(main())
+    events = [
+        s for s in _by_name(exporter, "process many") if _attr(s, "code.function") == "handle_event"
+    ]
+    expected = [o.get_span_context().span_id for o in outers]
+    assert sorted(_parent_id(s) or 0 for s in events) == sorted(
+        [expected[0]] * 3 + [expected[1]] * 2
+    )

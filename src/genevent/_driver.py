@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import FrameType
 from typing import Any
 
@@ -39,6 +39,7 @@ __all__ = (
     "stack_frames",
     "state_of",
     "take_back",
+    "take_back_many",
     "tell_owner",
 )
 
@@ -318,3 +319,21 @@ def take_back(mailbox: deque[Any], item: Any) -> None:
         if mailbox[i] is item:
             del mailbox[i]
             return
+
+
+def take_back_many(mailbox: deque[Any], items: Sequence[Any]) -> int:
+    """Remove ``items`` (queued by one ``notify_many``) from ``mailbox`` as :func:`take_back`
+    does, the newest first, and return how many were still there. The caller holds the lock
+    that keeps the manager off the mailbox."""
+    taken = 0
+    end = len(mailbox)
+    for item in reversed(items):
+        # the batch's items sit together near the newest end: each search starts where the
+        # last one found its item, so taking a whole batch back costs one pass
+        for i in range(min(end, len(mailbox)) - 1, -1, -1):
+            if mailbox[i] is item:
+                del mailbox[i]
+                taken += 1
+                end = i
+                break
+    return taken

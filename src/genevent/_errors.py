@@ -241,10 +241,13 @@ class TerminateFailed(_HandlerError):
 class ManagerNotRunning(GenEventError, RuntimeError):
     """The manager is stopped, or stopped before it answered this request (OTP's ``noproc``)."""
 
-    def __init__(self, manager: Any, detail: str = "") -> None:
+    def __init__(self, manager: Any, detail: str = "", *, accepted: int = 0) -> None:
         super().__init__(f"{short(manager)} is not running{detail}")
         #: the manager the request was for
         self.manager = manager
+        #: from ``notify_many``: how many of the batch's events, from the first, were taken
+        #: before the rest was refused (0 from anything else)
+        self.accepted = accepted
 
 
 class NameTaken(GenEventError, ValueError):
@@ -333,12 +336,15 @@ class MailboxFull(GenEventError, RuntimeError):
     the message: ``"raise"``, or ``"block"`` for a producer that cannot wait. Nothing was
     queued; the refusal is counted."""
 
-    def __init__(self, where: Any, maxsize: int) -> None:
+    def __init__(self, where: Any, maxsize: int, *, accepted: int = 0) -> None:
         super().__init__(f"{where!r} is full ({maxsize} queued)")
         #: what was full
         self.where = where
         #: its bound
         self.maxsize = maxsize
+        #: from ``notify_many``: how many of the batch's events, from the first, were taken
+        #: (queued, or dropped by the policy) before the rest was refused (0 from anything else)
+        self.accepted = accepted
 
 
 def _name(handler: Any) -> str:

@@ -30,14 +30,23 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from ._driver import log
 from ._errors import MailboxFull
 from ._overflow import Action, Counts, OverflowPolicy, check_bound, decide
+from ._text import short
 
-__all__ = ("LOG_INTERVAL", "Bound", "DropLog", "check_mailbox", "log_backlog", "take_backlog")
+__all__ = (
+    "LOG_INTERVAL",
+    "Bound",
+    "DropLog",
+    "as_batch",
+    "check_mailbox",
+    "log_backlog",
+    "take_backlog",
+)
 
 LOG_INTERVAL: Final = 1.0
 """At most one drop line per mailbox per this many seconds (the counts are always exact)."""
@@ -50,6 +59,20 @@ def check_mailbox(maxsize: Any, overflow: Any) -> Bound | None:
         raise TypeError(f"overflow must be a str, not {type(overflow).__name__}")
     check_bound(maxsize, overflow)
     return None if maxsize is None else Bound(maxsize, overflow)  # type: ignore[arg-type]
+
+
+def as_batch(events: Iterable[Any]) -> Sequence[Any]:
+    """``notify_many``'s events, read once: a list or a tuple as it is, anything else into a
+    list (an iterable that raises meanwhile queues nothing). A string or bytes is refused with
+    ``TypeError``: it is one event, not a batch of characters (use ``notify``)."""
+    if events.__class__ is list or events.__class__ is tuple:
+        return events
+    if isinstance(events, (str, bytes, bytearray)):
+        raise TypeError(
+            f"notify_many takes an iterable of events, not {type(events).__name__} "
+            f"{short(events)}: to notify one event, use notify"
+        )
+    return list(events)
 
 
 class DropLog:

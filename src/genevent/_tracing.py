@@ -19,7 +19,7 @@ import functools
 import inspect
 import sys
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -146,6 +146,12 @@ class Tracing:
         if message.__class__ is Carried:
             return message
         return Carried(message, self.current())
+
+    def carry_many(self, events: Iterable[Any]) -> list[Carried]:
+        """Each of ``events`` (a list or tuple, checked by the caller) in an envelope with the
+        current context (``notify_many``: one context for the batch)."""
+        context = self.current()
+        return [e if e.__class__ is Carried else Carried(e, context) for e in events]
 
     @contextmanager
     def send(self, operation: str) -> Iterator[Any]:

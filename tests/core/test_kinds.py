@@ -32,7 +32,8 @@ CALLERS = {
 
 
 def test_a_kind_reads_as_its_operation() -> None:
-    assert Kind.CALL == "call"
+    assert isinstance(Kind.CALL, str)
+    assert Kind.CALL.value == "call"
     assert f"handling {Kind.SYNC_NOTIFY}" == "handling sync_notify"
     assert Kind("lane order") is Kind.LANE_ORDER
 

@@ -22,9 +22,13 @@ Each runtime is the lane's *host* (see :class:`Host`); this package holds what b
 * ``_lane``: :class:`Lane` (the manager's side of a lane's mailbox), :class:`Host`, :class:`Order`;
 * ``_thread_lane`` / ``_task_lane``: the lanes run by a thread / an asyncio task;
 * ``_requests``: what the manager does around its requests while it has isolated handlers;
-* ``_outcomes``: applying what lanes bring back; serving, closing, dropping, leaving lanes behind.
+* ``_outcomes``: applying what lanes bring back; serving, closing, dropping, leaving lanes behind;
+* ``_hosting``: the manager's side of its lanes, as decisions and step generators each runtime
+  drives with its own primitives (:class:`Hosting`: what they need of its server);
+* ``_stopping``: what a stopping manager does with each message it still holds.
 """
 
+from ._hosting import Hosting, abandon, holding, in_order, settling, still_busy, takes_turn
 from ._items import LANE_OVERFLOW, STOP_TIMEOUT, Barrier, Isolation, LaneOverflow, check_isolation
 from ._lane import Host, Lane, Order, running_lane
 from ._outcomes import (
@@ -40,29 +44,52 @@ from ._requests import (
     takes_its_place,
     when_caught_up,
 )
+from ._stopping import (
+    AtStop,
+    at_stop,
+    is_kept,
+    leftovers,
+    refusal,
+    split_backlog,
+    unanswered,
+)
 from ._task_lane import TaskLane
 from ._thread_lane import ThreadLane
 
 __all__ = (
     "LANE_OVERFLOW",
     "STOP_TIMEOUT",
+    "AtStop",
     "Barrier",
     "Host",
+    "Hosting",
     "Isolation",
     "Lane",
     "LaneOverflow",
     "Order",
     "TaskLane",
     "ThreadLane",
+    "abandon",
     "applied",
+    "at_stop",
     "call_applied",
     "check_isolation",
     "drop_backlogs",
+    "holding",
+    "in_order",
+    "is_kept",
     "leave_behind",
     "left_behind",
+    "leftovers",
     "pass_call",
     "reap",
+    "refusal",
     "running_lane",
+    "settling",
+    "split_backlog",
+    "still_busy",
     "takes_its_place",
+    "takes_turn",
+    "unanswered",
     "when_caught_up",
 )

@@ -6,7 +6,7 @@ for the isolated handlers to catch up."""
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from contextlib import closing
 from functools import partial
 from typing import Any, NoReturn
 
@@ -26,7 +26,7 @@ from .._core import (
 )
 from .._driver import CRASHES, FATAL, log, report, tell_owner
 from .._errors import GenEventError, ManagerNotRunning
-from .._lanes import Lane, pass_call, takes_its_place
+from .._lanes import Lane, abandon, holding, in_order, pass_call, takes_turn
 from ._common import (
     _CALL,
     _CALL_OUTCOME,
@@ -39,7 +39,7 @@ from ._common import (
     _Request,
     _resolve,
 )
-from ._lanes_host import abandon, after, reap_lanes
+from ._lanes_host import after, reap_lanes
 from ._server import _Server
 
 
@@ -132,20 +132,11 @@ async def handle(srv: _Server, req: _Request) -> None:
 
 async def lane_results(srv: _Server, req: _Request) -> None:
     """An isolated handler's outcome (or a lane passed a place an outcome waits for):
-    apply what may be applied now, in mailbox order (see genevent._lanes.Order). A
+    apply what may be applied now, in mailbox order (see genevent._lanes.in_order). A
     KeyboardInterrupt or SystemExit goes on once each ready outcome is applied."""
     fatal: BaseException | None = None
-    order = srv.lane_order
-    if req.what is not Kind.LANE_ORDER:
-        lane, seq = req.via
-        if order.admit(srv.lanes, seq, lane, req):
-            fatal = await apply_lane_result(srv, req)
-    while order:
-        ready = order.ready(srv.lanes)
-        if not ready:
-            break
-        for later in ready:
-            fatal = await apply_lane_result(srv, later) or fatal
+    for ready in in_order(srv.lane_order, srv.lanes, req):
+        fatal = await apply_lane_result(srv, ready) or fatal
     if fatal is not None:
         raise fatal
 
@@ -286,14 +277,8 @@ async def isolated(srv: _Server, req: _Request) -> bool:
         lanes = [e.lane for e in core.entries if e.lane is not None]
         after(srv, lanes, _Request(_nothing, (), req.fut, what, caught_up=True))
         return True
-    if not takes_its_place(core, what, req.args):
-        return False
-    order = srv.lane_order
-    if order.take_place(srv.lanes, req):
-        return False  # every isolated handler is past it: it runs now
-    if what in COUNTED:
-        core.count_request()
-    req.caught_up = True
+    if not takes_turn(core, srv.lane_order, srv.lanes, req, req.args):
+        return False  # it runs now
     if not srv.face._closed:  # stopping: it runs in its turn, the stop handles the rest
         await hold_until(srv, req)
     return True
@@ -313,33 +298,24 @@ async def hold_until(srv: _Server, req: _Request) -> None:
     the manager applies those (the messages that do not wait), and holds every other
     message, in order, until ``req`` ran; then they are back at the front of the mailbox.
     A stop ends the hold (the request then runs in its turn while the manager stops)."""
-    held: deque[Any] = deque()
     mailbox = srv.mailbox
-    order = srv.lane_order
-    try:
-        while order.holds(req):
-            if mailbox:
-                msg = mailbox.popleft()
-                if msg.__class__ is _Request and msg.what in LANE_RESULTS:
-                    await handle(srv, msg)
-                    continue
-                held.append(msg)
-                if msg.__class__ is _Request and msg.proc is _STOP:
-                    return
+    face = srv.face
+    with closing(holding(srv, srv.lane_order, req, _Request, _STOP)) as steps:
+        for msg in steps:
+            if msg is not None:
+                await handle(srv, msg)
                 continue
-            waiter = srv.face._waiter = srv.loop.create_future()
+            waiter = face._waiter = srv.loop.create_future()
             if mailbox:  # re-check: a thread may have posted before seeing the waiter
-                srv.face._waiter = None
+                face._waiter = None
                 continue
             srv.suspend()
             try:
                 await waiter
             finally:
                 srv.suspended -= 1
-                if srv.face._waiter is waiter:
-                    srv.face._waiter = None
-    finally:
-        mailbox.extendleft(reversed(held))
+                if face._waiter is waiter:
+                    face._waiter = None
 
 
 async def lane_job(srv: _Server, eff: Invoke) -> Raised | Returned:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from functools import partial
 from typing import Any
 
 from .._core import Entry, Kind, Raised, Returned
@@ -20,8 +21,9 @@ from .._lanes import (
     call_applied,
     check_isolation,
     drop_backlogs,
-    leave_behind,
     reap,
+    settling,
+    still_busy,
     when_caught_up,
 )
 from ._common import _fail_threadsafe, _has_coroutines, _nothing, _Request, _resolve, _seal_lock
@@ -138,12 +140,6 @@ def reap_lanes(srv: _Server) -> None:
         srv.lane_dropped += reap(srv.core, srv.lanes, fresh or [])
 
 
-def abandon(srv: _Server, lane: Lane) -> None:
-    if leave_behind(srv.face, lane):
-        srv.left_behind += 1
-    srv.core.begin_stop(True)  # the stop timed out: nothing is restarted any more
-
-
 def drop_lanes(srv: _Server) -> None:
     """A stop that drops the backlog: so do the isolated handlers' mailboxes."""
     drop_backlogs(srv.face, srv.lanes)
@@ -152,35 +148,29 @@ def drop_lanes(srv: _Server) -> None:
 async def settle_lanes(srv: _Server) -> bool:
     """Stopping: wait until every isolated handler handled what it was given, each for at
     most its ``stop_timeout`` (then it is left behind). True if the mailbox got messages
-    meanwhile (their outcomes): the caller drains it and comes back."""
-    loop = srv.loop
+    meanwhile (their outcomes): the caller drains it and comes back (see
+    :func:`genevent._lanes.settling`, which decides; this parks)."""
     face = srv.face
-    if srv.stop_started is None:
-        srv.stop_started = loop.time()
-    while True:
-        busy = [lane for lane in srv.lanes if not lane.idle()]
-        if srv.mailbox:
-            return True
-        if not busy:
-            return False
-        now = loop.time()
-        late = [lane for lane in busy if now >= lane.stop_by(now)]
-        for lane in late:
-            abandon(srv, lane)
-        if late:
-            if srv.order:  # outcomes waiting for a lane left behind wait no more
-                lane_recheck(face)
-            continue
-        waiter = face._waiter = loop.create_future()
-        srv.settling = True
-        try:
-            if not any(not lane.idle() for lane in busy) or srv.mailbox:
-                continue
-            until = min(lane.stop_by(now) for lane in busy)
-            await asyncio.wait((waiter,), timeout=until - now)
-        finally:
-            srv.settling = False
-            face._waiter = None
+    steps = settling(srv, srv.loop.time, partial(_recheck, srv))
+    try:
+        busy, timeout = next(steps)
+        while True:
+            waiter = face._waiter = srv.loop.create_future()
+            srv.settling = True
+            try:
+                if still_busy(srv, busy):
+                    await asyncio.wait((waiter,), timeout=timeout)
+            finally:
+                srv.settling = False
+                face._waiter = None
+            busy, timeout = next(steps)
+    except StopIteration as done:
+        return bool(done.value)
+
+
+def _recheck(srv: _Server) -> None:
+    if srv.order:  # outcomes waiting for a lane left behind wait no more
+        lane_recheck(srv.face)
 
 
 def lane_fail(face: _Face, req: Any, exc: BaseException) -> None:

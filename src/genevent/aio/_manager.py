@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from threading import get_ident
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
@@ -31,7 +31,7 @@ from .._metrics import ManagerStats
 from .._overflow import OverflowPolicy
 from .._streams import AsyncEventStream
 from .._text import short
-from . import _bounded, _lanes_host
+from . import _bounded, _lanes_host, _many
 from ._common import _CALL, _FOREVER, _SYNC, _WHICH, _Request, _running_loop, _task_of
 from ._dispatch import drive, finish_dispatch
 from ._drain import launch
@@ -122,8 +122,6 @@ class EventManager(Generic[E]):
         """Wait until the manager has stopped and every handler was terminated."""
         await self._srv.wait_stopped()
 
-    # -- the mailbox --------------------------------------------------------------------------
-
     def notify(self, event: E) -> None:
         """Queue ``event`` for every handler's ``handle_event`` and return at once (OTP's
         ``notify``). Safe from any thread. Raises :class:`ManagerNotRunning` once stopped."""
@@ -151,11 +149,13 @@ class EventManager(Generic[E]):
         self._mailbox.append(req)
         if self._closed:
             srv.late(req)
-        if self._waiter is not None:
-            if get_ident() == srv.thread_id:
-                srv.wake()
-            else:
-                srv.wake_from_thread()
+        _many.wake(self, srv)
+
+    def notify_many(self, events: Iterable[E]) -> None:
+        """:meth:`notify` each of ``events`` in order, with one append and one wake-up for the
+        batch. Once stopped: :class:`ManagerNotRunning` (nothing queued); a bounded mailbox
+        refusing mid-batch: :class:`~genevent.MailboxFull`, ``accepted`` the events before."""
+        _many.notify_many(self, events)
 
     async def notify_wait(self, event: E, *, timeout: float | None = None) -> None:
         """As :meth:`notify`, for a producer that accepts to wait: under
@@ -169,8 +169,6 @@ class EventManager(Generic[E]):
         if timeout is not None:
             check_timeout(timeout)
         self.notify(event)
-
-    # -- requests -----------------------------------------------------------------------------
 
     async def sync_notify(self, event: E, *, timeout: float | None = None) -> None:
         """Deliver ``event`` to every handler and return once all have handled it (OTP's
@@ -634,9 +632,8 @@ class EventManager(Generic[E]):
 
 
 class _BoundedEventManager(EventManager[E]):
-    """An :class:`EventManager` with a bounded mailbox (``start(maxsize=...)``): only
-    ``notify``, ``send`` and ``notify_wait`` differ (see :mod:`._bounded`), so that an
-    unbounded manager's ``notify`` pays nothing for bounds."""
+    """An :class:`EventManager` with a bounded mailbox (``start(maxsize=...)``): only its
+    mailbox's producers differ (see :mod:`._bounded`): an unbounded ``notify`` pays nothing."""
 
     __slots__ = ("_maxsize",)
 
@@ -646,5 +643,6 @@ class _BoundedEventManager(EventManager[E]):
         self._srv.bound = bound  # before its task first runs
 
     notify = _bounded.notify
+    notify_many = _bounded.notify_many
     send = _bounded.send
     notify_wait = _bounded.notify_wait

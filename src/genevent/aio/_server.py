@@ -34,7 +34,7 @@ from .._core import (
 )
 from .._driver import CRASHES, log, take_back
 from .._errors import CallingSelf, InvalidOwner, ManagerNotRunning, WrongRuntime
-from .._lanes import Host, Lane, Order, running_lane
+from .._lanes import Host, Lane, Order, leftovers, running_lane, unanswered
 from .._mailbox import Bound
 from .._metrics import ManagerStats, Timings, build_stats
 from .._streams import AsyncEventStream
@@ -123,6 +123,10 @@ class _Server:
 
     def __repr__(self) -> str:
         return repr(self.face)
+
+    def label(self) -> Any:
+        """The manager as its log lines and errors name it: its face."""
+        return self.face
 
     def gone(self) -> bool:
         """True if the manager's event loop was closed under it; it is then marked stopped,
@@ -534,14 +538,11 @@ class _Server:
             self.sealed = True
             pending = list(self.mailbox)
             self.mailbox.clear()
-        if not drained and (lost := sum(m.__class__ is not _Request for m in pending)):
-            self.dropped += lost
-            log.error("genevent manager %r dropped %d queued events", face, lost)
-        for msg in pending:
-            if msg.__class__ is _Request and msg.fut is not None:
-                _fail(
-                    msg.fut, ManagerNotRunning(face, f" (it stopped before answering {msg.what})")
-                )
+        lost, requests = leftovers(face, pending, _Request, drained)
+        self.dropped += lost
+        for msg in requests:
+            if msg.fut is not None:
+                _fail(msg.fut, unanswered(face, msg))
         if self.pending is not None:  # every request was answered
             self.pending.cancel()
             self.pending = None

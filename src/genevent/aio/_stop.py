@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .._core import LANE_RESULTS, Kind, caught_up_detail
+from .._core import Kind
 from .._driver import FATAL, log
-from .._errors import ManagerNotRunning
+from .._lanes import AtStop, at_stop, refusal, split_backlog
 from .._mailbox import log_backlog, take_backlog
 from ._common import _STOP, _droppable, _fail, _Request, _resolve, _seal_lock
 from ._dispatch import apply_lane_result, drive, handle
@@ -33,20 +33,17 @@ async def finish(srv: _Server, stops: list[_Request]) -> BaseException | None:
         while mailbox:
             msg = mailbox.popleft()
             try:
-                if dropping and (msg.__class__ is not _Request or msg.what is Kind.INFO):
-                    # stop(drain=False): what raced the stop is dropped, not handled
+                todo = at_stop(msg, _Request, _STOP, dropping)
+                if todo is AtStop.DROP:  # stop(drain=False): what raced it is dropped
                     srv.dropped += 1
                     srv.late_dropped += 1
-                elif msg.__class__ is not _Request:
+                elif todo is AtStop.DISPATCH:
                     core.events += 1
                     await drive(srv, core.notify(msg))
-                elif msg.proc is _STOP:
+                elif todo is AtStop.STOP:
                     stops.append(msg)
-                elif dropping and msg.what not in LANE_RESULTS:
-                    _fail(
-                        msg.fut,
-                        ManagerNotRunning(srv.face, caught_up_detail(msg.what, msg.caught_up)),
-                    )
+                elif todo is AtStop.REFUSE:
+                    _fail(msg.fut, refusal(srv.face, msg))
                 else:  # what isolated handlers bring back is applied even then
                     await handle(srv, msg)
             except BaseException as exc:  # the message was finished: remember, go on
@@ -105,14 +102,13 @@ def drop_backlog(srv: _Server) -> None:
     srv.dropping = True
     dropped, rest = take_backlog(srv.mailbox, _droppable)
     srv.dropped += dropped
+    # a stop, and what isolated handlers brought back, stay (a crash stays a crash)
+    kept, refuse = split_backlog(rest, _STOP)
+    srv.mailbox.extend(kept)
     refused = 0
-    for msg in rest:
-        if msg.proc is _STOP or msg.what in LANE_RESULTS:
-            # a stop, and what isolated handlers brought back (a crash stays a crash)
-            srv.mailbox.append(msg)
-        else:
-            refused += msg.fut is not None
-            _fail(msg.fut, ManagerNotRunning(srv.face, caught_up_detail(msg.what, msg.caught_up)))
+    for msg in refuse:
+        refused += msg.fut is not None
+        _fail(msg.fut, refusal(srv.face, msg))
     log_backlog(srv.face, dropped, refused, "at stop(drain=False)")
     drop_lanes(srv)
 

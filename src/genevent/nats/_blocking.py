@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -129,6 +129,14 @@ class BlockingRemoteManager:
     def notify(self, event: Any) -> None:
         """As :meth:`RemoteManager.notify` (returns once the node has queued it to send)."""
         self._node._run(self._notify(event, False))
+
+    async def _notify_many(self, events: list[Any]) -> None:
+        self._ref.notify_many(events)
+
+    def notify_many(self, events: Iterable[Any]) -> None:
+        """As :meth:`RemoteManager.notify_many` (returns once the node has queued the batch to
+        send)."""
+        self._node._run(self._notify_many(list(events)))
 
     def send(self, message: Any) -> None:
         """As :meth:`RemoteManager.send`."""

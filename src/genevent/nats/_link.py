@@ -39,6 +39,10 @@ from ._wire import MAX_BATCH, VERSION, Codec, Reply, Request, TypeRegistry
 
 __all__ = ("MAX_LEASE", "Link", "Pending", "Throttled", "lease_in", "sync")
 
+_WHOLE: Final = ""
+"""The reply of a queued frame that is a batch already (``notify_many``'s): the writer sends
+it as it is (a notify's reply is None: the writer may put it in a batch with the next)."""
+
 log = logging.getLogger("genevent.nats")
 
 
@@ -117,8 +121,9 @@ class Link:
         self._checks: set[asyncio.Task[None]] = set()
         self._warn = Throttled()
         self._tokens = itertools.count(1)
-        # (subject, reply, frame, headers): reply None for a notify; headers None, or the
-        # W3C trace context of the span current when it was sent (see genevent.tracing)
+        # (subject, reply, frame, headers): reply None for a notify (the writer may batch it),
+        # _WHOLE for a batch frame, sent as it is; headers None, or the W3C trace context of
+        # the span current when it was sent (see genevent.tracing)
         self._out: deque[tuple[str, str | None, bytes, dict[str, str] | None]] = deque()
         #: whether requests carry the current trace context (genevent.tracing.enable() was
         #: in force when the node started)
@@ -198,6 +203,36 @@ class Link:
         self.check_up()
         headers = outgoing() if self.traced else None
         self.post(subject(self.pfx, name, "notify"), None, self.encode(env), headers)
+
+    def publish_many(self, name: str, envs: list[Request]) -> None:
+        """Fire and forget a batch (``notify_many``): ``envs`` in order, as few frames as the
+        server's max_payload allows (one, if they fit), queued at once. Every envelope is
+        encoded first, so a :class:`PayloadTooLarge` or a codec error sends nothing."""
+        self.check_up()
+        subj = subject(self.pfx, name, "notify")
+        items = [self.encode(env) for env in envs]
+        headers = outgoing() if self.traced else None
+        per_item = self._batch_item
+        room = self.limit() - self._batch_envelope
+        group: list[bytes] = []
+        size = 0
+        for item in items:
+            if group and (size + len(item) + per_item > room or len(group) == MAX_BATCH):
+                self._post_group(subj, group, headers)
+                group, size = [], 0
+            group.append(item)
+            size += len(item) + per_item
+        if group:
+            self._post_group(subj, group, headers)
+
+    def _post_group(self, subj: str, group: list[bytes], headers: dict[str, str] | None) -> None:
+        if len(group) == 1:  # a notify frame of its own (the writer may batch it with others)
+            self.post(subj, None, group[0], headers)
+            return
+        frame = self.codec.encode(
+            Request(v=VERSION, op="batch", body=list(map(msgspec.Raw, group)))
+        )
+        self.post(subj, _WHOLE, frame, headers)
 
     async def request(self, name: str, env: Request, what: str, timeout: float | None) -> Any:
         """Send ``env`` to the manager ``name`` and return the reply's result."""
@@ -326,7 +361,7 @@ class Link:
         """Send everything posted so far."""
         out = self._out
         while out:
-            subject, reply, payload, headers = out.popleft()
+            subject, reply, payload, headers = out.popleft()  # reply "" (_WHOLE): a batch
             if reply is None and out and out[0][1] is None and out[0][0] == subject:
                 # several notifies to one manager are queued: one frame carries them, in order
                 # (those sent in one trace context: a frame has one)

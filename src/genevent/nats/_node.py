@@ -313,6 +313,9 @@ class _Via:
     def publish(self, name: str, env: Request) -> None:
         self._node._link.publish(name, env)
 
+    def publish_many(self, name: str, envs: list[Request]) -> None:
+        self._node._link.publish_many(name, envs)
+
     async def request(self, name: str, env: Request, what: str, timeout: float | None) -> Any:
         return await self._node._link.request(name, env, what, timeout)
 

@@ -3,6 +3,7 @@ carries requests (see :class:`RemoteLink`), with no knowledge of the transport."
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -11,6 +12,7 @@ from .._checks import check_timeout
 from .._core import NO_ARGS, restart_spec
 from .._errors import InvalidHandler
 from .._lanes import check_isolation
+from .._mailbox import as_batch
 from ._monitor import Monitor
 from ._wire import VERSION, Codec, Request
 
@@ -37,6 +39,11 @@ class RemoteLink(Protocol):
     def publish(self, name: str, env: Request) -> None:
         """Send ``env`` to the manager ``name``, fire and forget (raise if it cannot be
         sent)."""
+        ...
+
+    def publish_many(self, name: str, envs: list[Request]) -> None:
+        """Send the notifies ``envs`` to the manager ``name`` in order, in as few frames as
+        fit, fire and forget (raise, sending nothing, if one cannot be sent)."""
         ...
 
     async def request(self, name: str, env: Request, what: str, timeout: float | None) -> Any:
@@ -106,6 +113,15 @@ class RemoteManager:
         this node's other requests to the manager. Raises :class:`TransportDown`,
         :class:`NotEncodable` or :class:`PayloadTooLarge` (nothing was sent)."""
         self._link.publish(self.name, self._req("notify", event))
+
+    def notify_many(self, events: Iterable[Any]) -> None:
+        """Publish ``events``, in order, as one frame (the batch envelope), or as several in
+        order when they do not fit in the server's max_payload together, and return at once:
+        :meth:`notify` for each of them, fire-and-forget. Every event is encoded before
+        anything is sent: :class:`TransportDown`, :class:`NotEncodable` or
+        :class:`PayloadTooLarge` (one event larger than a frame) mean nothing was sent."""
+        batch = as_batch(events)
+        self._link.publish_many(self.name, [self._req("notify", event) for event in batch])
 
     def send(self, message: Any) -> None:
         """Publish an info ``message`` for every handler's ``handle_info``; as :meth:`notify`."""

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from .._checks import check_timeout
 from .._core import Kind
-from .._errors import ManagerNotRunning
-from .._mailbox import Bound
+from .._errors import MailboxFull, ManagerNotRunning
+from .._mailbox import Bound, as_batch
 from ._manager import EventManager
+from ._many import late
 from ._requests import _get_ident, _is_control, _monotonic, _Request
 from ._server import _Server
 
@@ -18,9 +20,10 @@ E = TypeVar("E")
 
 class _BoundedEventManager(EventManager[E]):
     """An :class:`EventManager` with a bounded mailbox (``start(maxsize=...)``): only
-    ``notify``, ``send`` and ``notify_wait`` differ, so that an unbounded manager's ``notify``
-    pays nothing for bounds. Room is found without a lock (see :mod:`genevent._mailbox`); a
-    full mailbox is handled by :func:`_put_full` under the bound's lock."""
+    ``notify``, ``notify_many``, ``send`` and ``notify_wait`` differ, so that an unbounded
+    manager's ``notify`` pays nothing for bounds. Room is found without a lock (see
+    :mod:`genevent._mailbox`); a full mailbox is handled by :func:`_put_full` under the
+    bound's lock."""
 
     def __init__(self, name: str | None, *, inline: bool, timing: bool, bound: Bound) -> None:
         self._maxsize = bound.maxsize
@@ -39,6 +42,41 @@ class _BoundedEventManager(EventManager[E]):
             srv.late(event, self)
         if srv.sleeping:
             srv.wake()
+
+    def notify_many(self, events: Iterable[E]) -> None:
+        batch = as_batch(events)
+        srv = self._srv
+        if srv.closed:
+            srv.refused += len(batch)
+            raise ManagerNotRunning(self)
+        mailbox = srv.mailbox
+        room = self._maxsize - len(mailbox)
+        refusal: MailboxFull | ManagerNotRunning | None = None
+        if len(batch) <= room:
+            mailbox.extend(batch)
+            queued = batch
+        else:
+            queued = list(batch[: max(room, 0)])
+            mailbox.extend(queued)
+            for i in range(len(queued), len(batch)):
+                if srv.sleeping:  # it makes the room the next event may wait for
+                    srv.wake()
+                try:
+                    if _put_full(srv, batch[i], self, None):
+                        queued.append(batch[i])
+                except (MailboxFull, ManagerNotRunning) as exc:  # counted: so is the rest
+                    bound: Bound = srv.bound  # type: ignore[assignment]
+                    with bound.lock:
+                        bound.counts.refused += len(batch) - i - 1
+                    exc.accepted = i
+                    refusal = exc
+                    break
+        if srv.closed:  # stop was requested meanwhile: accepted only if it will be handled
+            late(srv, queued=queued, who=self)
+        if srv.sleeping:
+            srv.wake()
+        if refusal is not None:
+            raise refusal
 
     def notify_wait(self, event: E, *, timeout: float | None = None) -> None:
         if timeout is not None:

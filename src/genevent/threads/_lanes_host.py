@@ -6,25 +6,23 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from collections import deque
+from contextlib import closing
+from functools import partial
 from typing import Any, Protocol
 
-from .._core import (
-    COUNTED,
-    LANE_RESULTS,
-    Invoke,
-    Kind,
-    ManagerCore,
-    Raised,
-    Returned,
-)
+from .._core import Invoke, Kind, Raised, Returned
 from .._lanes import (
+    Hosting,
     Lane,
     Order,
     ThreadLane,
-    leave_behind,
+    abandon,
+    holding,
+    in_order,
     pass_call,
-    takes_its_place,
+    settling,
+    still_busy,
+    takes_turn,
     when_caught_up,
 )
 from ._requests import (
@@ -37,27 +35,21 @@ from ._requests import (
 )
 
 
-class _Host(Protocol):
-    """What these functions need of the manager's server (defined here: the server's module
-    sits above this one, which it imports)."""
+class _Host(Hosting, Protocol):
+    """What these functions need of the manager's server, besides what the shared hosting
+    does (defined here: the server's module sits above this one, which it imports)."""
 
-    core: ManagerCore
-    mailbox: deque[Any]
     closed: bool
     sleeping: bool
     settling: bool
     run_lock: threading.Lock
     wakeup: threading.Lock
-    lanes: dict[Lane, None]
     fresh: list[Lane]
-    left_behind: int
-    stop_started: float | None
     exit_until: float | None
     exit_drain_until: float | None
     deferred: list[tuple[Lane, concurrent.futures.Future[Raised | Returned]]]
     _lane_order: Order
 
-    def label(self) -> Any: ...
     def handle(self, req: _Request) -> None: ...
     def run_request(self, req: _Request) -> None: ...
     def dispatch(self, event: Any) -> None: ...
@@ -92,12 +84,6 @@ def lane_job(srv: _Host, eff: Invoke) -> Raised | Returned:
         return lane.left_behind_outcome(eff)
 
 
-def abandon(srv: _Host, lane: Lane) -> None:
-    if leave_behind(srv.label(), lane):
-        srv.left_behind += 1
-    srv.core.begin_stop(True)  # the stop timed out: nothing is restarted any more
-
-
 def isolated(srv: _Host, req: _Request) -> bool:
     """Requests that isolated handlers concern: a call to one is passed on to it; a
     ``sync_notify`` is answered once they handled its event too; a request that must see
@@ -119,16 +105,10 @@ def isolated(srv: _Host, req: _Request) -> bool:
             after(srv, [e.lane for e in core.entries if e.lane is not None], req)
         return True
     args = req.args[1:] if req.proc is _swap_proc else req.args
-    if not takes_its_place(core, what, args):
-        return False
-    order = srv._lane_order
-    if order.take_place(srv.lanes, req):
-        return False  # every isolated handler is past it: it runs now
-    if what in COUNTED:
-        core.count_request()
+    if not takes_turn(core, srv._lane_order, srv.lanes, req, args):
+        return False  # it runs now
     if req.proc is _CALL:  # by then the handler it names may be isolated: the core's way
         req.proc = core.call
-    req.caught_up = True
     if not srv.closed:  # stopping: it runs in its turn, the stop handles the rest
         hold_until(srv, req)
     return True
@@ -139,19 +119,11 @@ def hold_until(srv: _Host, req: _Request) -> None:
     the manager applies those (the messages that do not wait), and holds every other
     message, in order, until ``req`` ran; then they are back at the front of the mailbox.
     A stop ends the hold (the request then runs in its turn while the manager stops)."""
-    held: deque[Any] = deque()
     mailbox = srv.mailbox
-    order = srv._lane_order
-    try:
-        while order.holds(req):
-            if mailbox:
-                msg = mailbox.popleft()
-                if msg.__class__ is _Request and msg.what in LANE_RESULTS:
-                    srv.handle(msg)
-                    continue
-                held.append(msg)
-                if msg.__class__ is _Request and msg.proc is _STOP:
-                    return
+    with closing(holding(srv, srv._lane_order, req, _Request, _STOP)) as steps:
+        for msg in steps:
+            if msg is not None:
+                srv.handle(msg)
                 continue
             srv.sleeping = True
             if mailbox:  # re-check: a poster may have appended before seeing the flag
@@ -161,8 +133,6 @@ def hold_until(srv: _Host, req: _Request) -> None:
             srv.wakeup.acquire()
             srv.run_lock.acquire()
             srv.sleeping = False
-    finally:
-        mailbox.extendleft(reversed(held))
 
 
 def after(srv: _Host, lanes: list[Lane], req: _Request) -> None:
@@ -184,26 +154,13 @@ def lane_results(srv: _Host, req: _Request) -> None:
     apply what may be applied now, in mailbox order (see genevent._lanes.Order). A
     KeyboardInterrupt or SystemExit goes on once each ready outcome is applied."""
     fatal: BaseException | None = None
-    order = srv._lane_order
     try:
-        if req.via is not None:
-            lane, seq = req.via
-            if order.admit(srv.lanes, seq, lane, req):
-                try:
-                    srv.run_request(req)
-                except BaseException as exc:
-                    fatal = exc
-                srv.reap()
-        while order:
-            ready = order.ready(srv.lanes)
-            if not ready:
-                break
-            for later in ready:
-                try:
-                    srv.run_request(later)
-                except BaseException as exc:
-                    fatal = fatal or exc
-                srv.reap()
+        for ready in in_order(srv._lane_order, srv.lanes, req):
+            try:
+                srv.run_request(ready)
+            except BaseException as exc:
+                fatal = fatal or exc
+            srv.reap()
     finally:
         if srv.lanes:
             srv.reap()
@@ -230,32 +187,29 @@ def settle_lanes(srv: _Host) -> bool:
     most its ``stop_timeout`` from when it is told to stop (then it is left behind). True
     if the mailbox got messages meanwhile (their outcomes): the caller drains it and comes
     back."""
-    if srv.stop_started is None:
-        srv.stop_started = _monotonic()
-    while True:
-        if srv.mailbox:
-            return True
-        busy = [lane for lane in srv.lanes if not lane.idle()]
-        if not busy:
-            return False
-        now = _monotonic()
-        if srv.exit_drain_until is not None and now >= srv.exit_drain_until:
-            return False  # interpreter exit: terminate what can be (see lane_job)
-        late = [lane for lane in busy if now >= lane.stop_by(now)]
-        for lane in late:
-            abandon(srv, lane)
-        if late:
-            if srv._lane_order:  # outcomes waiting for a lane left behind wait no more
-                srv.lane_recheck()
-            continue
-        srv.settling = srv.sleeping = True
-        try:
-            if srv.mailbox or all(lane.idle() for lane in busy):
-                continue
-            until = min(lane.stop_by(now) for lane in busy)
-            srv.wakeup.acquire(True, until - now)
-        finally:
-            srv.settling = srv.sleeping = False
+    steps = settling(srv, _monotonic, partial(_recheck, srv), partial(_exit_by, srv))
+    try:
+        busy, timeout = next(steps)
+        while True:
+            srv.settling = srv.sleeping = True
+            try:
+                if still_busy(srv, busy):
+                    srv.wakeup.acquire(True, timeout)
+            finally:
+                srv.settling = srv.sleeping = False
+            busy, timeout = next(steps)
+    except StopIteration as done:
+        return bool(done.value)
+
+
+def _recheck(srv: _Host) -> None:
+    if srv._lane_order:  # outcomes waiting for a lane left behind wait no more
+        srv.lane_recheck()
+
+
+def _exit_by(srv: _Host) -> float | None:
+    """Interpreter exit: when to stop waiting and terminate what can be (see lane_job)."""
+    return srv.exit_drain_until
 
 
 def await_deferred(srv: _Host) -> None:

@@ -7,7 +7,7 @@ import concurrent.futures
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -37,7 +37,7 @@ from .._lanes import (
 from .._mailbox import Bound
 from .._metrics import ManagerStats, build_stats
 from .._text import short
-from . import _state
+from . import _many, _state
 from ._calls import (
     _await,
     _check_caller,
@@ -204,6 +204,16 @@ class EventManager(_Subscribing[E]):
             srv.late(event, self)
         if srv.sleeping:
             srv.wake()
+
+    def notify_many(self, events: Iterable[E]) -> None:
+        """:meth:`notify` each of ``events``, in order, with one append and one wake-up for the
+        whole batch. Safe from any thread. Raises :class:`ManagerNotRunning` once stopped
+        (nothing queued). On a bounded mailbox each event that finds it full meets the policy
+        as its own ``notify`` would (``"block"`` waits for room, event by event); a refusal
+        mid-batch (:class:`~genevent.MailboxFull`, or :class:`ManagerNotRunning` from a stop
+        met while waiting) refuses the rest of the batch too, and its ``accepted`` counts the
+        events taken before it."""
+        _many.notify_many(self._srv, self, events)
 
     def send(self, message: Any) -> None:
         """Queue an info ``message`` for every handler's ``handle_info`` (OTP: any other message

@@ -12,15 +12,18 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .. import _registry
-from .._core import (
-    LANE_RESULTS,
-    Kind,
-    Procedure,
-    caught_up_detail,
-)
+from .._core import Kind, Procedure
 from .._driver import log
 from .._errors import ManagerNotRunning
-from .._lanes import drop_backlogs
+from .._lanes import (
+    AtStop,
+    at_stop,
+    drop_backlogs,
+    leftovers,
+    refusal,
+    split_backlog,
+    unanswered,
+)
 from .._mailbox import Bound, log_backlog, take_backlog
 from . import _lanes_host, _state
 from ._lanes_host import _Host
@@ -89,15 +92,15 @@ def finish(srv: _Stopping, stops: list[_Request], interrupted: BaseException | N
         while mailbox:
             msg = mailbox.popleft()
             try:
-                if srv.dropping and _droppable(msg):  # raced stop(drain=False): dropped
+                todo = at_stop(msg, _Request, _STOP, srv.dropping)
+                if todo is AtStop.DROP:  # raced stop(drain=False): dropped
                     late += 1
-                elif msg.__class__ is not _Request:
+                elif todo is AtStop.DISPATCH:
                     srv.dispatch(msg)
-                elif msg.proc is _STOP:
+                elif todo is AtStop.STOP:
                     stops.append(msg)
-                elif srv.dropping and msg.what not in LANE_RESULTS:
-                    why = caught_up_detail(msg.what, msg.caught_up)
-                    _fail(msg, ManagerNotRunning(srv.label(), why))
+                elif todo is AtStop.REFUSE:
+                    _fail(msg, refusal(srv.label(), msg))
                 else:  # what isolated handlers bring back is applied even then
                     srv.handle(msg)
             except BaseException as exc:  # the message was finished; remember, go on
@@ -137,9 +140,8 @@ def shutdown(srv: _Stopping) -> None:
         srv.sealed = True
         pending = list(srv.mailbox)
         srv.mailbox.clear()
-    if not drained and (lost := sum(m.__class__ is not _Request for m in pending)):
-        srv.dropped += lost
-        log.error("genevent manager %r dropped %d queued events", srv.label(), lost)
+    lost, requests = leftovers(srv.label(), pending, _Request, drained)
+    srv.dropped += lost
     if srv.bound is not None:
         srv.room()
         srv.bound.flush_log(srv.label())
@@ -161,12 +163,8 @@ def shutdown(srv: _Stopping) -> None:
     srv.fresh.clear()
     srv.core.lane_edits = None
     _state.discard_live(srv)
-    for msg in pending:
-        if msg.__class__ is _Request:
-            _fail(
-                msg,
-                ManagerNotRunning(srv.label(), f" (it stopped before answering {msg.what})"),
-            )
+    for msg in requests:
+        _fail(msg, unanswered(srv.label(), msg))
     srv.stopped.set()
 
 
@@ -178,15 +176,13 @@ def drop_backlog(srv: _Stopping) -> tuple[int, int]:
     events, rest = take_backlog(srv.mailbox, _droppable)
     with srv.seal_lock:
         srv.dropped += events
-    # a stop, and what isolated handlers brought back (a crash is reported as a crash)
-    kept = [m for m in rest if m.proc is _STOP or m.what in LANE_RESULTS]
+    # a stop, and what isolated handlers brought back, stay (a crash stays a crash)
+    kept, refuse = split_backlog(rest, _STOP)
     with srv.post_lock:
         srv.mailbox.extend(kept)
-    refused = 0
-    for msg in rest:
-        if msg.proc is not _STOP and msg.what not in LANE_RESULTS:
-            refused += 1
-            _fail(msg, ManagerNotRunning(srv.label(), caught_up_detail(msg.what, msg.caught_up)))
+    for msg in refuse:
+        _fail(msg, refusal(srv.label(), msg))
+    refused = len(refuse)
     drop_lanes(srv)
     srv.room()
     if srv.sleeping:

@@ -1,16 +1,17 @@
-"""The thread runtime's traced faces (``start(..., tracing=True)``): ``notify``, ``send``,
-``sync_notify`` and ``call`` (and their future and coroutine forms) post their message in an
-envelope with the OpenTelemetry context (see :mod:`genevent._tracing`), then do what the
-untraced face does. Only a traced manager has these classes: an untraced manager's ``notify``
-is the same code as ever."""
+"""The thread runtime's traced faces (``start(..., tracing=True)``): ``notify``,
+``notify_many``, ``send``, ``sync_notify`` and ``call`` (and their future and coroutine
+forms) post their message in an envelope with the OpenTelemetry context (see
+:mod:`genevent._tracing`), then do what the untraced face does. Only a traced manager has
+these classes: an untraced manager's ``notify`` is the same code as ever."""
 
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._handler import HandlerRef
-from .._mailbox import Bound
+from .._mailbox import Bound, as_batch
 from .._tracing import Carried, Tracing
 from ._bounded import _BoundedEventManager
 from ._manager import EventManager
@@ -34,6 +35,9 @@ class _Traced(_Face):
 
     def notify(self, event: Any) -> None:
         super().notify(self._tracing.carry(event))
+
+    def notify_many(self, events: Iterable[Any]) -> None:
+        super().notify_many(self._tracing.carry_many(as_batch(events)))
 
     def send(self, message: Any) -> None:
         super().send(self._tracing.carry(message))
