@@ -40,6 +40,8 @@ from ._remote import RemoteManager
 from ._serving import Serving
 from ._wire import Codec, Request, TypeRegistry, check_name
 
+_CLOSE_STEP = 3.0  # seconds: the longest a close waits on the server at each step
+
 __all__ = ("Node", "connect")
 
 
@@ -166,20 +168,23 @@ class Node:
             return
         link.closing = True
         await self._serving.stop_all()
+        # each step that waits on the server is bounded: a server busy with a flood (or gone)
+        # delays a close by seconds, never for good (the lease then lapses on its own)
         if link.nc.is_connected:
             with contextlib.suppress(Exception):
-                await self._liveness.leave()
+                await asyncio.wait_for(self._liveness.leave(), _CLOSE_STEP)
         link.fail_all(TransportDown("the node is closing"))
         self._liveness.fire_all("noconnection")
         with contextlib.suppress(Exception):
-            await link.flush_out()
-        await asyncio.gather(*self._serving.background, return_exceptions=True)
+            await asyncio.wait_for(link.flush_out(), _CLOSE_STEP)
+        if self._serving.background:
+            await asyncio.wait(self._serving.background, timeout=_CLOSE_STEP)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if link.nc.is_connected:
             with contextlib.suppress(Exception):
-                await link.nc.drain()
+                await asyncio.wait_for(link.nc.drain(), _CLOSE_STEP)
         if not link.nc.is_closed:
             await link.nc.close()
 
