@@ -29,7 +29,7 @@ from typing import Any, Literal
 from nats.aio.client import Client
 
 from .. import aio
-from ._connect import DEFAULT_CONNECT_TIMEOUT, first_connect
+from ._connect import DEFAULT_CONNECT_TIMEOUT, cancel_until_done, first_connect
 from ._errors import TransportDown
 from ._link import Link, sync
 from ._liveness import Liveness
@@ -179,9 +179,12 @@ class Node:
             await asyncio.wait_for(link.flush_out(), _CLOSE_STEP)
         if self._serving.background:
             await asyncio.wait(self._serving.background, timeout=_CLOSE_STEP)
+        # cancelled again until they end: a lease renewal (nats-py waits with wait_for) can
+        # lose a cancellation on Python 3.11 and go on renewing for good
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task in self._tasks:
+            await cancel_until_done(task)
         if link.nc.is_connected:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(link.nc.drain(), _CLOSE_STEP)
