@@ -38,6 +38,7 @@ from ._errors import (
     RemoteException,
     TransportDown,
 )
+from ._group import GroupIncomplete, RemoteGroup
 from ._monitor import Down, DownReason, Monitor
 from ._node import Node, connect
 from ._remote import RemoteManager
@@ -52,6 +53,7 @@ __all__ = (
     "ConnectFailed",
     "Down",
     "DownReason",
+    "GroupIncomplete",
     "InvalidName",
     "MalformedMessage",
     "ManagerNotFound",
@@ -64,6 +66,7 @@ __all__ = (
     "PermissionDenied",
     "RemoteError",
     "RemoteException",
+    "RemoteGroup",
     "RemoteManager",
     "TransportDown",
     "connect",
