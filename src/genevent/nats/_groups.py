@@ -147,9 +147,15 @@ class Groups:
                 found["members"].append(manager)
                 found["nodes"].append(member[0])
                 continue
-            with contextlib.suppress(Exception):  # someone else's clean-up, or no permission
-                await kv.delete(key, last=revision)
+            self._forget(key, revision)
         return out
+
+    def _forget(self, key: str, revision: int) -> None:
+        """Delete the stale record ``key`` unless it changed since ``revision``: published
+        without waiting for JetStream's answer (a node the server does not let write the
+        bucket only logs the refusal; another reader cleans it up)."""
+        headers = {"KV-Operation": "DEL", "Nats-Expected-Last-Subject-Sequence": str(revision)}
+        self._link.post(f"$KV.{self._bucket}.{key}", "", b"", headers)
 
     # -- the members a notify goes to ---------------------------------------------------------
 
