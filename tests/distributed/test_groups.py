@@ -14,7 +14,14 @@ import nats.js.errors
 import pytest
 
 from genevent import EventHandler
-from genevent.nats import GroupIncomplete, InvalidName, ManagerNotFound, NatsServer, RemoteGroup
+from genevent.nats import (
+    BlockingNode,
+    GroupIncomplete,
+    InvalidName,
+    ManagerNotFound,
+    NatsServer,
+    RemoteGroup,
+)
 from tests.distributed.app import GATES, Log
 from tests.distributed.conftest import PYTHONPATH, ROOT, NodeProcess
 from tests.distributed.test_nodes import WAIT, node, until
@@ -242,3 +249,23 @@ async def test_group_roles_producers_notify_operators_join(roles_server: NatsSer
             assert info.value.reasons == {"audit": "PermissionDenied", "orders": "PermissionDenied"}
         assert await o.leave("billing", "orders")
         assert await a.members("billing") == ["audit"]
+
+
+def test_blocking_node_groups(url: str, ns: str) -> None:
+    with BlockingNode(url, ns=ns, node_id="a", handlers=[Log]) as a:
+        a.start_manager("m1")
+        a.manager("m1").add_handler(Log)
+        a.join("g", "m1")
+        assert a.members("g") == ["m1"]
+        assert a.groups() == {"g": ["m1"]}
+        g = a.group("g")
+        assert g.name == "g"
+        assert g.members() == ["m1"]
+        assert g.notify(1) == 1
+        assert g.notify_many(iter([2, 3])) == 1
+        with pytest.raises(TypeError):
+            g.notify_many("abc")
+        assert g.sync_notify(4) == ["m1"]
+        assert a.manager("m1").call(Log, "log") == [1, 2, 3, 4]
+        assert a.leave("g", "m1")
+        assert a.members("g") == []

@@ -24,7 +24,7 @@ except ImportError as _exc:  # pragma: no cover - exercised without the extra
         "install it from your genevent checkout, pip install -e '/path/to/genevent[nats]'"
     ) from _exc
 
-from ._blocking import BlockingMonitor, BlockingNode, BlockingRemoteManager
+from ._blocking import BlockingMonitor, BlockingNode, BlockingRemoteGroup, BlockingRemoteManager
 from ._errors import (
     ConnectFailed,
     InvalidName,
@@ -49,6 +49,7 @@ __all__ = (
     "PROTOCOL_VERSION",
     "BlockingMonitor",
     "BlockingNode",
+    "BlockingRemoteGroup",
     "BlockingRemoteManager",
     "ConnectFailed",
     "Down",
