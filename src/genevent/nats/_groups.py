@@ -44,7 +44,7 @@ class _Snapshot:
     """The live members of one group as read at one moment."""
 
     members: list[str]
-    nodes: set[str]
+    nodes: set[str]  # the members' nodes, but this one
     at: float
     generation: int
 
@@ -173,7 +173,7 @@ class Groups:
         nodes = set(found["nodes"])
         for node in nodes - {link.id}:  # the detector declares it down if it stays silent
             link.seen.setdefault(node, (now, link.lease))
-        snap = _Snapshot(found["members"], nodes, now, generation)
+        snap = _Snapshot(found["members"], nodes - {link.id}, now, generation)
         self._cache[group] = snap
         return snap.members
 
@@ -181,7 +181,11 @@ class Groups:
         link = self._link
         if snap.generation != self._generation or time.monotonic() - snap.at > link.lease:
             return False
-        return all(node == link.id or node in link.seen for node in snap.nodes)
+        seen = link.seen
+        for node in snap.nodes:  # the other nodes: none declared down since
+            if node not in seen:
+                return False
+        return True
 
     def _changed(self) -> None:
         self._generation += 1
