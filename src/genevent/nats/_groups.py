@@ -127,22 +127,20 @@ class Groups:
         prefix = f"$KV.{self._bucket}."
         info = await js.stream_info(f"KV_{self._bucket}", subjects_filter=prefix + pattern)
         keys = [s[len(prefix) :] for s in sorted(info.state.subjects or {})]
-        entries = await asyncio.gather(*(_get(kv, key) for key in keys))
-        records = [(key, e) for key, e in zip(keys, entries, strict=True) if e is not None]
-        live = set(await self._names.nodes())
-        managers = sorted({key.split(".")[2] for key, _ in records})
-        claims = dict(
-            zip(
-                managers,
-                await asyncio.gather(*(self._names.claim_record(m) for m in managers)),
-                strict=True,
-            )
+        managers = sorted({key.split(".")[2] for key in keys})
+        # the records, the live nodes and the members' claims, all asked for at once
+        entries, live, claimed = await asyncio.gather(
+            asyncio.gather(*(_get(kv, key) for key in keys)),
+            self._names.nodes(),
+            asyncio.gather(*(self._names.claim_record(m) for m in managers)),
         )
+        records = [(key, e) for key, e in zip(keys, entries, strict=True) if e is not None]
+        claims = dict(zip(managers, claimed, strict=True))
         out: dict[str, dict[str, list[str]]] = {}
         for key, (value, revision) in records:
             _, group, manager = key.split(".")
             member = _record(value)
-            if member is not None and member[0] in live and claims[manager] == member:
+            if member is not None and member[0] in live and claims.get(manager) == member:
                 found = out.setdefault(group, {"members": [], "nodes": []})
                 found["members"].append(manager)
                 found["nodes"].append(member[0])
@@ -181,11 +179,8 @@ class Groups:
         link = self._link
         if snap.generation != self._generation or time.monotonic() - snap.at > link.lease:
             return False
-        seen = link.seen
-        for node in snap.nodes:  # the other nodes: none declared down since
-            if node not in seen:
-                return False
-        return True
+        # the other nodes: none declared down since
+        return snap.nodes.issubset(link.seen)
 
     def _changed(self) -> None:
         self._generation += 1

@@ -11,6 +11,7 @@ longer than that TTL lengthens it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import json
@@ -171,11 +172,9 @@ class Names:
         self._link.check_up()
         now, subjects = await self._lease_info(with_subjects=True)
         prefix = f"$KV.ge_{self._ns}_nodes.node."
-        return [
-            subject[len(prefix) :]
-            for subject in subjects
-            if subject.startswith(prefix) and await self._is_live(subject, now)
-        ]
+        subjects = [subject for subject in subjects if subject.startswith(prefix)]
+        live = await asyncio.gather(*(self._is_live(subject, now) for subject in subjects))
+        return [subject[len(prefix) :] for subject, ok in zip(subjects, live, strict=True) if ok]
 
     async def whereis(self, name: str) -> str | None:
         """The id of the node serving ``name``, or None."""
