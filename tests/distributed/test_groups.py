@@ -20,6 +20,7 @@ from genevent.nats import (
     InvalidName,
     ManagerNotFound,
     NatsServer,
+    NotEncodable,
     RemoteGroup,
 )
 from tests.distributed.app import GATES, Log
@@ -269,3 +270,54 @@ def test_blocking_node_groups(url: str, ns: str) -> None:
         assert a.manager("m1").call(Log, "log") == [1, 2, 3, 4]
         assert a.leave("g", "m1")
         assert a.members("g") == []
+
+
+async def test_records_that_are_no_members_are_ignored(url: str, ns: str) -> None:
+    """Whatever else is written in the bucket (a key of another shape, a value that is no
+    record, a record naming another claim) is no member, and breaks no reader."""
+    async with node(url, ns, "a") as a:
+        await _host(a, "m1", "m2")
+        await a.join("g", "m1")
+        kv = await a.nats.jetstream().key_value(f"ge_{ns}_groups")
+        await kv.put("g.g", b"{}")
+        await kv.put("g.g.m2.x", b"{}")
+        await kv.put("g.h.m2", b"not json")
+        await kv.put("g.g.m2", b'{"node": "a", "rev": 123456}')  # not m2's claim
+        await kv.put("other", b"{}")
+        assert await a.members("g") == ["m1"]
+        assert await a.groups() == {"g": ["m1"]}
+        assert await a.group("g").notify("x") == 1
+        assert await a.group("g").sync_notify("y") == ["m1"]
+
+
+async def test_a_group_notify_of_a_value_the_wire_cannot_carry_sends_nothing(
+    url: str, ns: str
+) -> None:
+    async with node(url, ns, "a") as a:
+        await _host(a, "m1")
+        await a.join("g", "m1")
+        g = a.group("g")
+        with pytest.raises(NotEncodable):
+            await g.notify(object())
+        with pytest.raises(NotEncodable):
+            await g.notify_many([1, object()])
+        with pytest.raises(NotEncodable):
+            await g.sync_notify({1, 2})
+        await g.sync_notify("end")
+        assert await a.manager("m1").call(Log, "log") == ["end"]
+
+
+async def test_a_group_notify_stops_going_to_a_stopped_member(url: str, ns: str) -> None:
+    async with node(url, ns, "a") as a, node(url, ns, "c") as c:
+        await _host(a, "m1", "m2")
+        await a.join("g", "m1")
+        await a.join("g", "m2")
+        g = c.group("g")
+        assert await g.notify("first") == 2  # c keeps the members
+        await a.manager("m2").stop()  # c hears the "stopped" notice
+
+        async def one_left() -> bool:
+            return await g.notify("probe") == 1
+
+        await until(one_left, "c's notifies go to the member left")
+        assert await c.members("g") == ["m1"]

@@ -30,7 +30,7 @@ from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 
 from .._tracing import outgoing
-from ._errors import ManagerNotFound
+from ._errors import InvalidName, ManagerNotFound
 from ._link import Link, sync
 from ._names import Names, open_bucket
 from ._protocol import subject
@@ -126,7 +126,7 @@ class Groups:
         js = self._link.nc.jetstream()
         prefix = f"$KV.{self._bucket}."
         info = await js.stream_info(f"KV_{self._bucket}", subjects_filter=prefix + pattern)
-        keys = [s[len(prefix) :] for s in sorted(info.state.subjects or {})]
+        keys = [k for s in sorted(info.state.subjects or {}) if _parts(k := s[len(prefix) :])]
         managers = sorted({key.split(".")[2] for key in keys})
         # the records, the live nodes and the members' claims, all asked for at once
         entries, live, claimed = await asyncio.gather(
@@ -247,6 +247,20 @@ class GroupVia:
 
 def _key(group: str, manager: str) -> str:
     return f"g.{group}.{manager}"
+
+
+def _parts(key: str) -> bool:
+    """Whether ``key`` is a member's key, ``g.<group>.<manager>`` (anything else written in
+    the bucket is no member, and left alone)."""
+    parts = key.split(".")
+    if len(parts) != 3 or parts[0] != "g":
+        return False
+    try:
+        check_name(parts[1], "group name")
+        check_name(parts[2])
+    except InvalidName:
+        return False
+    return True
 
 
 def _record(value: bytes | None) -> tuple[str, int] | None:
