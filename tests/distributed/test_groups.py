@@ -321,3 +321,23 @@ async def test_a_group_notify_stops_going_to_a_stopped_member(url: str, ns: str)
 
         await until(one_left, "c's notifies go to the member left")
         assert await c.members("g") == ["m1"]
+
+
+def test_top_shows_the_groups(url: str, ns: str) -> None:
+    pytest.importorskip("rich")
+    from rich.console import Console  # noqa: PLC0415
+
+    from genevent.top import cluster_snapshot, render  # noqa: PLC0415
+
+    async def scenario() -> dict[str, Any]:
+        async with node(url, ns, "a") as a:
+            await _host(a, "m1", "m2")
+            await a.join("g", "m1")
+            await a.join("g", "m2")
+            return await cluster_snapshot(a)
+
+    snap = asyncio.run(scenario())
+    assert snap["groups"] == {"g": ["m1", "m2"]}
+    console = Console(record=True, width=160, color_system=None)
+    console.print(render(snap))
+    assert "groups: g: m1 m2" in console.export_text()
