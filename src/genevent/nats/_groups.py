@@ -127,14 +127,15 @@ class Groups:
         prefix = f"$KV.{self._bucket}."
         info = await js.stream_info(f"KV_{self._bucket}", subjects_filter=prefix + pattern)
         keys = [k for s in sorted(info.state.subjects or {}) if _parts(k := s[len(prefix) :])]
-        managers = sorted({key.split(".")[2] for key in keys})
-        # the records, the live nodes and the members' claims, all asked for at once
-        entries, live, claimed = await asyncio.gather(
-            asyncio.gather(*(_get(kv, key) for key in keys)),
+        entries = await asyncio.gather(*(_get(kv, key) for key in keys))
+        records = [(key, e) for key, e in zip(keys, entries, strict=True) if e is not None]
+        # the live nodes and the claims are read after the records (so a record written after
+        # its claim and its node's lease is never judged by older ones), all at once
+        managers = sorted({key.split(".")[2] for key, _ in records})
+        live, claimed = await asyncio.gather(
             self._names.nodes(),
             asyncio.gather(*(self._names.claim_record(m) for m in managers)),
         )
-        records = [(key, e) for key, e in zip(keys, entries, strict=True) if e is not None]
         claims = dict(zip(managers, claimed, strict=True))
         out: dict[str, dict[str, list[str]]] = {}
         for key, (value, revision) in records:
