@@ -164,6 +164,7 @@ class Groups:
         snap = self._cache.get(group)
         if snap is not None and self._fresh(snap):
             return snap.members
+        self._link.check_up()
         await self._watch()
         generation = self._generation
         found = (await self._scan(f"g.{group}.*")).get(group, {"members": [], "nodes": []})
@@ -194,7 +195,10 @@ class Groups:
         nc = self._link.nc
         await nc.subscribe(f"$KV.{self._bucket}.>", cb=self._on_change)
         await nc.subscribe(f"{self._link.pfx}.down.*", cb=self._on_stopped)
-        await sync(nc)
+        with contextlib.suppress(
+            Exception
+        ):  # the connection dropped: they are resent on its return
+            await sync(nc)
 
     async def _on_change(self, msg: Msg) -> None:
         self._changed()
