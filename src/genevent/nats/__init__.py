@@ -24,7 +24,7 @@ except ImportError as _exc:  # pragma: no cover - exercised without the extra
         "install it from your genevent checkout, pip install -e '/path/to/genevent[nats]'"
     ) from _exc
 
-from ._blocking import BlockingMonitor, BlockingNode, BlockingRemoteManager
+from ._blocking import BlockingMonitor, BlockingNode, BlockingRemoteGroup, BlockingRemoteManager
 from ._errors import (
     ConnectFailed,
     InvalidName,
@@ -38,6 +38,7 @@ from ._errors import (
     RemoteException,
     TransportDown,
 )
+from ._group import GroupIncomplete, RemoteGroup
 from ._monitor import Down, DownReason, Monitor
 from ._node import Node, connect
 from ._remote import RemoteManager
@@ -48,10 +49,12 @@ __all__ = (
     "PROTOCOL_VERSION",
     "BlockingMonitor",
     "BlockingNode",
+    "BlockingRemoteGroup",
     "BlockingRemoteManager",
     "ConnectFailed",
     "Down",
     "DownReason",
+    "GroupIncomplete",
     "InvalidName",
     "MalformedMessage",
     "ManagerNotFound",
@@ -64,6 +67,7 @@ __all__ = (
     "PermissionDenied",
     "RemoteError",
     "RemoteException",
+    "RemoteGroup",
     "RemoteManager",
     "TransportDown",
     "connect",

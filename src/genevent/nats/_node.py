@@ -31,6 +31,8 @@ from nats.aio.client import Client
 from .. import aio
 from ._connect import DEFAULT_CONNECT_TIMEOUT, cancel_until_done, first_connect
 from ._errors import TransportDown
+from ._group import RemoteGroup
+from ._groups import Groups, GroupVia
 from ._link import Link, sync
 from ._liveness import Liveness
 from ._monitor import Monitor
@@ -90,6 +92,8 @@ class Node:
         self._liveness.on_lapse = self._serving.verify_names
         self._liveness.claim_of = self._names.lookup
         self._via = _Via(self)
+        self._groups = Groups(self._link, self._names)
+        self._group_via = GroupVia(self._link, self._groups)
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -297,6 +301,33 @@ class Node:
         if found is None:
             return self._liveness.watch(name, None)
         return self._liveness.watch(name, *found)
+
+    # -- process groups -----------------------------------------------------------------------
+
+    async def join(self, group: str, manager: str) -> None:
+        """Make the manager ``manager`` (served by any live node) a member of ``group``, as
+        OTP's ``pg:join``: it stays one until :meth:`leave`, until it stops (a later manager
+        under the same name is not a member) or until its node dies (after the lease time).
+        Joining twice is joining once. Raises :class:`ManagerNotFound` if no live node serves
+        it and :class:`InvalidName` for a name NATS cannot carry."""
+        await self._groups.join(group, manager)
+
+    async def leave(self, group: str, manager: str) -> bool:
+        """Take ``manager`` out of ``group``; False if it was not in it."""
+        return await self._groups.leave(group, manager)
+
+    async def members(self, group: str) -> list[str]:
+        """The live members of ``group``, sorted (read from NATS now)."""
+        return await self._groups.members(group)
+
+    async def groups(self) -> dict[str, list[str]]:
+        """Every group with a live member, and its members: ``{group: [manager, ...]}``."""
+        return await self._groups.groups()
+
+    def group(self, name: str) -> RemoteGroup:
+        """A reference to the process group ``name``: notify every member, or sync_notify
+        them and learn which did not answer."""
+        return RemoteGroup(self._group_via, check_name(name, "group name"))
 
 
 class _Via:
