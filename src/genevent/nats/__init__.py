@@ -25,6 +25,7 @@ except ImportError as _exc:  # pragma: no cover - exercised without the extra
     ) from _exc
 
 from ._blocking import BlockingMonitor, BlockingNode, BlockingRemoteManager
+from ._durable_api import Durable, DurableAck, DurableStats
 from ._errors import (
     ConnectFailed,
     InvalidName,
@@ -52,6 +53,9 @@ __all__ = (
     "ConnectFailed",
     "Down",
     "DownReason",
+    "Durable",
+    "DurableAck",
+    "DurableStats",
     "InvalidName",
     "MalformedMessage",
     "ManagerNotFound",
