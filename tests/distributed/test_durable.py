@@ -207,9 +207,11 @@ class DurableProcess:
         args = [sys.executable, "-m", "tests.distributed.durable_node", url, ns, node_id, "m"]
         args += [str(out), *more]
         self.out = out
-        self.proc = subprocess.Popen(
-            args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-        )
+        self.err = out.with_suffix(".err")
+        with self.err.open("w") as err:
+            self.proc = subprocess.Popen(
+                args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True
+            )
         assert self._line() == "waiting"
 
     def _line(self) -> str:
@@ -218,7 +220,7 @@ class DurableProcess:
 
     async def serving(self) -> None:
         line = await asyncio.wait_for(asyncio.to_thread(self._line), WAIT)
-        assert line == "serving", line
+        assert line == "serving", self.err.read_text()
 
     def kill(self) -> None:
         self.proc.kill()  # SIGKILL, by our own child's pid
@@ -263,7 +265,7 @@ async def test_a_standby_takes_over_from_a_sigkilled_node_and_nothing_is_missing
         m = producer.manager("m")
         for i in range(n):
             if i == n // 3:
-                await until(lambda: _true(handled(outs[:1])), "a handles events")
+                await until(lambda: _true(bool(handled(outs[:1]))), "a handles events")
                 a.kill()
             await m.notify_durable(f"e{i}")
         await b.serving()

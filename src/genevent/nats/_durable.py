@@ -70,6 +70,12 @@ _DEAD_KEPT: Final = 100
 
 _A_DAY: Final = 86400.0
 
+_INSUFFICIENT_RESOURCES: Final = 10023
+"""JetStream's error code for a stream asking more replicas than the cluster has servers."""
+
+_BIND_FOR: Final = 30.0
+"""How long a consumer keeps trying to bind through JetStream's passing errors (seconds)."""
+
 _POLL: Final = 1.0
 """How long one fetch waits for an event before it asks again (seconds)."""
 
@@ -104,19 +110,27 @@ async def publish(
     subject = durable_subject(link.pfx, name)
     wait = _A_DAY if timeout is None else timeout
     headers = {"Nats-Msg-Id": msg_id}
+    retry = f"(retry with msg_id={msg_id!r}: an event already stored is not stored twice)"
     for attempt in (1, 2):
         try:
             ack = await js.publish(subject, data, timeout=wait, headers=headers)
         except nats.js.errors.NoStreamResponseError:
+            # no stream, or (in a cluster) none with a leader right now
             if attempt == 2:
-                raise TransportDown(f"no JetStream stream takes {subject!r}") from None
-            await ensure_stream(link)
+                raise TransportDown(f"no JetStream stream took {subject!r} {retry}") from None
+            try:
+                await ensure_stream(link)
+            except (nats.errors.Error, TimeoutError) as exc:
+                raise TransportDown(f"JetStream is not available: {exc!r} {retry}") from None
             continue
         except nats.errors.TimeoutError:
             raise TransportDown(
-                f"JetStream did not acknowledge a durable notify to {name!r} in {timeout} s "
-                f"(retry with msg_id={msg_id!r}: a stored one is not stored twice)"
+                f"JetStream did not acknowledge a durable notify to {name!r} in {wait} s {retry}"
             ) from None
+        except nats.js.errors.APIError as exc:  # refused: the stream is full, say
+            raise TransportDown(f"JetStream refused a durable notify: {exc} {retry}") from None
+        except nats.errors.Error as exc:
+            raise TransportDown(f"a durable notify failed: {exc!r} {retry}") from None
         return DurableAck(ack.seq, msg_id, bool(ack.duplicate), ack.stream)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -142,15 +156,13 @@ async def ensure_stream(link: Link) -> None:
         try:
             await js.add_stream(config)
             return
-        except nats.js.errors.BadRequestError:  # created meanwhile with another config: fine
+        except nats.js.errors.APIError as exc:
+            if exc.err_code == _INSUFFICIENT_RESOURCES and replicas > 1:
+                continue  # fewer servers than replicas: one
             with contextlib.suppress(nats.js.errors.NotFoundError):
-                await js.stream_info(stream)
+                await js.stream_info(stream)  # created meanwhile by another node: fine
                 return
-        except nats.js.errors.ServiceUnavailableError:
-            continue  # fewer servers than replicas
-        except nats.js.errors.APIError:
-            if replicas == 1:
-                raise
+            raise
     await js.stream_info(stream)  # raises if it could not be made
 
 
@@ -158,13 +170,18 @@ async def ensure_stream(link: Link) -> None:
 
 
 async def claim_when_free(names: Names, link: Link, name: str) -> int:
-    """Claim ``name`` as soon as no live node holds it (checked every fifth of the lease)."""
+    """Claim ``name`` as soon as no live node holds it (checked every fifth of the lease).
+    JetStream's passing errors (a bucket without a leader for a moment, in a cluster that lost
+    a server) mean: try again; a closed node raises :class:`TransportDown`."""
     while True:
         link.check_up()
         try:
             return await names.claim(name)
         except NameTaken:
-            await asyncio.sleep(link.lease / 5)
+            pass
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.debug("genevent.nats: a standby's claim of %r failed, again: %r", name, exc)
+        await asyncio.sleep(link.lease / 5)
 
 
 class Consumer:
@@ -184,13 +201,38 @@ class Consumer:
 
     async def start(self) -> None:
         """Bind the durable consumer (creating the stream and the consumer if missing), replay
-        if asked, then serve the events in a task of its own."""
-        link, name, opts = self._link, self._name, self._options
-        await ensure_stream(link)
-        js = link.nc.jetstream()
+        if asked, then serve the events in a task of its own. JetStream's passing errors (no
+        leader for a moment) are retried for :data:`_BIND_FOR` seconds at most."""
+        link, name = self._link, self._name
         stream, durable = stream_name(link.ns), consumer_name(name)
         advisory = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{durable}"
         self._subs.append(await link.nc.subscribe(advisory, cb=self._on_dead_letter))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _BIND_FOR
+        pause = 0.05
+        while True:
+            link.check_up()
+            try:
+                info = await self._bind(stream, durable)
+                break
+            except (nats.errors.Error, TimeoutError) as exc:
+                if loop.time() + pause > deadline:
+                    raise TransportDown(
+                        f"could not bind the durable consumer of {name!r}: {exc!r}"
+                    ) from None
+                log.debug("genevent.nats: binding %r's durable consumer, again: %r", name, exc)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        if self._options.replay:
+            floor = info.ack_floor.stream_seq if info.ack_floor else 0
+            self.stats.replayed = await replay(link, name, self._mgr, until=floor or 0)
+        psub = await link.nc.jetstream().pull_subscribe_bind(durable, stream)
+        self._subs.append(psub)
+        self._task = loop.create_task(self._run(psub))
+
+    async def _bind(self, stream: str, durable: str) -> Any:
+        link, opts = self._link, self._options
+        await ensure_stream(link)
         config = ConsumerConfig(
             durable_name=durable,
             deliver_policy=DeliverPolicy.ALL,
@@ -198,15 +240,9 @@ class Consumer:
             ack_wait=opts.ack_wait,
             max_deliver=opts.max_deliver,
             max_ack_pending=1,  # one event in flight: durable events keep their order
-            filter_subject=durable_subject(link.pfx, name),
+            filter_subject=durable_subject(link.pfx, self._name),
         )
-        info = await js.add_consumer(stream, config)
-        if opts.replay:
-            floor = info.ack_floor.stream_seq if info.ack_floor else 0
-            self.stats.replayed = await replay(link, name, self._mgr, until=floor or 0)
-        psub = await js.pull_subscribe_bind(durable, stream)
-        self._subs.append(psub)
-        self._task = asyncio.get_running_loop().create_task(self._run(psub))
+        return await link.nc.jetstream().add_consumer(stream, config)
 
     async def stop(self) -> None:
         """Stop taking events (the consumer stays, for the next holder of the name)."""
