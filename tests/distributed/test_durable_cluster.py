@@ -48,6 +48,7 @@ def cluster() -> Iterator[list[NatsServer]]:
         yield servers
     finally:
         for server in servers:
+            server.stop(signal.SIGKILL)  # a test cluster: no need to wait for a clean stop
             server.cleanup()
 
 
@@ -125,6 +126,7 @@ async def _one_run(
     return len(expected - set(seen)), sum(seen.values()) - len(seen), retries
 
 
+@pytest.mark.timeout(60 + 60 * RUNS)
 async def test_cluster_loses_no_acknowledged_event(
     cluster: list[NatsServer], tmp_path: Path
 ) -> None:
