@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from genevent import aio
-from genevent.nats import Durable, Node, NotEncodable, connect
+from genevent.nats import Durable, NatsServer, Node, NotEncodable, connect
 from tests.distributed.app import HANDLERS, TYPES, Log
 from tests.distributed.conftest import PYTHONPATH, ROOT
+from tests.distributed.test_trust import as_user
 
 WAIT = 60.0
 
@@ -194,6 +195,22 @@ async def test_a_standby_waits_for_the_name(url: str, ns: str) -> None:
         await taken.add_handler(Log)
         await b.manager("m").notify_durable("to b")
         await until(lambda: _equals(log_of(taken), ["to b"]), "b handles it")
+
+
+async def test_the_roles_config_lets_a_producer_notify_durably(roles_server: NatsServer) -> None:
+    """With examples/nats-roles.conf: the serving node creates the stream and binds its
+    consumer, a producer (notify permissions only) stores durable events, and replay reads
+    them back."""
+    async with as_user(roles_server, "node-a") as a, as_user(roles_server, "producer") as p:
+        mgr = await a.start_manager("ledger", durable=True, setup=with_log)
+        ack = await p.manager("ledger").notify_durable("placed")
+        assert not ack.duplicate
+        await until(lambda: _equals(log_of(mgr), ["placed"]), "the producer's event")
+        assert await a.replay("ledger", _ignore) == 1
+
+
+async def _ignore(event: Any) -> None:
+    pass
 
 
 # -- node processes killed ---------------------------------------------------------------------

@@ -354,7 +354,9 @@ async def replay(
     if until <= 0:
         return 0
     deliver = into.sync_notify if isinstance(into, aio.EventManager) else into
-    sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+    sub = await js.subscribe(
+        subject, stream=stream, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+    )
     count = 0
     try:
         while True:
