@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +20,10 @@ from genevent import aio
 from genevent.nats import Durable, NatsServer, Node, NotEncodable, connect
 from tests.distributed.app import HANDLERS, TYPES, Log
 from tests.distributed.conftest import PYTHONPATH, ROOT
+from tests.distributed.test_nodes import until
 from tests.distributed.test_trust import as_user
 
 WAIT = 60.0
-
-
-async def until(check: Callable[[], Awaitable[Any]], what: str) -> Any:
-    """Poll ``check`` until it is true, for WAIT seconds at most."""
-    try:
-        async with asyncio.timeout(WAIT):
-            while True:
-                result = await check()
-                if result:
-                    return result
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 async def with_log(mgr: aio.EventManager[Any]) -> None:

@@ -21,7 +21,8 @@ import pytest
 from nats.js.api import KeyValueConfig, StorageType, StreamConfig
 
 from genevent.nats import NatsServer, TransportDown, connect
-from tests.distributed.test_durable import WAIT, DurableProcess, _true, handled, until
+from tests.distributed.test_durable import WAIT, DurableProcess, _true, handled
+from tests.distributed.test_nodes import until
 
 RUNS = int(os.environ.get("GENEVENT_DURABLE_RUNS", "1"))
 N = int(os.environ.get("GENEVENT_DURABLE_EVENTS", "300"))
