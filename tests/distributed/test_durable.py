@@ -126,6 +126,24 @@ async def test_a_crashing_handler_is_removed_and_the_event_still_acked(url: str,
         assert stats.redelivered == stats.retried == 0
 
 
+async def test_remote_stats_and_genevent_top_show_the_durable_consumer(url: str, ns: str) -> None:
+    from rich.console import Console  # noqa: PLC0415 - the top extra
+
+    from genevent.top import cluster_snapshot, render  # noqa: PLC0415
+
+    async with Nodes(url, ns) as nodes:
+        a, b = await nodes("a"), await nodes("b")
+        mgr = await a.start_manager("m", durable=True, setup=with_log)
+        await b.manager("m").notify_durable("one")
+        await until(lambda: _equals(log_of(mgr), ["one"]), "the event")
+        stats = await b.manager("m").stats()
+        assert stats["durable"]["handled"] == 1
+        assert stats["durable"]["dead_letters"] == 0
+        console = Console(width=160, record=True)
+        console.print(render(await cluster_snapshot(b)))
+        assert "durable: 0 dead letters, 0 redelivered" in console.export_text()
+
+
 async def test_an_undecodable_durable_event_is_terminated_and_counted(url: str, ns: str) -> None:
     async with Nodes(url, ns) as nodes:
         a, b = await nodes("a"), await nodes("b")
