@@ -73,12 +73,16 @@ async def test_a_durable_notify_is_acknowledged_deduplicated_and_delivered(
         assert again.seq == first.seq
         second = await m.notify_durable(("y", 2))
         assert second.seq == first.seq + 1
-        assert len(second.msg_id) == 32  # a generated uuid
-        await until(lambda: _equals(log_of(mgr), ["x", ("y", 2)]), "both events handled")
+        third = await m.notify_durable(("y", 2))  # the same event again: a new id
+        assert second.msg_id
+        assert third.msg_id not in (second.msg_id, "id-1")
+        assert not third.duplicate
+        events = ["x", ("y", 2), ("y", 2)]
+        await until(lambda: _equals(log_of(mgr), events), "the three events handled")
         stats = a.durable_stats("m")
         assert stats is not None
-        assert stats.handled == 2
-        assert stats.last_seq == second.seq
+        assert stats.handled == 3
+        assert stats.last_seq == third.seq
         assert stats.undecodable == stats.dead_letters == 0
         assert b.durable_stats("m") is None  # b does not host it
 

@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -105,34 +107,79 @@ async def publish(
     wait ``timeout`` seconds at most for the acknowledgement (None: a day)."""
     link.check_up()
     data = link.encode(env)  # NotEncodable / PayloadTooLarge before anything is sent
-    msg_id = msg_id or uuid.uuid4().hex
-    js = link.nc.jetstream()
+    msg_id = msg_id or _IDS.next()
     subject = durable_subject(link.pfx, name)
     wait = _A_DAY if timeout is None else timeout
     headers = {"Nats-Msg-Id": msg_id}
-    retry = f"(retry with msg_id={msg_id!r}: an event already stored is not stored twice)"
     for attempt in (1, 2):
         try:
-            ack = await js.publish(subject, data, timeout=wait, headers=headers)
-        except nats.js.errors.NoStreamResponseError:
+            # JetStream's publish, without its client-side objects: what the stream answers
+            # is read here (an ack, or an error)
+            reply = await link.nc.request(subject, data, timeout=wait, headers=headers)
+        except nats.errors.NoRespondersError:
             # no stream, or (in a cluster) none with a leader right now
             if attempt == 2:
-                raise TransportDown(f"no JetStream stream took {subject!r} {retry}") from None
+                raise TransportDown(
+                    f"no JetStream stream took {subject!r} {_retry(msg_id)}"
+                ) from None
             try:
                 await ensure_stream(link)
             except (nats.errors.Error, TimeoutError) as exc:
-                raise TransportDown(f"JetStream is not available: {exc!r} {retry}") from None
+                raise TransportDown(
+                    f"JetStream is not available: {exc!r} {_retry(msg_id)}"
+                ) from None
             continue
         except nats.errors.TimeoutError:
             raise TransportDown(
-                f"JetStream did not acknowledge a durable notify to {name!r} in {wait} s {retry}"
+                f"JetStream did not acknowledge a durable notify to {name!r} in {wait} s "
+                f"{_retry(msg_id)}"
             ) from None
-        except nats.js.errors.APIError as exc:  # refused: the stream is full, say
-            raise TransportDown(f"JetStream refused a durable notify: {exc} {retry}") from None
         except nats.errors.Error as exc:
-            raise TransportDown(f"a durable notify failed: {exc!r} {retry}") from None
-        return DurableAck(ack.seq, msg_id, bool(ack.duplicate), ack.stream)
+            raise TransportDown(f"a durable notify failed: {exc!r} {_retry(msg_id)}") from None
+        return _ack(reply.data, msg_id)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _retry(msg_id: str) -> str:
+    return f"(retry with msg_id={msg_id!r}: an event already stored is not stored twice)"
+
+
+def _ack(data: bytes, msg_id: str) -> DurableAck:
+    """JetStream's answer to a publish: the ack, or :class:`TransportDown` for an error (the
+    stream is full, say) or an answer that is not one."""
+    try:
+        answer = json.loads(data)
+        if "error" not in answer:
+            seq = answer["seq"]
+            if type(seq) is int:
+                duplicate = answer.get("duplicate") is True
+                return DurableAck(seq, msg_id, duplicate, str(answer["stream"]))
+    except (ValueError, KeyError, TypeError):
+        pass
+    else:
+        if "error" in answer:
+            raise TransportDown(
+                f"JetStream refused a durable notify: {answer['error']} {_retry(msg_id)}"
+            )
+    raise TransportDown(f"JetStream's answer is not an acknowledgement: {data[:200]!r}")
+
+
+class _MessageIds:
+    """Unique message ids, cheaply: a random prefix per process and a counter."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        pid = os.getpid()
+        if pid != self._pid:  # a new process (forked): a prefix of its own
+            self._pid, self._prefix = pid, uuid.uuid4().hex
+        return f"{self._prefix}-{next(self._count)}"
+
+
+_IDS: Final = _MessageIds()
 
 
 async def ensure_stream(link: Link) -> None:

@@ -137,7 +137,7 @@ class RemoteManager:
         it (:class:`DurableAck`: its stream sequence). The node holding the name (now or
         later, a standby after a crash) delivers it at least once, with ``sync_notify``
         semantics, if it serves durable notifies (``start_manager(durable=True)``). ``msg_id``
-        (default: a new uuid) is the ``Nats-Msg-Id``: a retry with the same id within two
+        (default: a new unique id) is the ``Nats-Msg-Id``: a retry with the same id within two
         minutes is stored once (``duplicate=True``). Ordered with this node's other durable
         notifies to the manager, not with its core requests. Raises :class:`NotEncodable` or
         :class:`PayloadTooLarge` before sending, :class:`TransportDown` if JetStream did not
