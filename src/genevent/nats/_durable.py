@@ -219,15 +219,18 @@ async def ensure_stream(link: Link) -> None:
 async def claim_when_free(names: Names, link: Link, name: str) -> int:
     """Claim ``name`` as soon as no live node holds it (checked every fifth of the lease).
     JetStream's passing errors (a bucket without a leader for a moment, in a cluster that lost
-    a server) mean: try again; a closed node raises :class:`TransportDown`."""
+    a server) and a reconnection mean: try again; a closed node raises
+    :class:`TransportDown`."""
     while True:
-        link.check_up()
-        try:
-            return await names.claim(name)
-        except NameTaken:
-            pass
-        except (nats.errors.Error, TimeoutError) as exc:
-            log.debug("genevent.nats: a standby's claim of %r failed, again: %r", name, exc)
+        if link.closing:
+            link.check_up()  # raises
+        if link.nc.is_connected:
+            try:
+                return await names.claim(name)
+            except NameTaken:
+                pass
+            except (nats.errors.Error, TimeoutError, TransportDown) as exc:
+                log.debug("genevent.nats: a standby's claim of %r failed, again: %r", name, exc)
         await asyncio.sleep(link.lease / 5)
 
 
@@ -258,7 +261,8 @@ class Consumer:
         deadline = loop.time() + _BIND_FOR
         pause = 0.05
         while True:
-            link.check_up()
+            if link.closing:
+                link.check_up()  # raises
             try:
                 info = await self._bind(stream, durable)
                 break
