@@ -7,7 +7,8 @@ URLS is one server's URL, or several separated by commas (a cluster).
 It prints ``waiting`` once connected, ``serving`` once it holds the name. Each event handled is
 a line ``<event> <time.time()>`` in OUT, written and flushed before the event is acknowledged
 (a SIGKILL loses no line the kernel got). The event ``"poison"`` ends the process at once, as a
-crash would.
+crash would; with ``GE_HANG=1`` in its environment, the event ``"hang"`` writes the line
+``hanging`` and blocks the process for good (an event in flight on a node about to die).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class Recorder(EventHandler[Any, Any, Any]):
     def handle_event(self, event: Any, /) -> None:
         if event == "poison":
             os._exit(3)
+        if event == "hang" and os.environ.get("GE_HANG") == "1":
+            self.out.write("hanging\n")
+            self.out.flush()
+            time.sleep(3600)  # blocks the node: the test SIGKILLs it
         self.out.write(f"{event} {time.time()}\n")
         self.out.flush()
 

@@ -229,8 +229,10 @@ async def _ignore(event: Any) -> None:
 class DurableProcess:
     """``tests/distributed/durable_node.py`` in a child process."""
 
-    def __init__(self, url: str, ns: str, node_id: str, out: Path, *more: str) -> None:
-        env = dict(os.environ, PYTHONPATH=PYTHONPATH)
+    def __init__(
+        self, url: str, ns: str, node_id: str, out: Path, *more: str, hang: bool = False
+    ) -> None:
+        env = dict(os.environ, PYTHONPATH=PYTHONPATH, GE_HANG="1" if hang else "0")
         args = [sys.executable, "-m", "tests.distributed.durable_node", url, ns, node_id, "m"]
         args += [str(out), *more]
         self.out = out
@@ -304,6 +306,27 @@ async def test_a_standby_takes_over_from_a_sigkilled_node_and_nothing_is_missing
     assert not missing
     assert handled(outs[1:]), "the standby handled the events after the kill"
     print(f"durable takeover: missing=0 duplicates={duplicates}")
+
+
+async def test_an_event_in_flight_on_a_killed_node_is_delivered_again(
+    url: str, ns: str, tmp_path: Path, children: list[DurableProcess]
+) -> None:
+    outs = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    a = DurableProcess(url, ns, "a", outs[0], "1", hang=True)  # ack_wait 1 s
+    children.append(a)
+    await a.serving()
+    b = DurableProcess(url, ns, "b", outs[1], "1")
+    children.append(b)
+    async with await connect(url, ns=ns, node_id="producer") as producer:
+        m = producer.manager("m")
+        for event in ("e0", "hang", "e1"):
+            await m.notify_durable(event)
+        await until(lambda: _true("hanging" in outs[0].read_text()), "a holds 'hang'")
+        a.kill()
+        await b.serving()
+        await until(lambda: _true(set(handled(outs)) == {"e0", "hang", "e1"}), "all handled")
+    assert list(handled(outs[:1])) == ["e0"]
+    assert list(handled(outs[1:])) == ["hang", "e1"]  # again, in order, on the standby
 
 
 async def test_a_poison_event_becomes_a_dead_letter_after_max_deliver(
