@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from genevent import aio
-from genevent.nats import Durable, NatsServer, Node, NotEncodable, connect
+from genevent.nats import BlockingNode, Durable, NatsServer, Node, NotEncodable, connect
 from tests.distributed.app import HANDLERS, TYPES, Log
 from tests.distributed.conftest import PYTHONPATH, ROOT
 from tests.distributed.test_nodes import until
@@ -221,6 +221,18 @@ async def test_the_roles_config_lets_a_producer_notify_durably(roles_server: Nat
 
 async def _ignore(event: Any) -> None:
     pass
+
+
+def test_a_blocking_node_notifies_durably(url: str, ns: str) -> None:
+    with BlockingNode(url, ns=ns, handlers=HANDLERS) as host, BlockingNode(url, ns=ns) as client:
+        host.start_manager("m", durable=True, setup=with_log)
+        ack = client.manager("m").notify_durable("from a thread", msg_id="t-1")
+        assert client.manager("m").notify_durable("from a thread", msg_id="t-1").duplicate
+        assert ack.seq == 1
+        stats = host.node.durable_stats("m")
+        assert stats is not None
+        host._run(until(lambda: _true(stats.handled == 1), "the event handled"))
+        assert host.manager("m").call(Log, "log") == ["from a thread"]
 
 
 # -- node processes killed ---------------------------------------------------------------------
