@@ -17,8 +17,16 @@ from typing import Any
 import pytest
 
 from genevent import aio
-from genevent.nats import BlockingNode, Durable, NatsServer, Node, NotEncodable, connect
-from tests.distributed.app import HANDLERS, TYPES, Log
+from genevent.nats import (
+    BlockingNode,
+    Durable,
+    ManagerNotFound,
+    NatsServer,
+    Node,
+    NotEncodable,
+    connect,
+)
+from tests.distributed.app import HANDLERS, TYPES, Heir, Log
 from tests.distributed.conftest import PYTHONPATH, ROOT
 from tests.distributed.test_nodes import until
 from tests.distributed.test_trust import as_user
@@ -189,6 +197,27 @@ async def test_replay_rebuilds_a_fresh_manager_before_live_events(url: str, ns: 
         stats = a.durable_stats("m")
         assert stats is not None
         assert (stats.replayed, stats.handled) == (5, 1)
+
+
+async def test_a_handler_added_with_replay_sees_the_stream_then_the_live_events(
+    url: str, ns: str
+) -> None:
+    async with Nodes(url, ns) as nodes:
+        a, b = await nodes("a"), await nodes("b")
+        mgr = await a.start_manager("m", durable=True, setup=with_log)
+        m = b.manager("m")
+        for i in range(5):
+            await m.notify_durable(i)
+        await until(lambda: _equals(log_of(mgr), [0, 1, 2, 3, 4]), "five events")
+        # Heir's terminate returns {"events": <how many it saw>}, its init keeps the handoff
+        assert await a.add_replayed_handler("m", (Heir, "late"), "fresh") == 5
+        assert await mgr.call((Heir, "late"), "handoff") == {"events": 5}
+        await m.notify_durable(5)
+        await until(lambda: _equals(log_of(mgr), [0, 1, 2, 3, 4, 5]), "the live event")
+        await until(lambda: _equals(mgr.call((Heir, "late"), "log"), [5]), "the live event, once")
+        assert await mgr.which_handlers() == [(Heir, "late"), Log]
+        with pytest.raises(ManagerNotFound):
+            await b.add_replayed_handler("m", Log)
 
 
 async def test_a_standby_waits_for_the_name(url: str, ns: str) -> None:

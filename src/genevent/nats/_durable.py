@@ -44,6 +44,7 @@ from nats.js.api import (
 
 from .. import aio
 from .._errors import GenEventError, ManagerNotRunning, NameTaken
+from .._handler import EventHandler
 from ._durable_api import Durable, DurableAck, DurableStats
 from ._errors import MalformedMessage, TransportDown
 from ._link import Link
@@ -248,6 +249,8 @@ class Consumer:
         self._subs: list[Any] = []
         self._task: asyncio.Task[None] | None = None
         self._throttle = Throttle(time.monotonic)
+        self._floor = 0  # the last event earlier holders of the name acknowledged
+        self._turn = asyncio.Lock()  # held while taking an event, or while adding a handler
 
     async def start(self) -> None:
         """Bind the durable consumer (creating the stream and the consumer if missing), replay
@@ -274,9 +277,9 @@ class Consumer:
                 log.debug("genevent.nats: binding %r's durable consumer, again: %r", name, exc)
             await asyncio.sleep(pause)
             pause = min(pause * 2, 1.0)
+        self._floor = (info.ack_floor.stream_seq if info.ack_floor else 0) or 0
         if self._options.replay:
-            floor = info.ack_floor.stream_seq if info.ack_floor else 0
-            self.stats.replayed = await replay(link, name, self._mgr, until=floor or 0)
+            self.stats.replayed = await replay(link, name, self._mgr, until=self._floor)
         psub = await link.nc.jetstream().pull_subscribe_bind(durable, stream)
         self._subs.append(psub)
         self._task = loop.create_task(self._run(psub))
@@ -307,12 +310,17 @@ class Consumer:
         self._subs.clear()
 
     async def _run(self, psub: Any) -> None:
+        while True:
+            async with self._turn:  # no event is taken while a handler is being added
+                await self._take(psub)
+
+    async def _take(self, psub: Any) -> None:
         failures = 0
         while True:
             try:
                 msgs = await psub.fetch(1, timeout=_POLL)
             except nats.errors.TimeoutError:
-                continue
+                return  # let a handler being added have its turn
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the link is down or closing: try again, slower
@@ -320,9 +328,9 @@ class Consumer:
                 self._warn("genevent.nats: durable fetch for %r failed: %r", exc)
                 await asyncio.sleep(min(0.05 * failures, _POLL))
                 continue
-            failures = 0
             for msg in msgs:
                 await self._handle(msg)
+            return
 
     async def _handle(self, msg: Msg) -> None:
         link, stats = self._link, self.stats
@@ -350,6 +358,24 @@ class Consumer:
         with contextlib.suppress(Exception):  # a lost ack: delivered again, at least once
             await msg.ack()
 
+    async def add_replayed(self, handler: Any, args: Any) -> int:
+        """Add ``handler`` to the manager after it saw every durable event the manager saw:
+        built in a manager aside, fed the stream, then handed over into the live manager the
+        way ``swap_handler`` hands a state over. Return how many events it was fed."""
+        async with self._turn:  # no durable event in flight: the live ones come after
+            upto = max(self.stats.last_seq, self._floor)
+            aside: aio.EventManager[Any] = aio.start()
+            try:
+                await aside.add_handler(handler, args)
+                count = await replay(self._link, self._name, aside, until=upto) if upto else 0
+                state = await aside.delete_handler(handler, "replayed")
+            finally:
+                await aside.stop()
+            carrier = (_Carrier, object())
+            await self._mgr.add_handler(carrier, state)
+            await self._mgr.swap_handler(carrier, "replayed", handler, args)
+        return count
+
     async def _on_dead_letter(self, msg: Msg) -> None:
         try:
             advisory = json.loads(msg.data)
@@ -370,6 +396,19 @@ class Consumer:
     def _warn(self, text: str, exc: object) -> None:
         if self._throttle.allow():
             log.warning(text, self._name, exc)
+
+
+class _Carrier(EventHandler[Any, Any, Any]):
+    """Holds a replayed handler's state for the moment it is swapped into a live manager."""
+
+    def init(self, state: Any, /) -> None:
+        self.state = state
+
+    def handle_event(self, event: Any, /) -> None:
+        return None
+
+    def terminate(self, reason: Any, /) -> Any:
+        return self.state
 
 
 def _decode(link: Link, data: bytes) -> Any:

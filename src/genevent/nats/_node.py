@@ -29,11 +29,12 @@ from typing import Any, Literal
 from nats.aio.client import Client
 
 from .. import aio
+from .._core import NO_ARGS
 from ._connect import DEFAULT_CONNECT_TIMEOUT, first_connect
 from ._durable import publish as publish_durable
 from ._durable import replay, setup_of
 from ._durable_api import Durable, DurableAck, DurableStats
-from ._errors import TransportDown
+from ._errors import ManagerNotFound, TransportDown
 from ._link import Link, sync
 from ._liveness import Liveness
 from ._monitor import Monitor
@@ -287,6 +288,18 @@ class Node:
         if hosted is None or hosted.durable is None:
             return None
         return hosted.durable.stats
+
+    async def add_replayed_handler(self, name: str, handler: Any, args: Any = NO_ARGS) -> int:
+        """Add ``handler`` to the hosted durable manager ``name`` after it was fed every durable
+        event the manager handled so far, in order, and before the durable events still to
+        come: it is built and fed in a manager aside, then handed over the way
+        :meth:`~genevent.aio.EventManager.swap_handler` hands a state over (its ``terminate``
+        returns its state, its ``init`` takes it back as ``handoff=``). Durable events wait
+        meanwhile. Return how many events it was fed."""
+        hosted = self._serving.hosted.get(check_name(name))
+        if hosted is None or hosted.durable is None:
+            raise ManagerNotFound(name, "this node hosts no durable manager by that name")
+        return await hosted.durable.add_replayed(handler, args)
 
     async def replay(
         self,
