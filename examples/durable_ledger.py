@@ -7,6 +7,8 @@ A ledger keeps balances in memory. Deposits are sent with ``notify_durable``, wh
 once JetStream stored them; a retry with the same ``msg_id`` is stored once. The first node
 stops; a second one takes the name over with ``Durable(replay=True)``: its fresh ledger gets
 every event the first one handled, in order, before the live ones, so its balances come back.
+A handler added later with ``add_replayed_handler`` is fed the past too, alone, then handed
+over into the live manager with its state (as ``swap_handler`` hands a state over).
 (Durability covers events, not a handler's memory: replay, or a snapshot, rebuilds it.)
 """
 
@@ -22,18 +24,19 @@ from genevent.nats import Durable, NatsServer, Node, connect
 class Ledger(EventHandler[Any, Any, Any]):
     """Balances by account, from ``("deposit", account, amount)`` events."""
 
-    def init(self, args: Any = None, /) -> None:
-        self.balances: dict[str, int] = {}
-        self.events = 0
+    def init(self, args: Any = None, /, *, handoff: Any = None) -> None:
+        self.balances: dict[str, int] = dict(handoff or {})  # a state handed over, if any
 
     def handle_event(self, event: Any, /) -> None:
         kind, account, amount = event
         if kind == "deposit":
             self.balances[account] = self.balances.get(account, 0) + amount
-        self.events += 1
 
     def handle_call(self, request: Any, /) -> Any:
         return dict(sorted(self.balances.items()))
+
+    def terminate(self, reason: Any, /) -> Any:
+        return self.balances  # handed over on a swap, or after a replay
 
 
 async def with_ledger(mgr: aio.EventManager[Any]) -> None:
@@ -71,6 +74,10 @@ async def main() -> None:
                 assert stats is not None
                 print("second replayed:", stats.replayed, "then handled:", stats.handled)
                 print("second:", await ledger.call("Ledger", "balances"))
+                # a handler added later, fed the past first (only it), then the live events
+                count = await second.add_replayed_handler("ledger", (Ledger, "audit"))
+                audit = await ledger.call(("Ledger", "audit"), "balances")
+                print("audit replayed:", count, audit)
 
 
 if __name__ == "__main__":

@@ -94,4 +94,5 @@ def test_durable_ledger() -> None:
         "first: {'alice': 10, 'bob': 5}",
         "second replayed: 2 then handled: 1",  # the first node's events, then the live one
         "second: {'alice': 10, 'bob': 6}",  # the state rebuilt by replay
+        "audit replayed: 3 {'alice': 10, 'bob': 6}",  # a handler added later, fed the past
     ]
