@@ -26,7 +26,7 @@ from genevent.nats import (
     NotEncodable,
     connect,
 )
-from tests.distributed.app import HANDLERS, TYPES, Heir, Log
+from tests.distributed.app import HANDLERS, TYPES, Heir, Log, Point
 from tests.distributed.conftest import PYTHONPATH, ROOT
 from tests.distributed.test_nodes import until
 from tests.distributed.test_trust import as_user
@@ -103,6 +103,17 @@ async def test_a_durable_notify_waits_for_a_manager_started_later(url: str, ns: 
         assert [x.seq for x in acks] == sorted(x.seq for x in acks)
         mgr = await a.start_manager("late", durable=True, setup=with_log)
         await until(lambda: _equals(log_of(mgr), [0, 1, 2, 3, 4]), "the stored events, in order")
+
+
+async def test_a_json_node_and_a_msgpack_node_share_durable_events(url: str, ns: str) -> None:
+    async with Nodes(url, ns) as nodes:
+        a = await nodes("a")
+        async with await connect(url, ns=ns, node_id="j", codec="json", types=TYPES) as j:
+            mgr = await a.start_manager("m", durable=True, setup=with_log)
+            await j.manager("m").notify_durable(("tuple", b"bytes", Point(1, 2)))
+            await a.manager("m").notify_durable("msgpack")
+            expected = [("tuple", b"bytes", Point(1, 2)), "msgpack"]
+            await until(lambda: _equals(log_of(mgr), expected), "both codecs' events")
 
 
 async def test_a_non_encodable_event_is_refused_before_publishing(url: str, ns: str) -> None:
