@@ -24,6 +24,7 @@ from genevent.nats import (
     NatsServer,
     Node,
     NotEncodable,
+    RemoteManager,
     connect,
 )
 from tests.distributed.app import HANDLERS, TYPES, Heir, Log, Point
@@ -185,15 +186,22 @@ async def test_an_undecodable_durable_event_is_terminated_and_counted(url: str, 
         assert info.num_redelivered == 0
 
 
+async def _five_handled(a: Node, b: Node) -> tuple[aio.EventManager[Any], RemoteManager]:
+    """a hosts the durable manager "m" with a Log; b sent it 0..4, all handled."""
+    mgr = await a.start_manager("m", durable=True, setup=with_log)
+    m = b.manager("m")
+    for i in range(5):
+        await m.notify_durable(i)
+    await until(lambda: _equals(log_of(mgr), [0, 1, 2, 3, 4]), "five events")
+    return mgr, m
+
+
 async def test_replay_rebuilds_a_fresh_manager_before_live_events(url: str, ns: str) -> None:
     async with Nodes(url, ns) as nodes:
         a, b = await nodes("a"), await nodes("b")
-        mgr = await a.start_manager("m", durable=True, setup=with_log)
-        m = b.manager("m")
-        for i in range(5):
-            await m.notify_durable(i)
-        await until(lambda: _equals(log_of(mgr), [0, 1, 2, 3, 4]), "five events")
+        mgr, m = await _five_handled(a, b)
         await mgr.stop()
+        await until(lambda: _true("m" not in a.hosted()), "the name freed")
 
         # a handler's state rebuilt aside, from the log, into a manager of its own
         aside = aio.start()
@@ -215,11 +223,7 @@ async def test_a_handler_added_with_replay_sees_the_stream_then_the_live_events(
 ) -> None:
     async with Nodes(url, ns) as nodes:
         a, b = await nodes("a"), await nodes("b")
-        mgr = await a.start_manager("m", durable=True, setup=with_log)
-        m = b.manager("m")
-        for i in range(5):
-            await m.notify_durable(i)
-        await until(lambda: _equals(log_of(mgr), [0, 1, 2, 3, 4]), "five events")
+        mgr, m = await _five_handled(a, b)
         # Heir's terminate returns {"events": <how many it saw>}, its init keeps the handoff
         assert await a.add_replayed_handler("m", (Heir, "late"), "fresh") == 5
         assert await mgr.call((Heir, "late"), "handoff") == {"events": 5}
