@@ -183,6 +183,23 @@ def render(
             "",
             "",
         )
+        durable = m.get("durable")  # a NATS manager serving durable notifies
+        if isinstance(durable, dict):
+            table.add_row(
+                f"  durable: {durable.get('dead_letters', 0)} dead letters, "
+                f"{durable.get('redelivered', 0)} redelivered",
+                "",
+                "",
+                "",
+                "",
+                f"{durable.get('handled', 0):,}",
+                "",
+                str(durable.get("undecodable", 0)),
+                "",
+                "",
+                "",
+                "",
+            )
         for h in m["handlers"]:
             timing = h.get("timing") or {}
             table.add_row(

@@ -25,6 +25,7 @@ except ImportError as _exc:  # pragma: no cover - exercised without the extra
     ) from _exc
 
 from ._blocking import BlockingMonitor, BlockingNode, BlockingRemoteGroup, BlockingRemoteManager
+from ._durable_api import Durable, DurableAck, DurableStats
 from ._errors import (
     ConnectFailed,
     InvalidName,
@@ -54,6 +55,9 @@ __all__ = (
     "ConnectFailed",
     "Down",
     "DownReason",
+    "Durable",
+    "DurableAck",
+    "DurableStats",
     "GroupIncomplete",
     "InvalidName",
     "MalformedMessage",

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from .._core import NO_ARGS
 from .._mailbox import as_batch
+from ._durable_api import DurableAck
 from ._group import RemoteGroup
 from ._monitor import Down, Monitor
 from ._node import Node
@@ -163,6 +164,12 @@ class BlockingRemoteManager:
     def send(self, message: Any) -> None:
         """As :meth:`RemoteManager.send`."""
         self._node._run(self._notify(message, True))
+
+    def notify_durable(
+        self, event: Any, *, msg_id: str | None = None, timeout: float | None = 5.0
+    ) -> DurableAck:
+        """As :meth:`RemoteManager.notify_durable` (returns once JetStream stored it)."""
+        return self._node._run(self._ref.notify_durable(event, msg_id=msg_id, timeout=timeout))
 
     def sync_notify(self, event: Any, *, timeout: float | None = None) -> None:
         """As :meth:`RemoteManager.sync_notify`."""
