@@ -45,6 +45,7 @@ from nats.js.api import (
 from .. import aio
 from .._errors import GenEventError, ManagerNotRunning, NameTaken
 from .._handler import EventHandler
+from ._connect import cancel_until_done
 from ._durable_api import Durable, DurableAck, DurableStats
 from ._errors import MalformedMessage, TransportDown
 from ._link import Link
@@ -301,9 +302,8 @@ class Consumer:
     async def stop(self) -> None:
         """Stop taking events (the consumer stays, for the next holder of the name)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        if task is not None:  # cancelled again until it ends (a fetch waits with wait_for)
+            await cancel_until_done(task)
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
