@@ -38,6 +38,7 @@ from ._errors import (
     RemoteException,
     TransportDown,
 )
+from ._exits import GoneReason, ManagerNodeDown, OwnerNodeDown
 from ._monitor import Down, DownReason, Monitor
 from ._node import Node, connect
 from ._remote import RemoteManager
@@ -52,14 +53,17 @@ __all__ = (
     "ConnectFailed",
     "Down",
     "DownReason",
+    "GoneReason",
     "InvalidName",
     "MalformedMessage",
+    "ManagerNodeDown",
     "ManagerNotFound",
     "Monitor",
     "NatsServer",
     "Node",
     "NodeDown",
     "NotEncodable",
+    "OwnerNodeDown",
     "PayloadTooLarge",
     "PermissionDenied",
     "RemoteError",
