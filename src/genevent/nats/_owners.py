@@ -28,7 +28,8 @@ from typing import Any, Final, Protocol
 from nats.aio.msg import Msg
 
 from .._checks import check_on_exit
-from .._core import HandlerExit, Swapped
+from .._core import HandlerExit, Swapped, TellOwner
+from .._driver import tell_owner
 from .._errors import CallTimeout, GenEventError, InvalidOwner
 from .._text import short
 from ._errors import MalformedMessage, TransportDown
@@ -277,18 +278,18 @@ class Owners:
         own = sup.owner
 
         def new_owner(wire: str | None) -> Any:
-            return own.future if wire == own.id else wire
+            if wire is None:
+                return None
+            node, _, n = wire.rpartition(".")
+            found = self._by_n.get(n) if node == self._link.id else None
+            return own.future if wire == own.id else found.future if found else wire
 
         handler = handler_of(codec, notice.h, notice.hid)
         return HandlerExit(handler, reason_of(codec, notice, new_owner), sup.ref)
 
     def _tell(self, sup: _Sup, ex: HandlerExit) -> None:
-        if sup.on_exit is None:
-            return
-        try:
-            sup.on_exit(ex)
-        except Exception:  # as locally: logged, and nothing else happens
-            log.exception("genevent.nats: on_exit of %s failed on %r", sup.owner.id, ex)
+        if sup.on_exit is not None:  # as locally: a raising callback is logged, nothing else
+            tell_owner(TellOwner(sup.on_exit, ex), asyncio.ensure_future)
 
     def _answer(self, msg: Msg, error: str | None = None) -> None:
         if not msg.reply:
