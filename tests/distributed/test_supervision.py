@@ -1,0 +1,313 @@
+"""Supervised handlers across nodes, on a real nats-server: the owner is told when its
+handler leaves (exactly once, whatever is sent again), the handler goes when its owner ends or
+its owner's node dies, and the owner is told when the manager's node dies. Node processes are
+SIGKILLed by their own pid; every wait is bounded, nothing sleeps to synchronise."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+import nats
+import pytest
+
+from genevent import (
+    CallTimeout,
+    Crashed,
+    Deleted,
+    HandlerExit,
+    HandlerInitFailed,
+    InvalidOwner,
+    OwnerExited,
+    RemovedItself,
+    Stopped,
+    Swapped,
+)
+from genevent.nats import (
+    ManagerNodeDown,
+    ManagerNotFound,
+    Node,
+    NodeDown,
+    OwnerNodeDown,
+    RemoteException,
+    connect,
+)
+from genevent.nats._exits import decode_notice
+from tests.distributed.app import ENDED, HANDLERS, TYPES, Heir, Log, Owned
+from tests.distributed.conftest import NodeProcess
+
+WAIT = 30.0
+
+
+@asynccontextmanager
+async def node(url: str, ns: str, name: str, **kw: Any) -> AsyncIterator[Node]:
+    n = await connect(url, ns=ns, node_id=name, handlers=HANDLERS, types=TYPES, **kw)
+    try:
+        yield n
+    finally:
+        await n.close()
+
+
+async def until(check: Any, what: str) -> Any:
+    """Poll an async condition until it holds (bounded by WAIT)."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            result = await check()
+            if result:
+                return result
+            await asyncio.sleep(0.02)
+    raise AssertionError(what)  # pragma: no cover
+
+
+def ended(label: Any) -> list[Any]:
+    return [reason for who, reason in ENDED if who == label]
+
+
+async def test_the_owner_is_told_how_its_handler_left(url: str, ns: str) -> None:
+    async with node(url, ns, "a") as a, node(url, ns, "b") as b:
+        await b.start_manager("m")
+        ref = a.manager("m")
+        told: asyncio.Queue[HandlerExit] = asyncio.Queue()
+
+        await ref.add_sup_handler(Log, on_exit=told.put_nowait)
+        await ref.sync_notify("crash")  # the notice comes before the reply
+        crash = told.get_nowait()
+        assert crash.handler == "Log"
+        assert crash.manager == ref
+        assert isinstance(crash.reason, Crashed)
+        assert isinstance(crash.reason.exception, RemoteException)
+        assert crash.reason.exception.type_name == "RuntimeError"
+
+        await ref.add_sup_handler((Log, 1), "x", on_exit=told.put_nowait)
+        assert await ref.delete_handler((Log, 1), "bye") == {"events": 0}
+        assert told.get_nowait() == HandlerExit(("Log", 1), Deleted("bye"), ref)
+
+        await ref.add_sup_handler(Log, on_exit=told.put_nowait)
+        await ref.sync_notify("leave")
+        assert told.get_nowait() == HandlerExit("Log", RemovedItself(), ref)
+
+        # a plain swap keeps the owner: the new handler's exit is told too
+        await ref.add_sup_handler(Log, on_exit=told.put_nowait)
+        await ref.swap_handler(Log, "a1", Heir, "a2")
+        me = asyncio.current_task()
+        assert told.get_nowait() == HandlerExit("Log", Swapped("a1", "Heir", me), ref)
+        await ref.stop()
+        assert told.get_nowait() == HandlerExit("Heir", Stopped(), ref)
+        assert told.empty()
+        assert a.ignored["exit_notices"] == 0
+
+
+async def test_swap_sup_handler_gives_the_new_handler_to_its_owner(url: str, ns: str) -> None:
+    async with node(url, ns, "a") as a, node(url, ns, "b") as b:
+        await b.start_manager("m")
+        ref = a.manager("m")
+        first: list[HandlerExit] = []
+        second: list[HandlerExit] = []
+        await ref.add_sup_handler(Log, on_exit=first.append)
+
+        async def other() -> None:
+            await ref.swap_sup_handler(Log, "x", (Heir, 2), None, on_exit=second.append)
+
+        owner = asyncio.ensure_future(other())
+        await owner  # the new owner ends here: its handler goes with it
+        assert first == [HandlerExit("Log", Swapped("x", ("Heir", 2), owner), ref)]
+
+        async def gone() -> bool:
+            return await ref.which_handlers() == []
+
+        await until(gone, "the handler of the ended owner is removed")
+        assert second == []  # an owner that ended is not told
+        assert ended(None) == []
+
+
+async def test_a_failed_add_leaves_nothing_behind(url: str, ns: str) -> None:
+    async with node(url, ns, "a") as a, node(url, ns, "b") as b:
+        await b.start_manager("m")
+        ref = a.manager("m")
+        with pytest.raises(HandlerInitFailed):
+            await ref.add_sup_handler(Log, "refuse", on_exit=print)
+        with pytest.raises(InvalidOwner):
+            await ref.add_sup_handler(Log, on_exit=42)  # type: ignore[arg-type]
+        with pytest.raises(InvalidOwner):
+            await ref.add_sup_handler(Log, on_exit=print, owner="me")
+        assert await ref.which_handlers() == []
+        assert a._owners._sups == {}
+
+
+async def test_the_owners_end_removes_its_handlers(url: str, ns: str) -> None:
+    ENDED.clear()
+    async with node(url, ns, "a") as a, node(url, ns, "b") as b:
+        await b.start_manager("m")
+        ref = a.manager("m")
+        await ref.add_handler(Owned, "free")
+        gate = asyncio.Event()
+
+        async def owner(fail: bool) -> None:
+            await ref.add_sup_handler((Owned, fail), fail, on_exit=print)
+            await gate.wait()
+            if fail:
+                raise LookupError("owner died")
+
+        normal = asyncio.ensure_future(owner(False))
+        failing = asyncio.ensure_future(owner(True))
+
+        async def both_in() -> bool:
+            return len(await ref.which_handlers()) == 3
+
+        await until(both_in, "both supervised handlers are in")
+        gate.set()
+        await asyncio.gather(normal, failing, return_exceptions=True)
+
+        async def only_free() -> bool:
+            return await ref.which_handlers() == ["Owned"]
+
+        await until(only_free, "the owners' handlers are removed")
+        assert ended(False) == [OwnerExited(None)]
+        (reason,) = ended(True)
+        assert isinstance(reason, OwnerExited)
+        assert isinstance(reason.reason, RemoteException)
+        assert (reason.reason.type_name, reason.reason.message) == ("LookupError", "owner died")
+
+
+async def test_a_closing_owner_node_takes_its_handlers_away(url: str, ns: str) -> None:
+    ENDED.clear()
+    async with node(url, ns, "b") as b:
+        await b.start_manager("m")
+        told: list[HandlerExit] = []
+        async with node(url, ns, "a") as a:
+            await a.manager("m").add_sup_handler(Owned, "a's", on_exit=told.append)
+        # its owners were told it is gone (its connection, as seen from here), and the
+        # manager's node removed the handler once the lease was deleted
+        assert [type(x.reason) for x in told] == [ManagerNodeDown]
+        assert told[0].reason.reason == "noconnection"
+
+        async def removed() -> bool:
+            return bool(ended("a's"))
+
+        await until(removed, "the handler of the node that left is removed")
+        (reason,) = ended("a's")
+        assert isinstance(reason, OwnerExited)
+        assert isinstance(reason.reason, OwnerNodeDown)
+        assert reason.reason.node == "a"
+
+
+async def test_a_notice_sent_twice_is_told_once(url: str, ns: str) -> None:
+    async with node(url, ns, "a") as a, node(url, ns, "b") as b:
+        await b.start_manager("m")
+        ref = a.manager("m")
+        told: list[HandlerExit] = []
+        spy = await nats.connect(url)
+        frames: list[Any] = []
+        try:
+            sub = await spy.subscribe(f"ge.{ns}.own.a.*", cb=_keep(frames))
+            await spy.flush()
+            await ref.add_sup_handler(Log, on_exit=told.append)
+            await ref.delete_handler(Log)
+
+            async def seen() -> bool:
+                return bool(frames)
+
+            await until(seen, "the spy saw the notice")
+            assert len(told) == 1
+            subject, data = frames[0]
+            # delivered again (a retry whose first ack was lost): acknowledged, not told
+            ack = await spy.request(subject, data, timeout=WAIT)
+            assert b"MalformedMessage" not in ack.data
+            assert len(told) == 1
+            # a notice about a live handler from another node than the manager's: ignored
+            await ref.add_sup_handler(Log, on_exit=told.append)  # incarnation 2
+            notice = decode_notice(data)
+            notice.n, notice.i = "z", 2
+            with pytest.raises(nats.errors.TimeoutError):  # no ack for a forgery
+                await spy.request(subject, msgspec.msgpack.encode(notice), timeout=0.5)
+            assert len(told) == 1
+            assert await ref.which_handlers() == ["Log"]
+            await ref.delete_handler(Log)
+            assert len(told) == 2
+            assert a.ignored["exit_notices"] == 1
+            # junk on the subject: a typed error reply, counted
+            junk = await spy.request(subject, b"\x93junk", timeout=WAIT)
+            assert b"MalformedMessage" in junk.data
+            assert a.ignored["exit_notices"] == 2
+            await sub.unsubscribe()
+        finally:
+            await spy.close()
+
+
+def _keep(frames: list[Any]) -> Any:
+    async def keep(msg: Any) -> None:
+        frames.append((msg.subject, msg.data))
+
+    return keep
+
+
+# -- three node processes ---------------------------------------------------------------------
+
+
+async def test_a_killed_owner_node_loses_its_handlers(
+    url: str, ns: str, spawn: list[NodeProcess]
+) -> None:
+    """Owner: node b (a process, killed). Managers: m on this node, c1 on node c."""
+    ENDED.clear()
+    async with node(url, ns, "a", lease=1.0) as a:
+        await a.start_manager("m")
+        # started from a thread: this node's loop serves m meanwhile (b adds a handler there)
+        spawn.append(await asyncio.to_thread(NodeProcess, url, ns, "c", ["c1"], 1.0))
+        b = await asyncio.to_thread(NodeProcess, url, ns, "b", [], 1.0, ("m", "c1"))
+        spawn.append(b)
+        m, c1 = a.manager("m"), a.manager("c1")
+        assert await m.which_handlers() == ["Owned"]
+        assert await c1.which_handlers() == ["Owned", "Log"]
+
+        spawn[1].kill()
+
+        async def gone_here() -> bool:
+            return bool(ended("b"))
+
+        await until(gone_here, "the killed owner's handler is removed here")
+        (reason,) = ended("b")
+        assert isinstance(reason, OwnerExited)
+        assert isinstance(reason.reason, OwnerNodeDown)
+        assert reason.reason.node == "b"
+        assert await m.which_handlers() == []
+
+        async def gone_there() -> bool:
+            return await c1.which_handlers() == ["Log"]
+
+        await until(gone_there, "and on node c")
+
+
+async def test_a_killed_manager_node_is_told_to_the_owner(
+    url: str, ns: str, spawn: list[NodeProcess]
+) -> None:
+    """Owner: this node. Managers: b1 on node b (killed), c1 on node c (stays)."""
+    spawn.append(NodeProcess(url, ns, "b", ["b1"], lease=1.0))
+    spawn.append(NodeProcess(url, ns, "c", ["c1"], lease=1.0))
+    async with node(url, ns, "a", lease=1.0) as a:
+        b1, c1 = a.manager("b1"), a.manager("c1")
+        told: asyncio.Queue[HandlerExit] = asyncio.Queue()
+        await b1.add_sup_handler(Owned, 1, on_exit=told.put_nowait)
+        await b1.add_sup_handler((Owned, 2), 2, on_exit=told.put_nowait)
+        await c1.add_sup_handler(Owned, 3, on_exit=told.put_nowait)
+
+        spawn[0].kill()
+
+        async with asyncio.timeout(WAIT):
+            got = [await told.get() for _ in range(2)]
+        assert {x.handler for x in got} == {"Owned", ("Owned", 2)}
+        for notice in got:
+            assert notice.reason == ManagerNodeDown("b", "nodedown")
+            assert isinstance(notice.reason, Stopped)  # code matching a stop handles it too
+            assert notice.manager == b1
+        # once each; c1's handler is still there, untold
+        assert told.empty()
+        assert "Owned" in await c1.which_handlers()
+        with pytest.raises((ManagerNotFound, NodeDown, CallTimeout)):
+            await b1.call(Log, "log", timeout=WAIT)
+        await c1.delete_handler(Owned)
+        last = await asyncio.wait_for(told.get(), WAIT)
+        assert last == HandlerExit("Owned", Deleted(None), c1)
+        assert told.empty()
