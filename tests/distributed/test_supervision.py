@@ -310,3 +310,46 @@ async def test_a_killed_manager_node_is_told_to_the_owner(
         last = await asyncio.wait_for(told.get(), WAIT)
         assert last == HandlerExit("Owned", Deleted(None), c1)
         assert told.empty()
+
+
+# -- the blocking face ------------------------------------------------------------------------
+
+
+def test_a_blocking_owner_is_a_thread(url: str, ns: str) -> None:
+    import queue  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from genevent.nats import BlockingNode  # noqa: PLC0415
+
+    ENDED.clear()
+    opts: dict[str, Any] = {"ns": ns, "handlers": HANDLERS, "types": TYPES}
+    with BlockingNode(url, node_id="host", **opts) as host, BlockingNode(url, **opts) as caller:
+        host.start_manager("m")
+        m = caller.manager("m")
+        told: queue.SimpleQueue[HandlerExit] = queue.SimpleQueue()
+        m.add_sup_handler(Log, on_exit=told.put)  # owned by this (the main) thread
+        m.delete_handler(Log, "bye")
+        assert told.get(timeout=WAIT).reason == Deleted("bye")
+
+        added = threading.Event()
+        leave = threading.Event()
+
+        def owner() -> None:
+            m.add_sup_handler(Owned, "thread's", on_exit=told.put)
+            added.set()
+            leave.wait(WAIT)
+
+        t = threading.Thread(target=owner)
+        t.start()
+        assert added.wait(WAIT)
+        assert m.which_handlers() == ["Owned"]
+        leave.set()
+        t.join(WAIT)
+        deadline = threading.Event()
+        for _ in range(int(WAIT / 0.02)):  # bounded poll: the handler goes with its thread
+            if m.which_handlers() == []:
+                break
+            deadline.wait(0.02)
+        assert m.which_handlers() == []
+        assert told.empty()  # an ended owner is not told
+    assert ended("thread's") == [OwnerExited(None)]
