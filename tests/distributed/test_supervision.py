@@ -6,6 +6,9 @@ SIGKILLed by their own pid; every wait is bounded, nothing sleeps to synchronise
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +21,7 @@ from genevent import (
     CallTimeout,
     Crashed,
     Deleted,
+    GenEventError,
     HandlerExit,
     HandlerInitFailed,
     InvalidOwner,
@@ -353,3 +357,63 @@ def test_a_blocking_owner_is_a_thread(url: str, ns: str) -> None:
         assert m.which_handlers() == []
         assert told.empty()  # an ended owner is not told
     assert ended("thread's") == [OwnerExited(None)]
+
+
+# -- partitions (a node stalled past its lease: SIGSTOP) -----------------------------------------
+
+
+async def test_a_stalled_owner_node_loses_its_handler_for_good(
+    url: str, ns: str, spawn: list[NodeProcess]
+) -> None:
+    """Both sides conclude "gone": the manager's node removes the handler when the owner's
+    lease expires; back from the stall, the owner's node finds its own lease lapsed, tells its
+    owners and re-adds nothing."""
+    ENDED.clear()
+    async with node(url, ns, "a", lease=1.0) as a:
+        await a.start_manager("m")
+        b = await asyncio.to_thread(NodeProcess, url, ns, "b", [], 1.0, ("m",))
+        spawn.append(b)
+        m = a.manager("m")
+        assert await m.which_handlers() == ["Owned"]
+        os.kill(b.proc.pid, signal.SIGSTOP)  # hung, socket still open
+        try:
+
+            async def removed() -> bool:
+                return bool(ended("b"))
+
+            await until(removed, "the stalled owner's handler is removed")
+        finally:
+            os.kill(b.proc.pid, signal.SIGCONT)
+
+        async def back() -> bool:
+            return "b" in await a.nodes()
+
+        await until(back, "b renews its lease again")
+        assert await m.which_handlers() == []
+        (reason,) = ended("b")
+        assert reason == OwnerExited(reason.reason)
+        assert isinstance(reason.reason, OwnerNodeDown)
+
+
+async def test_a_stalled_manager_node_drops_the_handler_its_owner_was_told_gone(
+    url: str, ns: str, spawn: list[NodeProcess]
+) -> None:
+    spawn.append(NodeProcess(url, ns, "b", ["b1"], lease=1.0))
+    async with node(url, ns, "a", lease=1.0) as a:
+        b1 = a.manager("b1")
+        told: asyncio.Queue[HandlerExit] = asyncio.Queue()
+        await b1.add_sup_handler(Owned, 1, on_exit=told.put_nowait)
+        os.kill(spawn[0].proc.pid, signal.SIGSTOP)
+        try:
+            notice = await asyncio.wait_for(told.get(), WAIT)
+        finally:
+            os.kill(spawn[0].proc.pid, signal.SIGCONT)
+        assert notice == HandlerExit("Owned", ManagerNodeDown("b", "nodedown"), b1)
+
+        async def dropped() -> bool:
+            with contextlib.suppress(GenEventError):
+                return await b1.which_handlers() == ["Log"]
+            return False
+
+        await until(dropped, "back from the stall, b removes the handler")
+        assert told.empty()  # told once: the removal on b is not told again
