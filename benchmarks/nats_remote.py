@@ -138,16 +138,27 @@ async def _remote_call(host: Node, caller: Node, n: int) -> tuple[float, float]:
     return _pcts(samples)
 
 
-async def _detection(url: str, caller: Node) -> float:
+async def spawn_node(url: str, ns: str, module: str, node_id: str) -> subprocess.Popen[str]:
+    """``genevent node --module <module>`` in a child process, once it said it is ready (the
+    caller kills it, closes its stdout and waits for it)."""
     src = Path(genevent.__file__).resolve().parents[1]  # the genevent this run imports
     env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(src), str(ROOT))))
-    args = [sys.executable, "-m", "genevent", "node", "--server", url, "--ns", caller.ns]
-    args += ["--module", "benchmarks.nats_remote", "--node-id", "victim-node"]
+    args = [sys.executable, "-m", "genevent", "node", "--server", url, "--ns", ns]
+    args += ["--module", module, "--node-id", node_id]
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = await asyncio.to_thread(proc.stdout.readline)
+    if not line.startswith("ready"):
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        raise RuntimeError(f"the node {node_id} did not start: {line!r}")
+    return proc
+
+
+async def _detection(url: str, caller: Node) -> float:
+    proc = await spawn_node(url, caller.ns, "benchmarks.nats_remote", "victim-node")
     try:
-        assert proc.stdout is not None
-        line = await asyncio.to_thread(proc.stdout.readline)
-        assert line.startswith("ready"), line
         mon = await caller.monitor("victim")
         await caller.manager("victim").call(Counter, "count")
         t0 = time.perf_counter()

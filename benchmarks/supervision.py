@@ -18,20 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import genevent
+from benchmarks.nats_remote import spawn_node
 from genevent import EventHandler, HandlerExit
 from genevent.nats import ManagerNodeDown, NatsServer, Node, connect
-
-ROOT = Path(__file__).resolve().parents[1]
 
 RAISED: list[float] = []
 """When the last :class:`Crashy` raised (``time.perf_counter()``)."""
@@ -96,15 +91,8 @@ async def _calls(host: Node, caller: Node, n: int) -> tuple[float, float]:
 
 async def _kill_once(url: str, owner: Node, k: int) -> tuple[float, float]:
     """(seconds until ManagerNodeDown, seconds until the monitor's nodedown) after SIGKILL."""
-    src = Path(genevent.__file__).resolve().parents[1]  # the genevent this run imports
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(src), str(ROOT))))
-    args = [sys.executable, "-m", "genevent", "node", "--server", url, "--ns", owner.ns]
-    args += ["--module", "benchmarks.supervision", "--node-id", f"victim-{k}"]
-    proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    proc = await spawn_node(url, owner.ns, "benchmarks.supervision", f"victim-{k}")
     try:
-        assert proc.stdout is not None
-        line = await asyncio.to_thread(proc.stdout.readline)
-        assert line.startswith("ready"), line
         remote = owner.manager("victim")
         told: asyncio.Future[float] = asyncio.get_running_loop().create_future()
 

@@ -9,8 +9,6 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -33,37 +31,14 @@ from genevent import (
 from genevent.nats import (
     ManagerNodeDown,
     ManagerNotFound,
-    Node,
     NodeDown,
     OwnerNodeDown,
     RemoteException,
-    connect,
 )
 from genevent.nats._exits import decode_notice
 from tests.distributed.app import ENDED, HANDLERS, TYPES, Heir, Log, Owned
 from tests.distributed.conftest import NodeProcess
-
-WAIT = 30.0
-
-
-@asynccontextmanager
-async def node(url: str, ns: str, name: str, **kw: Any) -> AsyncIterator[Node]:
-    n = await connect(url, ns=ns, node_id=name, handlers=HANDLERS, types=TYPES, **kw)
-    try:
-        yield n
-    finally:
-        await n.close()
-
-
-async def until(check: Any, what: str) -> Any:
-    """Poll an async condition until it holds (bounded by WAIT)."""
-    async with asyncio.timeout(WAIT):
-        while True:
-            result = await check()
-            if result:
-                return result
-            await asyncio.sleep(0.02)
-    raise AssertionError(what)  # pragma: no cover
+from tests.distributed.test_nodes import WAIT, node, until
 
 
 def ended(label: Any) -> list[Any]:
