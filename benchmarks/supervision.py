@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks.nats_remote import spawn_node
+from benchmarks.nats_remote import percentiles, spawned_node
 from genevent import EventHandler, HandlerExit
 from genevent.nats import ManagerNodeDown, NatsServer, Node, connect
 
@@ -50,11 +50,6 @@ async def setup(node: Node) -> None:
     await node.start_manager("victim")
 
 
-def _pcts(samples: list[float]) -> tuple[float, float]:
-    samples.sort()
-    return statistics.median(samples), samples[max(int(len(samples) * 0.99) - 1, 0)]
-
-
 async def _crash_notices(host: Node, owner: Node, n: int) -> tuple[float, float]:
     await host.start_manager("bench-sup")
     remote = owner.manager("bench-sup")
@@ -72,7 +67,7 @@ async def _crash_notices(host: Node, owner: Node, n: int) -> tuple[float, float]
         at = await asyncio.wait_for(told, 30)
         samples.append(at - RAISED[-1])
     await remote.stop()
-    return _pcts(samples)
+    return percentiles(samples)
 
 
 async def _calls(host: Node, caller: Node, n: int) -> tuple[float, float]:
@@ -86,13 +81,12 @@ async def _calls(host: Node, caller: Node, n: int) -> tuple[float, float]:
         await remote.call(Crashy, "x")
         samples.append(time.perf_counter() - t0)
     await remote.stop()
-    return _pcts(samples)
+    return percentiles(samples)
 
 
 async def _kill_once(url: str, owner: Node, k: int) -> tuple[float, float]:
     """(seconds until ManagerNodeDown, seconds until the monitor's nodedown) after SIGKILL."""
-    proc = await spawn_node(url, owner.ns, "benchmarks.supervision", f"victim-{k}")
-    try:
+    async with spawned_node(url, owner.ns, "benchmarks.supervision", f"victim-{k}") as proc:
         remote = owner.manager("victim")
         told: asyncio.Future[float] = asyncio.get_running_loop().create_future()
 
@@ -109,11 +103,6 @@ async def _kill_once(url: str, owner: Node, k: int) -> tuple[float, float]:
         assert down.reason == "nodedown", down
         notified = await asyncio.wait_for(told, 30) - t0
         return notified, detected
-    finally:
-        proc.kill()
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 async def run(quick: bool) -> dict[str, float]:
