@@ -79,6 +79,23 @@ async def test_the_owner_is_told_how_its_handler_left(url: str, ns: str) -> None
         assert a.ignored["exit_notices"] == 0
 
 
+async def test_a_node_may_supervise_a_handler_of_its_own_manager(url: str, ns: str) -> None:
+    async with node(url, ns, "a", lease=1.0) as a:
+        await a.start_manager("m")
+        ref = a.manager("m")
+        told: list[HandlerExit] = []
+        await ref.add_sup_handler(Log, on_exit=told.append)
+        assert "a" not in a._link.seen  # it never watches its own lease (it would lapse)
+        await ref.swap_sup_handler(Log, "x", Heir, None, on_exit=told.append)
+        await ref.delete_handler(Heir, "bye")
+        me = asyncio.current_task()
+        assert told == [
+            HandlerExit("Log", Swapped("x", "Heir", me), ref),
+            HandlerExit("Heir", Deleted("bye"), ref),
+        ]
+        assert a._supervision.unacked == 0
+
+
 async def test_swap_sup_handler_gives_the_new_handler_to_its_owner(url: str, ns: str) -> None:
     async with node(url, ns, "a") as a, node(url, ns, "b") as b:
         await b.start_manager("m")
@@ -270,12 +287,15 @@ async def test_a_killed_manager_node_is_told_to_the_owner(
         await b1.add_sup_handler(Owned, 1, on_exit=told.put_nowait)
         await b1.add_sup_handler((Owned, 2), 2, on_exit=told.put_nowait)
         await c1.add_sup_handler(Owned, 3, on_exit=told.put_nowait)
+        # the same owner swaps one for another: that one is now the new incarnation's
+        await b1.swap_sup_handler((Owned, 2), "x", (Heir, 4), None, on_exit=told.put_nowait)
+        assert told.get_nowait().reason == Swapped("x", ("Heir", 4), asyncio.current_task())
 
         spawn[0].kill()
 
         async with asyncio.timeout(WAIT):
             got = [await told.get() for _ in range(2)]
-        assert {x.handler for x in got} == {"Owned", ("Owned", 2)}
+        assert {x.handler for x in got} == {"Owned", ("Heir", 4)}
         for notice in got:
             assert notice.reason == ManagerNodeDown("b", "nodedown")
             assert isinstance(notice.reason, Stopped)  # code matching a stop handles it too
@@ -392,3 +412,45 @@ async def test_a_stalled_manager_node_drops_the_handler_its_owner_was_told_gone(
 
         await until(dropped, "back from the stall, b removes the handler")
         assert told.empty()  # told once: the removal on b is not told again
+
+
+async def test_a_lapse_seen_by_one_side_only_still_ends_both(url: str, ns: str) -> None:
+    """A node that finds its own lease lapsed acts even if the other side never saw it: the
+    manager's node tells the owners, the owner's node tells the managers."""
+    ENDED.clear()
+    async with node(url, ns, "a") as a, node(url, ns, "b") as b:
+        await b.start_manager("m")
+        ref = a.manager("m")
+        told: list[HandlerExit] = []
+        await ref.add_sup_handler((Owned, 1), 1, on_exit=told.append)
+        b._supervision.cut_off()  # as b does when it finds its lease lapsed
+
+        async def told_once() -> bool:
+            return bool(told)
+
+        await until(told_once, "the owner is told by the manager's node")
+        assert told == [HandlerExit(("Owned", 1), ManagerNodeDown("b", "noconnection"), ref)]
+
+        async def removed_first() -> bool:
+            return bool(ended(1))
+
+        await until(removed_first, "the manager's node removed it too")
+        (first,) = ended(1)  # as if its owner's node were gone
+        assert isinstance(first, OwnerExited)
+        assert isinstance(first.reason, OwnerNodeDown)
+        assert (first.reason.node, first.reason.reason) == ("a", "noconnection")
+
+        await ref.add_sup_handler((Owned, 2), 2, on_exit=told.append)
+        a._owners.cut_off()  # as a does when it finds its lease lapsed
+        assert told[-1] == HandlerExit(("Owned", 2), ManagerNodeDown("b", "noconnection"), ref)
+
+        async def removed() -> bool:
+            return bool(ended(2))
+
+        await until(removed, "the manager's node is told by the owner's node")
+        (reason,) = ended(2)
+        assert isinstance(reason, OwnerExited)
+        assert isinstance(reason.reason, OwnerNodeDown)
+        assert reason.reason.node == "a"
+        assert await ref.which_handlers() == []
+        assert len(told) == 2

@@ -31,6 +31,7 @@ from ._errors import MalformedMessage, NotEncodable, RemoteException
 from ._wire import VERSION, Codec
 
 __all__ = (
+    "OWNER_CUT_OFF",
     "GoneReason",
     "ManagerNodeDown",
     "Notice",
@@ -95,7 +96,17 @@ class Notice(msgspec.Struct, omit_defaults=True):
 
 
 _KINDS: Final = frozenset(
-    {"deleted", "removed", "swapped", "stopped", "crashed", "bad_return", "start_failed", "owner"}
+    {
+        "deleted",
+        "removed",
+        "swapped",
+        "stopped",
+        "crashed",
+        "bad_return",
+        "start_failed",
+        "owner",
+        "node_down",
+    }
 )
 
 _DECODERS: Final = (msgspec.msgpack.Decoder(Notice), msgspec.json.Decoder(Notice))
@@ -145,6 +156,8 @@ def encode_notice(
             _cause(notice, reason.cause)
         else:
             notice.a = _plain(codec, getattr(reason.cause, "value", reason.cause))
+    elif isinstance(reason, ManagerNodeDown):  # this node was cut off: the owner must know
+        notice.r, notice.a = "node_down", reason.reason
     elif isinstance(reason, OwnerExited):  # never told locally; carried for completeness
         notice.r = "owner"
         if reason.reason is not None:
@@ -204,6 +217,8 @@ def reason_of(codec: Codec, notice: Notice, new_owner: Callable[[str | None], An
         return StartFailed(cause if notice.ct else BadReturn(codec.from_wire(notice.a)))
     if kind == "owner":
         return OwnerExited(cause if notice.ct else None)
+    if kind == "node_down":
+        return ManagerNodeDown(notice.n, "nodedown" if notice.a == "nodedown" else "noconnection")
     return Stopped()
 
 
@@ -222,10 +237,18 @@ def owner_reason(future: asyncio.Future[Any]) -> tuple[str | None, str]:
     return type(exc).__name__, text
 
 
-def owner_exception(kind: str | None, text: str) -> BaseException | None:
-    """The :class:`~genevent.OwnerExited` reason for an owner that ended as the wire says."""
+OWNER_CUT_OFF: Final = "OwnerNodeDown"
+"""The ``owner_exit`` kind its node sends for an owner whose handlers it forgot because it was
+cut off past its lease (the owner itself lives on)."""
+
+
+def owner_exception(kind: str | None, text: str, node: str = "") -> BaseException | None:
+    """The :class:`~genevent.OwnerExited` reason for an owner (of ``node``) that ended as the
+    wire says."""
     if kind is None:
         return None
     if kind == "CancelledError":
         return asyncio.CancelledError()
+    if kind == OWNER_CUT_OFF:
+        return OwnerNodeDown(node, "noconnection")
     return RemoteException(kind, text)

@@ -162,7 +162,8 @@ class Link:
     def learn(self, name: str, node: str) -> None:
         """The manager ``name`` runs on ``node``."""
         self.where[name] = node
-        self.seen.setdefault(node, (time.monotonic(), self.lease))
+        if node != self.id:  # its own lease is never watched: no heartbeat of it comes back
+            self.seen.setdefault(node, (time.monotonic(), self.lease))
 
     # -- the caller's side --------------------------------------------------------------------
 

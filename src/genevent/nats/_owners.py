@@ -34,6 +34,7 @@ from .._errors import CallTimeout, GenEventError, InvalidOwner
 from .._text import short
 from ._errors import MalformedMessage, TransportDown
 from ._exits import (
+    OWNER_CUT_OFF,
     GoneReason,
     ManagerNodeDown,
     Notice,
@@ -170,6 +171,9 @@ class Owners:
             node = self._link.where.get(sup.ref.name)
             if node is not None:
                 sup.node = node
+            for other in self._sups.values():  # a swap's new handler: the old one's no more
+                if other is not sup and other.owner is sup.owner and other.ref.name == sup.ref.name:
+                    other.live -= sup.live
             if error is None and sup.owner.future.done():  # ended meanwhile: tell it again
                 self._tell_end(sup.owner, sup.ref)
             return
@@ -202,16 +206,16 @@ class Owners:
         for ref in own.managers.values():
             self._tell_end(own, ref)
 
-    def _tell_end(self, own: _Owner, ref: _Ref) -> None:
+    def _tell_end(self, own: _Owner, ref: _Ref, cut_off: bool = False) -> None:
         if self._link.closing:
             return
-        task = asyncio.get_running_loop().create_task(self._owner_exit(own, ref))
+        task = asyncio.get_running_loop().create_task(self._owner_exit(own, ref, cut_off))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _owner_exit(self, own: _Owner, ref: _Ref) -> None:
+    async def _owner_exit(self, own: _Owner, ref: _Ref, cut_off: bool) -> None:
         link = self._link
-        kind, text = owner_reason(own.future)
+        kind, text = (OWNER_CUT_OFF, "") if cut_off else owner_reason(own.future)
         env = Request(v=VERSION, op="owner_exit", body=None if kind is None else [kind, text])
         env.own = own.id
         while not link.closing:
@@ -223,6 +227,8 @@ class Owners:
             except GenEventError:
                 pass  # the manager or its node is gone: so are the handlers
             break
+        if cut_off:
+            return  # the owner lives on, and may supervise more
         for sup in list(self._sups.values()):
             if sup.owner is own and sup.ref.name == ref.name:
                 self._forget(sup)
@@ -309,14 +315,21 @@ class Owners:
 
     def node_down(self, node: str, reason: GoneReason = "nodedown") -> None:
         """``node`` is gone: tell the owners of the handlers installed there."""
+        if node == self._link.id:
+            return
         for sup in [s for s in self._sups.values() if s.node == node]:
             self._gone(sup, node, reason)
 
     def cut_off(self, reason: GoneReason = "noconnection") -> None:
         """This node was cut off past its lease (or is closing): the managers' nodes took it
-        for gone; tell every owner."""
+        for gone (or will hear so: each manager is sent ``owner_exit`` for the owners it
+        held handlers of); tell every owner."""
+        ends = {(sup.owner.id, sup.ref.name): sup for sup in self._sups.values()}
         for sup in list(self._sups.values()):
             self._gone(sup, sup.node or "", reason)
+        for sup in ends.values():
+            if not sup.owner.future.done():
+                self._tell_end(sup.owner, sup.ref, cut_off=True)
 
     def _gone(self, sup: _Sup, node: str, reason: GoneReason) -> None:
         self._forget(sup)

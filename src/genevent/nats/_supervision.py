@@ -26,14 +26,20 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
 
-from .._core import HandlerExit
+from .._core import HandlerExit, Swapped
 from ._errors import MalformedMessage, ManagerNotFound, NodeDown, TransportDown
-from ._exits import GoneReason, Notice, OwnerNodeDown, encode_notice, owner_exception
+from ._exits import (
+    GoneReason,
+    ManagerNodeDown,
+    Notice,
+    OwnerNodeDown,
+    encode_notice,
+    owner_exception,
+)
 from ._link import Link
 from ._protocol import Served
 from ._wire import VERSION, Codec, Request, check_name
@@ -78,8 +84,12 @@ class Supervision:
 
     def __init__(self, link: Link) -> None:
         self._link = link
+        #: the node's link (the tellers send through it)
+        self.link = link
         self._standins: dict[str, asyncio.Future[None]] = {}
         self._ids: dict[asyncio.Future[None], str] = {}
+        #: the on_exit callbacks of each remote owner's handlers still installed
+        self._tellers: dict[str, set[_Teller]] = {}
         self._sending: set[asyncio.Task[None]] = set()
         #: notices given up on: their owner's node was declared down before it acknowledged
         self.unacked = 0
@@ -93,27 +103,40 @@ class Supervision:
             self._standins[owner] = fut
             self._ids[fut] = owner
         link = self._link
-        # its lease is watched from now on, even if no heartbeat of it was seen yet
-        link.seen.setdefault(node, (time.monotonic(), link.lease))
+        if node != link.id:  # its lease is watched from now on, even before a heartbeat
+            link.seen.setdefault(node, (time.monotonic(), link.lease))
         return fut
 
     async def add(self, served: Served, req: Request, ref: Any, args: Any, opts: Any) -> None:
         """``add_sup_handler`` on ``served``'s manager for the remote owner ``req.own``."""
         owner, node, inc = owner_of(req)
-        on_exit = self._teller(served, owner, node, inc)
-        await served.mgr.add_sup_handler(
-            ref, args, on_exit=on_exit, owner=self._standin(owner, node), **opts
-        )
+        standin = self._standin(owner, node)
+        teller = _Teller(self, served, owner, node, inc, standin)
+        await served.mgr.add_sup_handler(ref, args, on_exit=teller, owner=standin, **opts)
+        self._track(teller, ref)
 
     async def swap(
         self, served: Served, req: Request, old: Any, args1: Any, new: Any, args2: Any
     ) -> None:
         """``swap_sup_handler`` on ``served``'s manager; the remote owner owns ``new``."""
         owner, node, inc = owner_of(req)
-        on_exit = self._teller(served, owner, node, inc)
-        await served.mgr.swap_sup_handler(
-            old, args1, new, args2, on_exit=on_exit, owner=self._standin(owner, node)
-        )
+        standin = self._standin(owner, node)
+        teller = _Teller(self, served, owner, node, inc, standin)
+        await served.mgr.swap_sup_handler(old, args1, new, args2, on_exit=teller, owner=standin)
+        for other in self._tellers.get(owner, ()):  # the old one's, if the owner is the same
+            if other.name == teller.name:
+                other.live.discard(new)
+        self._track(teller, new)
+
+    def _track(self, teller: _Teller, ref: Any) -> None:
+        teller.live.add(ref)
+        self._tellers.setdefault(teller.owner, set()).add(teller)
+
+    def told(self, teller: _Teller) -> None:
+        """``teller``'s handlers all left."""
+        tellers = self._tellers.get(teller.owner)
+        if tellers is not None:
+            tellers.discard(teller)
 
     def owner_exit(self, req: Request, body: Any) -> None:
         """The owner ``req.own`` ended (``body``: ``None`` or ``[kind, text]``): its
@@ -130,9 +153,10 @@ class Supervision:
             kind, text = body
         else:
             raise MalformedMessage("owner_exit takes None or [kind, text]")
-        self._end(owner, owner_exception(kind, text))
+        self._end(owner, owner_exception(kind, text, owner.rpartition(".")[0]))
 
     def _end(self, owner: str, reason: BaseException | None) -> None:
+        self._tellers.pop(owner, None)
         fut = self._standins.pop(owner, None)
         if fut is None:
             return
@@ -151,6 +175,8 @@ class Supervision:
 
     def node_down(self, node: str, reason: GoneReason = "nodedown") -> None:
         """``node`` is gone: end every stand-in of an owner on it."""
+        if node == self._link.id:
+            return
         for owner in [o for o in self._standins if o.rpartition(".")[0] == node]:
             self._end(owner, OwnerNodeDown(node, reason))
 
@@ -158,29 +184,15 @@ class Supervision:
         """This node's lease lapsed (it was cut off or stalled past it): the owners' nodes
         took it for gone and told their owners; end every stand-in."""
         for owner in list(self._standins):
+            for teller in list(self._tellers.get(owner, ())):
+                teller.gone()  # the owner is told, whether or not its node saw us lapse
             self._end(owner, OwnerNodeDown(owner.rpartition(".")[0], "noconnection"))
 
     # -- notices ------------------------------------------------------------------------------
 
-    def _teller(
-        self, served: Served, owner: str, node: str, inc: int
-    ) -> Callable[[HandlerExit], None]:
-        link = self._link
-        name = served.name
-        wire_ref = served.handlers.wire_ref
-        numbers = itertools.count(1)
-        subj = f"{link.pfx}.own.{node}.{owner.rpartition('.')[2]}"
-
-        def owner_id(obj: Any) -> str | None:
-            return self._ids.get(obj) if isinstance(obj, asyncio.Future) else None
-
-        def on_exit(ex: HandlerExit) -> None:
-            head = Notice(v=VERSION, m=name, n=link.id, o=owner, i=inc, x=next(numbers), r="")
-            head.h, head.hid = split_ref(link.codec, wire_ref(ex.handler))
-            payload = encode_notice(link.codec, head, ex.reason, wire_ref, owner_id)
-            self._send(subj, node, payload)
-
-        return on_exit
+    def owner_id(self, obj: Any) -> str | None:
+        """The wire id of the remote owner ``obj`` stands for (None: not a stand-in)."""
+        return self._ids.get(obj) if isinstance(obj, asyncio.Future) else None
 
     def _send(self, subj: str, node: str, payload: bytes) -> None:
         link = self._link
@@ -210,7 +222,7 @@ class Supervision:
                 pass  # lost, nobody subscribed (yet, or any more), or our link is down
             finally:
                 link.pending.pop(token, None)
-            if node not in link.seen or link.closing:
+            if (node != link.id and node not in link.seen) or link.closing:
                 break  # declared down (or we are leaving): the owner's node tells its owner
             if not link.nc.is_connected:
                 await asyncio.sleep(wait)
@@ -220,6 +232,10 @@ class Supervision:
             link.post(subj, f"{link.inbox}.{token}", payload)
         self.unacked += 1
         log.info("genevent.nats: an exit notice to %s was not acknowledged: its node is down", subj)
+
+    def send(self, subj: str, node: str, payload: bytes) -> None:
+        """Send a notice (see :meth:`_send`)."""
+        self._send(subj, node, payload)
 
     async def settle(self, timeout: float) -> None:
         """Wait (up to ``timeout`` seconds) until every notice sent was acknowledged."""
@@ -232,3 +248,68 @@ class Supervision:
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._sending, return_exceptions=True)
+
+
+class _Teller:
+    """The ``on_exit`` of the handlers of one incarnation: sends their exit notices, and
+    knows which of them are still installed."""
+
+    __slots__ = (
+        "_numbers",
+        "_sup",
+        "inc",
+        "live",
+        "name",
+        "node",
+        "owner",
+        "standin",
+        "subj",
+        "wire_ref",
+    )
+
+    def __init__(
+        self,
+        sup: Supervision,
+        served: Served,
+        owner: str,
+        node: str,
+        inc: int,
+        standin: asyncio.Future[None],
+    ) -> None:
+        self._sup = sup
+        self._numbers = itertools.count(1)
+        self.name = served.name
+        self.wire_ref = served.handlers.wire_ref
+        self.owner = owner
+        self.node = node
+        self.inc = inc
+        self.standin = standin
+        self.subj = f"{sup.link.pfx}.own.{node}.{owner.rpartition('.')[2]}"
+        self.live: set[Any] = set()
+
+    def __call__(self, ex: HandlerExit) -> None:
+        self.live.discard(ex.handler)
+        reason = ex.reason
+        if isinstance(reason, Swapped) and reason.new_owner is self.standin:
+            self.live.add(reason.new_handler)  # it carries this on_exit (a plain swap)
+        if not self.live:
+            self._sup.told(self)
+        self._tell(ex.handler, reason)
+
+    def gone(self) -> None:
+        """Tell the owner each handler still installed is gone with this node (cut off)."""
+        link = self._sup.link
+        for handler in list(self.live):
+            self._tell(handler, ManagerNodeDown(link.id, "noconnection"))
+        self.live.clear()
+
+    def _tell(self, handler: Any, reason: Any) -> None:
+        sup = self._sup
+        link = sup.link
+        head = Notice(
+            v=VERSION, m=self.name, n=link.id, o=self.owner, i=self.inc, x=next(self._numbers),
+            r="",
+        )  # fmt: skip
+        head.h, head.hid = split_ref(link.codec, self.wire_ref(handler))
+        payload = encode_notice(link.codec, head, reason, self.wire_ref, sup.owner_id)
+        sup.send(self.subj, self.node, payload)
