@@ -171,9 +171,11 @@ class Owners:
             node = self._link.where.get(sup.ref.name)
             if node is not None:
                 sup.node = node
-            for other in self._sups.values():  # a swap's new handler: the old one's no more
+            for other in list(self._sups.values()):  # a swap's new handler: no more the old's
                 if other is not sup and other.owner is sup.owner and other.ref.name == sup.ref.name:
                     other.live -= sup.live
+                    if not other.live:
+                        self._forget(other)
             if error is None and sup.owner.future.done():  # ended meanwhile: tell it again
                 self._tell_end(sup.owner, sup.ref)
             return
