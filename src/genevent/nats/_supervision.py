@@ -123,9 +123,11 @@ class Supervision:
         standin = self._standin(owner, node)
         teller = _Teller(self, served, owner, node, inc, standin)
         await served.mgr.swap_sup_handler(old, args1, new, args2, on_exit=teller, owner=standin)
-        for other in self._tellers.get(owner, ()):  # the old one's, if the owner is the same
+        for other in list(self._tellers.get(owner, ())):  # the old one's, if the same owner
             if other.name == teller.name:
                 other.live.discard(new)
+                if not other.live:
+                    self.told(other)
         self._track(teller, new)
 
     def _track(self, teller: _Teller, ref: Any) -> None:
