@@ -28,6 +28,7 @@ def run(name: str) -> str:
 def test_every_example_is_tested() -> None:
     tested = {
         "broadcast.py",
+        "durable_ledger.py",
         "orders_service.py",
         "orders_service_pyee.py",
         "supervised_restart.py",
@@ -83,4 +84,15 @@ def test_two_nodes() -> None:
         "[\"Meetup at 10 o'clock\", 'I dare you!']",  # the call saw both notifies, in order
         "crashed remotely: HandlerCrashed",  # the serving node's crash, as the local error
         "left: []",  # the crashed handler was removed, as in one process
+    ]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nats") is None, reason="the nats extra")
+def test_durable_ledger() -> None:
+    assert run("durable_ledger.py").splitlines() == [
+        "stored: 1 retry stored once: True 1",  # a retry with the same msg_id: stored once
+        "first: {'alice': 10, 'bob': 5}",
+        "second replayed: 2 then handled: 1",  # the first node's events, then the live one
+        "second: {'alice': 10, 'bob': 6}",  # the state rebuilt by replay
+        "audit replayed: 3 {'alice': 10, 'bob': 6}",  # a handler added later, fed the past
     ]

@@ -153,6 +153,9 @@ def render(
         padding=(0, 0) if narrow else (0, 1),
         pad_edge=not narrow,
     )
+    groups = current.get("groups")
+    if groups:  # a cluster's process groups
+        table.caption = "groups: " + "; ".join(f"{g}: {' '.join(m)}" for g, m in groups.items())
     for i, (wide_header, short_header) in enumerate(COLUMNS):
         header = short_header if narrow else wide_header
         table.add_column(
@@ -180,6 +183,23 @@ def render(
             "",
             "",
         )
+        durable = m.get("durable")  # a NATS manager serving durable notifies
+        if isinstance(durable, dict):
+            table.add_row(
+                f"  durable: {durable.get('dead_letters', 0)} dead letters, "
+                f"{durable.get('redelivered', 0)} redelivered",
+                "",
+                "",
+                "",
+                "",
+                f"{durable.get('handled', 0):,}",
+                "",
+                str(durable.get("undecodable", 0)),
+                "",
+                "",
+                "",
+                "",
+            )
         for h in m["handlers"]:
             timing = h.get("timing") or {}
             table.add_row(
@@ -253,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def cluster_snapshot(node: Any) -> dict[str, Any]:
     """Every manager of ``node``'s cluster namespace (a :class:`genevent.nats.Node`), read
     with each one's ``stats`` operation; names become ``name@node``. A manager that went away
-    meanwhile is left out."""
+    meanwhile is left out. ``groups`` holds the process groups and their members."""
     rows: list[dict[str, Any]] = []
     for name, where in (await node.managers()).items():
         try:
@@ -262,7 +282,11 @@ async def cluster_snapshot(node: Any) -> dict[str, Any]:
             continue
         stats["name"] = f"{name}@{where}"
         rows.append(stats)
-    return {"time": time.time(), "managers": rows}
+    try:  # process groups: shown under the table (none for a user who may not read them)
+        groups = await asyncio.wait_for(node.groups(), 2.0)
+    except Exception:
+        groups = {}
+    return {"time": time.time(), "managers": rows, "groups": groups}
 
 
 def _run_cluster(args: argparse.Namespace, console: Any, live_class: Any) -> int:

@@ -359,3 +359,24 @@ async def test_queued_notifies_travel_together_and_in_order(url: str, ns: str) -
             m.notify(i) if i % 2 else m.send(i)
         assert await m.call(Log, "log") == list(range(1, 5000, 2))
         assert await m.call(Log, "infos") == list(range(0, 5000, 2))
+
+
+async def test_close_ends_a_background_task_that_lost_its_cancellation(url: str, ns: str) -> None:
+    """On Python 3.11 a cancellation that meets the end of a ``wait_for`` (nats-py's request,
+    under a lease renewal) is lost: the node's close cancels its tasks again until they end."""
+    started, swallowed = asyncio.Event(), asyncio.Event()
+
+    async def renewing() -> None:  # loses its first cancellation, as such a renewal would
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            swallowed.set()
+        await asyncio.Event().wait()
+
+    async with asyncio.timeout(WAIT):
+        async with node(url, ns, "a") as a:
+            a._tasks.append(asyncio.get_running_loop().create_task(renewing()))
+            await started.wait()
+        assert swallowed.is_set()
+        assert all(task.done() for task in a._tasks)

@@ -13,6 +13,7 @@ import nats
 import pytest
 
 from genevent.nats import BlockingNode, PayloadTooLarge
+from genevent.nats._link import sync
 from genevent.nats._protocol import subject
 from tests.distributed.app import HANDLERS, Log
 from tests.distributed.test_nodes import WAIT, node
@@ -27,7 +28,7 @@ async def _frames(url: str, ns: str, name: str) -> tuple[Any, asyncio.Queue[byte
         frames.put_nowait(msg.data)
 
     await nc.subscribe(subject(f"ge.{ns}", name, "notify"), cb=got)
-    await nc.flush()
+    await sync(nc)  # the server has the subscription (flush() alone may overtake it)
     return nc, frames
 
 

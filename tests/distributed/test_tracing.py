@@ -18,8 +18,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from genevent.examples import BroadcastEventHandler
+from genevent.nats._link import sync
 from genevent.nats._wire import Codec, registered
-from tests.distributed.test_nodes import node
+from tests.distributed.test_nodes import node, until
 from tests.test_tracing import recording
 
 
@@ -84,7 +85,7 @@ async def test_a_batch_frame_carries_notifies_of_one_context(
 
     try:
         await raw.subscribe(f"ge.{ns}.mgr.seed.*", cb=seen)
-        await raw.flush()
+        await sync(raw)  # the server has the subscription (flush() alone may overtake it)
         async with node(url, ns, "a") as a, node(url, ns, "b") as b:
             await a.start_manager("seed")
             seed = b.manager("seed")
@@ -97,7 +98,11 @@ async def test_a_batch_frame_carries_notifies_of_one_context(
                     seed.notify(("broadcast", str(i)))
             texts = await seed.call("BroadcastEventHandler", "broadcasts")
             assert texts == ["1", "0", "2", "1", "0"]
-            await raw.flush()
+
+            async def both_batches() -> bool:  # the spy's callback runs after its reads
+                return sum(op in ("notify", "batch") for _, op in frames) >= 2
+
+            await until(both_batches, "the spy saw both batches")
     finally:
         await raw.close()
     notifies = [f for f in frames if f[1] in ("notify", "batch")]

@@ -24,7 +24,8 @@ except ImportError as _exc:  # pragma: no cover - exercised without the extra
         "install it from your genevent checkout, pip install -e '/path/to/genevent[nats]'"
     ) from _exc
 
-from ._blocking import BlockingMonitor, BlockingNode, BlockingRemoteManager
+from ._blocking import BlockingMonitor, BlockingNode, BlockingRemoteGroup, BlockingRemoteManager
+from ._durable_api import Durable, DurableAck, DurableStats
 from ._errors import (
     ConnectFailed,
     InvalidName,
@@ -39,6 +40,7 @@ from ._errors import (
     TransportDown,
 )
 from ._exits import GoneReason, ManagerNodeDown, OwnerNodeDown
+from ._group import GroupIncomplete, RemoteGroup
 from ._monitor import Down, DownReason, Monitor
 from ._node import Node, connect
 from ._remote import RemoteManager
@@ -49,11 +51,16 @@ __all__ = (
     "PROTOCOL_VERSION",
     "BlockingMonitor",
     "BlockingNode",
+    "BlockingRemoteGroup",
     "BlockingRemoteManager",
     "ConnectFailed",
     "Down",
     "DownReason",
+    "Durable",
+    "DurableAck",
+    "DurableStats",
     "GoneReason",
+    "GroupIncomplete",
     "InvalidName",
     "MalformedMessage",
     "ManagerNodeDown",
@@ -68,6 +75,7 @@ __all__ = (
     "PermissionDenied",
     "RemoteError",
     "RemoteException",
+    "RemoteGroup",
     "RemoteManager",
     "TransportDown",
     "connect",

@@ -11,12 +11,15 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from .._core import NO_ARGS, HandlerExit
+from .._mailbox import as_batch
 from ..threads._owners import _check_owner as check_owner
+from ._durable_api import DurableAck
+from ._group import RemoteGroup
 from ._monitor import Down, Monitor
 from ._node import Node
 from ._remote import RemoteManager
 
-__all__ = ("BlockingMonitor", "BlockingNode", "BlockingRemoteManager")
+__all__ = ("BlockingMonitor", "BlockingNode", "BlockingRemoteGroup", "BlockingRemoteManager")
 
 T = TypeVar("T")
 
@@ -99,6 +102,26 @@ class BlockingNode:
             if watch is not None:
                 watch.subscribe(_ThreadEnd(self, fut))
         return fut
+
+    def join(self, group: str, manager: str) -> None:
+        """As :meth:`Node.join`."""
+        self._run(self.node.join(group, manager))
+
+    def leave(self, group: str, manager: str) -> bool:
+        """As :meth:`Node.leave`."""
+        return self._run(self.node.leave(group, manager))
+
+    def members(self, group: str) -> list[str]:
+        """As :meth:`Node.members`."""
+        return self._run(self.node.members(group))
+
+    def groups(self) -> dict[str, list[str]]:
+        """As :meth:`Node.groups`."""
+        return self._run(self.node.groups())
+
+    def group(self, name: str) -> BlockingRemoteGroup:
+        """A blocking reference to the process group ``name``."""
+        return BlockingRemoteGroup(self, self.node.group(name))
 
     def close(self) -> None:
         """Close the node (hosted managers stopped) and end its thread."""
@@ -191,6 +214,12 @@ class BlockingRemoteManager:
         """As :meth:`RemoteManager.send`."""
         self._node._run(self._notify(message, True))
 
+    def notify_durable(
+        self, event: Any, *, msg_id: str | None = None, timeout: float | None = 5.0
+    ) -> DurableAck:
+        """As :meth:`RemoteManager.notify_durable` (returns once JetStream stored it)."""
+        return self._node._run(self._ref.notify_durable(event, msg_id=msg_id, timeout=timeout))
+
     def sync_notify(self, event: Any, *, timeout: float | None = None) -> None:
         """As :meth:`RemoteManager.sync_notify`."""
         self._node._run(self._ref.sync_notify(event, timeout=timeout))
@@ -268,6 +297,40 @@ class BlockingRemoteManager:
     def monitor(self) -> BlockingMonitor:
         """Shorthand for ``node.monitor(name)``."""
         return self._node.monitor(self._ref.name)
+
+
+class BlockingRemoteGroup:
+    """:class:`RemoteGroup`'s API, blocking."""
+
+    __slots__ = ("_node", "_ref")
+
+    def __init__(self, node: BlockingNode, ref: RemoteGroup) -> None:
+        self._node = node
+        self._ref = ref
+
+    @property
+    def name(self) -> str:
+        """The group's name."""
+        return self._ref.name
+
+    def __repr__(self) -> str:
+        return f"<BlockingRemoteGroup {self._ref.name!r}>"
+
+    def members(self) -> list[str]:
+        """As :meth:`RemoteGroup.members`."""
+        return self._node._run(self._ref.members())
+
+    def notify(self, event: Any) -> int:
+        """As :meth:`RemoteGroup.notify` (returns once the node has queued it to send)."""
+        return self._node._run(self._ref.notify(event))
+
+    def notify_many(self, events: Iterable[Any]) -> int:
+        """As :meth:`RemoteGroup.notify_many`."""
+        return self._node._run(self._ref.notify_many(list(as_batch(events))))
+
+    def sync_notify(self, event: Any, *, timeout: float | None = 5.0) -> list[str]:
+        """As :meth:`RemoteGroup.sync_notify`."""
+        return self._node._run(self._ref.sync_notify(event, timeout=timeout))
 
 
 class BlockingMonitor:

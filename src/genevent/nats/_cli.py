@@ -16,12 +16,13 @@ from typing import Any
 from .._errors import GenEventError
 from ._connect import cancel_until_done, tls_context
 from ._errors import ConnectFailed
-from ._node import connect
+from ._node import Node, connect
 from ._wire import Codec
 
 __all__ = ("add_commands", "add_connect_arguments", "connect_options", "run", "run_command")
 
 _DEFAULT_SERVER = "nats://127.0.0.1:4222"
+_GROUPS_WAIT = 2.0  # seconds: how long `ls` waits for the process groups
 
 
 def add_connect_arguments(p: argparse.ArgumentParser, server: bool = True) -> None:
@@ -87,7 +88,7 @@ def add_commands(sub: Any) -> None:
     node.add_argument("--node-id", help="this node's id (default: host-pid-random)")
     node.add_argument("--lease", type=float, default=1.5, help="lease seconds (default 1.5)")
     node.add_argument("--codec", choices=("msgpack", "json"), default="msgpack")
-    ls = sub.add_parser("ls", help="list the cluster's managers and their nodes")
+    ls = sub.add_parser("ls", help="list the cluster's managers, their nodes and process groups")
     common(ls)
     notify = sub.add_parser(
         "notify",
@@ -184,11 +185,30 @@ async def _node(args: argparse.Namespace) -> int:
 async def _ls(args: argparse.Namespace) -> int:
     async with await connect(args.server, max_reconnect_attempts=0, **_options(args)) as node:
         managers = await node.managers()
+        groups = await _groups(node)
     width = max((len(n) for n in managers), default=4)
     print(f"{'NAME':<{width}}  NODE")
     for name, where in managers.items():
         print(f"{name:<{width}}  {where}")
+    if groups:  # process groups, if any has a live member
+        width = max(5, *(len(g) for g in groups))
+        print(f"\n{'GROUP':<{width}}  MEMBERS")
+        for group, members in groups.items():
+            print(f"{group:<{width}}  {' '.join(members)}")
     return 0
+
+
+async def _groups(node: Node) -> dict[str, list[str]]:
+    """The process groups, or none for a user the server does not let read them."""
+    try:
+        async with asyncio.timeout(_GROUPS_WAIT):
+            groups: dict[str, list[str]] = await node.groups()
+    except (TimeoutError, GenEventError, OSError):
+        return {}
+    except Exception as exc:  # refused by the server (no permission on the bucket), ...
+        print(f"genevent ls: groups not shown ({type(exc).__name__})", file=sys.stderr)
+        return {}
+    return groups
 
 
 _EXAMPLE = (

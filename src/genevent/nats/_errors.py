@@ -13,6 +13,8 @@
      +-- NotEncodable (TypeError)          a value the wire cannot carry (unregistered type, ...)
      +-- PermissionDenied (PermissionError) the NATS server refused this node's publish
      +-- RemoteError                       a remote error with no local class (kind + text)
+     +-- GroupIncomplete                   members of a group did not confirm a sync_notify
+                                           (genevent.nats.GroupIncomplete, in _group.py)
 
 Errors the hosting node raises for a request (``HandlerNotFound``, ``HandlerCrashed``,
 ``CallNotSupported``, ``ManagerNotRunning``, ...) come back as the *same* local classes; an

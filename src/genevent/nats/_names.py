@@ -11,6 +11,7 @@ longer than that TTL lengthens it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import json
@@ -25,7 +26,7 @@ from .._errors import NameTaken
 from ._link import Link, lease_in
 from ._wire import check_name
 
-__all__ = ("Names",)
+__all__ = ("Names", "open_bucket")
 
 log = logging.getLogger("genevent.nats")
 
@@ -61,8 +62,8 @@ class Names:
         """Open (or create) both buckets; a lease expires after ``lease`` seconds."""
         js = self._link.nc.jetstream()
         kept = max(_RECORDS_KEPT, _KEPT_PER_LEASE * lease)
-        self._names = await _bucket(js, f"ge_{self._ns}_names", None)
-        self._nodes = await _bucket(js, f"ge_{self._ns}_nodes", kept)
+        self._names = await open_bucket(js, f"ge_{self._ns}_names", None)
+        self._nodes = await open_bucket(js, f"ge_{self._ns}_nodes", kept)
         await _keep_records(js, f"KV_ge_{self._ns}_nodes", _KEPT_PER_LEASE * lease, kept)
 
     async def claim(self, name: str) -> int:
@@ -104,6 +105,17 @@ class Names:
         except nats.js.errors.KeyNotFoundError:
             return None
         return _holder(entry.value)
+
+    async def claim_record(self, name: str) -> tuple[str, int] | None:
+        """The node the names bucket says holds ``name`` and the revision of its claim (live
+        or not), or None."""
+        assert self._names is not None
+        try:
+            entry = await self._names.get(f"mgr.{name}")
+        except nats.js.errors.KeyNotFoundError:
+            return None
+        holder = _holder(entry.value)
+        return None if holder is None else (holder, int(entry.revision or 0))
 
     async def alive(self, node: str | None) -> bool:
         """Whether ``node`` holds a live lease."""
@@ -160,11 +172,9 @@ class Names:
         self._link.check_up()
         now, subjects = await self._lease_info(with_subjects=True)
         prefix = f"$KV.ge_{self._ns}_nodes.node."
-        return [
-            subject[len(prefix) :]
-            for subject in subjects
-            if subject.startswith(prefix) and await self._is_live(subject, now)
-        ]
+        subjects = [subject for subject in subjects if subject.startswith(prefix)]
+        live = await asyncio.gather(*(self._is_live(subject, now) for subject in subjects))
+        return [subject[len(prefix) :] for subject, ok in zip(subjects, live, strict=True) if ok]
 
     async def whereis(self, name: str) -> str | None:
         """The id of the node serving ``name``, or None."""
@@ -188,7 +198,8 @@ class Names:
         return holder, int(entry.revision or 0)
 
 
-async def _bucket(js: Any, name: str, ttl: float | None) -> KeyValue:
+async def open_bucket(js: Any, name: str, ttl: float | None) -> KeyValue:
+    """The KV bucket ``name``, created (keeping one value a key) if it does not exist."""
     try:
         kv: KeyValue = await js.key_value(name)
         return kv

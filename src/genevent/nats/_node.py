@@ -24,16 +24,21 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Literal
 
 from nats.aio.client import Client
 
 from .. import aio
-from .._core import HandlerExit
-from ._connect import DEFAULT_CONNECT_TIMEOUT, first_connect
-from ._errors import TransportDown
+from .._core import NO_ARGS, HandlerExit
+from ._connect import DEFAULT_CONNECT_TIMEOUT, cancel_until_done, first_connect
+from ._durable import publish as publish_durable
+from ._durable import replay, setup_of
+from ._durable_api import Durable, DurableAck, DurableStats
+from ._errors import ManagerNotFound, TransportDown
+from ._group import RemoteGroup
+from ._groups import Groups, GroupVia
 from ._link import Link, sync
 from ._liveness import Liveness
 from ._monitor import Monitor
@@ -100,6 +105,8 @@ class Node:
         self._liveness.on_node_down += [self._supervision.node_down, self._owners.node_down]
         self._liveness.claim_of = self._names.lookup
         self._via = _Via(self)
+        self._groups = Groups(self._link, self._names)
+        self._group_via = GroupVia(self._link, self._groups)
         self._tasks: list[asyncio.Task[Any]] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -200,9 +207,12 @@ class Node:
         if self._serving.background:
             await asyncio.wait(self._serving.background, timeout=_CLOSE_STEP)
         await self._supervision.close()
+        # cancelled again until they end: a lease renewal (nats-py waits with wait_for) can
+        # lose a cancellation on Python 3.11 and go on renewing for good
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task in self._tasks:
+            await cancel_until_done(task)
         if link.nc.is_connected:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(link.nc.drain(), _CLOSE_STEP)
@@ -274,6 +284,9 @@ class Node:
         maxsize: int | None = None,
         overflow: Literal["block", "drop_newest", "drop_oldest", "raise"] = "block",
         timing: bool = False,
+        durable: bool | Durable = False,
+        standby: bool = False,
+        setup: Callable[[aio.EventManager[Any]], Awaitable[None] | None] | None = None,
     ) -> aio.EventManager[Any]:
         """Start a local asyncio manager, claim ``name`` across the cluster and serve it.
 
@@ -283,8 +296,54 @@ class Node:
         stopping it (locally or remotely) frees the name. ``maxsize``, ``overflow`` and
         ``timing`` are :func:`genevent.aio.start`'s; under ``"block"`` a full mailbox makes
         this node wait before it takes the next remote request for the manager (NATS keeps
-        them meanwhile)."""
-        return await self._serving.start(name, maxsize, overflow, timing)
+        them meanwhile).
+
+        ``setup(mgr)`` (a function, or an async one) runs once the name is claimed and before
+        the manager serves anything: add its handlers there. ``standby=True`` waits until
+        no live node holds the name (it is taken over once its node's lease lapsed) instead of
+        raising :class:`~genevent.NameTaken`. ``durable=True`` (or a :class:`Durable` with
+        its options) also serves the manager's durable notifies
+        (:meth:`RemoteManager.notify_durable`) from its JetStream consumer, bound once the name
+        is claimed: one event at a time, acknowledged after every handler ran, at least
+        once."""
+        options = Durable() if durable is True else durable or None
+        return await self._serving.start(
+            name, maxsize, overflow, timing, options, standby, setup_of(setup)
+        )
+
+    def durable_stats(self, name: str) -> DurableStats | None:
+        """What the durable consumer of the hosted manager ``name`` did (None if it has
+        none): events handled, redelivered, undecodable, retried, replayed, dead letters."""
+        hosted = self._serving.hosted.get(name)
+        if hosted is None or hosted.durable is None:
+            return None
+        return hosted.durable.stats
+
+    async def add_replayed_handler(self, name: str, handler: Any, args: Any = NO_ARGS) -> int:
+        """Add ``handler`` to the hosted durable manager ``name`` after it was fed every durable
+        event the manager handled so far, in order, and before the durable events still to
+        come: it is built and fed in a manager aside, then handed over the way
+        :meth:`~genevent.aio.EventManager.swap_handler` hands a state over (its ``terminate``
+        returns its state, its ``init`` takes it back as ``handoff=``). Durable events wait
+        meanwhile. Return how many events it was fed."""
+        hosted = self._serving.hosted.get(check_name(name))
+        if hosted is None or hosted.durable is None:
+            raise ManagerNotFound(name, "this node hosts no durable manager by that name")
+        return await hosted.durable.add_replayed(handler, args)
+
+    async def replay(
+        self,
+        name: str,
+        into: aio.EventManager[Any] | Callable[[Any], Awaitable[None]],
+        *,
+        until: int | None = None,
+    ) -> int:
+        """Deliver the durable notifies of ``name`` kept in the stream, oldest first, up to the
+        stream sequence ``until`` (default: the newest now), to ``into`` (a local manager,
+        with ``sync_notify``, or an async function); return how many. Rebuilds a handler's
+        state from the log in a manager of its own, without touching the live one."""
+        self._link.check_up()
+        return await replay(self._link, check_name(name), into, until=until)
 
     def hosted(self) -> dict[str, aio.EventManager[Any]]:
         """The managers this node serves, by name."""
@@ -319,6 +378,33 @@ class Node:
             return self._liveness.watch(name, None)
         return self._liveness.watch(name, *found)
 
+    # -- process groups -----------------------------------------------------------------------
+
+    async def join(self, group: str, manager: str) -> None:
+        """Make the manager ``manager`` (served by any live node) a member of ``group``, as
+        OTP's ``pg:join``: it stays one until :meth:`leave`, until it stops (a later manager
+        under the same name is not a member) or until its node dies (after the lease time).
+        Joining twice is joining once. Raises :class:`ManagerNotFound` if no live node serves
+        it and :class:`InvalidName` for a name NATS cannot carry."""
+        await self._groups.join(group, manager)
+
+    async def leave(self, group: str, manager: str) -> bool:
+        """Take ``manager`` out of ``group``; False if it was not in it."""
+        return await self._groups.leave(group, manager)
+
+    async def members(self, group: str) -> list[str]:
+        """The live members of ``group``, sorted (read from NATS now)."""
+        return await self._groups.members(group)
+
+    async def groups(self) -> dict[str, list[str]]:
+        """Every group with a live member, and its members: ``{group: [manager, ...]}``."""
+        return await self._groups.groups()
+
+    def group(self, name: str) -> RemoteGroup:
+        """A reference to the process group ``name``: notify every member, or sync_notify
+        them and learn which did not answer."""
+        return RemoteGroup(self._group_via, check_name(name, "group name"))
+
 
 class _Via:
     """What a :class:`RemoteManager` needs of its node (a ``RemoteLink``)."""
@@ -347,6 +433,11 @@ class _Via:
 
     async def request(self, name: str, env: Request, what: str, timeout: float | None) -> Any:
         return await self._node._link.request(name, env, what, timeout)
+
+    async def publish_durable(
+        self, name: str, env: Request, msg_id: str | None, timeout: float | None
+    ) -> DurableAck:
+        return await publish_durable(self._node._link, name, env, msg_id, timeout)
 
     async def monitor(self, name: str) -> Monitor:
         return await self._node.monitor(name)

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Final, Literal, Protocol
 
 import msgspec
@@ -341,7 +341,11 @@ async def _get_state(served: Served, req: Request, body: Any, codec: Codec) -> A
 
 async def _stats(served: Served, req: Request, body: Any, codec: Codec) -> Any:
     # genevent top's cluster view: plain data, read, never waits
-    return plain_stats(served.mgr.stats())
+    result = plain_stats(served.mgr.stats())
+    durable = getattr(served, "durable", None)  # its durable notifies' consumer, if any
+    if durable is not None:
+        result["durable"] = asdict(durable.stats)
+    return result
 
 
 async def _stop(served: Served, req: Request, body: Any, codec: Codec) -> None:

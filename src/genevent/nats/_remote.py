@@ -13,6 +13,7 @@ from .._core import NO_ARGS, HandlerExit, restart_spec
 from .._errors import InvalidHandler
 from .._lanes import check_isolation
 from .._mailbox import as_batch
+from ._durable_api import DurableAck
 from ._monitor import Monitor
 from ._wire import VERSION, Codec, Request
 
@@ -64,6 +65,12 @@ class RemoteLink(Protocol):
     ) -> Enlisted:
         """Make ``owner`` (default: the current task) the owner of a supervised request to
         ``ref`` about ``handler`` (``name`` or ``(name, id)``)."""
+        ...
+
+    async def publish_durable(
+        self, name: str, env: Request, msg_id: str | None, timeout: float | None
+    ) -> DurableAck:
+        """Store the notify ``env`` for ``name`` in JetStream; return its acknowledgement."""
         ...
 
 
@@ -151,6 +158,21 @@ class RemoteManager:
         :class:`PayloadTooLarge` (one event larger than a frame) mean nothing was sent."""
         batch = as_batch(events)
         self._link.publish_many(self.name, [self._req("notify", event) for event in batch])
+
+    async def notify_durable(
+        self, event: Any, *, msg_id: str | None = None, timeout: float | None = 5.0
+    ) -> DurableAck:
+        """Store ``event`` in JetStream for the manager and return once JetStream acknowledged
+        it (:class:`DurableAck`: its stream sequence). The node holding the name (now or
+        later, a standby after a crash) delivers it at least once, with ``sync_notify``
+        semantics, if it serves durable notifies (``start_manager(durable=True)``). ``msg_id``
+        (default: a new unique id) is the ``Nats-Msg-Id``: a retry with the same id within two
+        minutes is stored once (``duplicate=True``). Ordered with this node's other durable
+        notifies to the manager, not with its core requests. Raises :class:`NotEncodable` or
+        :class:`PayloadTooLarge` before sending, :class:`TransportDown` if JetStream did not
+        acknowledge it in ``timeout`` seconds (then retry with the same ``msg_id``)."""
+        env = self._req("notify", event)
+        return await self._link.publish_durable(self.name, env, msg_id, check_timeout(timeout))
 
     def send(self, message: Any) -> None:
         """Publish an info ``message`` for every handler's ``handle_info``; as :meth:`notify`."""

@@ -19,6 +19,8 @@ from nats.aio.msg import Msg
 from .. import aio
 from .._errors import GenEventError, NameTaken
 from .._tracing import incoming
+from ._durable import Consumer, claim_when_free
+from ._durable_api import Durable
 from ._errors import MalformedMessage, NotEncodable, PayloadTooLarge
 from ._link import Link, sync
 from ._names import Names
@@ -46,6 +48,7 @@ class _Hosted:
         "bounded",
         "busy",
         "claimed",
+        "durable",
         "handlers",
         "idle",
         "mgr",
@@ -66,6 +69,7 @@ class _Hosted:
         self.revision = 0  # the claim to free when it stops (-1: none, the name was lost)
         self.claimed = 0  # the claim's revision, named in the "stopped" notice
         self.watcher: asyncio.Task[None] | None = None
+        self.durable: Consumer | None = None  # its durable notifies' consumer, if any
         self.bounded = False  # a bounded mailbox under "block": notify waits for room
         self.busy = 0  # requests being served (the subscription's callback is running)
         self.idle = asyncio.Event()
@@ -112,8 +116,12 @@ class Serving:
         maxsize: int | None,
         overflow: Literal["block", "drop_newest", "drop_oldest", "raise"],
         timing: bool,
+        durable: Durable | None = None,
+        standby: bool = False,
+        setup: Callable[[aio.EventManager[Any]], Awaitable[None]] | None = None,
     ) -> aio.EventManager[Any]:
-        """Start a manager, claim ``name`` and serve it (see ``Node.start_manager``)."""
+        """Start a manager, claim ``name`` (waiting for it if ``standby``), run ``setup`` on
+        it and serve it, its durable notifies too if ``durable`` (see ``Node.start_manager``)."""
         link = self._link
         check_name(name)
         link.check_up()
@@ -124,7 +132,10 @@ class Serving:
         # process's names (genevent.whereis), where another manager may hold it
         mgr.name = name
         try:
-            revision = await self._names.claim(name)
+            if standby:
+                revision = await claim_when_free(self._names, link, name)
+            else:
+                revision = await self._names.claim(name)
         except BaseException:
             await mgr.stop()
             raise
@@ -134,11 +145,16 @@ class Serving:
         self.hosted[name] = hosted
         link.where[name] = link.id
         try:
+            if setup is not None:  # its handlers, before the first request or durable event
+                await setup(mgr)
             # one subscription for every kind: one caller's requests stay in their order
             hosted.sub = await link.nc.subscribe(
                 f"{link.pfx}.mgr.{name}.*", cb=self._server(hosted)
             )
             await sync(link.nc)  # the server has the subscription: requests reach it
+            if durable is not None:  # bound only now that the name is ours
+                hosted.durable = Consumer(link, name, mgr, durable)
+                await hosted.durable.start()
         except BaseException:
             await mgr.stop()
             await self.unhost(name)
@@ -174,6 +190,8 @@ class Serving:
             current = asyncio.current_task()
             if hosted.watcher is not None and hosted.watcher is not current:
                 hosted.watcher.cancel()
+            if hosted.durable is not None:  # no more durable events before the name is free
+                await hosted.durable.stop()
             if self._names.is_open and link.nc.is_connected and hosted.revision >= 0:
                 with contextlib.suppress(Exception):
                     await self._names.release(name, hosted.revision)

@@ -1,0 +1,489 @@
+"""Durable notifies through JetStream: events that survive the death of the node handling them.
+
+Subjects and names (``ns`` is the namespace, ``M`` a manager name)::
+
+    ge.<ns>.dur.<M>.notify  a durable notify to M; the last token is the operation's kind, so
+                            the NATS permission that lets a client notify durably is a
+                            notify-kind permission (``ge.<ns>.dur.*.notify``)
+    stream  GE_<ns>         captures ge.<ns>.dur.>, file storage, duplicates dropped within
+                            two minutes by the ``Nats-Msg-Id`` header
+    consumer mgr_<M>        the durable pull consumer of M: explicit acks, one event in flight
+
+The publisher returns once JetStream stored the event (:class:`DurableAck`). The node that
+holds the name ``M`` (and only it: the consumer is bound after the claim) takes one event at a
+time, delivers it with ``sync_notify`` semantics and acks it after every handler ran. A handler
+that crashes is removed, as in gen_event, and the event is still acked. Delivery is
+at-least-once: an event in flight when its node died is delivered again after ``ack_wait``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from .. import aio
+from .._errors import GenEventError, ManagerNotRunning, NameTaken
+from .._handler import EventHandler
+from ._durable_api import Durable, DurableAck, DurableStats
+from ._errors import MalformedMessage, TransportDown
+from ._link import Link
+from ._names import Names
+from ._throttle import Throttle
+from ._wire import Codec, Request
+
+__all__ = (
+    "Consumer",
+    "claim_when_free",
+    "consumer_name",
+    "durable_subject",
+    "publish",
+    "replay",
+    "setup_of",
+    "stream_name",
+)
+
+log = logging.getLogger("genevent.nats")
+
+DUPLICATE_WINDOW: Final = 120.0
+"""Seconds within which a second publish with the same message id is dropped by JetStream."""
+
+_DEAD_KEPT: Final = 100
+"""How many dead letters' stream sequences a consumer's stats keep (the newest)."""
+
+_A_DAY: Final = 86400.0
+
+_INSUFFICIENT_RESOURCES: Final = 10023
+"""JetStream's error code for a stream asking more replicas than the cluster has servers."""
+
+_BIND_FOR: Final = 30.0
+"""How long a consumer keeps trying to bind through JetStream's passing errors (seconds)."""
+
+_POLL: Final = 1.0
+"""How long one fetch waits for an event before it asks again (seconds)."""
+
+
+def stream_name(ns: str) -> str:
+    """The JetStream stream of the namespace ``ns``'s durable notifies."""
+    return f"GE_{ns}"
+
+
+def durable_subject(prefix: str, name: str) -> str:
+    """The subject of durable notifies to the manager ``name`` (``prefix``: ``ge.<ns>``)."""
+    return f"{prefix}.dur.{name}.notify"
+
+
+def consumer_name(name: str) -> str:
+    """The durable consumer of the manager ``name``."""
+    return f"mgr_{name}"
+
+
+# -- publishing -------------------------------------------------------------------------------
+
+
+async def publish(
+    link: Link, name: str, env: Request, msg_id: str | None, timeout: float | None
+) -> DurableAck:
+    """Store the notify ``env`` for ``name`` in the namespace's stream (created if missing);
+    wait ``timeout`` seconds at most for the acknowledgement (None: a day)."""
+    link.check_up()
+    data = link.encode(env)  # NotEncodable / PayloadTooLarge before anything is sent
+    msg_id = msg_id or _IDS.next()
+    subject = durable_subject(link.pfx, name)
+    wait = _A_DAY if timeout is None else timeout
+    headers = {"Nats-Msg-Id": msg_id}
+    for attempt in (1, 2):
+        try:
+            # JetStream's publish, without its client-side objects: what the stream answers
+            # is read here (an ack, or an error)
+            reply = await link.nc.request(subject, data, timeout=wait, headers=headers)
+        except nats.errors.NoRespondersError:
+            # no stream, or (in a cluster) none with a leader right now
+            if attempt == 2:
+                raise TransportDown(
+                    f"no JetStream stream took {subject!r} {_retry(msg_id)}"
+                ) from None
+            try:
+                await ensure_stream(link)
+            except (nats.errors.Error, TimeoutError) as exc:
+                raise TransportDown(
+                    f"JetStream is not available: {exc!r} {_retry(msg_id)}"
+                ) from None
+            continue
+        except nats.errors.TimeoutError:
+            raise TransportDown(
+                f"JetStream did not acknowledge a durable notify to {name!r} in {wait} s "
+                f"{_retry(msg_id)}"
+            ) from None
+        except nats.errors.Error as exc:
+            raise TransportDown(f"a durable notify failed: {exc!r} {_retry(msg_id)}") from None
+        return _ack(reply.data, msg_id)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _retry(msg_id: str) -> str:
+    return f"(retry with msg_id={msg_id!r}: an event already stored is not stored twice)"
+
+
+def _ack(data: bytes, msg_id: str) -> DurableAck:
+    """JetStream's answer to a publish: the ack, or :class:`TransportDown` for an error (the
+    stream is full, say) or an answer that is not one."""
+    try:
+        answer = json.loads(data)
+        if "error" not in answer:
+            seq = answer["seq"]
+            if type(seq) is int:
+                duplicate = answer.get("duplicate") is True
+                return DurableAck(seq, msg_id, duplicate, str(answer["stream"]))
+    except (ValueError, KeyError, TypeError):
+        pass
+    else:
+        if "error" in answer:
+            raise TransportDown(
+                f"JetStream refused a durable notify: {answer['error']} {_retry(msg_id)}"
+            )
+    raise TransportDown(f"JetStream's answer is not an acknowledgement: {data[:200]!r}")
+
+
+class _MessageIds:
+    """Unique message ids, cheaply: a random prefix per process and a counter."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        pid = os.getpid()
+        if pid != self._pid:  # a new process (forked): a prefix of its own
+            self._pid, self._prefix = pid, uuid.uuid4().hex
+        return f"{self._prefix}-{next(self._count)}"
+
+
+_IDS: Final = _MessageIds()
+
+
+async def ensure_stream(link: Link) -> None:
+    """Create the namespace's stream unless it exists: three replicas when the server is part
+    of a cluster (one if the cluster refuses three), else one."""
+    js = link.nc.jetstream()
+    stream = stream_name(link.ns)
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.stream_info(stream)
+        return
+    clustered = bool((getattr(link.nc, "_server_info", None) or {}).get("cluster"))
+    for replicas in (3, 1) if clustered else (1,):
+        config = StreamConfig(
+            name=stream,
+            subjects=[f"{link.pfx}.dur.>"],
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+            duplicate_window=DUPLICATE_WINDOW,
+            discard=DiscardPolicy.NEW,
+        )
+        try:
+            await js.add_stream(config)
+            return
+        except nats.js.errors.APIError as exc:
+            if exc.err_code == _INSUFFICIENT_RESOURCES and replicas > 1:
+                continue  # fewer servers than replicas: one
+            with contextlib.suppress(nats.js.errors.NotFoundError):
+                await js.stream_info(stream)  # created meanwhile by another node: fine
+                return
+            raise
+    await js.stream_info(stream)  # raises if it could not be made
+
+
+# -- consuming --------------------------------------------------------------------------------
+
+
+async def claim_when_free(names: Names, link: Link, name: str) -> int:
+    """Claim ``name`` as soon as no live node holds it (checked every fifth of the lease).
+    JetStream's passing errors (a bucket without a leader for a moment, in a cluster that lost
+    a server) and a reconnection mean: try again; a closed node raises
+    :class:`TransportDown`."""
+    while True:
+        if link.closing:
+            link.check_up()  # raises
+        if link.nc.is_connected:
+            try:
+                return await names.claim(name)
+            except NameTaken:
+                pass
+            except (nats.errors.Error, TimeoutError, TransportDown) as exc:
+                log.debug("genevent.nats: a standby's claim of %r failed, again: %r", name, exc)
+        await asyncio.sleep(link.lease / 5)
+
+
+class Consumer:
+    """The durable consumer of one hosted manager: takes its events one at a time, delivers
+    each with ``sync_notify`` semantics, acks it after every handler ran."""
+
+    def __init__(self, link: Link, name: str, mgr: aio.EventManager[Any], options: Durable) -> None:
+        self._link = link
+        self._name = name
+        self._mgr = mgr
+        self._options = options
+        self.stats = DurableStats()
+        self._dead: collections.deque[int] = collections.deque(maxlen=_DEAD_KEPT)
+        self._subs: list[Any] = []
+        self._task: asyncio.Task[None] | None = None
+        self._throttle = Throttle(time.monotonic)
+        self._floor = 0  # the last event earlier holders of the name acknowledged
+        self._turn = asyncio.Lock()  # held while taking an event, or while adding a handler
+
+    async def start(self) -> None:
+        """Bind the durable consumer (creating the stream and the consumer if missing), replay
+        if asked, then serve the events in a task of its own. JetStream's passing errors (no
+        leader for a moment) are retried for :data:`_BIND_FOR` seconds at most."""
+        link, name = self._link, self._name
+        stream, durable = stream_name(link.ns), consumer_name(name)
+        advisory = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{durable}"
+        self._subs.append(await link.nc.subscribe(advisory, cb=self._on_dead_letter))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _BIND_FOR
+        pause = 0.05
+        while True:
+            if link.closing:
+                link.check_up()  # raises
+            try:
+                info = await self._bind(stream, durable)
+                break
+            except (nats.errors.Error, TimeoutError) as exc:
+                if loop.time() + pause > deadline:
+                    raise TransportDown(
+                        f"could not bind the durable consumer of {name!r}: {exc!r}"
+                    ) from None
+                log.debug("genevent.nats: binding %r's durable consumer, again: %r", name, exc)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+        self._floor = (info.ack_floor.stream_seq if info.ack_floor else 0) or 0
+        if self._options.replay:
+            self.stats.replayed = await replay(link, name, self._mgr, until=self._floor)
+        psub = await link.nc.jetstream().pull_subscribe_bind(durable, stream)
+        self._subs.append(psub)
+        self._task = loop.create_task(self._run(psub))
+
+    async def _bind(self, stream: str, durable: str) -> Any:
+        link, opts = self._link, self._options
+        await ensure_stream(link)
+        config = ConsumerConfig(
+            durable_name=durable,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=opts.ack_wait,
+            max_deliver=opts.max_deliver,
+            max_ack_pending=1,  # one event in flight: durable events keep their order
+            filter_subject=durable_subject(link.pfx, self._name),
+        )
+        return await link.nc.jetstream().add_consumer(stream, config)
+
+    async def stop(self) -> None:
+        """Stop taking events (the consumer stays, for the next holder of the name)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        for sub in self._subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        self._subs.clear()
+
+    async def _run(self, psub: Any) -> None:
+        while True:
+            async with self._turn:  # no event is taken while a handler is being added
+                await self._take(psub)
+
+    async def _take(self, psub: Any) -> None:
+        failures = 0
+        while True:
+            try:
+                msgs = await psub.fetch(1, timeout=_POLL)
+            except nats.errors.TimeoutError:
+                return  # let a handler being added have its turn
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the link is down or closing: try again, slower
+                failures += 1
+                self._warn("genevent.nats: durable fetch for %r failed: %r", exc)
+                await asyncio.sleep(min(0.05 * failures, _POLL))
+                continue
+            for msg in msgs:
+                await self._handle(msg)
+            return
+
+    async def _handle(self, msg: Msg) -> None:
+        link, stats = self._link, self.stats
+        try:
+            body = _decode(link, msg.data)
+        except MalformedMessage as exc:
+            stats.undecodable += 1
+            self._warn("genevent.nats: refused a durable event for %r: %s", exc)
+            with contextlib.suppress(Exception):
+                await msg.term()
+            return
+        meta = msg.metadata
+        try:
+            await self._mgr.sync_notify(body)
+        except (ManagerNotRunning, GenEventError) as exc:  # stopping, mailbox full: later
+            stats.retried += 1
+            self._warn("genevent.nats: durable event for %r given back: %r", exc)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=self._options.nak_delay)
+            return
+        stats.handled += 1
+        stats.last_seq = meta.sequence.stream
+        if meta.num_delivered > 1:
+            stats.redelivered += 1
+        with contextlib.suppress(Exception):  # a lost ack: delivered again, at least once
+            await msg.ack()
+
+    async def add_replayed(self, handler: Any, args: Any) -> int:
+        """Add ``handler`` to the manager after it saw every durable event the manager saw:
+        built in a manager aside, fed the stream, then handed over into the live manager the
+        way ``swap_handler`` hands a state over. Return how many events it was fed."""
+        async with self._turn:  # no durable event in flight: the live ones come after
+            upto = max(self.stats.last_seq, self._floor)
+            aside: aio.EventManager[Any] = aio.start()
+            try:
+                await aside.add_handler(handler, args)
+                count = await replay(self._link, self._name, aside, until=upto) if upto else 0
+                state = await aside.delete_handler(handler, "replayed")
+            finally:
+                await aside.stop()
+            carrier = (_Carrier, object())
+            await self._mgr.add_handler(carrier, state)
+            await self._mgr.swap_handler(carrier, "replayed", handler, args)
+        return count
+
+    async def _on_dead_letter(self, msg: Msg) -> None:
+        try:
+            advisory = json.loads(msg.data)
+            seq = int(advisory["stream_seq"])
+        except (ValueError, KeyError, TypeError):
+            return
+        self.stats.dead_letters += 1
+        self._dead.append(seq)
+        self.stats.dead_letter_seqs = list(self._dead)
+        log.warning(
+            "genevent.nats: durable event #%d for %r reached max_deliver (%s deliveries): "
+            "a dead letter, it is not delivered again",
+            seq,
+            self._name,
+            advisory.get("deliveries"),
+        )
+
+    def _warn(self, text: str, exc: object) -> None:
+        if self._throttle.allow():
+            log.warning(text, self._name, exc)
+
+
+class _Carrier(EventHandler[Any, Any, Any]):
+    """Holds a replayed handler's state for the moment it is swapped into a live manager."""
+
+    def init(self, state: Any, /) -> None:
+        self.state = state
+
+    def handle_event(self, event: Any, /) -> None:
+        return None
+
+    def terminate(self, reason: Any, /) -> Any:
+        return self.state
+
+
+def _decode(link: Link, data: bytes) -> Any:
+    codec: Codec = link.json_codec if Codec.is_json(data) else link.mp_codec
+    req = codec.decode_request(data)
+    if req.op != "notify":
+        raise MalformedMessage(f"a durable event is a notify, not {req.op!r}")
+    return codec.from_wire(req.body)
+
+
+# -- replay -----------------------------------------------------------------------------------
+
+
+async def replay(
+    link: Link,
+    name: str,
+    into: aio.EventManager[Any] | Callable[[Any], Awaitable[None]],
+    *,
+    until: int | None = None,
+    timeout: float = 5.0,
+) -> int:
+    """Deliver the durable events of ``name`` stored in the stream, oldest first, up to the
+    stream sequence ``until`` (default: the last one stored now), to ``into``: a manager
+    (``sync_notify``) or an async function. Undecodable events are skipped. Return how many
+    were delivered."""
+    js = link.nc.jetstream()
+    stream, subject = stream_name(link.ns), durable_subject(link.pfx, name)
+    if until is None:
+        try:
+            until = (await js.get_last_msg(stream, subject)).seq or 0
+        except nats.js.errors.NotFoundError:
+            return 0
+    if until <= 0:
+        return 0
+    deliver = into.sync_notify if isinstance(into, aio.EventManager) else into
+    sub = await js.subscribe(
+        subject, stream=stream, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+    )
+    count = 0
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=timeout)
+            except nats.errors.TimeoutError:  # nothing more (the last one was removed)
+                break
+            seq = msg.metadata.sequence.stream
+            if seq > until:
+                break
+            try:
+                body = _decode(link, msg.data)
+            except MalformedMessage:
+                body = _SKIP
+            if body is not _SKIP:
+                await deliver(body)
+                count += 1
+            if seq >= until:
+                break
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    return count
+
+
+_SKIP: Final = object()
+
+
+def setup_of(
+    setup: Callable[[aio.EventManager[Any]], Awaitable[None] | None] | None,
+) -> Callable[[aio.EventManager[Any]], Awaitable[None]]:
+    """``setup`` as an async function (a plain function is called as it is)."""
+
+    async def run(mgr: aio.EventManager[Any]) -> None:
+        if setup is not None:
+            result = setup(mgr)
+            if result is not None:
+                await result
+
+    return run
