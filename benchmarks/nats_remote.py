@@ -25,7 +25,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,8 @@ async def _remote_notify(host: Node, caller: Node, n: int, every: int = 1000) ->
     return n / elapsed
 
 
-def _pcts(samples: list[float]) -> tuple[float, float]:
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    """The median and the 99th percentile of ``samples`` (sorted in place)."""
     samples.sort()
     return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
 
@@ -121,7 +123,7 @@ async def _raw_call(url: str, n: int, payload: bytes) -> tuple[float, float]:
         samples.append(time.perf_counter() - t0)
     await client.close()
     await server.close()
-    return _pcts(samples)
+    return percentiles(samples)
 
 
 async def _remote_call(host: Node, caller: Node, n: int) -> tuple[float, float]:
@@ -135,19 +137,33 @@ async def _remote_call(host: Node, caller: Node, n: int) -> tuple[float, float]:
         await remote.call(Counter, "count")
         samples.append(time.perf_counter() - t0)
     await remote.stop()
-    return _pcts(samples)
+    return percentiles(samples)
 
 
-async def _detection(url: str, caller: Node) -> float:
+@asynccontextmanager
+async def spawned_node(url: str, ns: str, module: str, node_id: str) -> AsyncIterator[Any]:
+    """``genevent node --module <module>`` in a child process, once it said it is ready;
+    killed (if it is not yet) on the way out."""
     src = Path(genevent.__file__).resolve().parents[1]  # the genevent this run imports
     env = dict(os.environ, PYTHONPATH=os.pathsep.join((str(src), str(ROOT))))
-    args = [sys.executable, "-m", "genevent", "node", "--server", url, "--ns", caller.ns]
-    args += ["--module", "benchmarks.nats_remote", "--node-id", "victim-node"]
+    args = [sys.executable, "-m", "genevent", "node", "--server", url, "--ns", ns]
+    args += ["--module", module, "--node-id", node_id]
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         line = await asyncio.to_thread(proc.stdout.readline)
-        assert line.startswith("ready"), line
+        if not line.startswith("ready"):
+            raise RuntimeError(f"the node {node_id} did not start: {line!r}")
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+async def _detection(url: str, caller: Node) -> float:
+    async with spawned_node(url, caller.ns, "benchmarks.nats_remote", "victim-node") as proc:
         mon = await caller.monitor("victim")
         await caller.manager("victim").call(Counter, "count")
         t0 = time.perf_counter()
@@ -155,11 +171,6 @@ async def _detection(url: str, caller: Node) -> float:
         down = await mon.wait(30)
         assert down.reason == "nodedown", down
         return time.perf_counter() - t0
-    finally:
-        proc.kill()
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 async def run(quick: bool) -> dict[str, float]:

@@ -20,8 +20,11 @@ def rt(request: pytest.FixtureRequest) -> Iterator[Runtime]:
     test = request.node.originalname
     if cls.isolated and test in ISOLATION_EXEMPT:
         pytest.skip(f"not with isolated handlers: {ISOLATION_EXEMPT[test]}")
-    if test in cls.exempt:
-        pytest.skip(f"not on the {cls.name} runtime: {cls.exempt[test]}")
+    callspec = getattr(request.node, "callspec", None)
+    variant = f"{test}[{callspec.id}]" if callspec is not None else test
+    for key in (test, variant):  # the test, or one of its variants (with the runtime's id)
+        if key in cls.exempt:
+            pytest.skip(f"not on the {cls.name} runtime: {cls.exempt[key]}")
     why = cls.unavailable()
     if why is not None:
         pytest.skip(f"the {cls.name} runtime is unavailable: {why}")

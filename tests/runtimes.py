@@ -21,7 +21,16 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
 
-from genevent import aio, threads
+from genevent import (
+    BadReturn,
+    Crashed,
+    Deleted,
+    HandlerExit,
+    StartFailed,
+    Swapped,
+    aio,
+    threads,
+)
 from tests.handlers import WAIT, H
 
 _END = object()
@@ -668,6 +677,7 @@ class NatsCluster:
         self.classes: dict[str, type] = {}  # registered name -> handler class
         self.tokens: dict[int, Any] = {}  # ArgToken.n -> the object it stands for
         self.errors: dict[int, Exception] = {}  # id(hosted manager) -> the error it raised last
+        self.raised: dict[tuple[str, str], BaseException] = {}  # kept for notices (see told)
         self._count = itertools.count(1)
 
     async def _connect(self, role: str) -> Any:
@@ -711,6 +721,61 @@ class NatsCluster:
         if isinstance(value, ArgToken):
             return self.tokens.pop(value.n)
         return value
+
+    def told(self, on_exit: Callable[[HandlerExit], Any]) -> Callable[[HandlerExit], Any]:
+        """The serving side's ``on_exit``: the notice's values as tokens, its exceptions kept
+        (only their class name and text cross the wire; identity checks need the object)."""
+
+        def told(ex: HandlerExit) -> Any:
+            return on_exit(HandlerExit(ex.handler, self._tokens_in(ex.reason), ex.manager))
+
+        return told
+
+    def _kept(self, exc: Any) -> Any:
+        if isinstance(exc, BaseException):
+            self.raised[(type(exc).__name__, str(exc))] = exc
+        return exc
+
+    def _tokens_in(self, reason: Any) -> Any:
+        tok = self.token
+        if isinstance(reason, Deleted):
+            return Deleted(tok(reason.args))
+        if isinstance(reason, Swapped):
+            return Swapped(tok(reason.args), reason.new_handler, reason.new_owner)
+        if isinstance(reason, BadReturn):
+            return BadReturn(tok(reason.value))
+        if isinstance(reason, Crashed):
+            self._kept(reason.exception)
+        if isinstance(reason, StartFailed) and isinstance(reason.cause, BadReturn):
+            return StartFailed(BadReturn(tok(reason.cause.value)))
+        if isinstance(reason, StartFailed):
+            self._kept(reason.cause)
+        return reason
+
+    def _raised(self, exc: Any) -> Any:
+        if isinstance(exc, _gnats.RemoteException):
+            return self.raised.pop((exc.type_name, exc.message), exc)
+        return exc
+
+    def untold(self, reason: Any) -> Any:
+        """A notice's reason as the serving side had it (see :meth:`told`)."""
+        res = self.resolve
+        if isinstance(reason, Deleted):
+            return Deleted(res(reason.args))
+        if isinstance(reason, Swapped):
+            new = reason.new_handler
+            if isinstance(new, tuple):
+                new = (self.classes.get(new[0], new[0]), new[1])
+            return Swapped(res(reason.args), self.classes.get(new, new), reason.new_owner)
+        if isinstance(reason, BadReturn):
+            return BadReturn(res(reason.value))
+        if isinstance(reason, Crashed):
+            return Crashed(self._raised(reason.exception))
+        if isinstance(reason, StartFailed) and isinstance(reason.cause, BadReturn):
+            return StartFailed(BadReturn(res(reason.cause.value)))
+        if isinstance(reason, StartFailed):
+            return StartFailed(self._raised(reason.cause))
+        return reason
 
     def close(self) -> None:
         async def down() -> None:
@@ -787,6 +852,13 @@ class NatsFacade(Facade):
         elif name == "swap_handler":
             old, a1, new, a2 = args
             args = (self._ref(old), c.token(a1), self._ref(new), c.token(a2))
+        elif name == "add_sup_handler":
+            args = (self._ref(args[0]), c.token(args[1]))
+            kwargs["on_exit"] = self._told(kwargs.get("on_exit"))
+        elif name == "swap_sup_handler":
+            old, a1, new, a2 = args
+            args = (self._ref(old), c.token(a1), self._ref(new), c.token(a2))
+            kwargs["on_exit"] = self._told(kwargs.get("on_exit"))
         elif name in ("notify", "send", "sync_notify"):
             args = (c.token(args[0]),)
         elif name == "notify_many" and not isinstance(args[0], (str, bytes)):
@@ -801,6 +873,19 @@ class NatsFacade(Facade):
         if name == "get_state":
             return [(self._back(r), c.resolve(s)) for r, s in result]
         return c.resolve(result)
+
+    def _told(self, on_exit: Any) -> Any:
+        """``on_exit`` called with the notice as the test sent it: handler classes for names,
+        the objects for the tokens and the exceptions the serving side kept (see
+        :meth:`NatsCluster.told`)."""
+        if not callable(on_exit):
+            return on_exit  # refused by the remote reference, as locally
+        c = self.cluster
+
+        def told(ex: HandlerExit) -> Any:
+            return on_exit(HandlerExit(self._back(ex.handler), c.untold(ex.reason), ex.manager))
+
+        return told
 
     def _original(self, exc: Exception) -> Exception:
         """The error object the serving side raised, if ``exc`` is what crossed the wire for
@@ -893,6 +978,17 @@ class NatsRuntime(Runtime):
         async def get_state_(**kw: Any) -> Any:
             return [(r, c.token(s)) for r, s in await get_state(**kw)]
 
+        add_sup, swap_sup = kept(mgr.add_sup_handler), kept(mgr.swap_sup_handler)
+
+        async def add_sup_handler(ref: Any, args: Any, *, on_exit: Any, **kw: Any) -> Any:
+            return await add_sup(ref, res(args), on_exit=c.told(on_exit), **kw)
+
+        async def swap_sup_handler(
+            old: Any, a1: Any, new: Any, a2: Any = None, *, on_exit: Any, **kw: Any
+        ) -> Any:
+            return await swap_sup(old, res(a1), new, res(a2), on_exit=c.told(on_exit), **kw)
+
+        mgr.add_sup_handler, mgr.swap_sup_handler = add_sup_handler, swap_sup_handler
         mgr.add_handler, mgr.delete_handler, mgr.swap_handler = (
             add_handler,
             delete_handler,
@@ -940,31 +1036,10 @@ class NatsRuntime(Runtime):
 
 
 NATS_EXEMPT: dict[str, str] = {
-    # supervision is local: a remote reference has no add_sup_handler/swap_sup_handler, on_exit
-    # callbacks and owners (a task or thread of the caller) do not cross the wire
-    **dict.fromkeys(
-        (
-            "test_c41_owner_told_on_delete",
-            "test_c42_owner_told_on_self_removal",
-            "test_c43_owner_told_on_crash",
-            "test_c44_owner_told_on_bad_return",
-            "test_c45_c49_owner_told_on_swap",
-            "test_c46_owner_told_on_stop",
-            "test_c47_notice_after_terminate",
-            "test_c48_owner_end_terminates_its_handlers",
-            "test_c50_swap_by_return_keeps_owner",
-            "test_swap_by_return_whose_target_fails",
-            "test_addenda_15_16_swap_owners_when_old_missing_or_new_fails",
-            "test_on_exit_must_be_callable",
-            "test_failing_on_exit_is_logged_and_the_manager_goes_on",
-            "test_intensity_limit_ends_it_and_tells_the_owner",
-            "test_restart_keeps_the_owner",
-            "test_a_restart_whose_init_fails_counts_and_gives_up",
-            "test_the_manager_serves_others_while_a_restart_waits",
-            "test_c62_c63_model",
-        ),
-        "supervised handlers are local only: on_exit callbacks and owners (the caller's task "
-        "or thread) do not cross the wire, and a remote reference has no add_sup_handler",
+    "test_c48_owner_end_terminates_its_handlers[nats-exception]": (
+        "an owner's exception crosses the wire as its class name and text: the handlers "
+        "are terminated with OwnerExited(RemoteException('LookupError', ...)), not with the "
+        "owner's exception object (the normal end holds)"
     ),
     # function handlers are local only
     **dict.fromkeys(

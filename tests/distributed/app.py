@@ -90,7 +90,23 @@ class Quiet(EventHandler[Any, Any, Any]):
         return None
 
 
-HANDLERS: tuple[type, ...] = (BroadcastEventHandler, Log, Heir, Quiet)
+ENDED: list[tuple[Any, Any]] = []
+"""``(label, reason)`` of every :class:`Owned` handler terminated in this process."""
+
+
+class Owned(Log):
+    """A handler whose ``terminate`` reason is kept in :data:`ENDED` (``args`` is its label)."""
+
+    def init(self, args: Any = None, /) -> None:
+        super().init(args)
+        self.label = args
+
+    def terminate(self, reason: Any, /) -> Any:
+        ENDED.append((self.label, reason))
+        return super().terminate(reason)
+
+
+HANDLERS: tuple[type, ...] = (BroadcastEventHandler, Log, Heir, Quiet, Owned)
 TYPES: tuple[type, ...] = (Point,)
 
 
@@ -103,3 +119,6 @@ async def setup(node: Node) -> None:
     for name in filter(None, os.environ.get("GE_TEST_MANAGERS", "").split(",")):
         mgr = await node.start_manager(name)
         await mgr.add_handler(Log)
+    # supervised handlers owned by this node's main task (it lives as long as the node)
+    for name in filter(None, os.environ.get("GE_TEST_SUPERVISE", "").split(",")):
+        await node.manager(name).add_sup_handler(Owned, node.id, on_exit=None)

@@ -65,8 +65,19 @@ def ns() -> str:
 class NodeProcess:
     """``genevent node`` in a child process, hosting the managers it is given."""
 
-    def __init__(self, url: str, ns: str, node_id: str, managers: list[str], lease: float):
+    def __init__(
+        self,
+        url: str,
+        ns: str,
+        node_id: str,
+        managers: list[str],
+        lease: float,
+        supervise: tuple[str, ...] = (),
+    ):
+        """``supervise``: managers (elsewhere) to which the node adds an ``Owned`` handler
+        supervised by its main task, before it says it is ready."""
         env = dict(os.environ, GE_TEST_MANAGERS=",".join(managers), PYTHONPATH=PYTHONPATH)
+        env["GE_TEST_SUPERVISE"] = ",".join(supervise)
         args = [sys.executable, "-m", "genevent", "node", "--server", url, "--ns", ns]
         args += ["--module", "tests.distributed.app", "--node-id", node_id, "--lease", str(lease)]
         self.node_id = node_id

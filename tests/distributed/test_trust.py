@@ -14,6 +14,7 @@ from typing import Any
 import nats
 import pytest
 
+from genevent import Deleted
 from genevent.nats import Down, NatsServer, Node, PermissionDenied, connect
 from genevent.nats._link import Throttled, sync
 from tests.distributed.app import GATES, HANDLERS, TYPES, Log
@@ -208,6 +209,20 @@ async def test_an_operator_may_stop(roles_server: NatsServer) -> None:
         assert await o.managers() == {}
 
 
+async def test_an_operator_may_supervise_a_handler(roles_server: NatsServer) -> None:
+    async with as_user(roles_server, "node-a") as a, as_user(roles_server, "operator") as o:
+        await a.start_manager("audit")
+        m = o.manager("audit")
+        told: asyncio.Queue[Any] = asyncio.Queue()
+        await m.add_sup_handler(Log, on_exit=told.put_nowait)
+        await m.delete_handler(Log, "done")
+        notice = await asyncio.wait_for(told.get(), WAIT)
+        assert notice.reason == Deleted("done")
+        assert o.ignored["exit_notices"] == 0
+        await a._supervision.settle(WAIT)  # the operator's acknowledgement went through
+        assert a._supervision.unacked == 0
+
+
 async def test_a_client_without_the_node_role_cannot_answer_in_a_nodes_place(
     roles_server: NatsServer,
 ) -> None:
@@ -276,7 +291,7 @@ async def test_a_forged_reply_is_ignored_and_the_real_one_returned(url: str, ns:
                 GATES.pop(key).set()  # now the real reply
                 assert await call == "opened"
             assert len(answered) == 5
-            assert b.ignored == {"replies": 5 * len(forged), "down_notices": 0}
+            assert b.ignored == {"replies": 5 * len(forged), "down_notices": 0, "exit_notices": 0}
         finally:
             await raw.close()
 
@@ -309,7 +324,7 @@ async def test_a_forged_stopped_notice_does_not_fire_monitors(url: str, ns: str)
             assert await b.whereis("m") == "a"
             await b.manager("m").stop()  # the real one
             assert await mon.wait(WAIT) == Down("m", "a", "noproc")
-            assert b.ignored == {"replies": 0, "down_notices": 5}
+            assert b.ignored == {"replies": 0, "down_notices": 5, "exit_notices": 0}
         finally:
             await raw.close()
 

@@ -173,5 +173,14 @@ def test_every_operation_on_the_wire_has_an_entry_and_a_kind() -> None:
         "notify": {"notify", "info", "batch"},
         "call": {"call", "sync_notify"},
         "read": {"which_handlers", "stats"},
-        "control": {"add_handler", "delete_handler", "swap_handler", "get_state", "stop"},
+        "control": {
+            "add_handler",
+            "delete_handler",
+            "swap_handler",
+            "add_sup_handler",
+            "swap_sup_handler",
+            "owner_exit",
+            "get_state",
+            "stop",
+        },
     }

@@ -39,6 +39,7 @@ from ._errors import (
     RemoteException,
     TransportDown,
 )
+from ._exits import GoneReason, ManagerNodeDown, OwnerNodeDown
 from ._group import GroupIncomplete, RemoteGroup
 from ._monitor import Down, DownReason, Monitor
 from ._node import Node, connect
@@ -58,15 +59,18 @@ __all__ = (
     "Durable",
     "DurableAck",
     "DurableStats",
+    "GoneReason",
     "GroupIncomplete",
     "InvalidName",
     "MalformedMessage",
+    "ManagerNodeDown",
     "ManagerNotFound",
     "Monitor",
     "NatsServer",
     "Node",
     "NodeDown",
     "NotEncodable",
+    "OwnerNodeDown",
     "PayloadTooLarge",
     "PermissionDenied",
     "RemoteError",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Coroutine, Iterable
+import weakref
+from collections.abc import Callable, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .._core import NO_ARGS
+from .._core import NO_ARGS, HandlerExit
 from .._mailbox import as_batch
+from ..threads._owners import _check_owner as check_owner
 from ._durable_api import DurableAck
 from ._group import RemoteGroup
 from ._monitor import Down, Monitor
@@ -36,6 +38,9 @@ class BlockingNode:
             target=self._loop.run_forever, name="genevent-nats-node", daemon=True
         )
         self._thread.start()
+        self._owners: weakref.WeakKeyDictionary[threading.Thread, asyncio.Future[None]] = (
+            weakref.WeakKeyDictionary()
+        )
         try:
             self.node: Node = self._run(Node.connect(servers, **options))
         except BaseException:
@@ -84,6 +89,20 @@ class BlockingNode:
         """As :meth:`Node.monitor`, with a blocking :meth:`BlockingMonitor.wait`."""
         return BlockingMonitor(self, self._run(self.node.monitor(name)))
 
+    def _owner(self, owner: Any) -> Any:
+        """The future in the node's loop that stands for the owner thread ``owner`` (default:
+        the calling thread), ended when the thread ends; an asyncio future is itself."""
+        if asyncio.isfuture(owner):
+            return owner
+        thread, watch = check_owner(owner)
+        fut = self._owners.get(thread)
+        if fut is None:
+            fut = self._run(_future())
+            self._owners[thread] = fut
+            if watch is not None:
+                watch.subscribe(_ThreadEnd(self, fut))
+        return fut
+
     def join(self, group: str, manager: str) -> None:
         """As :meth:`Node.join`."""
         self._run(self.node.join(group, manager))
@@ -123,6 +142,36 @@ class BlockingNode:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+async def _future() -> asyncio.Future[None]:
+    return asyncio.get_running_loop().create_future()
+
+
+class _ThreadEnd:
+    """Ends the future standing for an owner thread when the thread ends."""
+
+    __slots__ = ("_fut", "_node")
+
+    def __init__(self, node: BlockingNode, fut: asyncio.Future[None]) -> None:
+        self._node = node
+        self._fut = fut
+
+    def owner_down(self, owner: Any, reason: BaseException | None) -> None:
+        self._node._owners.pop(owner, None)
+        loop = self._node._loop
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(_end, self._fut, reason)
+
+
+def _end(fut: asyncio.Future[None], reason: BaseException | None) -> None:
+    if fut.done():
+        return
+    if reason is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(reason)
+        fut.exception()  # read: the managers' nodes are told, nobody else needs it
 
 
 class BlockingRemoteManager:
@@ -182,6 +231,42 @@ class BlockingRemoteManager:
     def add_handler(self, handler: Any, args: Any = NO_ARGS, **options: Any) -> None:
         """As :meth:`RemoteManager.add_handler`."""
         self._node._run(self._ref.add_handler(handler, args, **options))
+
+    def add_sup_handler(
+        self,
+        handler: Any,
+        args: Any = NO_ARGS,
+        *,
+        on_exit: Callable[[HandlerExit], object] | None,
+        owner: Any = None,
+        **options: Any,
+    ) -> None:
+        """As :meth:`RemoteManager.add_sup_handler`, with a thread as the owner (default: the
+        calling thread; the main thread never ends before the interpreter), as the thread
+        runtime's. ``on_exit`` runs in the node's event loop thread."""
+        fut = self._node._owner(owner)
+        self._node._run(
+            self._ref.add_sup_handler(handler, args, on_exit=on_exit, owner=fut, **options)
+        )
+
+    def swap_sup_handler(
+        self,
+        old: Any,
+        args1: Any,
+        new: Any,
+        args2: Any = NO_ARGS,
+        *,
+        on_exit: Callable[[HandlerExit], object] | None,
+        owner: Any = None,
+        **options: Any,
+    ) -> None:
+        """As :meth:`RemoteManager.swap_sup_handler`, with a thread as the owner (see
+        :meth:`add_sup_handler`)."""
+        fut = self._node._owner(owner)
+        ref = self._ref
+        self._node._run(
+            ref.swap_sup_handler(old, args1, new, args2, on_exit=on_exit, owner=fut, **options)
+        )
 
     def delete_handler(self, handler: Any, args: Any = None, **options: Any) -> Any:
         """As :meth:`RemoteManager.delete_handler`."""

@@ -162,7 +162,8 @@ class Link:
     def learn(self, name: str, node: str) -> None:
         """The manager ``name`` runs on ``node``."""
         self.where[name] = node
-        self.seen.setdefault(node, (time.monotonic(), self.lease))
+        if node != self.id:  # its own lease is never watched: no heartbeat of it comes back
+            self.seen.setdefault(node, (time.monotonic(), self.lease))
 
     # -- the caller's side --------------------------------------------------------------------
 
@@ -268,6 +269,17 @@ class Link:
         if rep.err is not None:
             raise error_from(rep, name)
         return self.codec.from_wire(rep.ok)
+
+    def expect(self, about: str, node: str, subj: str) -> tuple[str, asyncio.Future[Reply]]:
+        """A reply token and the future its reply (from ``node`` only) resolves, for a request
+        of this node's own making to ``subj`` (``about`` names it in errors). The caller posts
+        the request with the reply subject ``<inbox>.<token>`` and pops the token from
+        :attr:`pending` when done. The future fails with :class:`NodeDown` if ``node`` is
+        declared down, :class:`ManagerNotFound` if nobody listens on ``subj``."""
+        token = str(next(self._tokens))
+        fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self.pending[token] = Pending(fut, about, node, subj)
+        return token, fut
 
     async def _on_reply(self, msg: Msg) -> None:
         token = msg.subject.rsplit(".", 1)[-1]

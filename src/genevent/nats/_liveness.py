@@ -43,6 +43,12 @@ class Liveness:
         self.ignored_notices = 0
         #: the error callback given in the node's NATS options, called after the node's own
         self.error_cb: Callable[[Exception], Awaitable[None]] | None = None
+        #: called with a node's id when it is declared down (set by the node)
+        self.on_node_down: list[Callable[[str], None]] = []
+        #: the time between this node's last two lease renewals (seconds): longer than the
+        #: lease means the others may have taken this node for gone meanwhile
+        self.gap = 0.0
+        self._renewed: float | None = None
         self._warn = Throttled()
 
     async def listen(self) -> None:
@@ -73,6 +79,10 @@ class Liveness:
         assert self.leases is not None
         link = self._link
         await self.leases.put(f"node.{link.id}", link.lease_record())
+        now = time.monotonic()
+        if self._renewed is not None:
+            self.gap = now - self._renewed
+        self._renewed = now
 
     async def lease_loop(self) -> None:
         """Renew the lease every lease/5 s, for as long as the node runs."""
@@ -135,6 +145,8 @@ class Liveness:
         for mon in list(self.monitors):
             if mon.node == node:
                 mon._fire("nodedown", node)
+        for hook in self.on_node_down:
+            hook(node)
 
     async def _on_down_notice(self, msg: Msg) -> None:
         name = msg.subject.rsplit(".", 1)[-1]

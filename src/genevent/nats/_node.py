@@ -8,6 +8,8 @@ Subjects (``ns`` is the namespace, ``M`` a manager name, ``N`` a node id)::
                            call never overtakes an earlier notify from the same connection
     _INBOX_ge.<ns>.<N>.>   N's replies (the connection's inbox prefix)
     ge.<ns>.down.<M>       "M stopped" notices for monitors
+    ge.<ns>.own.<N>.<n>    exit notices to the owner n of N (of handlers it supervises
+                           through NATS), as requests; N subscribes on its first one
     KV ge_<ns>_names       key mgr.<M> -> {"node": N}   (atomic claim by create)
     KV ge_<ns>_nodes       key node.<N> -> lease, renewed every lease/5 s, expires after lease
 
@@ -29,7 +31,7 @@ from typing import Any, Literal
 from nats.aio.client import Client
 
 from .. import aio
-from .._core import NO_ARGS
+from .._core import NO_ARGS, HandlerExit
 from ._connect import DEFAULT_CONNECT_TIMEOUT, cancel_until_done, first_connect
 from ._durable import publish as publish_durable
 from ._durable import replay, setup_of
@@ -41,9 +43,11 @@ from ._link import Link, sync
 from ._liveness import Liveness
 from ._monitor import Monitor
 from ._names import Names
+from ._owners import Owners, Ticket
 from ._protocol import HandlerNames
 from ._remote import RemoteManager
 from ._serving import Serving
+from ._supervision import Supervision
 from ._wire import Codec, Request, TypeRegistry, check_name
 
 _CLOSE_STEP = 3.0  # seconds: the longest a close waits on the server at each step
@@ -91,9 +95,14 @@ class Node:
         self._handlers = HandlerNames(self.id)
         self._names = Names(self._link, self.ns)
         self._liveness = Liveness(self._link)
-        self._serving = Serving(self._link, self._names, self._handlers, max_frame)
+        self._supervision = Supervision(self._link)
+        self._owners = Owners(self._link)
+        self._serving = Serving(
+            self._link, self._names, self._handlers, max_frame, self._supervision
+        )
         self._link.locate = self._names.whereis
-        self._liveness.on_lapse = self._serving.verify_names
+        self._liveness.on_lapse = self._on_lapse
+        self._liveness.on_node_down += [self._supervision.node_down, self._owners.node_down]
         self._liveness.claim_of = self._names.lookup
         self._via = _Via(self)
         self._groups = Groups(self._link, self._names)
@@ -168,6 +177,12 @@ class Node:
             loop.create_task(liveness.detector()),
         ]
 
+    async def _on_lapse(self) -> None:
+        if self._liveness.gap > self.lease:  # the others may have taken this node for gone
+            self._supervision.cut_off()
+            self._owners.cut_off()
+        await self._serving.verify_names()
+
     async def close(self) -> None:
         """Stop every hosted manager (handlers terminated, names freed), leave the cluster
         (the node's lease is deleted, so others see it gone at once) and disconnect."""
@@ -176,6 +191,10 @@ class Node:
             return
         link.closing = True
         await self._serving.stop_all()
+        # the exit notices of the handlers stopped: acknowledged before the lease goes
+        with contextlib.suppress(Exception):
+            await self._supervision.settle(_CLOSE_STEP)
+        await self._owners.close()
         # each step that waits on the server is bounded: a server busy with a flood (or gone)
         # delays a close by seconds, never for good (the lease then lapses on its own)
         if link.nc.is_connected:
@@ -187,6 +206,7 @@ class Node:
             await asyncio.wait_for(link.flush_out(), _CLOSE_STEP)
         if self._serving.background:
             await asyncio.wait(self._serving.background, timeout=_CLOSE_STEP)
+        await self._supervision.close()
         # cancelled again until they end: a lease renewal (nats-py waits with wait_for) can
         # lose a cancellation on Python 3.11 and go on renewing for good
         for task in self._tasks:
@@ -233,11 +253,14 @@ class Node:
     def ignored(self) -> dict[str, int]:
         """Frames this node ignored since the start as not coming from where they claim:
         ``replies`` (from another node than the name's holder, or malformed while the holder
-        is known) and ``down_notices`` (a "stopped" notice whose claim a live node still
-        holds, or a malformed one)."""
+        is known), ``down_notices`` (a "stopped" notice whose claim a live node still
+        holds, or a malformed one) and ``exit_notices`` (a supervised handler's exit notice
+        that is malformed, for an incarnation this node does not know, or not from the node
+        holding the handler)."""
         return {
             "replies": self._link.ignored_replies,
             "down_notices": self._liveness.ignored_notices,
+            "exit_notices": self._owners.ignored,
         }
 
     # -- registries ---------------------------------------------------------------------------
@@ -418,6 +441,15 @@ class _Via:
 
     async def monitor(self, name: str) -> Monitor:
         return await self._node.monitor(name)
+
+    async def enlist(
+        self,
+        ref: RemoteManager,
+        owner: Any,
+        on_exit: Callable[[HandlerExit], object] | None,
+        handler: Any,
+    ) -> Ticket:
+        return await self._node._owners.enlist(ref, owner, on_exit, handler)
 
 
 async def connect(servers: str | list[str] = "nats://127.0.0.1:4222", **options: Any) -> Node:

@@ -5,7 +5,8 @@ errors become reply envelopes and back.
 The kinds group the operations by what they may do to a manager: ``notify`` (fire and forget:
 notify, info, batch), ``call`` (waits for handlers: call, sync_notify), ``read`` (reads figures,
 never changes anything: which_handlers, stats) and ``control`` (changes or exposes the handler
-set: add_handler, delete_handler, swap_handler, get_state, stop).
+set: add_handler, delete_handler, swap_handler, their supervised forms, owner_exit, get_state,
+stop).
 
 Each kind has a subject of its own, ``ge.<ns>.mgr.<M>.<kind>``, so that NATS permissions can
 allow one kind and deny another; the serving node refuses an operation that arrives on the
@@ -60,6 +61,7 @@ __all__ = (
     "Op",
     "OpKind",
     "Served",
+    "Supervising",
     "error_from",
     "error_reply",
     "kind_of",
@@ -157,12 +159,36 @@ class Served(Protocol):
         """The serving node's handler names."""
         ...
 
+    @property
+    def supervision(self) -> Supervising:
+        """The serving node's supervision of remote owners."""
+        ...
+
     def refuse(self, what: str, exc: MalformedMessage, count: int = 1) -> None:
         """Count ``count`` refused frames (or batch items) and log them."""
         ...
 
     async def stop(self) -> None:
         """Stop the manager and stop serving it."""
+        ...
+
+
+class Supervising(Protocol):
+    """What the supervised operations need of the serving node (its stand-ins for remote
+    owners, and the notices to them)."""
+
+    async def add(self, served: Served, req: Request, ref: Any, args: Any, opts: Any) -> None:
+        """Add ``ref`` to ``served``'s manager, owned by the remote owner ``req.own``."""
+        ...
+
+    async def swap(
+        self, served: Served, req: Request, old: Any, args1: Any, new: Any, args2: Any
+    ) -> None:
+        """Swap ``old`` for ``new`` on ``served``'s manager; ``req.own`` owns ``new``."""
+        ...
+
+    def owner_exit(self, req: Request, body: Any) -> None:
+        """The remote owner ``req.own`` ended (``body`` says how)."""
         ...
 
 
@@ -256,12 +282,22 @@ async def _call(served: Served, req: Request, body: Any, codec: Codec) -> Any:
     return await served.mgr.call(ref, body, None)
 
 
-async def _add_handler(served: Served, req: Request, body: Any, codec: Codec) -> None:
-    ref = served.handlers.local_ref(req.h, req.hid, codec, True)
+def _add_options(req: Request) -> dict[str, Any]:
     opts = _given(req, ("restart", "max_restarts", "restart_period"))
     if req.isolation is not None:
         opts.update(_given(req, ("isolation", "maxsize", "overflow", "stop_timeout")))
-    await served.mgr.add_handler(ref, NO_ARGS if req.na else body, **opts)
+    return opts
+
+
+async def _add_handler(served: Served, req: Request, body: Any, codec: Codec) -> None:
+    ref = served.handlers.local_ref(req.h, req.hid, codec, True)
+    await served.mgr.add_handler(ref, NO_ARGS if req.na else body, **_add_options(req))
+
+
+async def _add_sup_handler(served: Served, req: Request, body: Any, codec: Codec) -> None:
+    ref = served.handlers.local_ref(req.h, req.hid, codec, True)
+    args = NO_ARGS if req.na else body
+    await served.supervision.add(served, req, ref, args, _add_options(req))
 
 
 def _given(req: Request, fields: tuple[str, ...]) -> dict[str, Any]:
@@ -274,11 +310,24 @@ async def _delete_handler(served: Served, req: Request, body: Any, codec: Codec)
     return await served.mgr.delete_handler(ref, body)
 
 
-async def _swap_handler(served: Served, req: Request, body: Any, codec: Codec) -> None:
+def _swap_refs(served: Served, req: Request, codec: Codec) -> tuple[Any, Any, Any]:
     old = served.handlers.local_ref(req.h, req.hid, codec, False, missing_ok=True)
     new = served.handlers.local_ref(req.h2, req.hid2, codec, True)
-    args2 = NO_ARGS if req.na2 else codec.from_wire(req.body2)
+    return old, new, NO_ARGS if req.na2 else codec.from_wire(req.body2)
+
+
+async def _swap_handler(served: Served, req: Request, body: Any, codec: Codec) -> None:
+    old, new, args2 = _swap_refs(served, req, codec)
     await served.mgr.swap_handler(old, body, new, args2)
+
+
+async def _swap_sup_handler(served: Served, req: Request, body: Any, codec: Codec) -> None:
+    old, new, args2 = _swap_refs(served, req, codec)
+    await served.supervision.swap(served, req, old, body, new, args2)
+
+
+async def _owner_exit(served: Served, req: Request, body: Any, codec: Codec) -> None:
+    served.supervision.owner_exit(req, body)
 
 
 async def _which_handlers(served: Served, req: Request, body: Any, codec: Codec) -> Any:
@@ -316,6 +365,9 @@ OPERATIONS: Final[Mapping[str, Op]] = {
     "swap_handler": Op(_swap_handler, "control"),
     "get_state": Op(_get_state, "control"),
     "stop": Op(_stop, "control"),
+    "add_sup_handler": Op(_add_sup_handler, "control"),
+    "swap_sup_handler": Op(_swap_sup_handler, "control"),
+    "owner_exit": Op(_owner_exit, "control"),
 }
 """Every operation a request may name, by name."""
 

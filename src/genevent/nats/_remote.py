@@ -3,13 +3,13 @@ carries requests (see :class:`RemoteLink`), with no knowledge of the transport."
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, Protocol
 
 import msgspec
 
 from .._checks import check_timeout
-from .._core import NO_ARGS, restart_spec
+from .._core import NO_ARGS, HandlerExit, restart_spec
 from .._errors import InvalidHandler
 from .._lanes import check_isolation
 from .._mailbox import as_batch
@@ -17,7 +17,7 @@ from ._durable_api import DurableAck
 from ._monitor import Monitor
 from ._wire import VERSION, Codec, Request
 
-__all__ = ("RemoteLink", "RemoteManager")
+__all__ = ("Enlisted", "RemoteLink", "RemoteManager")
 
 
 class RemoteLink(Protocol):
@@ -56,10 +56,39 @@ class RemoteLink(Protocol):
         """Watch the manager ``name``."""
         ...
 
+    async def enlist(
+        self,
+        ref: RemoteManager,
+        owner: Any,
+        on_exit: Callable[[HandlerExit], object] | None,
+        handler: Any,
+    ) -> Enlisted:
+        """Make ``owner`` (default: the current task) the owner of a supervised request to
+        ``ref`` about ``handler`` (``name`` or ``(name, id)``)."""
+        ...
+
     async def publish_durable(
         self, name: str, env: Request, msg_id: str | None, timeout: float | None
     ) -> DurableAck:
         """Store the notify ``env`` for ``name`` in JetStream; return its acknowledgement."""
+        ...
+
+
+class Enlisted(Protocol):
+    """A supervised request being made (see :meth:`RemoteLink.enlist`)."""
+
+    @property
+    def owner(self) -> str:
+        """The owner's wire id, ``<node id>.<n>``."""
+        ...
+
+    @property
+    def inc(self) -> int:
+        """The incarnation its node gave the request."""
+        ...
+
+    def done(self, error: BaseException | None) -> None:
+        """The request returned (None) or failed with ``error``."""
         ...
 
 
@@ -179,12 +208,32 @@ class RemoteManager:
         (:class:`~genevent.InvalidHandler` if it registered none by that name). The restart
         and isolation options are the local manager's; the serving node applies them (they are
         checked here first, so a bad one raises ``TypeError``/``ValueError`` as locally)."""
+        env = self._add_req(
+            "add_handler", handler, args, timeout, restart, max_restarts, restart_period,
+            isolation, maxsize, overflow, stop_timeout,
+        )  # fmt: skip
+        await self._link.request(self.name, env, "add_handler", timeout)
+
+    def _add_req(
+        self,
+        op: str,
+        handler: Any,
+        args: Any,
+        timeout: float | None,
+        restart: Literal["temporary", "transient", "permanent"],
+        max_restarts: int,
+        restart_period: float,
+        isolation: Literal["task", "thread"] | None,
+        maxsize: int | None,
+        overflow: Literal["drop_oldest", "drop_newest"],
+        stop_timeout: float,
+    ) -> Request:
         check_timeout(timeout)
         restart_spec(restart, None, max_restarts, restart_period)
         if isolation is not None and isolation not in ("task", "thread"):
             raise ValueError(f"isolation must be 'task', 'thread' or None, not {isolation!r}")
         check_isolation(maxsize, overflow, stop_timeout, isolation is not None)
-        env = self._req("add_handler", None if args is NO_ARGS else args, handler)
+        env = self._req(op, None if args is NO_ARGS else args, handler)
         env.na = args is NO_ARGS
         if restart != "temporary":
             env.restart = restart
@@ -195,7 +244,62 @@ class RemoteManager:
             env.maxsize = maxsize
             env.overflow = overflow
             env.stop_timeout = stop_timeout
-        await self._link.request(self.name, env, "add_handler", timeout)
+        return env
+
+    async def add_sup_handler(
+        self,
+        handler: Any,
+        args: Any = NO_ARGS,
+        *,
+        on_exit: Callable[[HandlerExit], object] | None,
+        owner: Any = None,
+        timeout: float | None = None,
+        restart: Literal["temporary", "transient", "permanent"] = "temporary",
+        max_restarts: int = 3,
+        restart_period: float = 5.0,
+        isolation: Literal["task", "thread"] | None = None,
+        maxsize: int | None = None,
+        overflow: Literal["drop_oldest", "drop_newest"] = "drop_oldest",
+        stop_timeout: float = 5.0,
+    ) -> None:
+        """As :meth:`add_handler`, and tie the handler to ``owner``, a task or future of THIS
+        node (default: the current task), as the local manager's ``add_sup_handler`` does.
+
+        ``on_exit(HandlerExit(handler, reason, manager))`` runs here, in this node's loop, once
+        per time the handler leaves: ``handler`` is named as :meth:`which_handlers` names it,
+        ``manager`` is this reference, ``reason`` the local one (an exception in it arrives
+        as a :class:`RemoteException`), or :class:`ManagerNodeDown` when the manager's node
+        was declared down (or this node was cut off past its lease). When the owner ends, the
+        handler is terminated with :class:`~genevent.OwnerExited` on the manager's node; when
+        this node dies, with ``OwnerExited(OwnerNodeDown(node))`` once its lease expired."""
+        env = self._add_req(
+            "add_sup_handler", handler, args, timeout, restart, max_restarts, restart_period,
+            isolation, maxsize, overflow, stop_timeout,
+        )  # fmt: skip
+        await self._supervised(env, owner, on_exit, self._named(handler), timeout)
+
+    async def _supervised(
+        self,
+        env: Request,
+        owner: Any,
+        on_exit: Callable[[HandlerExit], object] | None,
+        handler: Any,
+        timeout: float | None,
+    ) -> None:
+        ticket = await self._link.enlist(self, owner, on_exit, handler)
+        env.own, env.inc = ticket.owner, ticket.inc
+        try:
+            await self._link.request(self.name, env, env.op, timeout)
+        except BaseException as exc:
+            ticket.done(exc)
+            raise
+        ticket.done(None)
+
+    def _named(self, handler: Any) -> Any:
+        """``handler`` as notices name it: its registered name, or ``(name, id)``."""
+        if isinstance(handler, tuple) and len(handler) == 2:
+            return (self._ref(handler[0])[0], handler[1])
+        return self._ref(handler)[0]
 
     async def delete_handler(
         self, handler: Any, args: Any = None, *, timeout: float | None = None
@@ -214,11 +318,32 @@ class RemoteManager:
         timeout: float | None = None,
     ) -> None:
         """Swap ``old`` for ``new`` on the serving node (the hand-off stays there)."""
-        env = self._req("swap_handler", args1, old)
+        env = self._swap_req("swap_handler", old, args1, new, args2)
+        await self._link.request(self.name, env, "swap_handler", timeout)
+
+    async def swap_sup_handler(
+        self,
+        old: Any,
+        args1: Any,
+        new: Any,
+        args2: Any = NO_ARGS,
+        *,
+        on_exit: Callable[[HandlerExit], object] | None,
+        owner: Any = None,
+        timeout: float | None = None,
+    ) -> None:
+        """As :meth:`swap_handler`, and ``owner`` (a task or future of this node; default: the
+        current task) owns ``new``, told through ``on_exit`` (see :meth:`add_sup_handler`)."""
+        check_timeout(timeout)
+        env = self._swap_req("swap_sup_handler", old, args1, new, args2)
+        await self._supervised(env, owner, on_exit, self._named(new), timeout)
+
+    def _swap_req(self, op: str, old: Any, args1: Any, new: Any, args2: Any) -> Request:
+        env = self._req(op, args1, old)
         env.h2, env.hid2 = self._ref(new)
         env.na2 = args2 is NO_ARGS
         env.body2 = None if env.na2 else self._link.codec.to_wire(args2)
-        await self._link.request(self.name, env, "swap_handler", timeout)
+        return env
 
     async def which_handlers(self, *, timeout: float | None = None) -> list[Any]:
         """The installed handlers, newest first, as registered names or ``(name, id)``."""

@@ -24,7 +24,7 @@ from ._durable_api import Durable
 from ._errors import MalformedMessage, NotEncodable, PayloadTooLarge
 from ._link import Link, sync
 from ._names import Names
-from ._protocol import KINDS, OPERATIONS, HandlerNames, error_reply, text_of
+from ._protocol import KINDS, OPERATIONS, HandlerNames, Supervising, error_reply, text_of
 from ._throttle import Throttle
 from ._wire import VERSION, Codec, Reply, check_name
 
@@ -55,6 +55,7 @@ class _Hosted:
         "name",
         "revision",
         "sub",
+        "supervision",
         "watcher",
     )
 
@@ -63,6 +64,7 @@ class _Hosted:
         self.name = name
         self.mgr = mgr
         self.handlers = serving.handlers
+        self.supervision = serving.supervision
         self.sub: Any = None
         self.revision = 0  # the claim to free when it stops (-1: none, the name was lost)
         self.claimed = 0  # the claim's revision, named in the "stopped" notice
@@ -84,11 +86,17 @@ class Serving:
     """The hosting side of a node."""
 
     def __init__(
-        self, link: Link, names: Names, handlers: HandlerNames, max_frame: int | None
+        self,
+        link: Link,
+        names: Names,
+        handlers: HandlerNames,
+        max_frame: int | None,
+        supervision: Supervising,
     ) -> None:
         self._link = link
         self._names = names
         self.handlers = handlers
+        self.supervision = supervision
         self._max_frame = max_frame
         self.hosted: dict[str, _Hosted] = {}
         self._leaving: dict[str, asyncio.Event] = {}

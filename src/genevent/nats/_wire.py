@@ -51,6 +51,9 @@ OPS: Final = frozenset(
         "stats",
         "stop",
         "batch",
+        "add_sup_handler",
+        "swap_sup_handler",
+        "owner_exit",
     }
 )
 """The operations a request envelope may name."""
@@ -131,6 +134,9 @@ class Request(msgspec.Struct, omit_defaults=True):
     maxsize: int | None = None
     overflow: Literal["drop_oldest", "drop_newest"] | None = None
     stop_timeout: float | None = None
+    #: a supervised handler's owner (``<node id>.<n>``) and the incarnation its node gave it
+    own: str | None = None
+    inc: int | None = None
 
 
 class Reply(msgspec.Struct, omit_defaults=True):
