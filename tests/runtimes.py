@@ -482,12 +482,13 @@ class QueuedAioRuntime(AioRuntime):
 class CoreQueuedAioRuntime(AioRuntime):
     """The asyncio runtime with both request fast paths off (``can_inline`` and the drain
     loop's ``quick`` answers): every request is queued and runs through the core's
-    procedures."""
+    procedures. The drain loop's path for one handler (``sole``) is off too: an event to a
+    lone handler takes the walk over the snapshot that several handlers take."""
 
     name = "aio-queued-core"
 
     def new_manager(self, name: str | None = None) -> Any:
-        return _force_off(aio.start(name), "can_inline", "quick")
+        return _force_off(aio.start(name), "can_inline", "quick", "sole")
 
 
 def _has_coroutines(handler: Any) -> bool:

@@ -122,9 +122,26 @@ MUTANTS: tuple[Mutant, ...] = (
         "aio-drain-keeps-stale-targets",
         "the drain loop keeps dispatching to the handlers it read before a crash",
         "aio/_drain.py",
-        "await drive(srv, core.event_result(entry, Raised(exc), msg))\n"
+        "await event_outcome(srv, entry, Raised(exc), msg)\n"
         "                                targets = None",
-        "await drive(srv, core.event_result(entry, Raised(exc), msg))",
+        "await event_outcome(srv, entry, Raised(exc), msg)",
+        (_CONF, "-k", "aio"),
+    ),
+    Mutant(
+        "aio-drain-sole-ignores-returns",
+        "the drain loop's path for one handler ignores what handle_event returns",
+        "aio/_drain.py",
+        "if result is None:  # the core's needs_attention, inlined",
+        "if True:",
+        (_CONF, "-k", "aio"),
+    ),
+    Mutant(
+        "aio-drain-sole-keeps-stale-handler",
+        "the drain loop's path for one handler keeps calling a handler that left",
+        "aio/_drain.py",
+        "await event_outcome(srv, targets[0][0], out, msg)\n"
+        "                            targets = None",
+        "await event_outcome(srv, targets[0][0], out, msg)",
         (_CONF, "-k", "aio"),
     ),
     Mutant(

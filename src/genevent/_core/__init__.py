@@ -21,6 +21,7 @@ from ._effects import (
     Watch,
 )
 from ._entry import Entry
+from ._hot import needs_attention, sole_target
 from ._instructions import (
     MAYBE_INSTRUCTION,
     NO_ARGS,
@@ -104,5 +105,7 @@ __all__ = (
     "handler_key",
     "is_plain_reply",
     "misuse_hint",
+    "needs_attention",
     "restart_spec",
+    "sole_target",
 )

@@ -11,10 +11,10 @@ from operator import length_hint as _left
 from typing import Final
 
 from .. import _registry
-from .._core import Raised, Returned
+from .._core import Outcome, Raised, Returned
 from .._driver import CRASHES, FATAL, log
 from ._common import _LIVE, _STOP, _Request
-from ._dispatch import drive, handle, interrupted
+from ._dispatch import drive, event_outcome, handle
 from ._server import _Server
 from ._stop import cancel_inline, drop_backlog, finish
 
@@ -68,6 +68,7 @@ async def run(srv: _Server) -> None:
     budget = _BUDGET
     create_future = srv.loop.create_future
     quick = srv.quick
+    one = srv.sole
     try:
         while True:
             if not mailbox:
@@ -93,6 +94,7 @@ async def run(srv: _Server) -> None:
                 # the dispatch tuple is read once per batch and again after anything that
                 # may change the table (a control request, a non-None outcome)
                 targets = None
+                sole = None
                 spent = 0
                 deadline = 0.0  # read from the clock once the first budget is spent
                 while mailbox:
@@ -149,23 +151,34 @@ async def run(srv: _Server) -> None:
                                 await drive(srv, core.notify(msg))
                                 continue
                             targets = core.cached_targets or core.event_targets
+                            sole = one(targets)
+                        if sole:  # one handler: no walk over the snapshot (the core's rule)
+                            try:
+                                result = sole(msg)
+                            except CRASHES as exc:
+                                out: Outcome = Raised(exc)
+                            else:
+                                if result is None:  # the core's needs_attention, inlined
+                                    continue
+                                out = Returned(result)
+                            i = batch - _left(it) - 1
+                            core.events = base + i + 1 - requests
+                            await event_outcome(srv, targets[0][0], out, msg)
+                            targets = None
+                            continue
                         for entry, fn in targets:
                             try:
                                 result = fn(msg)
                             except CRASHES as exc:
                                 i = batch - _left(it) - 1
                                 core.events = base + i + 1 - requests
-                                if isinstance(exc, FATAL):
-                                    await interrupted(srv, entry, exc, msg)
-                                await drive(srv, core.event_result(entry, Raised(exc), msg))
+                                await event_outcome(srv, entry, Raised(exc), msg)
                                 targets = None
                             else:
                                 if result is not None:
                                     i = batch - _left(it) - 1
                                     core.events = base + i + 1 - requests
-                                    await drive(
-                                        srv, core.event_result(entry, Returned(result), msg)
-                                    )
+                                    await event_outcome(srv, entry, Returned(result), msg)
                                     targets = None
                     core.events = base + batch - requests
                     if srv.room is not None:  # producers wait for room (notify_wait)
