@@ -109,6 +109,33 @@ MUTANTS: tuple[Mutant, ...] = (
         "            result = None",
         ("tests/conformance/test_counts.py", "tests/test_metrics.py", "-k", "aio"),
     ),
+    Mutant(
+        "aio-lean-init-crash-taken-for-success",
+        "a table edit driven by the manager itself takes a callback that raised for one that "
+        "returned",
+        "aio/_server.py",
+        "                    send = Raised(exc)\n                else:\n",
+        "                    send = Returned(None)\n                else:\n",
+        _AIO_QUEUED,
+    ),
+    Mutant(
+        "aio-lean-fatal-swallowed",
+        "a KeyboardInterrupt from a callback of a table edit driven by the manager itself is "
+        "taken for a crash and goes no further",
+        "aio/_server.py",
+        "                    if isinstance(exc, (*FATAL, asyncio.CancelledError)):",
+        "                    if isinstance(exc, asyncio.CancelledError):",
+        (_CONF, "tests/test_aio_hardening.py", "-k", "aio"),
+    ),
+    Mutant(
+        "aio-lean-resume-loses-the-outcome",
+        "the rest of a table edit handed to the general driver loses the outcome of the effect "
+        "it stopped at",
+        "aio/_common.py",
+        "eff = proc.send(outcome)",
+        "eff = proc.send(None)",
+        (_CONF, "-k", "aio"),
+    ),
     # -- asyncio: the drain loop -----------------------------------------------------------
     Mutant(
         "aio-drain-ignores-returns",
@@ -143,6 +170,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "                            targets = None",
         "await event_outcome(srv, targets[0][0], out, msg)",
         (_CONF, "-k", "aio"),
+    ),
+    Mutant(
+        "aio-drain-keeps-targets-after-a-quick-edit",
+        "the drain loop keeps the handlers it read before a table edit it answered itself",
+        "aio/_drain.py",
+        "                                targets = None  # read again (the same one unless edited)",
+        "",
+        ("tests/test_aio.py", "tests/test_streams.py", "-k", "aio"),
     ),
     Mutant(
         "aio-drain-miscounts",

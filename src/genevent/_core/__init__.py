@@ -40,6 +40,7 @@ from ._kinds import (
     DROPPABLE,
     LANE_RESULTS,
     ORDERED,
+    TABLE_EDITS,
     Kind,
     caught_up_detail,
 )
@@ -68,6 +69,7 @@ __all__ = (
     "NO_HANDOFF",
     "ORDERED",
     "RESTART_POLICIES",
+    "TABLE_EDITS",
     "Args",
     "BadReturn",
     "Crashed",

@@ -69,6 +69,8 @@ async def run(srv: _Server) -> None:
     create_future = srv.loop.create_future
     quick = srv.quick
     one = srv.sole
+    seen: object = None  # the snapshot ``sole`` was read from
+    sole = None
     try:
         while True:
             if not mailbox:
@@ -94,7 +96,6 @@ async def run(srv: _Server) -> None:
                 # the dispatch tuple is read once per batch and again after anything that
                 # may change the table (a control request, a non-None outcome)
                 targets = None
-                sole = None
                 spent = 0
                 deadline = 0.0  # read from the clock once the first budget is spent
                 while mailbox:
@@ -137,8 +138,9 @@ async def run(srv: _Server) -> None:
                                 if fatal is not None:
                                     raise fatal
                                 return
-                            if quick(msg):  # answered; a plain reply changes no table
+                            if quick(msg):  # answered, a table edit among them
                                 base = core.events - i - 1 + requests
+                                targets = None  # read again (the same one unless edited)
                                 continue
                             await handle(srv, msg)
                             base = core.events - i - 1 + requests  # handle may count one
@@ -151,7 +153,9 @@ async def run(srv: _Server) -> None:
                                 await drive(srv, core.notify(msg))
                                 continue
                             targets = core.cached_targets or core.event_targets
-                            sole = one(targets)
+                            if targets is not seen:  # a new snapshot (not per wake-up)
+                                seen = targets
+                                sole = one(targets)
                         if sole:  # one handler: no walk over the snapshot (the core's rule)
                             try:
                                 result = sole(msg)
