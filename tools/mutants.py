@@ -275,6 +275,23 @@ MUTANTS: tuple[Mutant, ...] = (
         "            rest = []",
         (_CONF, "tests/test_threads_hardening.py", "-k", "threads"),
     ),
+    # -- bounded mailboxes -------------------------------------------------------------------
+    Mutant(
+        "mailbox-drop-oldest-drops-a-request",
+        "drop_oldest on a full mailbox drops a control request at its head",
+        "_mailbox.py",
+        "            if is_control(oldest):",
+        "            if False:",
+        ("tests/test_mailbox.py",),
+    ),
+    Mutant(
+        "mailbox-drop-oldest-uncounted",
+        "drop_oldest drops without counting",
+        "_mailbox.py",
+        "            counts.dropped += 1\n            self.drops.note",
+        "            self.drops.note",
+        ("tests/test_mailbox.py", "tests/conformance/test_counts.py"),
+    ),
     # -- isolated handlers' lanes -------------------------------------------------------------
     Mutant(
         "lane-call-remove",
