@@ -136,6 +136,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "eff = proc.send(None)",
         (_CONF, "-k", "aio"),
     ),
+    Mutant(
+        "aio-busy-sync-from-a-lane",
+        "an isolated handler's sync_notify to its own busy manager is queued, not refused",
+        "aio/_requests.py",
+        "        and not srv.lanes\n",
+        "",
+        _ISOLATED,
+    ),
     # -- asyncio: the drain loop -----------------------------------------------------------
     Mutant(
         "aio-drain-ignores-returns",
