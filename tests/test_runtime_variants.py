@@ -89,14 +89,20 @@ class Caller:
 
 
 @pytest.mark.parametrize(
-    ("variant", "line"), [("aio", "sole(msg)"), ("aio-queued-core", "fn(msg)")]
+    ("variant", "line"),
+    [
+        ("aio", "sole(msg)"),
+        ("aio-queued-core", "fn(msg)"),
+        ("threads", "sole(msg)"),
+        ("threads-inline", "fn(msg)"),
+    ],
 )
 def test_the_drain_loop_calls_a_lone_handler_directly_unless_forced_off(
     variant: str, line: str
 ) -> None:
     """One handler: the drain loop calls its function with no walk over the snapshot
-    (``aio``), or, forced off, walks the snapshot as for several handlers
-    (``aio-queued-core``)."""
+    (``aio``, ``threads``), or, forced off, walks the snapshot as for several handlers
+    (``aio-queued-core``, ``threads-inline``)."""
     rt = RUNTIMES[variant]()
     try:
         m = rt.start()

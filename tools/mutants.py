@@ -242,19 +242,34 @@ MUTANTS: tuple[Mutant, ...] = (
         "threads-drain-ignores-returns",
         "the mailbox loop ignores what handle_event returns",
         "threads/_server.py",
-        "                                    if result is not None:\n"
-        "                                        i = batch",
-        "                                    if False:\n"
-        "                                        i = batch",
+        "                                if result is not None:\n"
+        "                                    i = batch",
+        "                                if False:\n                                    i = batch",
         _THREADS,
     ),
     Mutant(
         "threads-drain-keeps-stale-targets",
         "the mailbox loop keeps dispatching to the handlers it read before a crash",
         "threads/_server.py",
-        "drive(core.event_result(entry, Raised(exc), msg))\n"
-        "                                    targets = core.event_targets",
-        "drive(core.event_result(entry, Raised(exc), msg))",
+        "outcome(entry, Raised(exc), msg)\n"
+        "                                targets = core.event_targets",
+        "outcome(entry, Raised(exc), msg)",
+        _THREADS,
+    ),
+    Mutant(
+        "threads-drain-sole-ignores-returns",
+        "the mailbox loop's path for one handler ignores what handle_event returns",
+        "threads/_server.py",
+        "if result is None:  # the core's needs_attention, inlined",
+        "if True:",
+        _THREADS,
+    ),
+    Mutant(
+        "threads-drain-sole-keeps-stale-handler",
+        "the mailbox loop's path for one handler keeps calling a handler that left",
+        "threads/_server.py",
+        "outcome(seen[0][0], out, msg)\n                            targets = core.event_targets",
+        "outcome(seen[0][0], out, msg)",
         _THREADS,
     ),
     Mutant(
@@ -262,9 +277,9 @@ MUTANTS: tuple[Mutant, ...] = (
         "an event dispatched outside the loop (sync_notify, inline) ignores what handlers return",
         "threads/_server.py",
         "                if result is not None:\n"
-        "                    self.drive(core.event_result(entry, Returned(result), event))",
+        "                    self.event_outcome(entry, Returned(result), event)",
         "                if False:\n"
-        "                    self.drive(core.event_result(entry, Returned(result), event))",
+        "                    self.event_outcome(entry, Returned(result), event)",
         _THREADS,
     ),
     Mutant(
@@ -278,9 +293,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "threads-interrupt-skips-the-rest",
         "after a KeyboardInterrupt in one handler, the handlers after it never see the event",
-        "threads/_server.py",
-        "            rest = core.entries[core.entries.index(entry) + 1 :]",
-        "            rest = []",
+        "threads/_stop.py",
+        "        rest = core.entries[core.entries.index(entry) + 1 :]",
+        "        rest = []",
         (_CONF, "tests/test_threads_hardening.py", "-k", "threads"),
     ),
     # -- bounded mailboxes -------------------------------------------------------------------
