@@ -174,9 +174,9 @@ MUTANTS: tuple[Mutant, ...] = (
         "aio-drain-sole-keeps-stale-handler",
         "the drain loop's path for one handler keeps calling a handler that left",
         "aio/_drain.py",
-        "await event_outcome(srv, targets[0][0], out, msg)\n"
+        "await event_outcome(srv, targets[0][0], result, msg)\n"
         "                            targets = None",
-        "await event_outcome(srv, targets[0][0], out, msg)",
+        "await event_outcome(srv, targets[0][0], result, msg)",
         (_CONF, "-k", "aio"),
     ),
     Mutant(

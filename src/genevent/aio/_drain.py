@@ -11,7 +11,7 @@ from operator import length_hint as _left
 from typing import Final
 
 from .. import _registry
-from .._core import Outcome, Raised, Returned
+from .._core import Raised, Returned
 from .._driver import CRASHES, FATAL, log
 from ._common import _LIVE, _STOP, _Request
 from ._dispatch import drive, event_outcome, handle
@@ -68,7 +68,8 @@ async def run(srv: _Server) -> None:
     budget = _BUDGET
     create_future = srv.loop.create_future
     quick = srv.quick
-    one = srv.sole
+    # (srv.sole is looked up per new snapshot, not kept: a bound method kept in this frame
+    # would cost every idle manager its size)
     seen: object = None  # the snapshot ``sole`` was read from
     sole = None
     try:
@@ -155,19 +156,19 @@ async def run(srv: _Server) -> None:
                             targets = core.cached_targets or core.event_targets
                             if targets is not seen:  # a new snapshot (not per wake-up)
                                 seen = targets
-                                sole = one(targets)
+                                sole = srv.sole(targets)
                         if sole:  # one handler: no walk over the snapshot (the core's rule)
                             try:
                                 result = sole(msg)
                             except CRASHES as exc:
-                                out: Outcome = Raised(exc)
+                                result = Raised(exc)  # (no local of its own: a smaller frame)
                             else:
                                 if result is None:  # the core's needs_attention, inlined
                                     continue
-                                out = Returned(result)
+                                result = Returned(result)
                             i = batch - _left(it) - 1
                             core.events = base + i + 1 - requests
-                            await event_outcome(srv, targets[0][0], out, msg)
+                            await event_outcome(srv, targets[0][0], result, msg)
                             targets = None
                             continue
                         for entry, fn in targets:
