@@ -449,12 +449,19 @@ class ThreadsRuntime(Runtime):
 
 
 class InlineThreadsRuntime(ThreadsRuntime):
-    """The thread runtime with ``inline=True``: idle managers run requests in the caller."""
+    """The thread runtime with ``inline=True``: idle managers run requests in the caller.
+    The drain loop's path for one handler (``sole``) is off: an event to a lone handler
+    takes the walk over the snapshot that several handlers take."""
 
     name = "threads-inline"
 
     def start(self, name: str | None = None) -> Facade:
         mgr = threads.start(name, inline=True)
+        srv = mgr._srv
+        # a renamed method would leave the variant silently on the fast path; the drain loop
+        # asks for it at its next snapshot, so it is off before the first handler is added
+        assert inspect.isfunction(inspect.getattr_static(type(srv), "sole"))
+        setattr(srv, "sole", _never)  # noqa: B010 - an instance attribute shadows the method
         self.managers.append(mgr)
         return Facade(self, mgr, self.main)
 
@@ -491,12 +498,13 @@ class QueuedAioRuntime(AioRuntime):
 class CoreQueuedAioRuntime(AioRuntime):
     """The asyncio runtime with both request fast paths off (``can_inline`` and the drain
     loop's ``quick`` answers): every request is queued and runs through the core's
-    procedures."""
+    procedures. The drain loop's path for one handler (``sole``) is off too: an event to a
+    lone handler takes the walk over the snapshot that several handlers take."""
 
     name = "aio-queued-core"
 
     def new_manager(self, name: str | None = None) -> Any:
-        return _force_off(aio.start(name), "can_inline", "quick")
+        return _force_off(aio.start(name), "can_inline", "quick", "sole")
 
 
 def _has_coroutines(handler: Any) -> bool:

@@ -482,3 +482,19 @@ async def test_eager_task_factory(rec: Recorder) -> None:
             assert (await replies[0])[1] == "q"
     finally:
         loop.set_task_factory(None)
+
+
+async def test_events_queued_behind_a_table_edit_in_one_batch_see_the_new_table() -> None:
+    """An event, a subscription (``on`` queues it) and more events, queued before the
+    manager runs: the events behind the subscription reach the new handler, the one ahead
+    of it does not."""
+    mgr = aio.start()
+    got: list[int] = []
+    try:
+        mgr.notify(0)
+        mgr.on()(got.append)
+        mgr.notify(1)
+        await mgr.sync_notify(2)
+        assert got == [1, 2]
+    finally:
+        await mgr.stop()

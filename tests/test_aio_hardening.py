@@ -107,6 +107,40 @@ def test_interrupt_from_handle_event_finishes_the_event_then_leaves_the_loop(
     assert rec.notices() == [((H, 1), Stopped())]
 
 
+@pytest.mark.parametrize("where", ["init", "terminate"])
+def test_interrupt_from_a_queued_table_edit_finishes_it_then_leaves_the_loop(
+    rec: Recorder, where: str
+) -> None:
+    # an add_handler (init) or delete_handler (terminate) queued behind an event, on a busy
+    # manager: the edit is finished, then the KeyboardInterrupt goes on and the manager stops
+    async def main() -> None:
+        mgr = aio.start()
+        await mgr.add_handler((H, "other"), Spec(rec, "other"))
+        if where == "terminate":
+            await mgr.add_handler((H, 1), Spec(rec, 1, terminate=raise_(KeyboardInterrupt())))
+        mgr.notify("e")
+
+        def interrupt(handler: Any) -> Any:
+            raise KeyboardInterrupt
+
+        edit = (
+            mgr.add_handler((H, 1), Spec(rec, 1, init=interrupt))
+            if where == "init"
+            else mgr.delete_handler((H, 1))
+        )
+        with pytest.raises(ManagerNotRunning):
+            await edit
+        await mgr.wait_stopped()
+
+    assert isinstance(run_elsewhere(main), KeyboardInterrupt)
+    assert rec.of("other", "event") == ["e"]
+    assert rec.of("other", "terminate") == [Stopped()]
+    if where == "terminate":
+        assert rec.of(1, "terminate") == [genevent.Deleted(None)]
+    else:
+        assert rec.of(1, "terminate") == []
+
+
 class AwaitsInTerminate(EventHandler[Any, Any, Any]):
     def init(self, args: tuple[Recorder, asyncio.Task[None]], /) -> None:
         self.rec, self.other = args

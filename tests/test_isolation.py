@@ -259,3 +259,36 @@ async def test_a_thread_isolated_handler_calling_its_own_manager_gets_calling_se
             return asyncio.run_coroutine_threadsafe(mgr.which_handlers(), mgr.loop).result(WAIT)
 
         assert await asyncio.to_thread(from_another_thread) == [CallsItsManager, Next]
+
+
+class NotifiesThenSyncs(EventHandler[Any, Any, Any]):
+    """Isolated in a task: on "go", wakes its own manager (a notify) and then, while the
+    manager is busy, asks it for a sync_notify, which would wait for this very handler."""
+
+    def init(self, mgr: aio.EventManager[Any]) -> None:
+        self.mgr = mgr
+        self.outcome = ""
+
+    async def handle_event(self, event: Any) -> None:
+        if event != "go":
+            return
+        self.mgr.notify("other")  # the manager is woken: busy until it runs
+        try:
+            await self.mgr.sync_notify("again", timeout=WAIT)
+        except Exception as exc:  # the test reads which exception it was
+            self.outcome = type(exc).__name__
+        else:
+            self.outcome = "answered"
+
+    def handle_call(self, request: Any) -> str:
+        return self.outcome
+
+
+async def test_a_task_isolated_handler_syncing_its_own_busy_manager_gets_calling_self() -> None:
+    """The sync_notify of an isolated handler to its own manager fails at once with
+    CallingSelf even when the manager is busy (a request it would queue on its lean path)."""
+    async with aio.start() as mgr:
+        await mgr.add_handler(NotifiesThenSyncs, mgr, isolation="task")
+        mgr.notify("go")
+        await mgr.sync_notify("after")  # the handler handled "go" before this returns
+        assert await mgr.call(NotifiesThenSyncs, "outcome") == "CallingSelf"

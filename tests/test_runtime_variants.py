@@ -6,6 +6,7 @@ handler's callbacks run on."""
 
 from __future__ import annotations
 
+import linecache
 import sys
 from typing import Any
 
@@ -71,6 +72,45 @@ def test_a_variant_takes_the_path_it_names(variant: str) -> None:
         assert not lacks & stacks["call"], stacks["call"]
         assert sync_has <= stacks["sync_notify"], stacks["sync_notify"]
         assert not sync_lacks & stacks["sync_notify"], stacks["sync_notify"]
+        m.stop()
+    finally:
+        rt.close()
+
+
+class Caller:
+    """Records the source line its ``handle_event`` was called from."""
+
+    def init(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def handle_event(self, event: Any) -> None:
+        frame: Any = sys._getframe(1)
+        self.lines.append(linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip())
+
+
+@pytest.mark.parametrize(
+    ("variant", "line"),
+    [
+        ("aio", "sole(msg)"),
+        ("aio-queued-core", "fn(msg)"),
+        ("threads", "sole(msg)"),
+        ("threads-inline", "fn(msg)"),
+    ],
+)
+def test_the_drain_loop_calls_a_lone_handler_directly_unless_forced_off(
+    variant: str, line: str
+) -> None:
+    """One handler: the drain loop calls its function with no walk over the snapshot
+    (``aio``, ``threads``), or, forced off, walks the snapshot as for several handlers
+    (``aio-queued-core``, ``threads-inline``)."""
+    rt = RUNTIMES[variant]()
+    try:
+        m = rt.start()
+        lines: list[str] = []
+        m.add_handler(Caller, lines)
+        m.notify("queued")  # handled by the manager task's drain loop
+        m.sync_notify("sync")
+        assert lines[0] == f"result = {line}", lines
         m.stop()
     finally:
         rt.close()

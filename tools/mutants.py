@@ -109,6 +109,41 @@ MUTANTS: tuple[Mutant, ...] = (
         "            result = None",
         ("tests/conformance/test_counts.py", "tests/test_metrics.py", "-k", "aio"),
     ),
+    Mutant(
+        "aio-lean-init-crash-taken-for-success",
+        "a table edit driven by the manager itself takes a callback that raised for one that "
+        "returned",
+        "aio/_server.py",
+        "                    send = Raised(exc)\n                else:\n",
+        "                    send = Returned(None)\n                else:\n",
+        _AIO_QUEUED,
+    ),
+    Mutant(
+        "aio-lean-fatal-swallowed",
+        "a KeyboardInterrupt from a callback of a table edit driven by the manager itself is "
+        "taken for a crash and goes no further",
+        "aio/_server.py",
+        "                    if isinstance(exc, (*FATAL, asyncio.CancelledError)):",
+        "                    if isinstance(exc, asyncio.CancelledError):",
+        (_CONF, "tests/test_aio_hardening.py", "-k", "aio"),
+    ),
+    Mutant(
+        "aio-lean-resume-loses-the-outcome",
+        "the rest of a table edit handed to the general driver loses the outcome of the effect "
+        "it stopped at",
+        "aio/_common.py",
+        "eff = proc.send(outcome)",
+        "eff = proc.send(None)",
+        (_CONF, "-k", "aio"),
+    ),
+    Mutant(
+        "aio-busy-sync-from-a-lane",
+        "an isolated handler's sync_notify to its own busy manager is queued, not refused",
+        "aio/_requests.py",
+        "        and not srv.lanes\n",
+        "",
+        _ISOLATED,
+    ),
     # -- asyncio: the drain loop -----------------------------------------------------------
     Mutant(
         "aio-drain-ignores-returns",
@@ -122,10 +157,35 @@ MUTANTS: tuple[Mutant, ...] = (
         "aio-drain-keeps-stale-targets",
         "the drain loop keeps dispatching to the handlers it read before a crash",
         "aio/_drain.py",
-        "await drive(srv, core.event_result(entry, Raised(exc), msg))\n"
+        "await event_outcome(srv, entry, Raised(exc), msg)\n"
         "                                targets = None",
-        "await drive(srv, core.event_result(entry, Raised(exc), msg))",
+        "await event_outcome(srv, entry, Raised(exc), msg)",
         (_CONF, "-k", "aio"),
+    ),
+    Mutant(
+        "aio-drain-sole-ignores-returns",
+        "the drain loop's path for one handler ignores what handle_event returns",
+        "aio/_drain.py",
+        "if result is None:  # the core's needs_attention, inlined",
+        "if True:",
+        (_CONF, "-k", "aio"),
+    ),
+    Mutant(
+        "aio-drain-sole-keeps-stale-handler",
+        "the drain loop's path for one handler keeps calling a handler that left",
+        "aio/_drain.py",
+        "await event_outcome(srv, targets[0][0], result, msg)\n"
+        "                            targets = None",
+        "await event_outcome(srv, targets[0][0], result, msg)",
+        (_CONF, "-k", "aio"),
+    ),
+    Mutant(
+        "aio-drain-keeps-targets-after-a-quick-edit",
+        "the drain loop keeps the handlers it read before a table edit it answered itself",
+        "aio/_drain.py",
+        "                                targets = None  # read again (the same one unless edited)",
+        "",
+        ("tests/test_aio.py", "tests/test_streams.py", "-k", "aio"),
     ),
     Mutant(
         "aio-drain-miscounts",
@@ -182,19 +242,34 @@ MUTANTS: tuple[Mutant, ...] = (
         "threads-drain-ignores-returns",
         "the mailbox loop ignores what handle_event returns",
         "threads/_server.py",
-        "                                    if result is not None:\n"
-        "                                        i = batch",
-        "                                    if False:\n"
-        "                                        i = batch",
+        "                                if result is not None:\n"
+        "                                    i = batch",
+        "                                if False:\n                                    i = batch",
         _THREADS,
     ),
     Mutant(
         "threads-drain-keeps-stale-targets",
         "the mailbox loop keeps dispatching to the handlers it read before a crash",
         "threads/_server.py",
-        "drive(core.event_result(entry, Raised(exc), msg))\n"
-        "                                    targets = core.event_targets",
-        "drive(core.event_result(entry, Raised(exc), msg))",
+        "outcome(entry, Raised(exc), msg)\n"
+        "                                targets = core.event_targets",
+        "outcome(entry, Raised(exc), msg)",
+        _THREADS,
+    ),
+    Mutant(
+        "threads-drain-sole-ignores-returns",
+        "the mailbox loop's path for one handler ignores what handle_event returns",
+        "threads/_server.py",
+        "if result is None:  # the core's needs_attention, inlined",
+        "if True:",
+        _THREADS,
+    ),
+    Mutant(
+        "threads-drain-sole-keeps-stale-handler",
+        "the mailbox loop's path for one handler keeps calling a handler that left",
+        "threads/_server.py",
+        "outcome(seen[0][0], out, msg)\n                            targets = core.event_targets",
+        "outcome(seen[0][0], out, msg)",
         _THREADS,
     ),
     Mutant(
@@ -202,9 +277,9 @@ MUTANTS: tuple[Mutant, ...] = (
         "an event dispatched outside the loop (sync_notify, inline) ignores what handlers return",
         "threads/_server.py",
         "                if result is not None:\n"
-        "                    self.drive(core.event_result(entry, Returned(result), event))",
+        "                    self.event_outcome(entry, Returned(result), event)",
         "                if False:\n"
-        "                    self.drive(core.event_result(entry, Returned(result), event))",
+        "                    self.event_outcome(entry, Returned(result), event)",
         _THREADS,
     ),
     Mutant(
@@ -218,10 +293,27 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "threads-interrupt-skips-the-rest",
         "after a KeyboardInterrupt in one handler, the handlers after it never see the event",
-        "threads/_server.py",
-        "            rest = core.entries[core.entries.index(entry) + 1 :]",
-        "            rest = []",
+        "threads/_stop.py",
+        "        rest = core.entries[core.entries.index(entry) + 1 :]",
+        "        rest = []",
         (_CONF, "tests/test_threads_hardening.py", "-k", "threads"),
+    ),
+    # -- bounded mailboxes -------------------------------------------------------------------
+    Mutant(
+        "mailbox-drop-oldest-drops-a-request",
+        "drop_oldest on a full mailbox drops a control request at its head",
+        "_mailbox.py",
+        "            if is_control(oldest):",
+        "            if False:",
+        ("tests/test_mailbox.py",),
+    ),
+    Mutant(
+        "mailbox-drop-oldest-uncounted",
+        "drop_oldest drops without counting",
+        "_mailbox.py",
+        "            counts.dropped += 1\n            self.drops.note",
+        "            self.drops.note",
+        ("tests/test_mailbox.py", "tests/conformance/test_counts.py"),
     ),
     # -- isolated handlers' lanes -------------------------------------------------------------
     Mutant(

@@ -86,15 +86,16 @@ class DropLog:
         self.next_at = 0.0
         self.unlogged = 0
 
-    def note(self, manager: Any, count: int, why: str, total: int) -> None:
+    def note(self, manager: Any, count: int, why: Callable[[], str], total: int) -> None:
         """Count ``count`` more drops; log them (with what was left unlogged) unless a line was
-        written less than :data:`LOG_INTERVAL` ago."""
+        written less than :data:`LOG_INTERVAL` ago. ``why()`` gives the line's reason (made
+        only when a line is written: a flood notes a drop per event)."""
         self.unlogged += count
         now = self.clock()
         if now < self.next_at:
             return
         self.next_at = now + LOG_INTERVAL
-        self.flush(manager, why, total)
+        self.flush(manager, why(), total)
 
     def flush(self, manager: Any, why: str, total: int) -> None:
         """Log the drops not logged yet, if any."""
@@ -139,6 +140,9 @@ class Bound:
         """The reason a drop line gives."""
         return f"mailbox full: maxsize={self.maxsize}, overflow={self.overflow!r}"
 
+    def _why(self) -> str:
+        return self.why
+
     def put_full(
         self,
         mailbox: deque[Any],
@@ -157,6 +161,24 @@ class Bound:
         dropped instead."""
         counts = self.counts
         action = decide(len(mailbox), self.maxsize, self.overflow)
+        if action is Action.DROP_OLDEST:  # first: the one a flood meets once per event
+            # the manager pops from the same end without this lock, so pop and look (an
+            # atomic popleft), and give a control request back its place at the head. (A
+            # manager that popped the next message between these two lines would have to be
+            # switched to and back within a few bytecodes of the producer getting the GIL
+            # back: with a GIL, a thread keeps it for a whole switch interval unless it blocks.)
+            try:
+                oldest = mailbox.popleft()
+            except IndexError:  # the manager emptied it meanwhile: nothing old to drop
+                mailbox.append(item)
+                return True
+            counts.dropped += 1
+            self.drops.note(who, 1, self._why, counts.dropped)
+            if is_control(oldest):
+                mailbox.appendleft(oldest)
+                return False
+            mailbox.append(item)
+            return True
         if action is Action.ACCEPT:  # the manager made room meanwhile
             mailbox.append(item)
             return True
@@ -166,25 +188,8 @@ class Bound:
             counts.refused += 1
             raise MailboxFull(who, self.maxsize)
         counts.dropped += 1
-        self.drops.note(who, 1, self.why, counts.dropped)
-        if action is Action.DROP_NEWEST:
-            return False
-        # drop the oldest: the manager pops from the same end without this lock, so pop and
-        # look (an atomic popleft), and give a control request back its place at the head.
-        # (A manager that popped the next message between these two lines would have to be
-        # switched to and back within a few bytecodes of the producer getting the GIL back:
-        # with a GIL, a thread keeps it for a whole switch interval unless it blocks.)
-        try:
-            oldest = mailbox.popleft()
-        except IndexError:  # the manager emptied it meanwhile: nothing old to drop
-            counts.dropped -= 1
-            mailbox.append(item)
-            return True
-        if is_control(oldest):
-            mailbox.appendleft(oldest)
-            return False
-        mailbox.append(item)
-        return True
+        self.drops.note(who, 1, self._why, counts.dropped)
+        return False
 
     def refuse(self, who: Any) -> MailboxFull:
         """Count a producer that found no room and could not (or would no longer) wait, and

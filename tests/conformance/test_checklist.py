@@ -328,6 +328,30 @@ def test_c22_a_crashed_handler_sees_no_event_queued_with_its_crash(
     assert m.which_handlers() == [(H, "before"), (H, "after")]
 
 
+@pytest.mark.parametrize("leaves", ["crash", "remove"])
+def test_c22_a_lone_handler_that_left_sees_no_event_queued_behind(
+    rt: Runtime, rec: Recorder, leaves: str
+) -> None:
+    # the only handler leaves on the first event of a batch (a crash, or Remove): the events
+    # behind it in the same batch reach nobody, and one added afterwards sees the later ones
+    m = rt.start()
+
+    def event(h: Any, e: Any) -> Any:
+        if e != 1:
+            return None
+        return 1 / 0 if leaves == "crash" else Remove()
+
+    m.add_handler((H, "lone"), spec(rec, "lone", event=event))
+    m.notify_all([1, 2, 3])
+    m.sync_notify(4)
+    assert rec.of("lone", "event") == [1]
+    assert m.which_handlers() == []
+    m.add_handler((H, "next"), spec(rec, "next"))
+    m.notify_all([5, 6])
+    m.sync_notify(7)
+    assert rec.of("next", "event") == [5, 6, 7]
+
+
 def test_c22_every_handler_after_the_first_outcome_sees_the_event(
     rt: Runtime, rec: Recorder
 ) -> None:

@@ -11,6 +11,7 @@ from genevent._core import (
     DROPPABLE,
     LANE_RESULTS,
     ORDERED,
+    TABLE_EDITS,
     Kind,
     caught_up_detail,
 )
@@ -70,3 +71,10 @@ def test_requests_that_read_or_change_the_table_concern_isolated_handlers() -> N
 )
 def test_the_detail_of_a_dropped_request(caught_up: bool, text: str) -> None:
     assert text in caught_up_detail(Kind.SYNC_NOTIFY, caught_up)
+
+
+def test_the_table_edits_are_the_callers_requests_that_add_delete_or_swap() -> None:
+    """What a runtime may drive itself while the effects are plain callbacks: every request a
+    caller makes but the ones that read (call, sync_notify, the queries) and stop."""
+    reads = {Kind.CALL, Kind.SYNC_NOTIFY, Kind.WHICH_HANDLERS, Kind.GET_STATE, Kind.STOP}
+    assert CALLERS - reads == TABLE_EDITS

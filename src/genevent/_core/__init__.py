@@ -21,6 +21,7 @@ from ._effects import (
     Watch,
 )
 from ._entry import Entry
+from ._hot import needs_attention, sole_target
 from ._instructions import (
     MAYBE_INSTRUCTION,
     NO_ARGS,
@@ -39,6 +40,7 @@ from ._kinds import (
     DROPPABLE,
     LANE_RESULTS,
     ORDERED,
+    TABLE_EDITS,
     Kind,
     caught_up_detail,
 )
@@ -67,6 +69,7 @@ __all__ = (
     "NO_HANDOFF",
     "ORDERED",
     "RESTART_POLICIES",
+    "TABLE_EDITS",
     "Args",
     "BadReturn",
     "Crashed",
@@ -104,5 +107,7 @@ __all__ = (
     "handler_key",
     "is_plain_reply",
     "misuse_hint",
+    "needs_attention",
     "restart_spec",
+    "sole_target",
 )

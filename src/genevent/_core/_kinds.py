@@ -17,6 +17,7 @@ __all__ = (
     "DROPPABLE",
     "LANE_RESULTS",
     "ORDERED",
+    "TABLE_EDITS",
     "Kind",
     "caught_up_detail",
 )
@@ -100,6 +101,23 @@ place in mailbox order among what they bring back (it runs once every isolated h
 what was queued before it), so it sees and changes the table gen_event would show. An
 ``add_handler`` waits only when its id is installed, a ``call`` only when its handler is not
 isolated (a call to an isolated handler goes to that handler's lane)."""
+
+TABLE_EDITS: Final = frozenset(
+    {
+        Kind.ADD_HANDLER,
+        Kind.ADD_SUP_HANDLER,
+        Kind.DELETE_HANDLER,
+        Kind.SWAP_HANDLER,
+        Kind.SWAP_SUP_HANDLER,
+        Kind.SUBSCRIBE,
+        Kind.STREAM,
+    }
+)
+"""Requests whose procedure is one of the core's table edits (add, delete, swap): a runtime
+may drive it itself, without its general driver, for as long as every effect is a plain
+callback run in the manager (an :class:`Invoke`, nothing to await, no lane), and hand the rest
+of the procedure to its general driver at the first other effect. What the procedure does is
+the same either way."""
 
 DROPPABLE: Final = frozenset({Kind.INFO})
 """Requests a stop that drops the backlog drops (and counts) as it drops events; every other

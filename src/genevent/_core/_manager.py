@@ -226,7 +226,7 @@ class ManagerCore:
         if targets is None:
             wrap = self.wrap_event
             if wrap is None:
-                targets = tuple((e, e.event_fn) for e in self.entries)
+                targets = tuple([(e, e.event_fn) for e in self.entries])
             else:
                 targets = tuple(
                     (e, e.event_fn if e.event_is_async or e.lane else wrap(e, e.event_fn))
@@ -269,6 +269,12 @@ class ManagerCore:
     # -- table edits (no user code) ----------------------------------------------------------
 
     def _insert(self, index: int, entry: Entry) -> Generator[Effect, Any, None]:
+        if self._link(index, entry):
+            yield Watch(entry.owner)
+
+    def _link(self, index: int, entry: Entry) -> bool:
+        """Put ``entry`` in the table at ``index``; True if its owner must now be watched
+        (its first handler here), which the caller yields."""
         entry.events_at = self.events
         self.entries.insert(index, entry)
         self.by_ref[entry.ref] = entry
@@ -280,11 +286,11 @@ class ManagerCore:
         if entry.lane is not None:
             self.isolated += 1
             self.note_lane(entry)
-        if entry.owner is not None:
-            n = self._owners.get(entry.owner, 0)
-            self._owners[entry.owner] = n + 1
-            if n == 0:
-                yield Watch(entry.owner)
+        if entry.owner is None:
+            return False
+        n = self._owners.get(entry.owner, 0)
+        self._owners[entry.owner] = n + 1
+        return n == 0
 
     def _unlink(self, entry: Entry) -> int:
         """Take ``entry`` out of the table; return the index it had."""
@@ -370,7 +376,8 @@ class ManagerCore:
             raise HandlerExists(ref)
         entry = Entry(ref, instance, info, owner, on_exit, lane)
         entry.restart = restart
-        yield from self._insert(0, entry)
+        if self._link(0, entry):  # _insert, without a generator of its own
+            yield Watch(owner)
 
     def delete_handler(self, ref: Any, args: Any = None) -> Procedure:
         """``delete_handler``: terminate with :class:`Deleted`, return terminate's result."""

@@ -135,8 +135,10 @@ def gone_for_good(
         core.crashes_by_ref.pop(entry.ref, None)
     if entry.lane is not None:  # a lane kept for a restart attempt is let go
         core.note_lane(entry)
-    yield from tell(entry, reason, core.manager)
-    yield from core._release_owner(entry.owner)
+    if entry.on_exit is not None:  # (no generator made for an unsupervised handler)
+        yield from tell(entry, reason, core.manager)
+    if entry.owner is not None:
+        yield from core._release_owner(entry.owner)
 
 
 def give_up_retries(core: Table) -> Generator[Effect, Any, None]:

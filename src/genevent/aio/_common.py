@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-from .._core import DROPPABLE, Kind, Procedure
+from .._core import DROPPABLE, Effect, Invoke, Kind, Procedure
 from .._lanes import Lane
 
 try:  # the running task, cheaply: 3.11's asyncio.current_task is Python code (~300 ns);
@@ -91,6 +91,29 @@ def _droppable(msg: Any) -> bool:
 def _nothing() -> Procedure:
     return None
     yield  # pragma: no cover - makes this a generator
+
+
+def _resume(first: Effect, proc: Procedure) -> Procedure:
+    """The rest of ``proc``, a core procedure the manager began to drive itself (see
+    ``_Server.lean``), for the general driver: ``first`` (the effect it stopped at) is
+    performed first, and its outcome sent on into ``proc``."""
+    eff = first
+    while True:
+        outcome = yield eff
+        try:
+            eff = proc.send(outcome)
+        except StopIteration as stop:
+            return stop.value
+
+
+def _raise(exc: BaseException) -> None:
+    """A callback that raises ``exc``, which a callback already raised (a KeyboardInterrupt
+    or SystemExit met by ``_Server.lean``): the general driver meets it as if it ran it."""
+    raise exc
+
+
+def _reraised(exc: BaseException) -> Invoke:
+    return Invoke(_raise, (exc,))
 
 
 def _has_coroutines(cls: type) -> bool:

@@ -17,6 +17,7 @@ from .._core import (
     Entry,
     Invoke,
     Kind,
+    Outcome,
     Procedure,
     Raised,
     Report,
@@ -244,6 +245,15 @@ async def finish_dispatch(
         except FATAL as exc:
             fatal = fatal or exc
     return fatal
+
+
+async def event_outcome(srv: _Server, entry: Entry, out: Outcome, event: Any) -> None:
+    """``entry``'s plain handle_event, run by the drain loop, raised or returned something
+    (``out``): the core acts on it (a KeyboardInterrupt or SystemExit first lets the handlers
+    after it see ``event``, then goes on)."""
+    if isinstance(out, Raised) and isinstance(out.exception, FATAL):
+        await interrupted(srv, entry, out.exception, event)
+    await drive(srv, srv.core.event_result(entry, out, event))
 
 
 async def interrupted(srv: _Server, entry: Entry, exc: BaseException, event: Any) -> NoReturn:

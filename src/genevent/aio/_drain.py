@@ -14,7 +14,7 @@ from .. import _registry
 from .._core import Raised, Returned
 from .._driver import CRASHES, FATAL, log
 from ._common import _LIVE, _STOP, _Request
-from ._dispatch import drive, handle, interrupted
+from ._dispatch import drive, event_outcome, handle
 from ._server import _Server
 from ._stop import cancel_inline, drop_backlog, finish
 
@@ -68,6 +68,10 @@ async def run(srv: _Server) -> None:
     budget = _BUDGET
     create_future = srv.loop.create_future
     quick = srv.quick
+    # (srv.sole is looked up per new snapshot, not kept: a bound method kept in this frame
+    # would cost every idle manager its size)
+    seen: object = None  # the snapshot ``sole`` was read from
+    sole = None
     try:
         while True:
             if not mailbox:
@@ -135,8 +139,9 @@ async def run(srv: _Server) -> None:
                                 if fatal is not None:
                                     raise fatal
                                 return
-                            if quick(msg):  # answered; a plain reply changes no table
+                            if quick(msg):  # answered, a table edit among them
                                 base = core.events - i - 1 + requests
+                                targets = None  # read again (the same one unless edited)
                                 continue
                             await handle(srv, msg)
                             base = core.events - i - 1 + requests  # handle may count one
@@ -149,23 +154,36 @@ async def run(srv: _Server) -> None:
                                 await drive(srv, core.notify(msg))
                                 continue
                             targets = core.cached_targets or core.event_targets
+                            if targets is not seen:  # a new snapshot (not per wake-up)
+                                seen = targets
+                                sole = srv.sole(targets)
+                        if sole:  # one handler: no walk over the snapshot (the core's rule)
+                            try:
+                                result = sole(msg)
+                            except CRASHES as exc:
+                                result = Raised(exc)  # (no local of its own: a smaller frame)
+                            else:
+                                if result is None:  # the core's needs_attention, inlined
+                                    continue
+                                result = Returned(result)
+                            i = batch - _left(it) - 1
+                            core.events = base + i + 1 - requests
+                            await event_outcome(srv, targets[0][0], result, msg)
+                            targets = None
+                            continue
                         for entry, fn in targets:
                             try:
                                 result = fn(msg)
                             except CRASHES as exc:
                                 i = batch - _left(it) - 1
                                 core.events = base + i + 1 - requests
-                                if isinstance(exc, FATAL):
-                                    await interrupted(srv, entry, exc, msg)
-                                await drive(srv, core.event_result(entry, Raised(exc), msg))
+                                await event_outcome(srv, entry, Raised(exc), msg)
                                 targets = None
                             else:
                                 if result is not None:
                                     i = batch - _left(it) - 1
                                     core.events = base + i + 1 - requests
-                                    await drive(
-                                        srv, core.event_result(entry, Returned(result), msg)
-                                    )
+                                    await event_outcome(srv, entry, Returned(result), msg)
                                     targets = None
                     core.events = base + batch - requests
                     if srv.room is not None:  # producers wait for room (notify_wait)

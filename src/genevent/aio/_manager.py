@@ -37,7 +37,7 @@ from ._dispatch import drive, finish_dispatch
 from ._drain import launch
 from ._inline import finish_inline, inline_fatal
 from ._lanes_host import new_lane
-from ._requests import answer, call_busy, enqueue, swap_proc
+from ._requests import answer, busy, call_busy, enqueue, queue_busy, swap_proc
 from ._server import _Server
 from ._stop import request_stop
 
@@ -177,6 +177,9 @@ class EventManager(Generic[E]):
         if timeout is not None:
             timeout = check_timeout(timeout)
         srv = self._srv
+        if self._waiter is None and timeout != 0.0 and busy(srv):  # queued: kept lean
+            await queue_busy(srv, _SYNC, (event,), Kind.SYNC_NOTIFY, timeout)
+            return
         srv.check_caller("sync_notify")
         if timeout != 0.0 and srv.can_inline():
             core = srv.core
@@ -300,15 +303,11 @@ class EventManager(Generic[E]):
         ``stop_timeout`` seconds for it, then leaves it behind (logged, counted in
         :attr:`left_behind`). A handler swapped in for it, or restarted, stays isolated."""
         timeout, spec = check_add(handler, args, timeout, restart, max_restarts, restart_period)
-        lane = new_lane(self._srv, handler, isolation, maxsize, overflow, stop_timeout)
-        self._srv.check_caller("add_handler")
-        await enqueue(
-            self._srv,
-            self._srv.core.add_handler,
-            (handler, args, None, None, spec, lane),
-            Kind.ADD_HANDLER,
-            timeout,
-        )
+        srv = self._srv
+        lane = new_lane(srv, handler, isolation, maxsize, overflow, stop_timeout)
+        srv.check_caller("add_handler")
+        proc_args = (handler, args, None, None, spec, lane)
+        await enqueue(srv, srv.core.add_handler, proc_args, Kind.ADD_HANDLER, timeout)
 
     async def add_sup_handler(
         self,

@@ -11,7 +11,7 @@ from typing import Any
 from .._core import HandlerExit, Kind, ManagerCore, Procedure
 from .._driver import awaited_frames, callback_in
 from .._errors import CallTimeout, _name
-from ._common import _CALL, _Request
+from ._common import _CALL, _Request, _running_loop
 from ._deadlines import _Pending
 from ._server import _Server
 
@@ -43,13 +43,34 @@ def enqueue(
     return fut
 
 
+def busy(srv: _Server) -> bool:
+    """Whether the manager is busy for a caller in its loop: its task runs (so there is
+    nothing to wake and nothing runs inline), it is not stopping, and no isolated handler
+    could be the caller: every check of ``_Server.check_caller`` is known to pass."""
+    return (
+        srv.dispatch_task is None
+        and not srv.face._closed
+        and not srv.lanes
+        and _running_loop() is srv.loop  # running, so not closed
+    )
+
+
 def call_busy(srv: _Server, handler: Any, request: Any, timeout: float | None) -> Any:
     """A ``call`` to a busy manager (its task runs, so there is nothing to wake), with a
     timeout that is None or a number of seconds > 0: :func:`enqueue`, made lean (this is
     the queued call's hot path). Returns the future of its answer."""
+    return queue_busy(srv, _CALL, (handler, request), Kind.CALL, timeout)
+
+
+def queue_busy(
+    srv: _Server, proc: object, args: tuple[Any, ...], what: Kind, timeout: float | None
+) -> Any:
+    """A request to a busy manager (see :func:`busy`), with a timeout that is None or a
+    number of seconds > 0: :func:`enqueue`, made lean (the queued call's and sync_notify's
+    hot path). Returns the future of its answer."""
     fut = srv.loop.create_future()
     mailbox = srv.mailbox
-    req = _Request(_CALL, (handler, request), fut, Kind.CALL)
+    req = _Request(proc, args, fut, what)
     if timeout is not None:  # _Pending.add, inlined
         pending = srv.pending
         if pending is None:

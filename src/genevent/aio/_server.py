@@ -23,7 +23,9 @@ from typing import Any, Protocol
 from .. import _functions, _registry
 from .._core import (
     MAYBE_INSTRUCTION,
+    TABLE_EDITS,
     Args,
+    Invoke,
     Kind,
     ManagerCore,
     Raised,
@@ -31,9 +33,16 @@ from .._core import (
     Returned,
     Unwatch,
     Watch,
+    sole_target,
 )
-from .._driver import CRASHES, log, take_back
-from .._errors import CallingSelf, InvalidOwner, ManagerNotRunning, WrongRuntime
+from .._driver import CRASHES, FATAL, log, take_back
+from .._errors import (
+    CallingSelf,
+    GenEventError,
+    InvalidOwner,
+    ManagerNotRunning,
+    WrongRuntime,
+)
 from .._lanes import Host, Lane, Order, leftovers, running_lane, unanswered
 from .._mailbox import Bound
 from .._metrics import ManagerStats, Timings, build_stats
@@ -50,6 +59,9 @@ from ._common import (
     _fail,
     _is_control,
     _Request,
+    _reraised,
+    _resolve,
+    _resume,
     _seal_lock,
     _task_of,
 )
@@ -308,6 +320,8 @@ class _Server:
             result = None
         elif proc is _WHICH:
             result = core.which_handlers()
+        elif req.what in TABLE_EDITS:
+            return self.lean(req)
         else:
             return False
         core.requests += 1
@@ -320,6 +334,49 @@ class _Server:
         if self.pending:
             self.pending.answered()
         return True
+
+    def lean(self, req: _Request) -> bool:
+        """Drive a table edit's core procedure (add, delete, swap: see the core's
+        ``TABLE_EDITS``) here, without the general driver, and answer it; True if answered.
+        At the first effect that is not a plain callback run here, or a KeyboardInterrupt,
+        SystemExit or CancelledError from one, the rest of the procedure is left to
+        ``_dispatch.handle`` (False), which performs that effect first."""
+        core = self.core
+        if self.fresh or core.lane_edits:  # lanes to look after: the general path does
+            return False
+        proc = req.proc(*req.args)  # type: ignore[operator]
+        send: Any = None
+        try:
+            while True:
+                eff = proc.send(send)
+                if eff.__class__ is not Invoke or eff.is_async or eff.via is not None:
+                    req.proc, req.args = _resume, (eff, proc)
+                    return False
+                try:
+                    value = eff.fn(*eff.args, **eff.kwargs) if eff.kwargs else eff.fn(*eff.args)
+                except CRASHES as exc:
+                    if isinstance(exc, (*FATAL, asyncio.CancelledError)):
+                        req.proc, req.args = _resume, (_reraised(exc), proc)
+                        return False
+                    send = Raised(exc)
+                else:
+                    send = Returned(value)
+        except StopIteration as stop:
+            _resolve(req.fut, stop.value)
+        except GenEventError as exc:
+            _fail(req.fut, exc)
+        except Exception as exc:  # a bug in genevent: answer, log, carry on
+            log.exception("genevent: internal error handling %s", req.what)
+            _fail(req.fut, exc)
+        core.requests += 1
+        if self.pending:
+            self.pending.answered()
+        return True
+
+    def sole(self, targets: Any) -> Any:
+        """The drain loop's path for a snapshot of one handler: its function, else None (the
+        core's rule, :func:`sole_target`). A method, so a test variant can turn it off."""
+        return sole_target(targets)
 
     def stats(self, *, running: bool) -> ManagerStats:
         face = self.face

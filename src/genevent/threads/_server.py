@@ -27,6 +27,7 @@ from .._core import (
     Invoke,
     Kind,
     ManagerCore,
+    Outcome,
     Procedure,
     Raised,
     Retry,
@@ -36,6 +37,7 @@ from .._core import (
     Unwatch,
     Watch,
     caught_up_detail,
+    sole_target,
 )
 from .._driver import (
     CRASHES,
@@ -243,7 +245,9 @@ class _Server:
         popleft = mailbox.popleft
         core = self.core
         wakeup = self.wakeup
-        drive = self.drive
+        outcome = self.event_outcome
+        seen: object = None  # the snapshot ``sole`` was read from
+        sole = None
         request = _Request
         run_lock = self.run_lock
         run_lock.acquire()
@@ -281,23 +285,37 @@ class _Server:
                             self.handle(msg)
                             targets = core.cached_targets or core.event_targets
                             base = core.events - i - 1 + requests  # handle may count an event
-                        else:
-                            for entry, fn in targets:
-                                try:
-                                    result = fn(msg)
-                                except CRASHES as exc:
+                            continue
+                        if targets is not seen:  # a new snapshot: one handler, or not
+                            seen, sole = targets, self.sole(targets)
+                        if sole:  # one handler: no walk over the snapshot (the core's rule)
+                            try:
+                                result = sole(msg)
+                            except CRASHES as exc:
+                                out: Outcome = Raised(exc)
+                            else:
+                                if result is None:  # the core's needs_attention, inlined
+                                    continue
+                                out = Returned(result)
+                            i = batch - _left(it) - 1
+                            core.events = base + i + 1 - requests
+                            outcome(seen[0][0], out, msg)
+                            targets = core.event_targets
+                            continue
+                        for entry, fn in targets:
+                            try:
+                                result = fn(msg)
+                            except CRASHES as exc:
+                                i = batch - _left(it) - 1
+                                core.events = base + i + 1 - requests
+                                outcome(entry, Raised(exc), msg)
+                                targets = core.event_targets
+                            else:
+                                if result is not None:
                                     i = batch - _left(it) - 1
                                     core.events = base + i + 1 - requests
-                                    if isinstance(exc, FATAL):
-                                        self.interrupted(entry, exc, msg)
-                                    drive(core.event_result(entry, Raised(exc), msg))
+                                    outcome(entry, Returned(result), msg)
                                     targets = core.event_targets
-                                else:
-                                    if result is not None:
-                                        i = batch - _left(it) - 1
-                                        core.events = base + i + 1 - requests
-                                        drive(core.event_result(entry, Returned(result), msg))
-                                        targets = core.event_targets
                     core.events = base + batch - requests
                     if self.bound is not None:
                         self.room()
@@ -480,37 +498,23 @@ class _Server:
             try:
                 result = fn(event)
             except CRASHES as exc:
-                if isinstance(exc, FATAL):
-                    self.interrupted(entry, exc, event)
-                self.drive(core.event_result(entry, Raised(exc), event))
+                self.event_outcome(entry, Raised(exc), event)
             else:
                 if result is not None:
-                    self.drive(core.event_result(entry, Returned(result), event))
+                    self.event_outcome(entry, Returned(result), event)
 
-    def interrupted(self, entry: Any, exc: BaseException, event: Any) -> None:
-        """``entry``'s handle_event raised KeyboardInterrupt or SystemExit on ``event``: it is
-        removed as crashed, the handlers after it still get ``event``, then ``exc`` goes on."""
-        core = self.core
-        try:
-            rest = core.entries[core.entries.index(entry) + 1 :]
-        except ValueError:
-            rest = []
-        with contextlib.suppress(*FATAL):
-            self.drive(core.event_result(entry, Raised(exc), event))
-        for later in rest:
-            if not later.alive:
-                continue
-            try:
-                result = later.event_fn(event)
-            except CRASHES as other:
-                outcome: Raised | Returned = Raised(other)
-            else:
-                if result is None:
-                    continue
-                outcome = Returned(result)
-            with contextlib.suppress(*FATAL):
-                self.drive(core.event_result(later, outcome, event))
-        raise exc
+    def event_outcome(self, entry: Entry, out: Outcome, event: Any) -> None:
+        """``entry``'s plain handle_event raised or returned something (``out``): the core
+        acts on it (a KeyboardInterrupt or SystemExit first lets the handlers after it see
+        ``event``, then goes on: see ``_stop.interrupted``)."""
+        if isinstance(out, Raised) and isinstance(out.exception, FATAL):
+            _stop.interrupted(self, entry, out.exception, event)
+        self.drive(self.core.event_result(entry, out, event))
+
+    def sole(self, targets: Any) -> Any:
+        """The drain loop's path for a snapshot of one handler: its function, else None (the
+        core's rule, :func:`sole_target`). A method, so a test variant can turn it off."""
+        return sole_target(targets)
 
     def drive(self, proc: Procedure) -> Any:
         """Run a core procedure to its end on this thread; return its reply."""

@@ -9,11 +9,11 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from .. import _registry
-from .._core import Kind, Procedure
-from .._driver import log
+from .._core import Entry, Kind, Procedure, Raised, Returned
+from .._driver import CRASHES, FATAL, log
 from .._errors import ManagerNotRunning
 from .._lanes import (
     AtStop,
@@ -209,3 +209,30 @@ def abandoned(server: _Stopping) -> None:
         ResourceWarning,
         stacklevel=1,
     )
+
+
+def interrupted(srv: Any, entry: Entry, exc: BaseException, event: Any) -> NoReturn:
+    """``entry``'s handle_event raised KeyboardInterrupt or SystemExit on ``event``: it is
+    removed as crashed, the handlers after it still get ``event``, then ``exc`` goes on (and
+    the manager stops, as by stop)."""
+    core = srv.core
+    try:
+        rest = core.entries[core.entries.index(entry) + 1 :]
+    except ValueError:
+        rest = []
+    with contextlib.suppress(*FATAL):
+        srv.drive(core.event_result(entry, Raised(exc), event))
+    for later in rest:
+        if not later.alive:
+            continue
+        try:
+            result = later.event_fn(event)
+        except CRASHES as other:
+            outcome: Raised | Returned = Raised(other)
+        else:
+            if result is None:
+                continue
+            outcome = Returned(result)
+        with contextlib.suppress(*FATAL):
+            srv.drive(core.event_result(later, outcome, event))
+    raise exc
