@@ -38,7 +38,8 @@ def nats_server() -> Iterator[NatsServer]:
 
 
 ROLES_CONF = ROOT / "examples" / "nats-roles.conf"
-"""The server configuration docs/security.md shows: four roles in the namespace "default"."""
+"""The server configuration docs/security.md shows: four roles (and a node that does not serve
+durably) in the namespace "default"."""
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,7 @@ from .. import aio
 from .._errors import GenEventError, ManagerNotRunning, NameTaken
 from .._handler import EventHandler
 from ._connect import cancel_until_done
+from ._denials import stream_subjects
 from ._durable_api import Durable, DurableAck, DurableStats
 from ._errors import MalformedMessage, TransportDown
 from ._link import Link
@@ -117,7 +118,9 @@ async def publish(
         try:
             # JetStream's publish, without its client-side objects: what the stream answers
             # is read here (an ack, or an error)
-            reply = await link.nc.request(subject, data, timeout=wait, headers=headers)
+            # (a denied publish fails at once: the server refuses it without an answer)
+            request = link.nc.request(subject, data, timeout=wait, headers=headers)
+            reply = await link.denials.guarded((subject,), request)
         except nats.errors.NoRespondersError:
             # no stream, or (in a cluster) none with a leader right now
             if attempt == 2:
@@ -125,7 +128,9 @@ async def publish(
                     f"no JetStream stream took {subject!r} {_retry(msg_id)}"
                 ) from None
             try:
-                await ensure_stream(link)
+                await link.denials.guarded(
+                    stream_subjects(stream_name(link.ns)), ensure_stream(link)
+                )
             except (nats.errors.Error, TimeoutError) as exc:
                 raise TransportDown(
                     f"JetStream is not available: {exc!r} {_retry(msg_id)}"
@@ -256,7 +261,8 @@ class Consumer:
     async def start(self) -> None:
         """Bind the durable consumer (creating the stream and the consumer if missing), replay
         if asked, then serve the events in a task of its own. JetStream's passing errors (no
-        leader for a moment) are retried for :data:`_BIND_FOR` seconds at most."""
+        leader for a moment) are retried for :data:`_BIND_FOR` seconds at most; a request the
+        server's permissions refuse raises :class:`PermissionDenied` at once."""
         link, name = self._link, self._name
         stream, durable = stream_name(link.ns), consumer_name(name)
         advisory = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{durable}"
@@ -287,7 +293,7 @@ class Consumer:
 
     async def _bind(self, stream: str, durable: str) -> Any:
         link, opts = self._link, self._options
-        await ensure_stream(link)
+        await link.denials.guarded(stream_subjects(stream), ensure_stream(link))
         config = ConsumerConfig(
             durable_name=durable,
             deliver_policy=DeliverPolicy.ALL,
@@ -297,7 +303,8 @@ class Consumer:
             max_ack_pending=1,  # one event in flight: durable events keep their order
             filter_subject=durable_subject(link.pfx, self._name),
         )
-        return await link.nc.jetstream().add_consumer(stream, config)
+        add = link.nc.jetstream().add_consumer(stream, config)
+        return await link.denials.guarded(stream_subjects(stream), add)
 
     async def stop(self) -> None:
         """Stop taking events (the consumer stays, for the next holder of the name)."""

@@ -99,7 +99,10 @@ class NotEncodable(GenEventError, TypeError):
 
 class PermissionDenied(GenEventError, PermissionError):
     """The NATS server refused to take a request from this node: the connection's user may not
-    publish on the request's subject (``ge.<ns>.mgr.<M>.<kind>``). Nothing was delivered."""
+    publish on the request's subject (``ge.<ns>.mgr.<M>.<kind>``, ``ge.<ns>.dur.<M>.notify``,
+    or a JetStream or KV subject the node uses on the caller's behalf: a name claim, a group's
+    membership, a durable consumer). Raised as soon as the server reports the refusal, not
+    after a timeout. Nothing was delivered."""
 
     def __init__(self, subject: str, detail: str = "") -> None:
         super().__init__(f"the NATS server denied the publish to {subject!r}{detail}")

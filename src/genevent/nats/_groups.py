@@ -22,14 +22,16 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 
 from .._tracing import outgoing
+from ._denials import bucket_subjects
 from ._errors import InvalidName, ManagerNotFound
 from ._link import Link, sync
 from ._names import Names, open_bucket
@@ -37,6 +39,8 @@ from ._protocol import subject
 from ._wire import Codec, Request, check_name
 
 __all__ = ("GroupVia", "Groups")
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -84,27 +88,39 @@ class Groups:
         if found is None:
             raise ManagerNotFound(manager)
         node, revision = found
+        record = json.dumps({"node": node, "rev": revision}).encode()
+        await self._guarded(self._put(_key(group, manager), record))
+        self._changed()
+
+    async def _put(self, key: str, record: bytes) -> None:
         kv = await self._open(create=True)
         assert kv is not None
-        record = json.dumps({"node": node, "rev": revision}).encode()
-        await kv.put(_key(group, manager), record)
-        self._changed()
+        await kv.put(key, record)
+
+    async def _guarded(self, operation: Awaitable[T]) -> T:
+        """``operation`` on the bucket, failing at once with :class:`PermissionDenied` if
+        the server's permissions refuse it."""
+        return await self._link.denials.guarded(bucket_subjects(self._bucket), operation)
 
     async def leave(self, group: str, manager: str) -> bool:
         """Take ``manager`` out of ``group``; False if it had no record there."""
         check_name(group, "group name")
         check_name(manager)
         self._link.check_up()
+        if not await self._guarded(self._delete(_key(group, manager))):
+            return False
+        self._changed()
+        return True
+
+    async def _delete(self, key: str) -> bool:
         kv = await self._open(create=False)
         if kv is None:
             return False
-        key = _key(group, manager)
         try:
             await kv.get(key)
         except nats.js.errors.KeyNotFoundError:  # deleted ones included
             return False
         await kv.delete(key)
-        self._changed()
         return True
 
     async def members(self, group: str) -> list[str]:

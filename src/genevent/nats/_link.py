@@ -26,6 +26,7 @@ from nats.aio.msg import Msg
 from .._checks import check_timeout
 from .._errors import CallTimeout, GenEventError
 from .._tracing import choice, outgoing
+from ._denials import Denials
 from ._errors import (
     MalformedMessage,
     ManagerNotFound,
@@ -112,6 +113,8 @@ class Link:
         self.inbox = ""
         self.closing = False
         self.pending: dict[str, Pending] = {}
+        #: JetStream operations in flight that a denied publish fails at once
+        self.denials = Denials()
         self.where: dict[str, str] = {}  # manager name -> node id (from claims and replies)
         self.seen: dict[str, tuple[float, float]] = {}  # node id -> (last heartbeat, lease)
         #: how to find the node serving a name the link does not know yet (set by the node)
@@ -344,13 +347,13 @@ class Link:
 
     def denied(self, subject: str) -> None:
         """The server refused this node's publish to ``subject``: fail the requests sent
-        there with :class:`PermissionDenied`."""
+        there, and the JetStream operations that use it, with :class:`PermissionDenied`."""
         failed = False
         for pending in list(self.pending.values()):
             if pending.subject == subject and not pending.fut.done():
                 pending.fut.set_exception(PermissionDenied(subject))
                 failed = True
-        if not failed:
+        if not self.denials.deny(subject) and not failed:
             self._warn.warn("genevent.nats: %s may not publish to %r", self.id, subject)
 
     def fail_all(self, exc: GenEventError) -> None:

@@ -16,6 +16,7 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 
+from ._denials import bucket_subjects
 from ._errors import NodeDown, TransportDown
 from ._link import Link, Throttled, lease_in
 from ._monitor import DownReason, Monitor
@@ -78,7 +79,8 @@ class Liveness:
         """Write this node's lease."""
         assert self.leases is not None
         link = self._link
-        await self.leases.put(f"node.{link.id}", link.lease_record())
+        put = self.leases.put(f"node.{link.id}", link.lease_record())
+        await link.denials.guarded(bucket_subjects(f"ge_{link.ns}_nodes"), put)
         now = time.monotonic()
         if self._renewed is not None:
             self.gap = now - self._renewed

@@ -23,6 +23,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from .._errors import NameTaken
+from ._denials import bucket_subjects
 from ._link import Link, lease_in
 from ._wire import check_name
 
@@ -62,13 +63,20 @@ class Names:
         """Open (or create) both buckets; a lease expires after ``lease`` seconds."""
         js = self._link.nc.jetstream()
         kept = max(_RECORDS_KEPT, _KEPT_PER_LEASE * lease)
-        self._names = await open_bucket(js, f"ge_{self._ns}_names", None)
-        self._nodes = await open_bucket(js, f"ge_{self._ns}_nodes", kept)
-        await _keep_records(js, f"KV_ge_{self._ns}_nodes", _KEPT_PER_LEASE * lease, kept)
+        names, nodes = f"ge_{self._ns}_names", f"ge_{self._ns}_nodes"
+        guarded = self._link.denials.guarded
+        self._names = await guarded(bucket_subjects(names), open_bucket(js, names, None))
+        self._nodes = await guarded(bucket_subjects(nodes), open_bucket(js, nodes, kept))
+        await _keep_records(js, f"KV_{nodes}", _KEPT_PER_LEASE * lease, kept)
 
     async def claim(self, name: str) -> int:
         """Claim ``name`` for this node; return the claim's revision. Raise
-        :class:`~genevent.NameTaken` if a live node holds it."""
+        :class:`~genevent.NameTaken` if a live node holds it, :class:`PermissionDenied` at
+        once if the server's permissions refuse this node the names bucket."""
+        subjects = bucket_subjects(f"ge_{self._ns}_names")
+        return await self._link.denials.guarded(subjects, self._claim(name))
+
+    async def _claim(self, name: str) -> int:
         assert self._names is not None
         key = f"mgr.{name}"
         node_id = self._link.id
@@ -95,7 +103,8 @@ class Names:
     async def release(self, name: str, revision: int) -> None:
         """Free the claim of ``name`` made at ``revision`` (not a newer one)."""
         assert self._names is not None
-        await self._names.delete(f"mgr.{name}", last=revision)
+        delete = self._names.delete(f"mgr.{name}", last=revision)
+        await self._link.denials.guarded(bucket_subjects(f"ge_{self._ns}_names"), delete)
 
     async def holder(self, name: str) -> str | None:
         """The node the names bucket says holds ``name`` (live or not), or None."""
