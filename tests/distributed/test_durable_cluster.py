@@ -18,7 +18,7 @@ import nats
 import nats.errors
 import nats.js.errors
 import pytest
-from nats.js.api import KeyValueConfig, StorageType, StreamConfig
+from nats.js.api import KeyValueConfig, StreamConfig
 
 from genevent.nats import NatsServer, TransportDown, connect
 from tests.distributed.test_durable import WAIT, DurableProcess, _true, handled
@@ -54,8 +54,8 @@ def cluster() -> Iterator[list[NatsServer]]:
 
 
 async def _ready(urls: list[str], ns: str) -> None:
-    """Wait until the cluster takes a three-replica stream, and make the namespace's buckets
-    (names, leases) three-replica too, so that losing one server loses no name or lease."""
+    """Wait until the cluster takes a three-replica stream (the nodes then make the
+    namespace's buckets three-replica too)."""
     nc = await nats.connect(urls, error_cb=_quiet)
     try:
         js = nc.jetstream()
@@ -69,12 +69,6 @@ async def _ready(urls: list[str], ns: str) -> None:
                 except (nats.js.errors.APIError, nats.errors.TimeoutError):
                     await asyncio.sleep(0.1)  # no meta leader yet: ask again
         await js.delete_stream(f"probe_{ns}")
-        for bucket, ttl in ((f"ge_{ns}_names", None), (f"ge_{ns}_nodes", 300.0)):
-            await js.create_key_value(
-                KeyValueConfig(
-                    bucket=bucket, history=1, ttl=ttl, storage=StorageType.FILE, replicas=3
-                )
-            )
     finally:
         await nc.close()
 
@@ -99,8 +93,9 @@ async def _one_run(
     producer = await connect(urls, ns=ns, node_id="producer", lease=1.0, error_cb=_quiet)
     try:
         m = producer.manager("m")
-        info = await producer.nats.jetstream().stream_info(f"GE_{ns}")
-        assert info.config.num_replicas == 3
+        js = producer.nats.jetstream()
+        for stream in (f"GE_{ns}", f"KV_ge_{ns}_names", f"KV_ge_{ns}_nodes"):
+            assert (await js.stream_info(stream)).config.num_replicas == 3, stream
         for i in range(N):
             if i == N // 3:
                 await until(lambda: _true(bool(handled(outs[:1]))), "a handles events")
@@ -125,6 +120,32 @@ async def _one_run(
     assert not expected - set(seen), "missing events"
     assert stored == N  # retries were deduplicated
     return len(expected - set(seen)), sum(seen.values()) - len(seen), retries
+
+
+async def test_a_clustered_namespace_gets_three_replica_buckets(
+    cluster: list[NatsServer],
+) -> None:
+    """Names, leases and groups buckets are made with three replicas, as the stream is; a
+    bucket that exists is used as it is."""
+    urls = [s.url for s in cluster]
+    ns = f"k{os.getpid()}x{time.monotonic_ns() % 100000}"
+    await _ready(urls, ns)
+    nc = await nats.connect(urls, error_cb=_quiet)
+    try:  # the groups bucket made beforehand, with one replica
+        await nc.jetstream().create_key_value(KeyValueConfig(bucket=f"ge_{ns}_groups", history=1))
+    finally:
+        await nc.close()
+    async with await connect(urls, ns=ns, node_id="a", error_cb=_quiet) as a:
+        await a.start_manager("m", durable=True)
+        await a.join("g", "m")
+        js = a.nats.jetstream()
+        replicas = {
+            stream: (await js.stream_info(stream)).config.num_replicas
+            for stream in (f"GE_{ns}", f"KV_ge_{ns}_names", f"KV_ge_{ns}_nodes")
+        }
+        assert replicas == dict.fromkeys(replicas, 3)
+        assert (await js.stream_info(f"KV_ge_{ns}_groups")).config.num_replicas == 1
+        assert await a.members("g") == ["m"]
 
 
 @pytest.mark.timeout(60 + 60 * RUNS)

@@ -50,7 +50,7 @@ from ._denials import stream_subjects
 from ._durable_api import Durable, DurableAck, DurableStats
 from ._errors import MalformedMessage, TransportDown
 from ._link import Link
-from ._names import Names
+from ._names import Names, replica_counts, too_few_servers
 from ._throttle import Throttle
 from ._wire import Codec, Request
 
@@ -74,9 +74,6 @@ _DEAD_KEPT: Final = 100
 """How many dead letters' stream sequences a consumer's stats keep (the newest)."""
 
 _A_DAY: Final = 86400.0
-
-_INSUFFICIENT_RESOURCES: Final = 10023
-"""JetStream's error code for a stream asking more replicas than the cluster has servers."""
 
 _BIND_FOR: Final = 30.0
 """How long a consumer keeps trying to bind through JetStream's passing errors (seconds)."""
@@ -191,14 +188,13 @@ _IDS: Final = _MessageIds()
 
 async def ensure_stream(link: Link) -> None:
     """Create the namespace's stream unless it exists: three replicas when the server is part
-    of a cluster (one if the cluster refuses three), else one."""
+    of a cluster (fewer if the cluster has fewer servers), else one."""
     js = link.nc.jetstream()
     stream = stream_name(link.ns)
     with contextlib.suppress(nats.js.errors.NotFoundError):
         await js.stream_info(stream)
         return
-    clustered = bool((getattr(link.nc, "_server_info", None) or {}).get("cluster"))
-    for replicas in (3, 1) if clustered else (1,):
+    for replicas in replica_counts(link.nc):
         config = StreamConfig(
             name=stream,
             subjects=[f"{link.pfx}.dur.>"],
@@ -211,8 +207,8 @@ async def ensure_stream(link: Link) -> None:
             await js.add_stream(config)
             return
         except nats.js.errors.APIError as exc:
-            if exc.err_code == _INSUFFICIENT_RESOURCES and replicas > 1:
-                continue  # fewer servers than replicas: one
+            if too_few_servers(exc) and replicas > 1:
+                continue  # fewer servers than replicas: fewer replicas
             with contextlib.suppress(nats.js.errors.NotFoundError):
                 await js.stream_info(stream)  # created meanwhile by another node: fine
                 return

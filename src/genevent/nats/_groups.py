@@ -34,7 +34,7 @@ from .._tracing import outgoing
 from ._denials import bucket_subjects
 from ._errors import InvalidName, ManagerNotFound
 from ._link import Link, sync
-from ._names import Names, open_bucket
+from ._names import Names, open_bucket, replica_counts
 from ._protocol import subject
 from ._wire import Codec, Request, check_name
 
@@ -71,7 +71,8 @@ class Groups:
         if self._kv is None:
             js = self._link.nc.jetstream()
             if create:
-                self._kv = await open_bucket(js, self._bucket, None)
+                replicas = replica_counts(self._link.nc)
+                self._kv = await open_bucket(js, self._bucket, None, replicas)
             else:
                 with contextlib.suppress(nats.js.errors.BucketNotFoundError):
                     self._kv = await js.key_value(self._bucket)

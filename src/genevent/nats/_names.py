@@ -16,10 +16,12 @@ import contextlib
 import datetime
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any, Final
 
 import nats.js.errors
 from nats.js.api import KeyValueConfig, StorageType
+from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
 from .._errors import NameTaken
@@ -27,7 +29,7 @@ from ._denials import bucket_subjects
 from ._link import Link, lease_in
 from ._wire import check_name
 
-__all__ = ("Names", "open_bucket")
+__all__ = ("Names", "open_bucket", "replica_counts", "too_few_servers")
 
 log = logging.getLogger("genevent.nats")
 
@@ -65,8 +67,9 @@ class Names:
         kept = max(_RECORDS_KEPT, _KEPT_PER_LEASE * lease)
         names, nodes = f"ge_{self._ns}_names", f"ge_{self._ns}_nodes"
         guarded = self._link.denials.guarded
-        self._names = await guarded(bucket_subjects(names), open_bucket(js, names, None))
-        self._nodes = await guarded(bucket_subjects(nodes), open_bucket(js, nodes, kept))
+        replicas = replica_counts(self._link.nc)
+        self._names = await guarded(bucket_subjects(names), open_bucket(js, names, None, replicas))
+        self._nodes = await guarded(bucket_subjects(nodes), open_bucket(js, nodes, kept, replicas))
         await _keep_records(js, f"KV_{nodes}", _KEPT_PER_LEASE * lease, kept)
 
     async def claim(self, name: str) -> int:
@@ -207,19 +210,42 @@ class Names:
         return holder, int(entry.revision or 0)
 
 
-async def open_bucket(js: Any, name: str, ttl: float | None) -> KeyValue:
-    """The KV bucket ``name``, created (keeping one value a key) if it does not exist."""
+_INSUFFICIENT_RESOURCES: Final = 10023
+"""JetStream's error code for a stream asking more replicas than the cluster has servers."""
+
+
+def replica_counts(nc: Any) -> tuple[int, ...]:
+    """The replica counts to try, in turn, for a stream or bucket this node creates: three,
+    then fewer, when the server is part of a cluster (losing one server then loses nothing
+    stored), else one."""
+    clustered = bool((getattr(nc, "_server_info", None) or {}).get("cluster"))
+    return (3, 2, 1) if clustered else (1,)
+
+
+def too_few_servers(exc: Exception) -> bool:
+    """Whether JetStream refused a stream for asking more replicas than it has servers."""
+    return getattr(exc, "err_code", None) == _INSUFFICIENT_RESOURCES
+
+
+async def open_bucket(
+    js: JetStreamContext, name: str, ttl: float | None, replicas: Iterable[int]
+) -> KeyValue:
+    """The KV bucket ``name``, as it is if it exists; else created (keeping one value a key)
+    with the first of ``replicas`` the cluster takes."""
     try:
-        kv: KeyValue = await js.key_value(name)
-        return kv
+        return await js.key_value(name)
     except nats.js.errors.BucketNotFoundError:
         pass
-    config = KeyValueConfig(bucket=name, history=1, ttl=ttl, storage=StorageType.FILE)
-    try:
-        kv = await js.create_key_value(config)
-    except nats.js.errors.APIError:  # created by another node meanwhile
-        kv = await js.key_value(name)
-    return kv
+    for count in replicas:
+        config = KeyValueConfig(
+            bucket=name, history=1, ttl=ttl, storage=StorageType.FILE, replicas=count
+        )
+        try:
+            return await js.create_key_value(config)
+        except nats.js.errors.APIError as exc:
+            if not too_few_servers(exc):
+                break  # created by another node meanwhile
+    return await js.key_value(name)
 
 
 async def _keep_records(js: Any, stream: str, needed: float, kept: float) -> None:
