@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanKind
 from genevent.examples import BroadcastEventHandler
 from genevent.nats._link import sync
 from genevent.nats._wire import Codec, registered
+from tests.distributed.test_durable import _equals, log_of, with_log
 from tests.distributed.test_nodes import node, until
 from tests.test_tracing import recording
 
@@ -109,3 +110,31 @@ async def test_a_batch_frame_carries_notifies_of_one_context(
     ids = [f"{s.get_span_context().span_id:016x}" for s in (one, two)]
     assert [(tp is not None and ids[0] in tp, op) for tp, op in notifies[:1]] == [(True, "batch")]
     assert [(tp is not None and ids[1] in tp, op) for tp, op in notifies[1:]] == [(True, "batch")]
+
+
+async def test_a_durable_notify_carries_its_trace(
+    url: str, ns: str, spans: tuple[InMemorySpanExporter, TracerProvider]
+) -> None:
+    """The trace context is stored with a durable event: on the consuming node, the delivery
+    (a ``sync_notify``: a "send" span) is a child of the span current at ``notify_durable``,
+    and the handler's span a child of the delivery; an event sent outside any span starts a
+    trace of its own."""
+    exporter, tp = spans
+    tracer = tp.get_tracer("test")
+    async with node(url, ns, "a") as a, node(url, ns, "b") as b:
+        mgr = await a.start_manager("ledger", durable=True, setup=with_log)
+        ledger = b.manager("ledger")
+        with tracer.start_as_current_span("on b") as outer:
+            await ledger.notify_durable("in a span")
+        await ledger.notify_durable("outside")
+        await until(lambda: _equals(log_of(mgr), ["in a span", "outside"]), "both handled")
+    origin = outer.get_span_context()
+    finished = exporter.get_finished_spans()
+    handled = [s for s in finished if s.name == "process ledger" and _op(s) == "handle_event"]
+    assert len(handled) == 2
+    (inside,) = [s for s in handled if s.context.trace_id == origin.trace_id]
+    (delivery,) = [s for s in finished if inside.parent and s.context == inside.parent]
+    assert delivery.name == "send ledger"
+    assert _op(delivery) == "sync_notify"
+    assert delivery.parent is not None
+    assert delivery.parent.span_id == origin.span_id

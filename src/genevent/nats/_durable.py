@@ -45,6 +45,7 @@ from nats.js.api import (
 from .. import aio
 from .._errors import GenEventError, ManagerNotRunning, NameTaken
 from .._handler import EventHandler
+from .._tracing import incoming, outgoing
 from ._connect import cancel_until_done
 from ._denials import stream_subjects
 from ._durable_api import Durable, DurableAck, DurableStats
@@ -111,6 +112,8 @@ async def publish(
     subject = durable_subject(link.pfx, name)
     wait = _A_DAY if timeout is None else timeout
     headers = {"Nats-Msg-Id": msg_id}
+    if link.traced:  # the trace context is stored with the event: its handling joins it
+        headers.update(outgoing() or {})
     for attempt in (1, 2):
         try:
             # JetStream's publish, without its client-side objects: what the stream answers
@@ -347,7 +350,11 @@ class Consumer:
             return
         meta = msg.metadata
         try:
-            await self._mgr.sync_notify(body)
+            if msg.headers and "traceparent" in msg.headers:  # notified in a trace: handled in it
+                with incoming(msg.headers):
+                    await self._mgr.sync_notify(body)
+            else:
+                await self._mgr.sync_notify(body)
         except (ManagerNotRunning, GenEventError) as exc:  # stopping, mailbox full: later
             stats.retried += 1
             self._warn("genevent.nats: durable event for %r given back: %r", exc)
