@@ -93,6 +93,18 @@ async def test_a_node_denied_its_lease_fails_to_connect_at_once(roles_server: Na
     assert err.value.subject == "$KV.ge_default_nodes.node.someone-else"
 
 
+async def test_a_denied_lease_bucket_change_is_only_logged(
+    roles_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node whose lease is longer than the lease bucket keeps records asks to keep them
+    longer; a user who may not is told at once, in a warning, and connects all the same."""
+    producer = as_user(roles_server, "producer", lease=100.0)
+    # node-a first: the bucket exists, made for short leases
+    async with as_user(roles_server, "node-a"), asyncio.timeout(SOON), producer as p:
+        assert p.is_connected
+    assert "could not be changed (the NATS server denied the publish" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("pattern", "subject", "named"),
     [

@@ -25,7 +25,7 @@ from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
 from .._errors import NameTaken
-from ._denials import bucket_subjects
+from ._denials import bucket_subjects, stream_subjects
 from ._link import Link, lease_in
 from ._wire import check_name
 
@@ -70,7 +70,7 @@ class Names:
         replicas = replica_counts(self._link.nc)
         self._names = await guarded(bucket_subjects(names), open_bucket(js, names, None, replicas))
         self._nodes = await guarded(bucket_subjects(nodes), open_bucket(js, nodes, kept, replicas))
-        await _keep_records(js, f"KV_{nodes}", _KEPT_PER_LEASE * lease, kept)
+        await _keep_records(js, f"KV_{nodes}", _KEPT_PER_LEASE * lease, kept, self._link)
 
     async def claim(self, name: str) -> int:
         """Claim ``name`` for this node; return the claim's revision. Raise
@@ -248,7 +248,7 @@ async def open_bucket(
     return await js.key_value(name)
 
 
-async def _keep_records(js: Any, stream: str, needed: float, kept: float) -> None:
+async def _keep_records(js: Any, stream: str, needed: float, kept: float, link: Link) -> None:
     """Make the lease bucket keep records for ``needed`` seconds at least (``kept`` if it kept
     them for less): a bucket made by a node with a shorter lease would drop this node's record
     between two renewals."""
@@ -258,8 +258,8 @@ async def _keep_records(js: Any, stream: str, needed: float, kept: float) -> Non
         return
     info.config.max_age = kept
     try:
-        await js.update_stream(info.config)
-    except Exception as exc:  # refused by the server, or by its permissions (no answer)
+        await link.denials.guarded(stream_subjects(stream), js.update_stream(info.config))
+    except Exception as exc:  # refused by the server (an error), or by its permissions
         log.warning(
             "genevent.nats: the lease bucket %s keeps records %.1f s, and this node's lease "
             "needs %.1f s; it could not be changed (%s): other nodes may see this node down",
