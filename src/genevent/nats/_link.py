@@ -348,11 +348,15 @@ class Link:
     def denied(self, subject: str) -> None:
         """The server refused this node's publish to ``subject``: fail the requests sent
         there, and the JetStream operations that use it, with :class:`PermissionDenied`."""
-        failed = False
-        for pending in list(self.pending.values()):
-            if pending.subject == subject and not pending.fut.done():
-                pending.fut.set_exception(PermissionDenied(subject))
-                failed = True
+        # nats-py reports the subject in lower case: a request sent to it in any case matches,
+        # unless one was sent to exactly that subject
+        waiting = [p for p in self.pending.values() if not p.fut.done()]
+        matched = [p for p in waiting if p.subject == subject] or [
+            p for p in waiting if p.subject.lower() == subject.lower()
+        ]
+        for pending in matched:
+            pending.fut.set_exception(PermissionDenied(pending.subject))
+        failed = bool(matched)
         if not self.denials.deny(subject) and not failed:
             self._warn.warn("genevent.nats: %s may not publish to %r", self.id, subject)
 
