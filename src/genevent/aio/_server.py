@@ -108,6 +108,8 @@ class _Server:
     #: while stopping: waiting for the lanes to go idle (a lane going idle wakes the manager)
     settling = False
     stop_started: float | None = None  # when the stop began waiting for lanes
+    #: set by the first shutdown: the manager task's ``finally`` finds it done after a stop
+    shut = False
     task: asyncio.Task[None]  # the manager task (the face starts it)
 
     def __init__(self, face: _Face, *, timing: bool) -> None:
@@ -570,6 +572,9 @@ class _Server:
     # -- the end ------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
+        if self.shut:  # a stop ran it already; nothing can have been queued since the seal
+            return
+        self.shut = True
         face = self.face
         face._closed = True
         _LIVE.discard(face)
