@@ -118,6 +118,14 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/conformance/test_restart.py", "-k", "bad_restart_options"),
     ),
     Mutant(
+        "core-plain-add-bad-init-return",
+        "the plain add takes an init that returned something for one that returned None",
+        "_core/_plain.py",
+        "        if value is not None:",
+        "        if value is None:",
+        ("tests/core/test_plain_add.py", _CONF, "-k", "plain_add or aio-"),
+    ),
+    Mutant(
         "aio-lean-init-crash-taken-for-success",
         "a table edit driven by the manager itself takes a callback that raised for one that "
         "returned",
