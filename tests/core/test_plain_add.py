@@ -30,7 +30,7 @@ class Ok:
 
 
 class Needs(Ok):
-    def init(self, x: Any, y: Any = 0) -> None:
+    def init(self, x: Any, y: Any = 0) -> None:  # type: ignore[override]
         LOG.append(("init", "Needs", x, y))
 
 
