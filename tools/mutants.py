@@ -110,6 +110,22 @@ MUTANTS: tuple[Mutant, ...] = (
         ("tests/conformance/test_counts.py", "tests/test_metrics.py", "-k", "aio"),
     ),
     Mutant(
+        "core-restart-shortcut-negative",
+        "the shortcut for add_handler's usual restart options lets a negative max_restarts by",
+        "_core/_restart.py",
+        "        and max_restarts >= 0\n",
+        "",
+        ("tests/conformance/test_restart.py", "-k", "bad_restart_options"),
+    ),
+    Mutant(
+        "core-plain-add-bad-init-return",
+        "the plain add takes an init that returned something for one that returned None",
+        "_core/_plain.py",
+        "        if value is not None:",
+        "        if value is None:",
+        ("tests/core/test_plain_add.py", _CONF, "-k", "plain_add or aio-"),
+    ),
+    Mutant(
         "aio-lean-init-crash-taken-for-success",
         "a table edit driven by the manager itself takes a callback that raised for one that "
         "returned",

@@ -224,6 +224,13 @@ def test_restarts_are_logged(rt: Runtime, rec: Recorder, reports: Any) -> None:
         ({"restart": "permanent", "max_restarts": 1.5}, TypeError),
         ({"restart": "permanent", "restart_period": 0}, ValueError),
         ({"restart": "permanent", "restart_period": "5"}, TypeError),
+        # the default policy is checked as fully as the others
+        ({"max_restarts": -1}, ValueError),
+        ({"max_restarts": True}, TypeError),
+        ({"restart_period": 0.0}, ValueError),
+        ({"restart_period": -1.0}, ValueError),
+        ({"restart_period": float("nan")}, ValueError),
+        ({"restart": "temporary", "restart_period": "5"}, TypeError),
     ],
 )
 def test_bad_restart_options_refused_before_anything_runs(

@@ -45,6 +45,7 @@ from ._kinds import (
     caught_up_detail,
 )
 from ._manager import ManagerCore
+from ._plain import plain_add
 from ._reasons import (
     BadReturn,
     Crashed,
@@ -108,6 +109,7 @@ __all__ = (
     "is_plain_reply",
     "misuse_hint",
     "needs_attention",
+    "plain_add",
     "restart_spec",
     "sole_target",
 )

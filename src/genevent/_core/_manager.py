@@ -624,14 +624,17 @@ class ManagerCore:
     def stop(self) -> Procedure:
         """``stop``: terminate every handler, newest first, with :class:`Stopped`; tell owners."""
         self.stopped = self.stopping = self.restarts_off = True
-        yield from _restarting.give_up_retries(self)
+        if self.retrying:  # (no generator made when none waits: the usual stop)
+            yield from _restarting.give_up_retries(self)
         while self.entries:
             entry = self.entries[0]
             self._unlink(entry)
             reason = Stopped()
             yield from terminate(entry, reason)
-            yield from tell(entry, reason, self.manager)
-            yield from self._release_owner(entry.owner)
+            if entry.on_exit is not None:  # (none made for an unsupervised handler)
+                yield from tell(entry, reason, self.manager)
+            if entry.owner is not None:
+                yield from self._release_owner(entry.owner)
 
     def begin_stop(self, drop: bool) -> None:
         """The runtime began to stop. While it handles what it accepted before (``drop``

@@ -90,6 +90,14 @@ def restart_spec(
 ) -> Restart | None:
     """Check the user's restart options (``TypeError``/``ValueError`` before anything runs) and
     make the handler's :class:`Restart`, or ``None`` for ``"temporary"``."""
+    if (  # the usual options (add_handler's defaults): every check below passes, so say so
+        policy == "temporary"
+        and max_restarts.__class__ is int
+        and period.__class__ is float
+        and max_restarts >= 0
+        and period > 0.0  # (False for NaN)
+    ):
+        return None
     if policy not in RESTART_POLICIES:
         raise ValueError(
             f"restart must be one of {', '.join(map(repr, RESTART_POLICIES))}, not {policy!r}"

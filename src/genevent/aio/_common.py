@@ -106,6 +106,12 @@ def _resume(first: Effect, proc: Procedure) -> Procedure:
             return stop.value
 
 
+def _given(proc: Procedure) -> Procedure:
+    """``proc`` itself: a request's ``proc`` that hands a procedure begun elsewhere (see
+    ``_Server.plain``) to the general driver."""
+    return proc
+
+
 def _raise(exc: BaseException) -> None:
     """A callback that raises ``exc``, which a callback already raised (a KeyboardInterrupt
     or SystemExit met by ``_Server.lean``): the general driver meets it as if it ran it."""

@@ -33,6 +33,7 @@ from .._core import (
     Returned,
     Unwatch,
     Watch,
+    plain_add,
     sole_target,
 )
 from .._driver import CRASHES, FATAL, log, take_back
@@ -57,6 +58,7 @@ from ._common import (
     _WHICH,
     _consume_outcome,
     _fail,
+    _given,
     _is_control,
     _Request,
     _reraised,
@@ -108,6 +110,8 @@ class _Server:
     #: while stopping: waiting for the lanes to go idle (a lane going idle wakes the manager)
     settling = False
     stop_started: float | None = None  # when the stop began waiting for lanes
+    #: set by the first shutdown: the manager task's ``finally`` finds it done after a stop
+    shut = False
     task: asyncio.Task[None]  # the manager task (the face starts it)
 
     def __init__(self, face: _Face, *, timing: bool) -> None:
@@ -344,6 +348,8 @@ class _Server:
         core = self.core
         if self.fresh or core.lane_edits:  # lanes to look after: the general path does
             return False
+        if req.what is Kind.ADD_HANDLER and req.args[4] is None and req.args[5] is None:
+            return self.plain(req)  # no restart policy, no lane
         proc = req.proc(*req.args)  # type: ignore[operator]
         send: Any = None
         try:
@@ -369,6 +375,28 @@ class _Server:
             log.exception("genevent: internal error handling %s", req.what)
             _fail(req.fut, exc)
         core.requests += 1
+        if self.pending:
+            self.pending.answered()
+        return True
+
+    def plain(self, req: _Request) -> bool:
+        """A queued ``add_handler`` with no restart policy and no lane, as the core's plain
+        step (:func:`plain_add`), and its answer; True if answered, else what the core left
+        to the general driver is handed to ``_dispatch.handle``. A method, so a test variant
+        can turn it off (the table edit is then driven by :meth:`lean`)."""
+        try:
+            rest = plain_add(self.core, req.args[0], req.args[1])
+        except GenEventError as exc:
+            _fail(req.fut, exc)
+        except Exception as exc:  # a bug in genevent: answer, log, carry on
+            log.exception("genevent: internal error handling %s", req.what)
+            _fail(req.fut, exc)
+        else:
+            if rest is not None:
+                req.proc, req.args = _given, (rest,)
+                return False
+            _resolve(req.fut, None)
+        self.core.requests += 1
         if self.pending:
             self.pending.answered()
         return True
@@ -570,6 +598,9 @@ class _Server:
     # -- the end ------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
+        if self.shut:  # a stop ran it already; nothing can have been queued since the seal
+            return
+        self.shut = True
         face = self.face
         face._closed = True
         _LIVE.discard(face)
