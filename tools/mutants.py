@@ -368,7 +368,10 @@ def run(mutant: Mutant) -> tuple[str, str, float]:
         shutil.copytree(SRC, src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         apply(mutant, src)
         env = {**os.environ, "PYTHONPATH": str(src), "PYTHONDONTWRITEBYTECODE": "1"}
-        cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+        # native tracebacks: pytest's own parse of the failing test's source (ast) can stop
+        # with an internal error after a KeyboardInterrupt crossed the interpreter's C stack,
+        # which would hide the failure the mutant caused
+        cmd = [sys.executable, "-m", "pytest", "-x", "-q", "--tb=native", "-p", "no:cacheprovider"]
         started = time.perf_counter()
         proc = subprocess.run(
             [*cmd, *mutant.tests], cwd=ROOT, env=env, capture_output=True, text=True, check=False
