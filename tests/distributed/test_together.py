@@ -8,6 +8,8 @@ synchronise."""
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -326,3 +328,89 @@ async def test_an_owner_node_closing_mid_durable_event(url: str, ns: str) -> Non
         assert await mgr.call(Log, "log") == [("gate", ns)]
         await b.manager("m").notify_durable("next")
         await until(lambda: _true(stats.handled == 2), "the next event")
+
+
+# -- 6. a seeded random mix over two in-process nodes ---------------------------------------------
+
+SEEDS = int(os.environ.get("GENEVENT_MIX_SEEDS", "3"))
+"""How many seeds the random mix runs (``GENEVENT_MIX_SEEDS=50`` for more)."""
+STEPS = int(os.environ.get("GENEVENT_MIX_STEPS", "40"))
+
+_OPS = ("notify", "durable", "call", "add_sup", "delete", "join", "leave", "gnotify", "gsync")
+
+
+@pytest.mark.parametrize("seed", range(SEEDS))
+async def test_a_seeded_random_mix(url: str, ns: str, seed: int) -> None:
+    try:
+        await _random_mix(url, ns, seed)
+    except AssertionError as exc:
+        raise AssertionError(f"random mix, seed {seed}: {exc}") from exc
+
+
+async def _random_mix(url: str, ns: str, seed: int) -> None:
+    """Node a hosts the durable manager "m" and the plain manager "p"; node b drives a random
+    sequence of operations on them, and stops "p" once. Checked at the end: every acknowledged
+    durable event was handled, each supervised handler's owner was told once per incarnation
+    (a delete's notice before its reply), and no request is left pending."""
+    rng = random.Random(seed)
+    async with node(url, ns, "a", lease=1.0) as a, node(url, ns, "b", lease=1.0) as b:
+        m_local = await a.start_manager("m", durable=True)
+        await m_local.add_handler(Log)
+        p_local = await a.start_manager("p")
+        await p_local.add_handler(Log)
+        m = b.manager("m")
+        live = ["m", "p"]
+        told: list[HandlerExit] = []
+        adds = [0, 0, 0]
+        present: set[int] = set()
+        acked: list[Any] = []
+        stop_at = rng.randrange(STEPS)
+        for i in range(STEPS):
+            if i == stop_at:
+                await b.manager("p").stop()
+                live.remove("p")
+            op = rng.choice(_OPS)
+            if op == "notify":
+                m.notify(("n", i))
+            elif op == "durable":
+                await m.notify_durable(("d", i))
+                acked.append(("d", i))
+            elif op == "call":
+                assert isinstance(await m.call(Log, "count"), int)
+            elif op == "add_sup":
+                k = rng.randrange(3)
+                if k not in present:
+                    await m.add_sup_handler((Owned, k), f"k{k}", on_exit=told.append)
+                    present.add(k)
+                    adds[k] += 1
+            elif op == "delete" and present:
+                k = rng.choice(sorted(present))
+                await m.delete_handler((Owned, k))
+                present.remove(k)
+                assert told[-1] == HandlerExit(("Owned", k), Deleted(None), m)
+            elif op == "join":
+                await b.join("g", rng.choice(live))
+            elif op == "leave":
+                await b.leave("g", rng.choice(["m", "p"]))
+            elif op == "gnotify":
+                await b.group("g").notify(("g", i))
+            elif op == "gsync":
+                members = await b.group("g").sync_notify(("gs", i), timeout=WAIT)
+                assert set(members) <= set(live)
+
+        async def all_durable_handled() -> bool:
+            return set(acked) <= set(await m.call(Log, "log"))
+
+        await until(all_durable_handled, "every acknowledged durable event handled")
+        await m.stop()  # the handlers still in are told Stopped
+        for k in range(3):
+            notices = [x for x in told if x.handler == ("Owned", k)]
+            assert len(notices) == adds[k], (k, notices, adds)
+            if k in present:
+                assert notices[-1].reason == Stopped()
+
+        async def settled() -> bool:
+            return not a._link.pending and not b._link.pending and not a._supervision.unacked
+
+        await until(settled, "every request answered, every notice acknowledged")
+        assert b.ignored["exit_notices"] == 0
