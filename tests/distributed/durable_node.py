@@ -4,6 +4,7 @@ notifies, as a standby until the name is free, and writes each event it handles 
     python -m tests.distributed.durable_node URLS NS NODE_ID MANAGER OUT [ACK_WAIT MAX_DELIVER]
 
 URLS is one server's URL, or several separated by commas (a cluster).
+The tests' handlers (``tests.distributed.app``) are registered, so other nodes can add them.
 It prints ``waiting`` once connected, ``serving`` once it holds the name. Each event handled is
 a line ``<event> <time.time()>`` in OUT, written and flushed before the event is acknowledged
 (a SIGKILL loses no line the kernel got). The event ``"poison"`` ends the process at once, as a
@@ -21,6 +22,7 @@ from typing import Any, TextIO
 
 from genevent import EventHandler
 from genevent.nats import Durable, connect
+from tests.distributed.app import HANDLERS, TYPES
 
 
 class Recorder(EventHandler[Any, Any, Any]):
@@ -45,7 +47,9 @@ async def main(argv: list[str]) -> None:
     ack_wait = float(argv[5]) if len(argv) > 5 else 2.0
     max_deliver = int(argv[6]) if len(argv) > 6 else 5
     out = open(path, "a", encoding="utf-8")  # noqa: SIM115 - open for the process's life
-    node = await connect(url.split(","), ns=ns, node_id=node_id, lease=1.0)
+    node = await connect(
+        url.split(","), ns=ns, node_id=node_id, lease=1.0, handlers=HANDLERS, types=TYPES
+    )
     print("waiting", flush=True)
 
     async def setup(mgr: Any) -> None:

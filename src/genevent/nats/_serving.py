@@ -209,9 +209,15 @@ class Serving:
         while hosted.busy:
             hosted.idle.clear()
             await hosted.idle.wait()
+        if hosted.sub is not None:
+            try:
+                # a drain, not an unsubscribe: the requests that arrived before it are still
+                # served (each told the manager is gone), none is left to its caller's timeout
+                await hosted.sub.drain()
+            except Exception:
+                with contextlib.suppress(Exception):
+                    await hosted.sub.unsubscribe()
         with contextlib.suppress(Exception):
-            if hosted.sub is not None:
-                await hosted.sub.unsubscribe()
             if link.nc.is_connected:
                 await sync(link.nc)  # the server stopped routing to it before monitors hear
         notice = {"node": link.id, "reason": "noproc", "rev": hosted.claimed}
