@@ -232,6 +232,46 @@ async def test_a_notice_sent_twice_is_told_once(url: str, ns: str) -> None:
             await spy.close()
 
 
+async def test_a_notice_before_the_holder_is_known_is_checked_against_the_bucket(
+    url: str, ns: str
+) -> None:
+    async with node(url, ns, "a") as a, node(url, ns, "b") as b:
+        await b.start_manager("m")
+        ref = a.manager("m")
+        told: list[HandlerExit] = []
+        spy = await nats.connect(url)
+        frames: list[Any] = []
+        try:
+            await spy.subscribe(f"ge.{ns}.own.a.*", cb=_keep(frames))
+            await spy.flush()
+            await ref.add_sup_handler(Log, on_exit=told.append)
+            await ref.delete_handler(Log)
+
+            async def seen() -> bool:
+                return bool(frames)
+
+            await until(seen, "the spy saw the notice")
+            subject, data = frames[0]
+            await ref.add_sup_handler(Log, on_exit=told.append)  # incarnation 2
+            # as if the reply had not come yet: the owner's node does not know the holder
+            sup = a._owners._sups[("1", 2)]
+            sup.node = None
+            a._link.where.pop("m", None)
+            notice = decode_notice(data)
+            notice.n, notice.i = "z", 2  # a node that does not hold "m"
+            with pytest.raises(nats.errors.TimeoutError):  # no ack: the bucket says "b"
+                await spy.request(subject, msgspec.msgpack.encode(notice), timeout=0.5)
+            assert a.ignored["exit_notices"] == 1
+            assert sup.node == "b"  # learned from the bucket
+            assert len(told) == 1
+            assert await ref.which_handlers() == ["Log"]
+            await ref.delete_handler(Log)  # the real notice, from "b", is told
+            assert len(told) == 2
+            assert a.ignored["exit_notices"] == 1
+        finally:
+            await spy.close()
+
+
 def _keep(frames: list[Any]) -> Any:
     async def keep(msg: Any) -> None:
         frames.append((msg.subject, msg.data))

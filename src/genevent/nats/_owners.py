@@ -126,8 +126,8 @@ class Owners:
         self._listening: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._warn = Throttled()
-        #: notices ignored: malformed, not for an owner of ours, or not from the node that
-        #: holds the handler
+        #: notices ignored: malformed, not for an owner of ours, or claiming another node
+        #: than the one that holds the handler
         self.ignored = 0
 
     # -- supervised requests ------------------------------------------------------------------
@@ -260,10 +260,13 @@ class Owners:
             self._ignore(f"an exit notice from {notice.n!r} for an unknown incarnation")
             self._answer(msg)
             return
-        holder = sup.node or link.where.get(notice.m)
-        if notice.m != sup.ref.name or (holder is not None and holder != notice.n):
-            # not from the node that holds the handler: no acknowledgement either
+        if notice.m != sup.ref.name or not await self._from_holder(sup, notice):
+            # a consistency check of the sender the notice claims against the name's holder,
+            # not an authentication: whoever may publish here is trusted with exit notices
             self._ignore(f"an exit notice about {notice.m!r} from {notice.n!r}, not its node")
+            return
+        if key not in self._sups or told in self._told:
+            self._answer(msg)  # told (or forgotten) while the holder was looked up
             return
         try:
             ex = self._exit_of(sup, notice)
@@ -280,6 +283,21 @@ class Owners:
             self._forget(sup)
         self._tell(sup, ex)
         self._answer(msg)
+
+    async def _from_holder(self, sup: _Sup, notice: Notice) -> bool:
+        """Whether ``notice`` claims the node that holds its manager's name: the node that
+        answered the request, else the names bucket's holder (looked up then); a name the
+        bucket has no holder for leaves nothing to check against."""
+        link = self._link
+        holder = sup.node or link.where.get(notice.m)
+        if holder is None and link.locate is not None:
+            try:
+                holder = await link.locate(notice.m)
+            except Exception:  # the bucket cannot be read now: the notice is believed
+                holder = None
+            if holder is not None and sup.node is None:
+                sup.node = holder
+        return holder is None or holder == notice.n
 
     def _exit_of(self, sup: _Sup, notice: Notice) -> HandlerExit:
         codec = self._link.codec
