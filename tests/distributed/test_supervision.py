@@ -31,6 +31,7 @@ from genevent import (
 from genevent.nats import (
     ManagerNodeDown,
     ManagerNotFound,
+    NatsServer,
     NodeDown,
     OwnerNodeDown,
     RemoteException,
@@ -39,6 +40,7 @@ from genevent.nats._exits import decode_notice
 from tests.distributed.app import ENDED, HANDLERS, TYPES, Heir, Log, Owned
 from tests.distributed.conftest import NodeProcess
 from tests.distributed.test_nodes import WAIT, node, until
+from tests.distributed.test_trust import as_user
 
 
 def ended(label: Any) -> list[Any]:
@@ -270,6 +272,29 @@ async def test_a_notice_before_the_holder_is_known_is_checked_against_the_bucket
             assert a.ignored["exit_notices"] == 1
         finally:
             await spy.close()
+
+
+async def test_a_notice_the_server_refuses_is_given_up_and_counted(
+    roles_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """node-c may serve managers but not send exit notices: each refused notice ends its
+    sending task quietly (logged, counted), not with an exception nobody reads."""
+    refused: list[Any] = []
+    async with as_user(roles_server, "node-c") as c, as_user(roles_server, "operator") as o:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: refused.append(ctx))
+        await c.start_manager("ledger")
+        m = o.manager("ledger")
+        told: list[HandlerExit] = []
+        for _ in range(2):
+            await m.add_sup_handler(Log, on_exit=told.append)
+            await m.delete_handler(Log)
+            await c._supervision.settle(WAIT)
+        assert c._supervision.unacked == 2
+        assert not c._supervision._sending
+        assert told == []  # nothing reached the owner
+        assert await m.which_handlers() == []
+    assert refused == []
+    assert "not acknowledged" in caplog.text
 
 
 def _keep(frames: list[Any]) -> Any:

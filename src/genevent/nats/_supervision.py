@@ -31,6 +31,7 @@ from typing import Any, Final
 import msgspec
 
 from .._core import HandlerExit, Swapped
+from .._errors import GenEventError
 from ._errors import MalformedMessage, ManagerNotFound, NodeDown, TransportDown
 from ._exits import (
     GoneReason,
@@ -40,7 +41,7 @@ from ._exits import (
     encode_notice,
     owner_exception,
 )
-from ._link import Link
+from ._link import Link, Throttled
 from ._protocol import Served
 from ._wire import VERSION, Codec, Request, check_name
 
@@ -91,7 +92,9 @@ class Supervision:
         #: the on_exit callbacks of each remote owner's handlers still installed
         self._tellers: dict[str, set[_Teller]] = {}
         self._sending: set[asyncio.Task[None]] = set()
-        #: notices given up on: their owner's node was declared down before it acknowledged
+        self._warn = Throttled()
+        #: notices given up on: their owner's node was declared down before it acknowledged,
+        #: or sending them failed for good (the server refused them, say)
         self.unacked = 0
 
     # -- requests -----------------------------------------------------------------------------
@@ -222,6 +225,12 @@ class Supervision:
                 break
             except (TimeoutError, ManagerNotFound, TransportDown):
                 pass  # lost, nobody subscribed (yet, or any more), or our link is down
+            except GenEventError as exc:  # refused (PermissionDenied, say): again won't help
+                self.unacked += 1
+                self._warn.warn(
+                    "genevent.nats: an exit notice to %s was not acknowledged: %s", subj, exc
+                )
+                return
             finally:
                 link.pending.pop(token, None)
             if (node != link.id and node not in link.seen) or link.closing:
