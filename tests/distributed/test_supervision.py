@@ -135,6 +135,38 @@ async def test_a_failed_add_leaves_nothing_behind(url: str, ns: str) -> None:
         assert a._owners._sups == {}
 
 
+async def test_a_long_lived_owner_keeps_nothing_of_what_it_left(url: str, ns: str) -> None:
+    """Many add/delete cycles and failed adds on many managers: neither the owner's node nor
+    the manager's node keeps anything of them."""
+    async with node(url, ns, "a") as a, node(url, ns, "b") as b:
+        refs = [a.manager(f"m{i}") for i in range(10)]
+        for ref in refs:
+            await b.start_manager(ref.name)
+        told: list[HandlerExit] = []
+        for _ in range(3):
+            for ref in refs:
+                await ref.add_sup_handler(Log, on_exit=told.append)
+                await ref.delete_handler(Log)
+                with pytest.raises(HandlerInitFailed):
+                    await ref.add_sup_handler(Log, "refuse", on_exit=told.append)
+        assert len(told) == 30
+        own = a._owners._by_future[asyncio.current_task()]  # type: ignore[index]
+        assert a._owners._sups == {}
+        assert own.managers == {}
+        assert own.incs == {}
+        sup = b._supervision
+        assert (sup._standins, sup._ids, sup._tellers, sup._adding) == ({}, {}, {}, {})
+        # a failed add beside a live handler of the same owner keeps the stand-in
+        await refs[0].add_sup_handler(Log, on_exit=told.append)
+        with pytest.raises(HandlerInitFailed):
+            await refs[0].add_sup_handler((Log, 2), "refuse", on_exit=told.append)
+        assert len(sup._standins) == 1
+        assert list(own.managers) == ["m0"]
+        await refs[0].delete_handler(Log)
+        assert own.managers == {}
+        assert len(told) == 31
+
+
 async def test_the_owners_end_removes_its_handlers(url: str, ns: str) -> None:
     ENDED.clear()
     async with node(url, ns, "a") as a, node(url, ns, "b") as b:

@@ -64,13 +64,15 @@ class _Ref(Protocol):
 
 
 class _Owner:
-    __slots__ = ("future", "id", "managers", "n")
+    __slots__ = ("future", "id", "incs", "managers", "n")
 
     def __init__(self, future: asyncio.Future[Any], node: str, n: str) -> None:
         self.future = future
         self.n = n
         self.id = f"{node}.{n}"
+        #: the managers it has an incarnation with (told owner_exit when it ends)
         self.managers: dict[str, _Ref] = {}
+        self.incs: dict[str, int] = {}  # how many incarnations, per manager
 
 
 class _Sup:
@@ -159,6 +161,7 @@ class Owners:
             self._by_n[own.n] = own
             owner.add_done_callback(self._owner_done)
         own.managers[ref.name] = ref
+        own.incs[ref.name] = own.incs.get(ref.name, 0) + 1
         sup = _Sup(own, next(self._incs), ref, on_exit)
         sup.live.add(_key(handler))
         sup.node = link.where.get(ref.name)
@@ -183,8 +186,15 @@ class Owners:
 
     def _forget(self, sup: _Sup) -> None:
         key = (sup.owner.n, sup.inc)
-        if self._sups.pop(key, None) is not None:
-            _remember(self._ended, key)
+        if self._sups.pop(key, None) is None:
+            return
+        _remember(self._ended, key)
+        own, name = sup.owner, sup.ref.name
+        left = own.incs.pop(name, 0) - 1
+        if left > 0:
+            own.incs[name] = left
+        else:  # none left with that manager: nothing to tell it when the owner ends
+            own.managers.pop(name, None)
 
     async def _listen(self) -> None:
         if self._sub is not None:

@@ -26,6 +26,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import msgspec
@@ -89,6 +90,7 @@ class Supervision:
         self.link = link
         self._standins: dict[str, asyncio.Future[None]] = {}
         self._ids: dict[asyncio.Future[None], str] = {}
+        self._adding: dict[str, int] = {}  # supervised requests in progress, per owner
         #: the on_exit callbacks of each remote owner's handlers still installed
         self._tellers: dict[str, set[_Teller]] = {}
         self._sending: set[asyncio.Task[None]] = set()
@@ -115,7 +117,8 @@ class Supervision:
         owner, node, inc = owner_of(req)
         standin = self._standin(owner, node)
         teller = _Teller(self, served, owner, node, inc, standin)
-        await served.mgr.add_sup_handler(ref, args, on_exit=teller, owner=standin, **opts)
+        async with self._adding_for(owner):
+            await served.mgr.add_sup_handler(ref, args, on_exit=teller, owner=standin, **opts)
         self._track(teller, ref)
 
     async def swap(
@@ -125,13 +128,37 @@ class Supervision:
         owner, node, inc = owner_of(req)
         standin = self._standin(owner, node)
         teller = _Teller(self, served, owner, node, inc, standin)
-        await served.mgr.swap_sup_handler(old, args1, new, args2, on_exit=teller, owner=standin)
+        async with self._adding_for(owner):
+            await served.mgr.swap_sup_handler(old, args1, new, args2, on_exit=teller, owner=standin)
         for other in list(self._tellers.get(owner, ())):  # the old one's, if the same owner
             if other.name == teller.name:
                 other.live.discard(new)
                 if not other.live:
                     self.told(other)
         self._track(teller, new)
+
+    @contextlib.asynccontextmanager
+    async def _adding_for(self, owner: str) -> AsyncIterator[None]:
+        """A supervised request for ``owner`` in progress; if it fails, the owner's stand-in
+        goes unless a handler here (or another request in progress) still uses it."""
+        self._adding[owner] = self._adding.get(owner, 0) + 1
+        try:
+            yield
+        except Exception:  # refused (a cancelled one may have been installed: kept)
+            self._unused(owner)
+            raise
+        finally:
+            left = self._adding.pop(owner) - 1
+            if left:
+                self._adding[owner] = left
+
+    def _unused(self, owner: str) -> None:
+        if self._adding.get(owner, 0) > 1 or any(t.live for t in self._tellers.get(owner, ())):
+            return
+        self._tellers.pop(owner, None)
+        fut = self._standins.pop(owner, None)
+        if fut is not None:
+            self._ids.pop(fut, None)
 
     def _track(self, teller: _Teller, ref: Any) -> None:
         teller.live.add(ref)
