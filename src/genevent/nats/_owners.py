@@ -8,7 +8,7 @@ managers' nodes, acknowledges each, and calls the owner's ``on_exit`` once per n
 sent again (its acknowledgement was lost) carries the same (manager, incarnation, number) and
 is only acknowledged.
 
-When an owner ends, this node sends ``owner_exit`` to every manager it supervised through.
+When an owner ends, this node sends ``owner_exit`` to every manager it still supervises through.
 When a manager's node is declared down (its lease expired), this node makes up the notice of
 each handler still installed there: :class:`ManagerNodeDown`. When this node was itself cut off
 past its lease (or closes), it does the same with ``reason="noconnection"``: the managers'
@@ -220,7 +220,7 @@ class Owners:
 
     def _tell_end(self, own: _Owner, ref: _Ref, cut_off: bool = False) -> None:
         if self._link.closing:
-            return
+            return  # the node's lease goes with it: its managers' nodes end the handlers
         task = asyncio.get_running_loop().create_task(self._owner_exit(own, ref, cut_off))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -351,9 +351,12 @@ class Owners:
             self._gone(sup, node, reason)
 
     def cut_off(self, reason: GoneReason = "noconnection") -> None:
-        """This node was cut off past its lease (or is closing): the managers' nodes took it
-        for gone (or will hear so: each manager is sent ``owner_exit`` for the owners it
-        held handlers of); tell every owner."""
+        """This node was cut off past its lease (or is closing): tell every owner its
+        handlers are gone. The managers' nodes took this node for gone; after a cut-off
+        (the node lives on), each manager is also sent ``owner_exit`` for the live owners
+        it held handlers of, in case its node did not see the lapse. On close nothing is
+        sent: the managers' nodes learn it from the lease this node deletes as it leaves
+        (or that lapses), and end the handlers of its owners then."""
         ends = {(sup.owner.id, sup.ref.name): sup for sup in self._sups.values()}
         for sup in list(self._sups.values()):
             self._gone(sup, sup.node or "", reason)
