@@ -10,6 +10,7 @@ import subprocess
 import sys
 from typing import Any
 
+import nats.errors
 import nats.js.errors
 import pytest
 
@@ -22,6 +23,7 @@ from genevent.nats import (
     NatsServer,
     NotEncodable,
     RemoteGroup,
+    _groups,
 )
 from tests.distributed.app import GATES, Log
 from tests.distributed.conftest import PYTHONPATH, ROOT, NodeProcess
@@ -341,3 +343,64 @@ def test_top_shows_the_groups(url: str, ns: str) -> None:
     console = Console(record=True, width=160, color_system=None)
     console.print(render(snap))
     assert "groups: g: m1 m2" in console.export_text()
+
+
+async def test_the_members_cache_keeps_no_empty_group_and_is_bounded(
+    url: str, ns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with node(url, ns, "a") as a:
+        await _host(a, "m1")
+        await a.join("g0", "m1")  # the bucket exists
+        cache = a._groups._cache
+        for i in range(2000):  # distinct groups without members: none is kept
+            await a.group(f"empty{i}").notify("x")
+        assert len(cache) == 0
+        monkeypatch.setattr(_groups, "_CACHED", 3)
+        for i in range(5):
+            await a.join(f"g{i}", "m1")
+        for i in range(5):
+            await a.group(f"g{i}").notify("x")
+        assert list(cache) == ["g2", "g3", "g4"]  # the least recently notified went first
+        await a.group("g2").notify("x")
+        await a.group("g0").notify("x")
+        assert list(cache) == ["g4", "g2", "g0"]
+        await a.leave("g0", "m1")
+        await a.group("g0").notify("x")  # read again (the bucket changed): now empty
+        assert list(cache) == ["g4", "g2"]
+
+
+async def test_a_watch_whose_subscribe_failed_is_made_again(
+    url: str, ns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection refusing a subscribe is simulated (the real one is called otherwise)."""
+    async with node(url, ns, "a") as a:
+        await _host(a, "m1")
+        await a.join("g", "m1")
+        nc = a._link.nc
+        real = nc.subscribe
+        calls: list[str] = []
+
+        async def subscribe(subj: str, **kw: Any) -> Any:
+            calls.append(subj)
+            if len(calls) == 2:  # the second of the watch's two: the connection failed
+                raise nats.errors.ConnectionClosedError
+            return await real(subj, **kw)
+
+        monkeypatch.setattr(nc, "subscribe", subscribe)
+        with pytest.raises(nats.errors.ConnectionClosedError):
+            await a.group("g").notify("x")
+        assert a._groups._watching is False
+        await a.group("g").notify("x")  # the failed one is made, the other not twice
+        assert a._groups._watching is True
+        assert calls == [f"$KV.ge_{ns}_groups.>", f"ge.{ns}.down.*", f"ge.{ns}.down.*"]
+        monkeypatch.undo()
+        generation = a._groups._generation
+        async with node(url, ns, "b") as b:
+            await _host(b, "m2")
+            await b.join("g", "m2")  # another node's change, heard through the watch
+
+            async def heard() -> bool:
+                return a._groups._generation != generation
+
+            await until(heard, "the watch heard the join")
+            assert await a._groups.recipients("g") == ["m1", "m2"]

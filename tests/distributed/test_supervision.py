@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -31,6 +32,8 @@ from genevent import (
 from genevent.nats import (
     ManagerNodeDown,
     ManagerNotFound,
+    NatsServer,
+    Node,
     NodeDown,
     OwnerNodeDown,
     RemoteException,
@@ -39,6 +42,7 @@ from genevent.nats._exits import decode_notice
 from tests.distributed.app import ENDED, HANDLERS, TYPES, Heir, Log, Owned
 from tests.distributed.conftest import NodeProcess
 from tests.distributed.test_nodes import WAIT, node, until
+from tests.distributed.test_trust import as_user
 
 
 def ended(label: Any) -> list[Any]:
@@ -133,6 +137,38 @@ async def test_a_failed_add_leaves_nothing_behind(url: str, ns: str) -> None:
         assert a._owners._sups == {}
 
 
+async def test_a_long_lived_owner_keeps_nothing_of_what_it_left(url: str, ns: str) -> None:
+    """Many add/delete cycles and failed adds on many managers: neither the owner's node nor
+    the manager's node keeps anything of them."""
+    async with node(url, ns, "a") as a, node(url, ns, "b") as b:
+        refs = [a.manager(f"m{i}") for i in range(10)]
+        for ref in refs:
+            await b.start_manager(ref.name)
+        told: list[HandlerExit] = []
+        for _ in range(3):
+            for ref in refs:
+                await ref.add_sup_handler(Log, on_exit=told.append)
+                await ref.delete_handler(Log)
+                with pytest.raises(HandlerInitFailed):
+                    await ref.add_sup_handler(Log, "refuse", on_exit=told.append)
+        assert len(told) == 30
+        own = a._owners._by_future[asyncio.current_task()]  # type: ignore[index]
+        assert a._owners._sups == {}
+        assert own.managers == {}
+        assert own.incs == {}
+        sup = b._supervision
+        assert (sup._standins, sup._ids, sup._tellers, sup._adding) == ({}, {}, {}, {})
+        # a failed add beside a live handler of the same owner keeps the stand-in
+        await refs[0].add_sup_handler(Log, on_exit=told.append)
+        with pytest.raises(HandlerInitFailed):
+            await refs[0].add_sup_handler((Log, 2), "refuse", on_exit=told.append)
+        assert len(sup._standins) == 1
+        assert list(own.managers) == ["m0"]
+        await refs[0].delete_handler(Log)
+        assert own.managers == {}
+        assert len(told) == 31
+
+
 async def test_the_owners_end_removes_its_handlers(url: str, ns: str) -> None:
     ENDED.clear()
     async with node(url, ns, "a") as a, node(url, ns, "b") as b:
@@ -190,46 +226,106 @@ async def test_a_closing_owner_node_takes_its_handlers_away(url: str, ns: str) -
 
 
 async def test_a_notice_sent_twice_is_told_once(url: str, ns: str) -> None:
+    async with _spied(url, ns) as (a, ref, spy):
+        told: list[HandlerExit] = []
+        subject, data = await _a_notice(spy, ns, ref, told)
+        assert len(told) == 1
+        # delivered again (a retry whose first ack was lost): acknowledged, not told
+        ack = await spy.request(subject, data, timeout=WAIT)
+        assert b"MalformedMessage" not in ack.data
+        assert len(told) == 1
+        # a notice about a live handler from another node than the manager's: ignored
+        await ref.add_sup_handler(Log, on_exit=told.append)  # incarnation 2
+        notice = decode_notice(data)
+        notice.n, notice.i = "z", 2
+        with pytest.raises(nats.errors.TimeoutError):  # no ack for a forgery
+            await spy.request(subject, msgspec.msgpack.encode(notice), timeout=0.5)
+        assert len(told) == 1
+        assert await ref.which_handlers() == ["Log"]
+        await ref.delete_handler(Log)
+        assert len(told) == 2
+        assert a.ignored["exit_notices"] == 1
+        # junk on the subject: a typed error reply, counted
+        junk = await spy.request(subject, b"\x93junk", timeout=WAIT)
+        assert b"MalformedMessage" in junk.data
+        assert a.ignored["exit_notices"] == 2
+
+
+async def test_a_notice_before_the_holder_is_known_is_checked_against_the_bucket(
+    url: str, ns: str
+) -> None:
+    async with _spied(url, ns) as (a, ref, spy):
+        told: list[HandlerExit] = []
+        subject, data = await _a_notice(spy, ns, ref, told)
+        await ref.add_sup_handler(Log, on_exit=told.append)  # incarnation 2
+        # as if the reply had not come yet: the owner's node does not know the holder
+        sup = a._owners._sups[("1", 2)]
+        sup.node = None
+        a._link.where.pop("m", None)
+        notice = decode_notice(data)
+        notice.n, notice.i = "z", 2  # a node that does not hold "m"
+        with pytest.raises(nats.errors.TimeoutError):  # no ack: the bucket says "b"
+            await spy.request(subject, msgspec.msgpack.encode(notice), timeout=0.5)
+        assert a.ignored["exit_notices"] == 1
+        assert sup.node == "b"  # learned from the bucket
+        assert len(told) == 1
+        assert await ref.which_handlers() == ["Log"]
+        await ref.delete_handler(Log)  # the real notice, from "b", is told
+        assert len(told) == 2
+        assert a.ignored["exit_notices"] == 1
+
+
+async def test_a_notice_the_server_refuses_is_given_up_and_counted(
+    roles_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """node-c may serve managers but not send exit notices: each refused notice ends its
+    sending task quietly (logged, counted), not with an exception nobody reads."""
+    refused: list[Any] = []
+    async with as_user(roles_server, "node-c") as c, as_user(roles_server, "operator") as o:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: refused.append(ctx))
+        await c.start_manager("ledger")
+        m = o.manager("ledger")
+        told: list[HandlerExit] = []
+        for _ in range(2):
+            await m.add_sup_handler(Log, on_exit=told.append)
+            await m.delete_handler(Log)
+            await c._supervision.settle(WAIT)
+        assert c._supervision.unacked == 2
+        assert not c._supervision._sending
+        assert told == []  # nothing reached the owner
+        assert await m.which_handlers() == []
+    assert refused == []
+    assert "not acknowledged" in caplog.text
+
+
+@contextlib.asynccontextmanager
+async def _spied(url: str, ns: str) -> AsyncIterator[tuple[Node, Any, Any]]:
+    """Node "a", its reference to the manager "m" of node "b", and a plain NATS client."""
     async with node(url, ns, "a") as a, node(url, ns, "b") as b:
         await b.start_manager("m")
-        ref = a.manager("m")
-        told: list[HandlerExit] = []
         spy = await nats.connect(url)
-        frames: list[Any] = []
         try:
-            sub = await spy.subscribe(f"ge.{ns}.own.a.*", cb=_keep(frames))
-            await spy.flush()
-            await ref.add_sup_handler(Log, on_exit=told.append)
-            await ref.delete_handler(Log)
-
-            async def seen() -> bool:
-                return bool(frames)
-
-            await until(seen, "the spy saw the notice")
-            assert len(told) == 1
-            subject, data = frames[0]
-            # delivered again (a retry whose first ack was lost): acknowledged, not told
-            ack = await spy.request(subject, data, timeout=WAIT)
-            assert b"MalformedMessage" not in ack.data
-            assert len(told) == 1
-            # a notice about a live handler from another node than the manager's: ignored
-            await ref.add_sup_handler(Log, on_exit=told.append)  # incarnation 2
-            notice = decode_notice(data)
-            notice.n, notice.i = "z", 2
-            with pytest.raises(nats.errors.TimeoutError):  # no ack for a forgery
-                await spy.request(subject, msgspec.msgpack.encode(notice), timeout=0.5)
-            assert len(told) == 1
-            assert await ref.which_handlers() == ["Log"]
-            await ref.delete_handler(Log)
-            assert len(told) == 2
-            assert a.ignored["exit_notices"] == 1
-            # junk on the subject: a typed error reply, counted
-            junk = await spy.request(subject, b"\x93junk", timeout=WAIT)
-            assert b"MalformedMessage" in junk.data
-            assert a.ignored["exit_notices"] == 2
-            await sub.unsubscribe()
+            yield a, a.manager("m"), spy
         finally:
             await spy.close()
+
+
+async def _a_notice(spy: Any, ns: str, ref: Any, told: list[HandlerExit]) -> tuple[str, bytes]:
+    """The subject and data of an exit notice to the owner on node "a" (the current task),
+    as the client ``spy`` saw it: its handler ``Log`` on ``ref`` was added and deleted."""
+    frames: list[Any] = []
+    sub = await spy.subscribe(f"ge.{ns}.own.a.*", cb=_keep(frames))
+    await spy.flush()
+    await ref.add_sup_handler(Log, on_exit=told.append)
+    await ref.delete_handler(Log)
+
+    async def seen() -> bool:
+        return bool(frames)
+
+    await until(seen, "the spy saw the notice")
+    await sub.unsubscribe()
+    subject, data = frames[0]
+    return subject, data
 
 
 def _keep(frames: list[Any]) -> Any:

@@ -11,7 +11,8 @@ record is deleted by the next reader that sees it stale.
 
 Group notifies go to each member's own notify subject, so they keep their order with the
 producer's other requests to that manager, and NATS permissions grant them per manager as any
-notify. The members a notify goes to are cached per group and read again from the bucket when
+notify. The members a notify goes to are cached per group (groups with members only, the
+1024 most recently notified) and read again from the bucket when
 the bucket changed, a member's manager stopped (its "stopped" notice), a member's node went
 silent, or the copy is one lease old.
 """
@@ -22,9 +23,10 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import nats.js.errors
 from nats.aio.msg import Msg
@@ -41,6 +43,10 @@ from ._wire import Codec, Request, check_name
 __all__ = ("GroupVia", "Groups")
 
 T = TypeVar("T")
+
+_CACHED: Final = 1024
+"""How many groups' members are cached (the least recently notified go first); a group
+without members is not cached."""
 
 
 @dataclass(slots=True)
@@ -61,9 +67,11 @@ class Groups:
         self._names = names
         self._bucket = f"ge_{link.ns}_groups"
         self._kv: KeyValue | None = None
-        self._cache: dict[str, _Snapshot] = {}
+        self._cache: OrderedDict[str, _Snapshot] = OrderedDict()
         self._generation = 0  # bumped on every change that may touch a cached membership
         self._watching = False
+        self._watch_lock: asyncio.Lock | None = None
+        self._subs: dict[str, Any] = {}  # the watch's subscriptions made so far
 
     async def _open(self, create: bool) -> KeyValue | None:
         """The bucket (created if ``create``), or None if it does not exist yet. Opened on
@@ -180,6 +188,7 @@ class Groups:
         changed, else read again."""
         snap = self._cache.get(group)
         if snap is not None and self._fresh(snap):
+            self._cache.move_to_end(group)
             return snap.members
         self._link.check_up()
         await self._watch()
@@ -191,7 +200,13 @@ class Groups:
         for node in nodes - {link.id}:  # the detector declares it down if it stays silent
             link.seen.setdefault(node, (now, link.lease))
         snap = _Snapshot(found["members"], nodes - {link.id}, now, generation)
+        if not snap.members:  # nothing to keep: no entry for every empty group ever notified
+            self._cache.pop(group, None)
+            return snap.members
         self._cache[group] = snap
+        self._cache.move_to_end(group)
+        while len(self._cache) > _CACHED:
+            self._cache.popitem(last=False)
         return snap.members
 
     def _fresh(self, snap: _Snapshot) -> bool:
@@ -208,14 +223,24 @@ class Groups:
         """Hear the bucket's changes and the "stopped" notices (once)."""
         if self._watching:
             return
-        self._watching = True
-        nc = self._link.nc
-        await nc.subscribe(f"$KV.{self._bucket}.>", cb=self._on_change)
-        await nc.subscribe(f"{self._link.pfx}.down.*", cb=self._on_stopped)
-        with contextlib.suppress(
-            Exception
-        ):  # the connection dropped: they are resent on its return
-            await sync(nc)
+        if self._watch_lock is None:
+            self._watch_lock = asyncio.Lock()
+        async with self._watch_lock:
+            if self._watching:
+                return
+            nc = self._link.nc
+            wanted = {
+                f"$KV.{self._bucket}.>": self._on_change,
+                f"{self._link.pfx}.down.*": self._on_stopped,
+            }
+            for subj, cb in wanted.items():  # one that failed is tried again next time
+                if subj not in self._subs:
+                    self._subs[subj] = await nc.subscribe(subj, cb=cb)
+            self._watching = True  # only once both are made
+            with contextlib.suppress(
+                Exception
+            ):  # the connection dropped: they are resent on its return
+                await sync(nc)
 
     async def _on_change(self, msg: Msg) -> None:
         self._changed()

@@ -8,7 +8,7 @@ managers' nodes, acknowledges each, and calls the owner's ``on_exit`` once per n
 sent again (its acknowledgement was lost) carries the same (manager, incarnation, number) and
 is only acknowledged.
 
-When an owner ends, this node sends ``owner_exit`` to every manager it supervised through.
+When an owner ends, this node sends ``owner_exit`` to every manager it still supervises through.
 When a manager's node is declared down (its lease expired), this node makes up the notice of
 each handler still installed there: :class:`ManagerNodeDown`. When this node was itself cut off
 past its lease (or closes), it does the same with ``reason="noconnection"``: the managers'
@@ -64,13 +64,15 @@ class _Ref(Protocol):
 
 
 class _Owner:
-    __slots__ = ("future", "id", "managers", "n")
+    __slots__ = ("future", "id", "incs", "managers", "n")
 
     def __init__(self, future: asyncio.Future[Any], node: str, n: str) -> None:
         self.future = future
         self.n = n
         self.id = f"{node}.{n}"
+        #: the managers it has an incarnation with (told owner_exit when it ends)
         self.managers: dict[str, _Ref] = {}
+        self.incs: dict[str, int] = {}  # how many incarnations, per manager
 
 
 class _Sup:
@@ -126,8 +128,8 @@ class Owners:
         self._listening: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._warn = Throttled()
-        #: notices ignored: malformed, not for an owner of ours, or not from the node that
-        #: holds the handler
+        #: notices ignored: malformed, not for an owner of ours, or claiming another node
+        #: than the one that holds the handler
         self.ignored = 0
 
     # -- supervised requests ------------------------------------------------------------------
@@ -159,6 +161,7 @@ class Owners:
             self._by_n[own.n] = own
             owner.add_done_callback(self._owner_done)
         own.managers[ref.name] = ref
+        own.incs[ref.name] = own.incs.get(ref.name, 0) + 1
         sup = _Sup(own, next(self._incs), ref, on_exit)
         sup.live.add(_key(handler))
         sup.node = link.where.get(ref.name)
@@ -183,8 +186,15 @@ class Owners:
 
     def _forget(self, sup: _Sup) -> None:
         key = (sup.owner.n, sup.inc)
-        if self._sups.pop(key, None) is not None:
-            _remember(self._ended, key)
+        if self._sups.pop(key, None) is None:
+            return
+        _remember(self._ended, key)
+        own, name = sup.owner, sup.ref.name
+        left = own.incs.pop(name, 0) - 1
+        if left > 0:
+            own.incs[name] = left
+        else:  # none left with that manager: nothing to tell it when the owner ends
+            own.managers.pop(name, None)
 
     async def _listen(self) -> None:
         if self._sub is not None:
@@ -210,7 +220,7 @@ class Owners:
 
     def _tell_end(self, own: _Owner, ref: _Ref, cut_off: bool = False) -> None:
         if self._link.closing:
-            return
+            return  # the node's lease goes with it: its managers' nodes end the handlers
         task = asyncio.get_running_loop().create_task(self._owner_exit(own, ref, cut_off))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -260,10 +270,13 @@ class Owners:
             self._ignore(f"an exit notice from {notice.n!r} for an unknown incarnation")
             self._answer(msg)
             return
-        holder = sup.node or link.where.get(notice.m)
-        if notice.m != sup.ref.name or (holder is not None and holder != notice.n):
-            # not from the node that holds the handler: no acknowledgement either
+        if notice.m != sup.ref.name or not await self._from_holder(sup, notice):
+            # a consistency check of the sender the notice claims against the name's holder,
+            # not an authentication: whoever may publish here is trusted with exit notices
             self._ignore(f"an exit notice about {notice.m!r} from {notice.n!r}, not its node")
+            return
+        if key not in self._sups or told in self._told:
+            self._answer(msg)  # told (or forgotten) while the holder was looked up
             return
         try:
             ex = self._exit_of(sup, notice)
@@ -280,6 +293,21 @@ class Owners:
             self._forget(sup)
         self._tell(sup, ex)
         self._answer(msg)
+
+    async def _from_holder(self, sup: _Sup, notice: Notice) -> bool:
+        """Whether ``notice`` claims the node that holds its manager's name: the node that
+        answered the request, else the names bucket's holder (looked up then); a name the
+        bucket has no holder for leaves nothing to check against."""
+        link = self._link
+        holder = sup.node or link.where.get(notice.m)
+        if holder is None and link.locate is not None:
+            try:
+                holder = await link.locate(notice.m)
+            except Exception:  # the bucket cannot be read now: the notice is believed
+                holder = None
+            if holder is not None and sup.node is None:
+                sup.node = holder
+        return holder is None or holder == notice.n
 
     def _exit_of(self, sup: _Sup, notice: Notice) -> HandlerExit:
         codec = self._link.codec
@@ -323,9 +351,12 @@ class Owners:
             self._gone(sup, node, reason)
 
     def cut_off(self, reason: GoneReason = "noconnection") -> None:
-        """This node was cut off past its lease (or is closing): the managers' nodes took it
-        for gone (or will hear so: each manager is sent ``owner_exit`` for the owners it
-        held handlers of); tell every owner."""
+        """This node was cut off past its lease (or is closing): tell every owner its
+        handlers are gone. The managers' nodes took this node for gone; after a cut-off
+        (the node lives on), each manager is also sent ``owner_exit`` for the live owners
+        it held handlers of, in case its node did not see the lapse. On close nothing is
+        sent: the managers' nodes learn it from the lease this node deletes as it leaves
+        (or that lapses), and end the handlers of its owners then."""
         ends = {(sup.owner.id, sup.ref.name): sup for sup in self._sups.values()}
         for sup in list(self._sups.values()):
             self._gone(sup, sup.node or "", reason)

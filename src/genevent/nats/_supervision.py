@@ -26,11 +26,13 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any, Final
 
 import msgspec
 
 from .._core import HandlerExit, Swapped
+from .._errors import GenEventError
 from ._errors import MalformedMessage, ManagerNotFound, NodeDown, TransportDown
 from ._exits import (
     GoneReason,
@@ -40,7 +42,7 @@ from ._exits import (
     encode_notice,
     owner_exception,
 )
-from ._link import Link
+from ._link import Link, Throttled
 from ._protocol import Served
 from ._wire import VERSION, Codec, Request, check_name
 
@@ -88,10 +90,13 @@ class Supervision:
         self.link = link
         self._standins: dict[str, asyncio.Future[None]] = {}
         self._ids: dict[asyncio.Future[None], str] = {}
+        self._adding: dict[str, int] = {}  # supervised requests in progress, per owner
         #: the on_exit callbacks of each remote owner's handlers still installed
         self._tellers: dict[str, set[_Teller]] = {}
         self._sending: set[asyncio.Task[None]] = set()
-        #: notices given up on: their owner's node was declared down before it acknowledged
+        self._warn = Throttled()
+        #: notices given up on: their owner's node was declared down before it acknowledged,
+        #: or sending them failed for good (the server refused them, say)
         self.unacked = 0
 
     # -- requests -----------------------------------------------------------------------------
@@ -112,7 +117,8 @@ class Supervision:
         owner, node, inc = owner_of(req)
         standin = self._standin(owner, node)
         teller = _Teller(self, served, owner, node, inc, standin)
-        await served.mgr.add_sup_handler(ref, args, on_exit=teller, owner=standin, **opts)
+        async with self._adding_for(owner):
+            await served.mgr.add_sup_handler(ref, args, on_exit=teller, owner=standin, **opts)
         self._track(teller, ref)
 
     async def swap(
@@ -122,13 +128,37 @@ class Supervision:
         owner, node, inc = owner_of(req)
         standin = self._standin(owner, node)
         teller = _Teller(self, served, owner, node, inc, standin)
-        await served.mgr.swap_sup_handler(old, args1, new, args2, on_exit=teller, owner=standin)
+        async with self._adding_for(owner):
+            await served.mgr.swap_sup_handler(old, args1, new, args2, on_exit=teller, owner=standin)
         for other in list(self._tellers.get(owner, ())):  # the old one's, if the same owner
             if other.name == teller.name:
                 other.live.discard(new)
                 if not other.live:
                     self.told(other)
         self._track(teller, new)
+
+    @contextlib.asynccontextmanager
+    async def _adding_for(self, owner: str) -> AsyncIterator[None]:
+        """A supervised request for ``owner`` in progress; if it fails, the owner's stand-in
+        goes unless a handler here (or another request in progress) still uses it."""
+        self._adding[owner] = self._adding.get(owner, 0) + 1
+        try:
+            yield
+        except Exception:  # refused (a cancelled one may have been installed: kept)
+            self._unused(owner)
+            raise
+        finally:
+            left = self._adding.pop(owner) - 1
+            if left:
+                self._adding[owner] = left
+
+    def _unused(self, owner: str) -> None:
+        if self._adding.get(owner, 0) > 1 or any(t.live for t in self._tellers.get(owner, ())):
+            return
+        self._tellers.pop(owner, None)
+        fut = self._standins.pop(owner, None)
+        if fut is not None:
+            self._ids.pop(fut, None)
 
     def _track(self, teller: _Teller, ref: Any) -> None:
         teller.live.add(ref)
@@ -222,6 +252,12 @@ class Supervision:
                 break
             except (TimeoutError, ManagerNotFound, TransportDown):
                 pass  # lost, nobody subscribed (yet, or any more), or our link is down
+            except GenEventError as exc:  # refused (PermissionDenied, say): again won't help
+                self.unacked += 1
+                self._warn.warn(
+                    "genevent.nats: an exit notice to %s was not acknowledged: %s", subj, exc
+                )
+                return
             finally:
                 link.pending.pop(token, None)
             if (node != link.id and node not in link.seen) or link.closing:
