@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from genevent import aio
+from genevent import EventHandler, aio
 from genevent.nats import (
     BlockingNode,
     Durable,
@@ -147,6 +147,39 @@ async def test_a_crashing_handler_is_removed_and_the_event_still_acked(url: str,
         assert stats is not None
         await until(lambda: _true(stats.handled == 3), "three events acknowledged")
         assert await mgr.which_handlers() == []
+        assert stats.redelivered == stats.retried == 0
+
+
+class Slow(EventHandler[Any, Any, Any]):
+    """Logs each event, then takes ``pause`` seconds over it (its workload, not a wait)."""
+
+    def init(self, pause: float, /) -> None:
+        self.pause = pause
+        self.log: list[Any] = []
+
+    async def handle_event(self, event: Any, /) -> None:
+        self.log.append(event)
+        await asyncio.sleep(self.pause)
+
+    def handle_call(self, request: Any, /) -> list[Any]:
+        return list(self.log)
+
+
+async def test_a_handler_slower_than_ack_wait_gets_each_event_once(url: str, ns: str) -> None:
+    async with Nodes(url, ns) as nodes:
+        a = await nodes("a")
+
+        async def slow(mgr: aio.EventManager[Any]) -> None:
+            await mgr.add_handler(Slow, 2.5)  # two and a half ack_waits per event
+
+        mgr = await a.start_manager("m", durable=Durable(ack_wait=1), setup=slow)
+        m = a.manager("m")
+        await m.notify_durable("first")
+        await m.notify_durable("second")
+        stats = a.durable_stats("m")
+        assert stats is not None
+        await until(lambda: _true(stats.handled == 2), "both events handled")
+        assert await mgr.call(Slow, None) == ["first", "second"]
         assert stats.redelivered == stats.retried == 0
 
 

@@ -14,6 +14,8 @@ holds the name ``M`` (and only it: the consumer is bound after the claim) takes 
 time, delivers it with ``sync_notify`` semantics and acks it after every handler ran. A handler
 that crashes is removed, as in gen_event, and the event is still acked. Delivery is
 at-least-once: an event in flight when its node died is delivered again after ``ack_wait``.
+While the handlers run, JetStream is told every half ``ack_wait`` that the event is in
+progress, so a slow handler does not get it twice.
 """
 
 from __future__ import annotations
@@ -349,6 +351,9 @@ class Consumer:
                 await msg.term()
             return
         meta = msg.metadata
+        # however long the handlers take, JetStream is told the event is being worked on:
+        # only a node that dies mid-event has it delivered again (after ack_wait)
+        alive = asyncio.get_running_loop().create_task(self._in_progress(msg))
         try:
             if msg.headers and "traceparent" in msg.headers:  # notified in a trace: handled in it
                 with incoming(msg.headers):
@@ -361,12 +366,23 @@ class Consumer:
             with contextlib.suppress(Exception):
                 await msg.nak(delay=self._options.nak_delay)
             return
-        stats.handled += 1
-        stats.last_seq = meta.sequence.stream
-        if meta.num_delivered > 1:
-            stats.redelivered += 1
+        else:  # counted at once: the handlers' effects and the stats agree
+            stats.handled += 1
+            stats.last_seq = meta.sequence.stream
+            if meta.num_delivered > 1:
+                stats.redelivered += 1
+        finally:
+            await cancel_until_done(alive)
         with contextlib.suppress(Exception):  # a lost ack: delivered again, at least once
             await msg.ack()
+
+    async def _in_progress(self, msg: Msg) -> None:
+        """Tell JetStream every half ``ack_wait`` that ``msg`` is still being handled."""
+        every = self._options.ack_wait / 2
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(Exception):  # the link is down: the next one, or ack_wait
+                await msg.in_progress()
 
     async def add_replayed(self, handler: Any, args: Any) -> int:
         """Add ``handler`` to the manager after it saw every durable event the manager saw:
