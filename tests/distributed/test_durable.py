@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -25,8 +26,10 @@ from genevent.nats import (
     Node,
     NotEncodable,
     RemoteManager,
+    TransportDown,
     connect,
 )
+from genevent.nats._durable import replay
 from tests.distributed.app import HANDLERS, TYPES, Heir, Log, Point
 from tests.distributed.conftest import PYTHONPATH, ROOT
 from tests.distributed.test_nodes import until
@@ -266,6 +269,42 @@ async def test_a_handler_added_with_replay_sees_the_stream_then_the_live_events(
         assert await mgr.which_handlers() == [(Heir, "late"), Log]
         with pytest.raises(ManagerNotFound):
             await b.add_replayed_handler("m", Log)
+
+
+async def test_a_replay_ends_at_the_last_stored_event_below_until(url: str, ns: str) -> None:
+    async with Nodes(url, ns) as nodes:
+        a, b = await nodes("a"), await nodes("b")
+        await _five_handled(a, b)
+        seen: list[Any] = []
+
+        async def keep(event: Any) -> None:
+            seen.append(event)
+
+        # nothing is stored after #5: the wait for #6..#9 ends the replay, it is not a stall
+        assert await replay(b._link, "m", keep, until=9, timeout=0.5) == 5
+        assert seen == [0, 1, 2, 3, 4]
+
+
+async def test_a_replay_that_stalls_raises_instead_of_ending_short(ns: str) -> None:
+    server = NatsServer().start()
+    assert server.proc is not None
+    pid = server.proc.pid
+    try:
+        async with Nodes(server.url, ns) as nodes:
+            a, b = await nodes("a"), await nodes("b")
+            await _five_handled(a, b)
+
+            async def freeze_at_the_last(event: Any) -> None:
+                if event == 4:  # the server hangs, its socket open: nothing more comes
+                    os.kill(pid, signal.SIGSTOP)
+
+            try:
+                with pytest.raises(TransportDown, match="stalled"):
+                    await replay(b._link, "m", freeze_at_the_last, until=9, timeout=0.5)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+    finally:
+        server.stop()
 
 
 async def test_a_standby_waits_for_the_name(url: str, ns: str) -> None:

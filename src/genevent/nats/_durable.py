@@ -459,7 +459,8 @@ async def replay(
     """Deliver the durable events of ``name`` stored in the stream, oldest first, up to the
     stream sequence ``until`` (default: the last one stored now), to ``into``: a manager
     (``sync_notify``) or an async function. Undecodable events are skipped. Return how many
-    were delivered."""
+    were delivered. If no event comes for ``timeout`` seconds while some up to ``until`` are
+    still stored, the replay raises :class:`TransportDown` (it does not end short)."""
     js = link.nc.jetstream()
     stream, subject = stream_name(link.ns), durable_subject(link.pfx, name)
     if until is None:
@@ -473,14 +474,16 @@ async def replay(
     sub = await js.subscribe(
         subject, stream=stream, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
     )
-    count = 0
+    count = seen = 0
     try:
         while True:
             try:
                 msg = await sub.next_msg(timeout=timeout)
-            except nats.errors.TimeoutError:  # nothing more (the last one was removed)
+            except nats.errors.TimeoutError:
+                # the end only if the events left were removed meanwhile; else it stalled
+                await _check_nothing_left(js, stream, subject, seen, until, timeout)
                 break
-            seq = msg.metadata.sequence.stream
+            seq = seen = msg.metadata.sequence.stream
             if seq > until:
                 break
             try:
@@ -499,6 +502,26 @@ async def replay(
 
 
 _SKIP: Final = object()
+
+
+async def _check_nothing_left(
+    js: Any, stream: str, subject: str, seen: int, until: int, timeout: float
+) -> None:
+    """Raise :class:`TransportDown` unless the stream holds no event of ``subject`` after
+    ``seen`` and at or below ``until`` (a replay that waited ``timeout`` s for one)."""
+    try:
+        left = await js.get_msg(stream, seq=seen + 1, subject=subject, next=True)
+    except nats.js.errors.NotFoundError:
+        return
+    except (nats.errors.Error, TimeoutError) as exc:
+        raise TransportDown(
+            f"a replay of {subject!r} stalled after #{seen} (until #{until}): {exc!r}"
+        ) from None
+    if left.seq is not None and left.seq <= until:
+        raise TransportDown(
+            f"a replay of {subject!r} stalled: no event in {timeout} s after #{seen}, "
+            f"though #{left.seq} (until #{until}) is stored"
+        )
 
 
 def setup_of(
