@@ -6,6 +6,7 @@ dead letters, and replay. Waits are bounded; no sleep synchronises anything."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -305,6 +306,24 @@ async def test_a_replay_that_stalls_raises_instead_of_ending_short(ns: str) -> N
                 os.kill(pid, signal.SIGCONT)
     finally:
         server.stop()
+
+
+async def test_adding_a_replayed_handler_while_the_link_is_down_fails_in_time(ns: str) -> None:
+    server = NatsServer().start()
+    nodes = Nodes(server.url, ns)
+    try:
+        a, b = await nodes("a"), await nodes("b")
+        mgr, _ = await _five_handled(a, b)
+        server.stop()  # a reconnects: its fetches fail, the turn is free between them
+        await until(lambda: _true(not a.nats.is_connected), "a lost the link")
+        with pytest.raises(TransportDown):
+            await a.add_replayed_handler("m", (Heir, "late"), "fresh", timeout=2.0)
+        assert await mgr.which_handlers() == [Log]
+    finally:
+        server.stop()
+        for node in nodes.made:  # without a server, closing may find the socket reset
+            with contextlib.suppress(ConnectionError):
+                await node.close()
 
 
 async def test_a_standby_waits_for_the_name(url: str, ns: str) -> None:

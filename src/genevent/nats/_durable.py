@@ -45,7 +45,7 @@ from nats.js.api import (
 )
 
 from .. import aio
-from .._errors import GenEventError, ManagerNotRunning, NameTaken
+from .._errors import CallTimeout, GenEventError, ManagerNotRunning, NameTaken
 from .._handler import EventHandler
 from .._tracing import incoming, outgoing
 from ._connect import cancel_until_done
@@ -318,27 +318,32 @@ class Consumer:
         self._subs.clear()
 
     async def _run(self, psub: Any) -> None:
-        while True:
-            async with self._turn:  # no event is taken while a handler is being added
-                await self._take(psub)
-
-    async def _take(self, psub: Any) -> None:
         failures = 0
         while True:
-            try:
-                msgs = await psub.fetch(1, timeout=_POLL)
-            except nats.errors.TimeoutError:
-                return  # let a handler being added have its turn
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the link is down or closing: try again, slower
-                failures += 1
-                self._warn("genevent.nats: durable fetch for %r failed: %r", exc)
-                await asyncio.sleep(min(0.05 * failures, _POLL))
+            async with self._turn:  # no event is taken while a handler is being added
+                failed = await self._take(psub)
+            if failed is None:
+                failures = 0
                 continue
-            for msg in msgs:
-                await self._handle(msg)
-            return
+            # the link is down or closing: try again, slower, without holding the turn
+            failures += 1
+            self._warn("genevent.nats: durable fetch for %r failed: %r", failed)
+            await asyncio.sleep(min(0.05 * failures, _POLL))
+
+    async def _take(self, psub: Any) -> Exception | None:
+        """Take and handle one event, if one comes within :data:`_POLL`; return the error of
+        a failed fetch (None otherwise)."""
+        try:
+            msgs = await psub.fetch(1, timeout=_POLL)
+        except nats.errors.TimeoutError:
+            return None  # let a handler being added have its turn
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return exc
+        for msg in msgs:
+            await self._handle(msg)
+        return None
 
     async def _handle(self, msg: Msg) -> None:
         link, stats = self._link, self.stats
@@ -384,23 +389,48 @@ class Consumer:
             with contextlib.suppress(Exception):  # the link is down: the next one, or ack_wait
                 await msg.in_progress()
 
-    async def add_replayed(self, handler: Any, args: Any) -> int:
+    async def add_replayed(self, handler: Any, args: Any, timeout: float | None = None) -> int:
         """Add ``handler`` to the manager after it saw every durable event the manager saw:
         built in a manager aside, fed the stream, then handed over into the live manager the
-        way ``swap_handler`` hands a state over. Return how many events it was fed."""
-        async with self._turn:  # no durable event in flight: the live ones come after
+        way ``swap_handler`` hands a state over. Return how many events it was fed. If the
+        turn and the replay take more than ``timeout`` seconds (None: no limit), raise
+        :class:`TransportDown` when the link is down, else :class:`CallTimeout`; the handler
+        is then not added."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._turn.acquire()
+        except TimeoutError:
+            raise self._late(timeout) from None
+        try:  # no durable event in flight: the live ones come after
             upto = max(self.stats.last_seq, self._floor)
             aside: aio.EventManager[Any] = aio.start()
             try:
                 await aside.add_handler(handler, args)
-                count = await replay(self._link, self._name, aside, until=upto) if upto else 0
+                limit = asyncio.timeout_at(deadline)
+                try:
+                    async with limit:
+                        count = await replay(self._link, self._name, aside, until=upto)
+                except TimeoutError as exc:
+                    if limit.expired():
+                        raise self._late(timeout) from None
+                    raise TransportDown(f"a replay of {self._name!r} failed: {exc!r}") from None
                 state = await aside.delete_handler(handler, "replayed")
             finally:
                 await aside.stop()
             carrier = (_Carrier, object())
             await self._mgr.add_handler(carrier, state)
             await self._mgr.swap_handler(carrier, "replayed", handler, args)
+        finally:
+            self._turn.release()
         return count
+
+    def _late(self, timeout: float | None) -> GenEventError:
+        what = f"adding a replayed handler to {self._name!r}"
+        if not self._link.nc.is_connected:
+            return TransportDown(f"{what}: the link is down")
+        return CallTimeout(what, timeout or 0.0)
 
     async def _on_dead_letter(self, msg: Msg) -> None:
         try:
