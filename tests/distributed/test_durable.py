@@ -342,6 +342,54 @@ async def test_a_standby_waits_for_the_name(url: str, ns: str) -> None:
         await until(lambda: _equals(log_of(taken), ["to b"]), "b handles it")
 
 
+class Held(EventHandler[Any, Any, Any]):
+    """Logs each event, sets ``started``, then holds it until ``release`` is set."""
+
+    def init(self, events: tuple[asyncio.Event, asyncio.Event], /) -> None:
+        self.started, self.release = events
+
+    async def handle_event(self, event: Any, /) -> None:
+        self.started.set()
+        await self.release.wait()
+
+
+async def test_a_standby_gets_the_event_in_flight_at_once_when_the_holder_closes(
+    url: str, ns: str
+) -> None:
+    async with Nodes(url, ns) as nodes:
+        a, b = await nodes("a"), await nodes("b")
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def held(mgr: aio.EventManager[Any]) -> None:
+            await mgr.add_handler(Held, (started, release))
+
+        options = Durable(ack_wait=3600)  # only a nak brings the event back within the test
+        await a.start_manager("m", durable=options, setup=held)
+        standby = asyncio.ensure_future(
+            b.start_manager("m", durable=options, standby=True, setup=with_log)
+        )
+        await b.manager("m").notify_durable("in flight")
+        await b.manager("m").notify_durable("next")
+        async with asyncio.timeout(WAIT):
+            await started.wait()
+        held_stats = a.durable_stats("m")
+        assert held_stats is not None
+        closing = asyncio.ensure_future(a.close())  # stops taking events, then the manager
+        await until(lambda: _true(held_stats.retried == 1), "the event in flight given back")
+        release.set()  # the manager stops, the name is free
+        async with asyncio.timeout(WAIT):
+            await closing
+            mgr = await standby
+        await until(lambda: _equals(log_of(mgr), ["in flight", "next"]), "b gets both")
+        stats = b.durable_stats("m")
+        assert stats is not None
+        assert stats.dead_letters == stats.retried == 0
+        assert stats.redelivered == 1
+        assert held_stats.handled == 0
+        info = await b.nats.jetstream().consumer_info(f"GE_{b.ns}", "mgr_m")
+        assert info.num_ack_pending == 0
+
+
 async def test_the_roles_config_lets_a_producer_notify_durably(roles_server: NatsServer) -> None:
     """With examples/nats-roles.conf: the serving node creates the stream and binds its
     consumer, a producer (notify permissions only) stores durable events, and replay reads

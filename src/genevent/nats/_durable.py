@@ -85,6 +85,10 @@ _POLL: Final = 1.0
 """How long one fetch waits for an event before it asks again (seconds)."""
 
 
+_GIVE_BACK: Final = 1
+"""How long stopping waits for the nak of the event it interrupted (seconds)."""
+
+
 def stream_name(ns: str) -> str:
     """The JetStream stream of the namespace ``ns``'s durable notifies."""
     return f"GE_{ns}"
@@ -257,6 +261,7 @@ class Consumer:
         self._task: asyncio.Task[None] | None = None
         self._throttle = Throttle(time.monotonic)
         self._floor = 0  # the last event earlier holders of the name acknowledged
+        self._giving_back: set[asyncio.Task[None]] = set()  # naks of events in flight
         self._turn = asyncio.Lock()  # held while taking an event, or while adding a handler
 
     async def start(self) -> None:
@@ -312,6 +317,8 @@ class Consumer:
         task, self._task = self._task, None
         if task is not None:  # cancelled again until it ends (a fetch waits with wait_for)
             await cancel_until_done(task)
+        if self._giving_back:  # the event in flight, given back: best effort, bounded
+            await asyncio.wait(set(self._giving_back), timeout=_GIVE_BACK)
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
@@ -358,13 +365,22 @@ class Consumer:
         meta = msg.metadata
         # however long the handlers take, JetStream is told the event is being worked on:
         # only a node that dies mid-event has it delivered again (after ack_wait)
-        alive = asyncio.get_running_loop().create_task(self._in_progress(msg))
+        loop = asyncio.get_running_loop()
+        alive = loop.create_task(self._in_progress(msg))
+        # a task of its own: stopping need not wait for the handlers (a waiting sync_notify
+        # is not cut short by a cancellation)
+        if msg.headers and "traceparent" in msg.headers:  # notified in a trace: handled in it
+            with incoming(msg.headers):
+                notify = loop.create_task(self._mgr.sync_notify(body))
+        else:
+            notify = loop.create_task(self._mgr.sync_notify(body))
         try:
-            if msg.headers and "traceparent" in msg.headers:  # notified in a trace: handled in it
-                with incoming(msg.headers):
-                    await self._mgr.sync_notify(body)
-            else:
-                await self._mgr.sync_notify(body)
+            await asyncio.shield(notify)
+        except asyncio.CancelledError:  # stopping: the event goes back now, not after ack_wait
+            notify.add_done_callback(_retrieve)
+            stats.retried += 1
+            self._give_back(msg)
+            raise
         except (ManagerNotRunning, GenEventError) as exc:  # stopping, mailbox full: later
             stats.retried += 1
             self._warn("genevent.nats: durable event for %r given back: %r", exc)
@@ -380,6 +396,18 @@ class Consumer:
             await cancel_until_done(alive)
         with contextlib.suppress(Exception):  # a lost ack: delivered again, at least once
             await msg.ack()
+
+    def _give_back(self, msg: Msg) -> None:
+        """Nak ``msg`` without delay in a task :meth:`stop` waits for (a little, at most)."""
+
+        async def nak() -> None:
+            with contextlib.suppress(Exception):
+                await msg.nak()
+                await self._link.nc.flush(timeout=_GIVE_BACK)
+
+        task = asyncio.get_running_loop().create_task(nak())
+        self._giving_back.add(task)
+        task.add_done_callback(self._giving_back.discard)
 
     async def _in_progress(self, msg: Msg) -> None:
         """Tell JetStream every half ``ack_wait`` that ``msg`` is still being handled."""
@@ -452,6 +480,12 @@ class Consumer:
     def _warn(self, text: str, exc: object) -> None:
         if self._throttle.allow():
             log.warning(text, self._name, exc)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Read the end of a notify given up on (so that asyncio does not log it as lost)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class _Carrier(EventHandler[Any, Any, Any]):
