@@ -272,6 +272,28 @@ async def test_a_handler_added_with_replay_sees_the_stream_then_the_live_events(
             await b.add_replayed_handler("m", Log)
 
 
+async def test_a_replayed_handler_gets_only_what_its_live_manager_handled(
+    url: str, ns: str
+) -> None:
+    async with Nodes(url, ns) as nodes:
+        a, b = await nodes("a"), await nodes("b")
+        mgr, m = await _five_handled(a, b)  # 0..4, handled on a
+        await mgr.stop()
+        await until(lambda: _true("m" not in a.hosted()), "the name freed")
+        later = await b.start_manager("m", durable=True, setup=with_log)  # no replay
+        await m.notify_durable(5)
+        await m.notify_durable(6)
+        await until(lambda: _equals(log_of(later), [5, 6]), "b's live events")
+        assert await b.add_replayed_handler("m", (Heir, "late"), "fresh") == 2
+        assert await later.call((Heir, "late"), "handoff") == {"events": 2}
+        await later.stop()
+        await until(lambda: _true("m" not in b.hosted()), "the name freed again")
+        # with replay, the live manager saw every event first: so does the handler added
+        fresh = await a.start_manager("m", durable=Durable(replay=True), setup=with_log)
+        assert await log_of(fresh) == [0, 1, 2, 3, 4, 5, 6]
+        assert await a.add_replayed_handler("m", (Heir, "late"), "fresh") == 7
+
+
 async def test_a_replay_ends_at_the_last_stored_event_below_until(url: str, ns: str) -> None:
     async with Nodes(url, ns) as nodes:
         a, b = await nodes("a"), await nodes("b")

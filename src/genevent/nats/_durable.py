@@ -29,7 +29,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Final
 
 import nats.errors
@@ -261,6 +261,7 @@ class Consumer:
         self._task: asyncio.Task[None] | None = None
         self._throttle = Throttle(time.monotonic)
         self._floor = 0  # the last event earlier holders of the name acknowledged
+        self._since = 0  # the live manager saw the events after this one (replay: all)
         self._giving_back: set[asyncio.Task[None]] = set()  # naks of events in flight
         self._turn = asyncio.Lock()  # held while taking an event, or while adding a handler
 
@@ -293,6 +294,8 @@ class Consumer:
         self._floor = (info.ack_floor.stream_seq if info.ack_floor else 0) or 0
         if self._options.replay:
             self.stats.replayed = await replay(link, name, self._mgr, until=self._floor)
+        else:  # the events earlier holders acknowledged never reached this manager
+            self._since = self._floor
         psub = await link.nc.jetstream().pull_subscribe_bind(durable, stream)
         self._subs.append(psub)
         self._task = loop.create_task(self._run(psub))
@@ -439,7 +442,15 @@ class Consumer:
                 limit = asyncio.timeout_at(deadline)
                 try:
                     async with limit:
-                        count = await replay(self._link, self._name, aside, until=upto)
+                        feed = replay(
+                            self._link,
+                            self._name,
+                            aside,
+                            until=upto,
+                            after=self._since,
+                            skip=frozenset(self._dead),  # never handled here
+                        )
+                        count = await feed
                 except TimeoutError as exc:
                     if limit.expired():
                         raise self._late(timeout) from None
@@ -519,11 +530,14 @@ async def replay(
     *,
     until: int | None = None,
     timeout: float = 5.0,
+    after: int = 0,
+    skip: Collection[int] = (),
 ) -> int:
     """Deliver the durable events of ``name`` stored in the stream, oldest first, up to the
     stream sequence ``until`` (default: the last one stored now), to ``into``: a manager
     (``sync_notify``) or an async function. Undecodable events are skipped. Return how many
-    were delivered. If no event comes for ``timeout`` seconds while some up to ``until`` are
+    were delivered. ``after``: start after this stream sequence; ``skip``: stream sequences
+    not to deliver. If no event comes for ``timeout`` seconds while some up to ``until`` are
     still stored, the replay raises :class:`TransportDown` (it does not end short)."""
     js = link.nc.jetstream()
     stream, subject = stream_name(link.ns), durable_subject(link.pfx, name)
@@ -532,13 +546,18 @@ async def replay(
             until = (await js.get_last_msg(stream, subject)).seq or 0
         except nats.js.errors.NotFoundError:
             return 0
-    if until <= 0:
+    if until <= after:
         return 0
     deliver = into.sync_notify if isinstance(into, aio.EventManager) else into
+    start = DeliverPolicy.BY_START_SEQUENCE
     sub = await js.subscribe(
-        subject, stream=stream, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        subject,
+        stream=stream,
+        ordered_consumer=True,
+        deliver_policy=start,
+        config=ConsumerConfig(deliver_policy=start, opt_start_seq=after + 1),
     )
-    count = seen = 0
+    count, seen = 0, after
     try:
         while True:
             try:
@@ -554,7 +573,7 @@ async def replay(
                 body = _decode(link, msg.data)
             except MalformedMessage:
                 body = _SKIP
-            if body is not _SKIP:
+            if body is not _SKIP and seq not in skip:
                 await deliver(body)
                 count += 1
             if seq >= until:
