@@ -6,7 +6,9 @@ dead letters, and replay. Waits are bounded; no sleep synchronises anything."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from genevent import aio
+from genevent import EventHandler, aio
 from genevent.nats import (
     BlockingNode,
     Durable,
@@ -25,8 +27,10 @@ from genevent.nats import (
     Node,
     NotEncodable,
     RemoteManager,
+    TransportDown,
     connect,
 )
+from genevent.nats._durable import replay
 from tests.distributed.app import HANDLERS, TYPES, Heir, Log, Point
 from tests.distributed.conftest import PYTHONPATH, ROOT
 from tests.distributed.test_nodes import until
@@ -150,6 +154,39 @@ async def test_a_crashing_handler_is_removed_and_the_event_still_acked(url: str,
         assert stats.redelivered == stats.retried == 0
 
 
+class Slow(EventHandler[Any, Any, Any]):
+    """Logs each event, then takes ``pause`` seconds over it (its workload, not a wait)."""
+
+    def init(self, pause: float, /) -> None:
+        self.pause = pause
+        self.log: list[Any] = []
+
+    async def handle_event(self, event: Any, /) -> None:
+        self.log.append(event)
+        await asyncio.sleep(self.pause)
+
+    def handle_call(self, request: Any, /) -> list[Any]:
+        return list(self.log)
+
+
+async def test_a_handler_slower_than_ack_wait_gets_each_event_once(url: str, ns: str) -> None:
+    async with Nodes(url, ns) as nodes:
+        a = await nodes("a")
+
+        async def slow(mgr: aio.EventManager[Any]) -> None:
+            await mgr.add_handler(Slow, 2.5)  # two and a half ack_waits per event
+
+        mgr = await a.start_manager("m", durable=Durable(ack_wait=1), setup=slow)
+        m = a.manager("m")
+        await m.notify_durable("first")
+        await m.notify_durable("second")
+        stats = a.durable_stats("m")
+        assert stats is not None
+        await until(lambda: _true(stats.handled == 2), "both events handled")
+        assert await mgr.call(Slow, None) == ["first", "second"]
+        assert stats.redelivered == stats.retried == 0
+
+
 async def test_remote_stats_and_genevent_top_show_the_durable_consumer(url: str, ns: str) -> None:
     from rich.console import Console  # noqa: PLC0415 - the top extra
 
@@ -235,6 +272,82 @@ async def test_a_handler_added_with_replay_sees_the_stream_then_the_live_events(
             await b.add_replayed_handler("m", Log)
 
 
+async def test_a_replayed_handler_gets_only_what_its_live_manager_handled(
+    url: str, ns: str
+) -> None:
+    async with Nodes(url, ns) as nodes:
+        a, b = await nodes("a"), await nodes("b")
+        mgr, m = await _five_handled(a, b)  # 0..4, handled on a
+        await mgr.stop()
+        await until(lambda: _true("m" not in a.hosted()), "the name freed")
+        later = await b.start_manager("m", durable=True, setup=with_log)  # no replay
+        await m.notify_durable(5)
+        await m.notify_durable(6)
+        await until(lambda: _equals(log_of(later), [5, 6]), "b's live events")
+        assert await b.add_replayed_handler("m", (Heir, "late"), "fresh") == 2
+        assert await later.call((Heir, "late"), "handoff") == {"events": 2}
+        await later.stop()
+        await until(lambda: _true("m" not in b.hosted()), "the name freed again")
+        # with replay, the live manager saw every event first: so does the handler added
+        fresh = await a.start_manager("m", durable=Durable(replay=True), setup=with_log)
+        assert await log_of(fresh) == [0, 1, 2, 3, 4, 5, 6]
+        assert await a.add_replayed_handler("m", (Heir, "late"), "fresh") == 7
+
+
+async def test_a_replay_ends_at_the_last_stored_event_below_until(url: str, ns: str) -> None:
+    async with Nodes(url, ns) as nodes:
+        a, b = await nodes("a"), await nodes("b")
+        await _five_handled(a, b)
+        seen: list[Any] = []
+
+        async def keep(event: Any) -> None:
+            seen.append(event)
+
+        # nothing is stored after #5: the wait for #6..#9 ends the replay, it is not a stall
+        assert await replay(b._link, "m", keep, until=9, timeout=0.5) == 5
+        assert seen == [0, 1, 2, 3, 4]
+
+
+async def test_a_replay_that_stalls_raises_instead_of_ending_short(ns: str) -> None:
+    server = NatsServer().start()
+    assert server.proc is not None
+    pid = server.proc.pid
+    try:
+        async with Nodes(server.url, ns) as nodes:
+            a, b = await nodes("a"), await nodes("b")
+            await _five_handled(a, b)
+
+            async def freeze_at_the_last(event: Any) -> None:
+                if event == 4:  # the server hangs, its socket open: nothing more comes
+                    os.kill(pid, signal.SIGSTOP)
+
+            try:
+                with pytest.raises(TransportDown, match="stalled"):
+                    await replay(b._link, "m", freeze_at_the_last, until=9, timeout=0.5)
+            finally:
+                os.kill(pid, signal.SIGCONT)
+    finally:
+        server.stop()
+
+
+async def test_adding_a_replayed_handler_while_the_link_is_down_fails_in_time(ns: str) -> None:
+    server = NatsServer().start()
+    nodes = Nodes(server.url, ns)
+    try:
+        a, b = await nodes("a"), await nodes("b")
+        mgr, _ = await _five_handled(a, b)
+        server.stop()  # a reconnects: its fetches fail, the turn is free between them
+        await until(lambda: _true(not a.nats.is_connected), "a lost the link")
+        with pytest.raises(TransportDown):
+            await a.add_replayed_handler("m", (Heir, "late"), "fresh", timeout=2.0)
+        assert await mgr.which_handlers() == [Log]
+    finally:
+        server.stop()
+        for node in nodes.made:  # without a server, closing may find the socket reset
+            with contextlib.suppress(ConnectionError):
+                await node.close()
+
+
 async def test_a_standby_waits_for_the_name(url: str, ns: str) -> None:
     async with Nodes(url, ns) as nodes:
         a, b = await nodes("a"), await nodes("b")
@@ -249,6 +362,54 @@ async def test_a_standby_waits_for_the_name(url: str, ns: str) -> None:
         await taken.add_handler(Log)
         await b.manager("m").notify_durable("to b")
         await until(lambda: _equals(log_of(taken), ["to b"]), "b handles it")
+
+
+class Held(EventHandler[Any, Any, Any]):
+    """Logs each event, sets ``started``, then holds it until ``release`` is set."""
+
+    def init(self, events: tuple[asyncio.Event, asyncio.Event], /) -> None:
+        self.started, self.release = events
+
+    async def handle_event(self, event: Any, /) -> None:
+        self.started.set()
+        await self.release.wait()
+
+
+async def test_a_standby_gets_the_event_in_flight_at_once_when_the_holder_closes(
+    url: str, ns: str
+) -> None:
+    async with Nodes(url, ns) as nodes:
+        a, b = await nodes("a"), await nodes("b")
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def held(mgr: aio.EventManager[Any]) -> None:
+            await mgr.add_handler(Held, (started, release))
+
+        options = Durable(ack_wait=3600)  # only a nak brings the event back within the test
+        await a.start_manager("m", durable=options, setup=held)
+        standby = asyncio.ensure_future(
+            b.start_manager("m", durable=options, standby=True, setup=with_log)
+        )
+        await b.manager("m").notify_durable("in flight")
+        await b.manager("m").notify_durable("next")
+        async with asyncio.timeout(WAIT):
+            await started.wait()
+        held_stats = a.durable_stats("m")
+        assert held_stats is not None
+        closing = asyncio.ensure_future(a.close())  # stops taking events, then the manager
+        await until(lambda: _true(held_stats.retried == 1), "the event in flight given back")
+        release.set()  # the manager stops, the name is free
+        async with asyncio.timeout(WAIT):
+            await closing
+            mgr = await standby
+        await until(lambda: _equals(log_of(mgr), ["in flight", "next"]), "b gets both")
+        stats = b.durable_stats("m")
+        assert stats is not None
+        assert stats.dead_letters == stats.retried == 0
+        assert stats.redelivered == 1
+        assert held_stats.handled == 0
+        info = await b.nats.jetstream().consumer_info(f"GE_{b.ns}", "mgr_m")
+        assert info.num_ack_pending == 0
 
 
 async def test_the_roles_config_lets_a_producer_notify_durably(roles_server: NatsServer) -> None:

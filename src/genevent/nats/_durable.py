@@ -14,6 +14,8 @@ holds the name ``M`` (and only it: the consumer is bound after the claim) takes 
 time, delivers it with ``sync_notify`` semantics and acks it after every handler ran. A handler
 that crashes is removed, as in gen_event, and the event is still acked. Delivery is
 at-least-once: an event in flight when its node died is delivered again after ``ack_wait``.
+While the handlers run, JetStream is told every half ``ack_wait`` that the event is in
+progress, so a slow handler does not get it twice.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Final
 
 import nats.errors
@@ -43,7 +45,7 @@ from nats.js.api import (
 )
 
 from .. import aio
-from .._errors import GenEventError, ManagerNotRunning, NameTaken
+from .._errors import CallTimeout, GenEventError, ManagerNotRunning, NameTaken
 from .._handler import EventHandler
 from .._tracing import incoming, outgoing
 from ._connect import cancel_until_done
@@ -81,6 +83,10 @@ _BIND_FOR: Final = 30.0
 
 _POLL: Final = 1.0
 """How long one fetch waits for an event before it asks again (seconds)."""
+
+
+_GIVE_BACK: Final = 1
+"""How long stopping waits for the nak of the event it interrupted (seconds)."""
 
 
 def stream_name(ns: str) -> str:
@@ -255,6 +261,8 @@ class Consumer:
         self._task: asyncio.Task[None] | None = None
         self._throttle = Throttle(time.monotonic)
         self._floor = 0  # the last event earlier holders of the name acknowledged
+        self._since = 0  # the live manager saw the events after this one (replay: all)
+        self._giving_back: set[asyncio.Task[None]] = set()  # naks of events in flight
         self._turn = asyncio.Lock()  # held while taking an event, or while adding a handler
 
     async def start(self) -> None:
@@ -286,6 +294,8 @@ class Consumer:
         self._floor = (info.ack_floor.stream_seq if info.ack_floor else 0) or 0
         if self._options.replay:
             self.stats.replayed = await replay(link, name, self._mgr, until=self._floor)
+        else:  # the events earlier holders acknowledged never reached this manager
+            self._since = self._floor
         psub = await link.nc.jetstream().pull_subscribe_bind(durable, stream)
         self._subs.append(psub)
         self._task = loop.create_task(self._run(psub))
@@ -310,33 +320,40 @@ class Consumer:
         task, self._task = self._task, None
         if task is not None:  # cancelled again until it ends (a fetch waits with wait_for)
             await cancel_until_done(task)
+        if self._giving_back:  # the event in flight, given back: best effort, bounded
+            await asyncio.wait(set(self._giving_back), timeout=_GIVE_BACK)
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         self._subs.clear()
 
     async def _run(self, psub: Any) -> None:
-        while True:
-            async with self._turn:  # no event is taken while a handler is being added
-                await self._take(psub)
-
-    async def _take(self, psub: Any) -> None:
         failures = 0
         while True:
-            try:
-                msgs = await psub.fetch(1, timeout=_POLL)
-            except nats.errors.TimeoutError:
-                return  # let a handler being added have its turn
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the link is down or closing: try again, slower
-                failures += 1
-                self._warn("genevent.nats: durable fetch for %r failed: %r", exc)
-                await asyncio.sleep(min(0.05 * failures, _POLL))
+            async with self._turn:  # no event is taken while a handler is being added
+                failed = await self._take(psub)
+            if failed is None:
+                failures = 0
                 continue
-            for msg in msgs:
-                await self._handle(msg)
-            return
+            # the link is down or closing: try again, slower, without holding the turn
+            failures += 1
+            self._warn("genevent.nats: durable fetch for %r failed: %r", failed)
+            await asyncio.sleep(min(0.05 * failures, _POLL))
+
+    async def _take(self, psub: Any) -> Exception | None:
+        """Take and handle one event, if one comes within :data:`_POLL`; return the error of
+        a failed fetch (None otherwise)."""
+        try:
+            msgs = await psub.fetch(1, timeout=_POLL)
+        except nats.errors.TimeoutError:
+            return None  # let a handler being added have its turn
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return exc
+        for msg in msgs:
+            await self._handle(msg)
+        return None
 
     async def _handle(self, msg: Msg) -> None:
         link, stats = self._link, self.stats
@@ -349,42 +366,110 @@ class Consumer:
                 await msg.term()
             return
         meta = msg.metadata
+        # however long the handlers take, JetStream is told the event is being worked on:
+        # only a node that dies mid-event has it delivered again (after ack_wait)
+        loop = asyncio.get_running_loop()
+        alive = loop.create_task(self._in_progress(msg))
+        # a task of its own: stopping need not wait for the handlers (a waiting sync_notify
+        # is not cut short by a cancellation)
+        if msg.headers and "traceparent" in msg.headers:  # notified in a trace: handled in it
+            with incoming(msg.headers):
+                notify = loop.create_task(self._mgr.sync_notify(body))
+        else:
+            notify = loop.create_task(self._mgr.sync_notify(body))
         try:
-            if msg.headers and "traceparent" in msg.headers:  # notified in a trace: handled in it
-                with incoming(msg.headers):
-                    await self._mgr.sync_notify(body)
-            else:
-                await self._mgr.sync_notify(body)
+            await asyncio.shield(notify)
+        except asyncio.CancelledError:  # stopping: the event goes back now, not after ack_wait
+            notify.add_done_callback(_retrieve)
+            stats.retried += 1
+            self._give_back(msg)
+            raise
         except (ManagerNotRunning, GenEventError) as exc:  # stopping, mailbox full: later
             stats.retried += 1
             self._warn("genevent.nats: durable event for %r given back: %r", exc)
             with contextlib.suppress(Exception):
                 await msg.nak(delay=self._options.nak_delay)
             return
-        stats.handled += 1
-        stats.last_seq = meta.sequence.stream
-        if meta.num_delivered > 1:
-            stats.redelivered += 1
+        else:  # counted at once: the handlers' effects and the stats agree
+            stats.handled += 1
+            stats.last_seq = meta.sequence.stream
+            if meta.num_delivered > 1:
+                stats.redelivered += 1
+        finally:
+            await cancel_until_done(alive)
         with contextlib.suppress(Exception):  # a lost ack: delivered again, at least once
             await msg.ack()
 
-    async def add_replayed(self, handler: Any, args: Any) -> int:
+    def _give_back(self, msg: Msg) -> None:
+        """Nak ``msg`` without delay in a task :meth:`stop` waits for (a little, at most)."""
+
+        async def nak() -> None:
+            with contextlib.suppress(Exception):
+                await msg.nak()
+                await self._link.nc.flush(timeout=_GIVE_BACK)
+
+        task = asyncio.get_running_loop().create_task(nak())
+        self._giving_back.add(task)
+        task.add_done_callback(self._giving_back.discard)
+
+    async def _in_progress(self, msg: Msg) -> None:
+        """Tell JetStream every half ``ack_wait`` that ``msg`` is still being handled."""
+        every = self._options.ack_wait / 2
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(Exception):  # the link is down: the next one, or ack_wait
+                await msg.in_progress()
+
+    async def add_replayed(self, handler: Any, args: Any, timeout: float | None = None) -> int:
         """Add ``handler`` to the manager after it saw every durable event the manager saw:
         built in a manager aside, fed the stream, then handed over into the live manager the
-        way ``swap_handler`` hands a state over. Return how many events it was fed."""
-        async with self._turn:  # no durable event in flight: the live ones come after
+        way ``swap_handler`` hands a state over. Return how many events it was fed. If the
+        turn and the replay take more than ``timeout`` seconds (None: no limit), raise
+        :class:`TransportDown` when the link is down, else :class:`CallTimeout`; the handler
+        is then not added."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._turn.acquire()
+        except TimeoutError:
+            raise self._late(timeout) from None
+        try:  # no durable event in flight: the live ones come after
             upto = max(self.stats.last_seq, self._floor)
             aside: aio.EventManager[Any] = aio.start()
             try:
                 await aside.add_handler(handler, args)
-                count = await replay(self._link, self._name, aside, until=upto) if upto else 0
+                limit = asyncio.timeout_at(deadline)
+                try:
+                    async with limit:
+                        feed = replay(
+                            self._link,
+                            self._name,
+                            aside,
+                            until=upto,
+                            after=self._since,
+                            skip=frozenset(self._dead),  # never handled here
+                        )
+                        count = await feed
+                except TimeoutError as exc:
+                    if limit.expired():
+                        raise self._late(timeout) from None
+                    raise TransportDown(f"a replay of {self._name!r} failed: {exc!r}") from None
                 state = await aside.delete_handler(handler, "replayed")
             finally:
                 await aside.stop()
             carrier = (_Carrier, object())
             await self._mgr.add_handler(carrier, state)
             await self._mgr.swap_handler(carrier, "replayed", handler, args)
+        finally:
+            self._turn.release()
         return count
+
+    def _late(self, timeout: float | None) -> GenEventError:
+        what = f"adding a replayed handler to {self._name!r}"
+        if not self._link.nc.is_connected:
+            return TransportDown(f"{what}: the link is down")
+        return CallTimeout(what, timeout or 0.0)
 
     async def _on_dead_letter(self, msg: Msg) -> None:
         try:
@@ -406,6 +491,12 @@ class Consumer:
     def _warn(self, text: str, exc: object) -> None:
         if self._throttle.allow():
             log.warning(text, self._name, exc)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Read the end of a notify given up on (so that asyncio does not log it as lost)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class _Carrier(EventHandler[Any, Any, Any]):
@@ -439,11 +530,15 @@ async def replay(
     *,
     until: int | None = None,
     timeout: float = 5.0,
+    after: int = 0,
+    skip: Collection[int] = (),
 ) -> int:
     """Deliver the durable events of ``name`` stored in the stream, oldest first, up to the
     stream sequence ``until`` (default: the last one stored now), to ``into``: a manager
     (``sync_notify``) or an async function. Undecodable events are skipped. Return how many
-    were delivered."""
+    were delivered. ``after``: start after this stream sequence; ``skip``: stream sequences
+    not to deliver. If no event comes for ``timeout`` seconds while some up to ``until`` are
+    still stored, the replay raises :class:`TransportDown` (it does not end short)."""
     js = link.nc.jetstream()
     stream, subject = stream_name(link.ns), durable_subject(link.pfx, name)
     if until is None:
@@ -451,27 +546,34 @@ async def replay(
             until = (await js.get_last_msg(stream, subject)).seq or 0
         except nats.js.errors.NotFoundError:
             return 0
-    if until <= 0:
+    if until <= after:
         return 0
     deliver = into.sync_notify if isinstance(into, aio.EventManager) else into
+    start = DeliverPolicy.BY_START_SEQUENCE
     sub = await js.subscribe(
-        subject, stream=stream, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        subject,
+        stream=stream,
+        ordered_consumer=True,
+        deliver_policy=start,
+        config=ConsumerConfig(deliver_policy=start, opt_start_seq=after + 1),
     )
-    count = 0
+    count, seen = 0, after
     try:
         while True:
             try:
                 msg = await sub.next_msg(timeout=timeout)
-            except nats.errors.TimeoutError:  # nothing more (the last one was removed)
+            except nats.errors.TimeoutError:
+                # the end only if the events left were removed meanwhile; else it stalled
+                await _check_nothing_left(js, stream, subject, seen, until, timeout)
                 break
-            seq = msg.metadata.sequence.stream
+            seq = seen = msg.metadata.sequence.stream
             if seq > until:
                 break
             try:
                 body = _decode(link, msg.data)
             except MalformedMessage:
                 body = _SKIP
-            if body is not _SKIP:
+            if body is not _SKIP and seq not in skip:
                 await deliver(body)
                 count += 1
             if seq >= until:
@@ -483,6 +585,26 @@ async def replay(
 
 
 _SKIP: Final = object()
+
+
+async def _check_nothing_left(
+    js: Any, stream: str, subject: str, seen: int, until: int, timeout: float
+) -> None:
+    """Raise :class:`TransportDown` unless the stream holds no event of ``subject`` after
+    ``seen`` and at or below ``until`` (a replay that waited ``timeout`` s for one)."""
+    try:
+        left = await js.get_msg(stream, seq=seen + 1, subject=subject, next=True)
+    except nats.js.errors.NotFoundError:
+        return
+    except (nats.errors.Error, TimeoutError) as exc:
+        raise TransportDown(
+            f"a replay of {subject!r} stalled after #{seen} (until #{until}): {exc!r}"
+        ) from None
+    if left.seq is not None and left.seq <= until:
+        raise TransportDown(
+            f"a replay of {subject!r} stalled: no event in {timeout} s after #{seen}, "
+            f"though #{left.seq} (until #{until}) is stored"
+        )
 
 
 def setup_of(

@@ -26,13 +26,13 @@ class DurableAck:
 class Durable:
     """How a hosted manager consumes its durable notifies (``Node.start_manager(durable=)``).
 
-    ``ack_wait``: seconds an event may take to be handled before JetStream delivers it again
-    (keep it above the handling time; it is also how long the events in flight of a dead node
-    wait). ``max_deliver``: deliveries of one event at most; an event that reaches it is a
-    dead letter. ``nak_delay``: seconds before an event the manager could not take (stopping,
-    mailbox full) is delivered again. ``replay``: before the first live event, deliver every
-    event of the stream that earlier instances already handled, in order (to rebuild the
-    handlers' state).
+    ``ack_wait``: seconds an event in flight at a node that died waits before JetStream
+    delivers it again (while the handlers run, the event is reported in progress every half
+    ``ack_wait``: a slow handler does not get it twice). ``max_deliver``: deliveries of one
+    event at most; an event that reaches it is a dead letter. ``nak_delay``: seconds before
+    an event the manager could not take (stopping, mailbox full) is delivered again.
+    ``replay``: before the first live event, deliver every event of the stream that earlier
+    instances already handled, in order (to rebuild the handlers' state).
     """
 
     ack_wait: float = 30.0

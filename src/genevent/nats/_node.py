@@ -319,17 +319,22 @@ class Node:
             return None
         return hosted.durable.stats
 
-    async def add_replayed_handler(self, name: str, handler: Any, args: Any = NO_ARGS) -> int:
+    async def add_replayed_handler(
+        self, name: str, handler: Any, args: Any = NO_ARGS, *, timeout: float | None = 60.0
+    ) -> int:
         """Add ``handler`` to the hosted durable manager ``name`` after it was fed every durable
         event the manager handled so far, in order, and before the durable events still to
         come: it is built and fed in a manager aside, then handed over the way
         :meth:`~genevent.aio.EventManager.swap_handler` hands a state over (its ``terminate``
         returns its state, its ``init`` takes it back as ``handoff=``). Durable events wait
-        meanwhile. Return how many events it was fed."""
+        meanwhile. Return how many events it was fed. If waiting for the turn (the event in
+        flight) and the replay take more than ``timeout`` seconds (None: no limit), it raises
+        :class:`TransportDown` when the link is down, else
+        :class:`~genevent.CallTimeout`, and the handler is not added."""
         hosted = self._serving.hosted.get(check_name(name))
         if hosted is None or hosted.durable is None:
             raise ManagerNotFound(name, "this node hosts no durable manager by that name")
-        return await hosted.durable.add_replayed(handler, args)
+        return await hosted.durable.add_replayed(handler, args, timeout)
 
     async def replay(
         self,

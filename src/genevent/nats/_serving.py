@@ -78,8 +78,15 @@ class _Hosted:
         self._serving.refuse(what, self.name, exc, count)
 
     async def stop(self) -> None:
+        await self.stop_consumer()
         await self.mgr.stop()
         await self._serving.unhost(self.name)
+
+    async def stop_consumer(self) -> None:
+        """Stop taking durable events before the manager stops: an event taken by a stopped
+        manager would be given back and count towards ``max_deliver``."""
+        if self.durable is not None:
+            await self.durable.stop()
 
 
 class Serving:
@@ -165,6 +172,7 @@ class Serving:
     async def stop_all(self) -> None:
         """Stop every hosted manager and stop serving it."""
         for hosted in list(self.hosted.values()):
+            await hosted.stop_consumer()
             with contextlib.suppress(GenEventError):
                 if hosted.mgr.is_running:
                     await hosted.mgr.stop()
@@ -243,6 +251,7 @@ class Serving:
                 holder,
             )
             hosted.revision = -1  # never delete the new holder's claim
+            await hosted.stop_consumer()
             with contextlib.suppress(GenEventError):
                 await hosted.mgr.stop()
             await self.unhost(name)
