@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pickle
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,6 +31,7 @@ from genevent.nats import (
     InvalidName,
     MalformedMessage,
     ManagerNotFound,
+    NatsServer,
     Node,
     NotEncodable,
     PayloadTooLarge,
@@ -380,3 +382,18 @@ async def test_close_ends_a_background_task_that_lost_its_cancellation(url: str,
             await started.wait()
         assert swallowed.is_set()
         assert all(task.done() for task in a._tasks)
+
+
+async def test_a_node_whose_server_was_killed_closes_without_an_error() -> None:
+    """nats-py's own close writes out its buffer: a server already gone resets the connection,
+    and the node closes all the same (its managers stopped, no exception to its caller)."""
+    server = NatsServer(jetstream=True).start()
+    try:
+        async with asyncio.timeout(WAIT):
+            a = await connect(server.url, ns="gone", node_id="a")
+            mgr = await a.start_manager("m")
+            server.stop(signal.SIGKILL)
+            await a.close()
+        assert not mgr.is_running
+    finally:
+        server.cleanup()
