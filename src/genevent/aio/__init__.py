@@ -65,7 +65,7 @@ def start(
     Annotate to type the events: ``mgr: EventManager[MyEvent] = start()``. ``timing=True``
     samples plain ``handle_event`` durations (a handler's first call, then one in 32) into
     per-handler histograms that :meth:`EventManager.stats` reports (off by default: the notify
-    burst loses about a sixth of its rate with it).
+    burst loses about a fifth of its rate with it).
 
     ``maxsize`` bounds the mailbox (default None: unbounded, as gen_event): an event or info
     that finds ``maxsize`` messages queued is treated by ``overflow``: ``"block"`` (the

@@ -100,7 +100,7 @@ def start(
     not confined to the manager's thread. ``timing=True`` samples plain
     ``handle_event`` durations (a handler's first call, then one in 32) into per-handler
     histograms that :meth:`EventManager.stats` reports (off by default: the notify burst loses
-    about a sixth of its rate with it).
+    about a fifth of its rate with it).
 
     ``maxsize`` bounds the mailbox (default None: unbounded, as gen_event): an event or info
     that finds ``maxsize`` messages queued is treated by ``overflow``: ``"block"`` (the
