@@ -237,7 +237,7 @@ async def test_replay_rebuilds_a_fresh_manager_before_live_events(url: str, ns: 
         a, b = await nodes("a"), await nodes("b")
         mgr, m = await _five_handled(a, b)
         await mgr.stop()
-        await until(lambda: _true("m" not in a.hosted()), "the name freed")
+        await until(lambda: _free(a, "m"), "the name freed")
 
         # a handler's state rebuilt aside, from the log, into a manager of its own
         aside = aio.start()
@@ -278,7 +278,7 @@ async def test_a_replayed_handler_gets_only_what_its_live_manager_handled(
         a, b = await nodes("a"), await nodes("b")
         mgr, m = await _five_handled(a, b)  # 0..4, handled on a
         await mgr.stop()
-        await until(lambda: _true("m" not in a.hosted()), "the name freed")
+        await until(lambda: _free(a, "m"), "the name freed")
         later = await b.start_manager("m", durable=True, setup=with_log)  # no replay
         await m.notify_durable(5)
         await m.notify_durable(6)
@@ -286,7 +286,7 @@ async def test_a_replayed_handler_gets_only_what_its_live_manager_handled(
         assert await b.add_replayed_handler("m", (Heir, "late"), "fresh") == 2
         assert await later.call((Heir, "late"), "handoff") == {"events": 2}
         await later.stop()
-        await until(lambda: _true("m" not in b.hosted()), "the name freed again")
+        await until(lambda: _free(b, "m"), "the name freed again")
         # with replay, the live manager saw every event first: so does the handler added
         fresh = await a.start_manager("m", durable=Durable(replay=True), setup=with_log)
         assert await log_of(fresh) == [0, 1, 2, 3, 4, 5, 6]
@@ -408,6 +408,22 @@ async def test_a_standby_gets_the_event_in_flight_at_once_when_the_holder_closes
         assert held_stats.handled == 0
         info = await b.nats.jetstream().consumer_info(f"GE_{b.ns}", "mgr_m")
         assert info.num_ack_pending == 0
+
+
+async def test_an_event_stored_just_after_a_stop_reaches_the_next_holder(url: str, ns: str) -> None:
+    """A stopped holder's last pull request outlives its fetch: an event the server hands it
+    before it expires is given back, not left waiting for ack_wait with nobody reading."""
+    async with Nodes(url, ns) as nodes:
+        a, b = await nodes("a"), await nodes("b")
+        options = Durable(ack_wait=3600)  # only a nak brings the event back within the test
+        held = await a.start_manager("m", durable=options, setup=with_log)
+        await b.manager("m").notify_durable("first")
+        await until(lambda: _equals(log_of(held), ["first"]), "a handles the first")
+        await held.stop()  # its consumer was waiting in a fetch: the pull request stays a while
+        await b.manager("m").notify_durable("after the stop")
+        await until(lambda: _free(b, "m"), "a freed the name")
+        mgr = await b.start_manager("m", durable=options, setup=with_log)
+        await until(lambda: _equals(log_of(mgr), ["after the stop"]), "b gets it")
 
 
 async def test_the_roles_config_lets_a_producer_notify_durably(roles_server: NatsServer) -> None:
@@ -579,3 +595,8 @@ async def _equals(got: Awaitable[Any], expected: Any) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def _free(node: Node, name: str) -> bool:
+    """Whether ``name`` is free in the cluster (its holder released it, after its consumer)."""
+    return await node.whereis(name) is None

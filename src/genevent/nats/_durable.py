@@ -263,6 +263,8 @@ class Consumer:
         self._floor = 0  # the last event earlier holders of the name acknowledged
         self._since = 0  # the live manager saw the events after this one (replay: all)
         self._giving_back: set[asyncio.Task[None]] = set()  # naks of events in flight
+        self._psub: Any = None  # the pull subscription, once bound
+        self._asked = 0.0  # when its last pull request was sent (the loop's clock)
         self._turn = asyncio.Lock()  # held while taking an event, or while adding a handler
 
     async def start(self) -> None:
@@ -296,7 +298,7 @@ class Consumer:
             self.stats.replayed = await replay(link, name, self._mgr, until=self._floor)
         else:  # the events earlier holders acknowledged never reached this manager
             self._since = self._floor
-        psub = await link.nc.jetstream().pull_subscribe_bind(durable, stream)
+        psub = self._psub = await link.nc.jetstream().pull_subscribe_bind(durable, stream)
         self._subs.append(psub)
         self._task = loop.create_task(self._run(psub))
 
@@ -322,10 +324,29 @@ class Consumer:
             await cancel_until_done(task)
         if self._giving_back:  # the event in flight, given back: best effort, bounded
             await asyncio.wait(set(self._giving_back), timeout=_GIVE_BACK)
+        if task is not None and self._psub is not None:
+            await self._give_back_late(self._psub, self._asked + _POLL)
         for sub in self._subs:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         self._subs.clear()
+
+    async def _give_back_late(self, psub: Any, until: float) -> None:
+        """Give back what the server hands the cancelled fetch's pull request before it expires
+        (at ``until`` on the loop's clock, or when the server says it ended): unread, such an
+        event would wait for ``ack_wait`` before the next holder of the name could have it."""
+        loop = asyncio.get_running_loop()
+        sub = getattr(psub, "_sub", None)  # nats-py's subscription under the pull one
+        while sub is not None and (left := until - loop.time()) > 0:
+            try:
+                msg = await sub.next_msg(timeout=left)
+            except Exception:  # expired (timeout), or the link is gone: nothing more comes
+                return
+            if not (msg.reply or "").startswith("$JS.ACK."):
+                return  # a status (the request expired or was ended): nothing more comes
+            self.stats.retried += 1
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(msg.nak(), _GIVE_BACK)
 
     async def _run(self, psub: Any) -> None:
         failures = 0
@@ -343,6 +364,7 @@ class Consumer:
     async def _take(self, psub: Any) -> Exception | None:
         """Take and handle one event, if one comes within :data:`_POLL`; return the error of
         a failed fetch (None otherwise)."""
+        self._asked = asyncio.get_running_loop().time()
         try:
             msgs = await psub.fetch(1, timeout=_POLL)
         except nats.errors.TimeoutError:
