@@ -26,7 +26,7 @@ from nats.aio.msg import Msg
 from .._checks import check_timeout
 from .._errors import CallTimeout, GenEventError
 from .._tracing import choice, outgoing
-from ._denials import Denials
+from ._denials import Denials, matches
 from ._errors import (
     MalformedMessage,
     ManagerNotFound,
@@ -348,11 +348,11 @@ class Link:
     def denied(self, subject: str) -> None:
         """The server refused this node's publish to ``subject``: fail the requests sent
         there, and the JetStream operations that use it, with :class:`PermissionDenied`."""
-        # nats-py reports the subject in lower case: a request sent to it in any case matches,
-        # unless one was sent to exactly that subject
+        # nats-py reports the subject in lower case: a request sent to it in any case matches
+        # (the rule the JetStream guards apply), unless one was sent to exactly that subject
         waiting = [p for p in self.pending.values() if not p.fut.done()]
         matched = [p for p in waiting if p.subject == subject] or [
-            p for p in waiting if p.subject.lower() == subject.lower()
+            p for p in waiting if matches(p.subject, subject) is not None
         ]
         for pending in matched:
             pending.fut.set_exception(PermissionDenied(pending.subject))
